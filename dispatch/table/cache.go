@@ -1,0 +1,74 @@
+package table
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gocache "github.com/patrickmn/go-cache"
+)
+
+// Cache is the in-memory table that admission reads. A refresh builds a new
+// go-cache off to the side and swaps it in with one atomic store, so readers
+// always see either the old table or the new one, never a half-built mix.
+// Single rows (delta assignments, overrides) are set in place.
+type Cache struct {
+	current atomic.Pointer[generation]
+	mu      sync.Mutex // serializes writers; readers never take it
+}
+
+type generation struct {
+	rows        *gocache.Cache
+	generatedAt time.Time
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	c := &Cache{}
+	c.current.Store(&generation{rows: gocache.New(gocache.NoExpiration, 0)})
+	return c
+}
+
+// Lookup returns the job's assignment. It is safe for concurrent use with
+// Replace and Set and does not allocate.
+func (c *Cache) Lookup(job string) (Assignment, bool) {
+	v, ok := c.current.Load().rows.Get(job)
+	if !ok {
+		return Assignment{}, false
+	}
+	return *v.(*Assignment), true
+}
+
+// Replace swaps in a whole new table.
+func (c *Cache) Replace(t *Table) {
+	items := make(map[string]gocache.Item, len(t.Assignments))
+	for i := range t.Assignments {
+		a := t.Assignments[i]
+		items[a.Job] = gocache.Item{Object: &a}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current.Store(&generation{rows: gocache.NewFrom(gocache.NoExpiration, 0, items), generatedAt: t.GeneratedAt})
+}
+
+// Set adds or replaces one row in the current table.
+func (c *Cache) Set(a Assignment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current.Load().rows.SetDefault(a.Job, &a)
+}
+
+// Len returns the number of rows.
+func (c *Cache) Len() int { return c.current.Load().rows.ItemCount() }
+
+// Snapshot returns a copy of the current table, rows sorted by job.
+func (c *Cache) Snapshot() *Table {
+	g := c.current.Load()
+	items := g.rows.Items()
+	t := &Table{GeneratedAt: g.generatedAt, Assignments: make([]Assignment, 0, len(items))}
+	for _, it := range items {
+		t.Assignments = append(t.Assignments, *it.Object.(*Assignment))
+	}
+	t.Sort()
+	return t
+}
