@@ -1,0 +1,73 @@
+# prowjob-dispatcher. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+BIN        ?= bin/prowjob-dispatcher
+OUT        ?= _output
+EXAMPLES   ?= docs/examples
+GO         ?= go
+GOTESTFLAGS ?=
+BENCHTIME  ?= 1x
+
+.PHONY: help build run demo test unit e2e e2e-assets verify bench fuzz load clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/prowjob-dispatcher
+	$(GO) build -o $(BIN) ./cmd/prowjob-dispatcher
+
+# The local setup: example configs, demand from a file, self-signed TLS, state
+# under _output/. No cluster and no Prometheus needed.
+SERVE_ARGS = serve \
+	--dispatcher-config $(EXAMPLES)/dispatcher.yaml \
+	--cluster-config $(EXAMPLES)/clusters.yaml \
+	--job-config $(EXAMPLES)/jobs \
+	--demand-file $(EXAMPLES)/demand.yaml \
+	--state-dir $(OUT)/state \
+	--cert-dir $(OUT)/certs --self-signed --tls-hosts localhost,127.0.0.1 \
+	--token-file $(OUT)/token
+
+$(OUT)/token:
+	@mkdir -p $(OUT) && head -c 24 /dev/urandom | base64 | tr -d '/+=' > $@ && chmod 600 $@
+
+run: build $(OUT)/token ## run the dispatcher locally on the example configs (Ctrl-C stops it)
+	$(BIN) $(SERVE_ARGS)
+
+demo: build $(OUT)/token ## start it locally, ask it a few questions, stop it
+	@$(BIN) $(SERVE_ARGS) > $(OUT)/demo.log 2>&1 & pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 50); do curl -fsS localhost:8081/readyz >/dev/null 2>&1 && break; sleep 0.2; done; \
+	echo '$$ curl localhost:8081/readyz'; curl -sS localhost:8081/readyz; echo; \
+	echo '$$ curl -X POST localhost:8080/api/v1/schedule -d {"job":"pull-ci-openshift-origin-main-e2e-aws-arm64"}'; \
+	curl -sS -X POST localhost:8080/api/v1/schedule -d '{"job":"pull-ci-openshift-origin-main-e2e-aws-arm64"}'; echo; \
+	echo '$$ curl localhost:8080/api/v1/assignments/pull-ci-openshift-origin-main-unit'; \
+	curl -sS localhost:8080/api/v1/assignments/pull-ci-openshift-origin-main-unit; echo; \
+	echo '$$ curl localhost:8080/api/v1/clusters'; curl -sS localhost:8080/api/v1/clusters; echo; \
+	echo '$$ curl -X POST -H "Authorization: Bearer $$(cat $(OUT)/token)" localhost:8080/api/v1/reschedule -d {...}'; \
+	curl -sS -X POST -H "Authorization: Bearer $$(cat $(OUT)/token)" localhost:8080/api/v1/reschedule \
+	  -d '{"job":"pull-ci-openshift-origin-main-unit","reason":"demo","ttl":"1h"}'; echo; \
+	echo '$$ an AdmissionReview over TLS to https://localhost:9443/mutate-prowjobs'; \
+	curl -sS --cacert $(OUT)/certs/ca.crt -H 'Content-Type: application/json' https://localhost:9443/mutate-prowjobs -d @docs/examples/admissionreview.json; echo
+
+test: unit e2e ## run every test: unit tests with -race, then the e2e suite (installs what it needs)
+
+unit: ## unit tests with the race detector
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+
+e2e: ## end-to-end tests against a real kube-apiserver, etcd and Prometheus
+	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
+	E2E=1 KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 20m -v $(GOTESTFLAGS) ./e2e/...
+
+verify: ## gofmt and go vet
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: ## the engine, cache and admission benchmarks (BENCHTIME=1x by default)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dispatch/... ./webhook/...
+
+fuzz: ## fuzz both config parsers for 30 s each
+	$(GO) test -run '^$$' -fuzz FuzzParseDispatcher -fuzztime 30s ./dispatch/config
+	$(GO) test -run '^$$' -fuzz FuzzParseClusters -fuzztime 30s ./dispatch/config
+
+clean: ## remove build and run output
+	rm -rf bin $(OUT)
