@@ -1,5 +1,10 @@
 package config
 
+import (
+	"slices"
+	"sort"
+)
+
 // DefaultCapacity is a cluster's capacity when the cluster config gives none.
 const DefaultCapacity = 100
 
@@ -7,6 +12,51 @@ const DefaultCapacity = 100
 type Clusters struct {
 	// Providers maps a provider ("aws", "gcp") to its clusters, in file order.
 	Providers map[string][]Cluster
+	// File is the file the config was read from, named in error messages (set by loading).
+	File string `json:"-"`
+}
+
+// Get returns the cluster called name, whatever its provider.
+func (c *Clusters) Get(name string) (Cluster, bool) {
+	if c == nil {
+		return Cluster{}, false
+	}
+	for _, list := range c.Providers {
+		for _, cl := range list {
+			if cl.Name == name {
+				return cl, true
+			}
+		}
+	}
+	return Cluster{}, false
+}
+
+// All returns every cluster of every provider, sorted by name.
+func (c *Clusters) All() []Cluster {
+	if c == nil {
+		return nil
+	}
+	var all []Cluster
+	for _, list := range c.Providers {
+		all = append(all, list...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	return all
+}
+
+// Has reports whether the cluster offers capability.
+func (c Cluster) Has(capability string) bool {
+	return slices.Contains(c.Capabilities, capability)
+}
+
+// HasAll reports whether the cluster offers every one of capabilities (true for none).
+func (c Cluster) HasAll(capabilities []string) bool {
+	for _, capability := range capabilities {
+		if !c.Has(capability) {
+			return false
+		}
+	}
+	return true
 }
 
 // Cluster is one build cluster.

@@ -28,6 +28,8 @@ type Dispatcher struct {
 	DetermineE2EByJob bool `json:"determineE2EByJob,omitempty"`
 	// CloudMapping maps a job's cloud label value to a provider of the cluster config.
 	CloudMapping map[string]string `json:"cloudMapping,omitempty"`
+	// File is the file the config was read from, named in error messages (set by loading).
+	File string `json:"-"`
 }
 
 // Group is a set of jobs that must run on one cluster.

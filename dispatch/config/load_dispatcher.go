@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+
+	"sigs.k8s.io/yaml"
+)
+
+// LoadDispatcher reads and validates the dispatcher config at path.
+func LoadDispatcher(path string) (*Dispatcher, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher config: %w", err)
+	}
+	return ParseDispatcher(path, data)
+}
+
+// ParseDispatcher decodes the dispatcher config strictly (unknown fields are
+// errors), compiles the group path regexes and validates it. name is the
+// file name used in error messages. All validation errors are returned
+// together; on error the returned config is nil.
+func ParseDispatcher(name string, data []byte) (*Dispatcher, error) {
+	errs := fieldErrors{prefix: dispatcherPrefix(name)}
+	var d Dispatcher
+	if err := yaml.UnmarshalStrict(data, &d); err != nil {
+		errs.addErr(err)
+		return nil, errs.err()
+	}
+	d.File = name
+	d.compile(&errs)
+	d.validate(&errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// compile sets every group's PathREs from its Paths.
+func (d *Dispatcher) compile(errs *fieldErrors) {
+	for _, cluster := range sortedKeys(d.Groups) {
+		g := d.Groups[cluster]
+		g.PathREs = make([]*regexp.Regexp, 0, len(g.Paths))
+		for i, p := range g.Paths {
+			re, err := regexp.Compile(p)
+			if err != nil {
+				errs.add(index(key("groups", cluster)+".paths", i), "invalid regex %q: %v", p, err)
+				continue
+			}
+			g.PathREs = append(g.PathREs, re)
+		}
+		d.Groups[cluster] = g
+	}
+}
+
+// validate checks the rules that need only the dispatcher config itself.
+func (d *Dispatcher) validate(errs *fieldErrors) {
+	if d.Default == "" {
+		errs.add("default", "required")
+	}
+	d.validateGroups(errs)
+	checkNames(errs, "kvm", d.KVM)
+	checkNames(errs, "noBuilds", d.NoBuilds)
+	checkNames(errs, "manualClusters", d.ManualClusters)
+	d.validateBuildFarm(errs)
+}
+
+// validateGroups rejects empty cluster names, a job listed twice and a path
+// regex listed twice, in one group or across groups.
+func (d *Dispatcher) validateGroups(errs *fieldErrors) {
+	jobAt := map[string]string{}
+	pathAt := map[string]string{}
+	for _, cluster := range sortedKeys(d.Groups) {
+		g := d.Groups[cluster]
+		field := key("groups", cluster)
+		if cluster == "" {
+			errs.add(field, "empty cluster name")
+		}
+		for i, job := range g.Jobs {
+			at := index(field+".jobs", i)
+			switch prev, dup := jobAt[job]; {
+			case job == "":
+				errs.add(at, "empty job name")
+			case dup:
+				errs.add(at, "job %q listed twice (also at %s)", job, prev)
+			default:
+				jobAt[job] = at
+			}
+		}
+		for i, p := range g.Paths {
+			at := index(field+".paths", i)
+			if prev, dup := pathAt[p]; dup {
+				errs.add(at, "path regex %q listed twice (also at %s)", p, prev)
+				continue
+			}
+			pathAt[p] = at
+		}
+	}
+}
+
+// validateBuildFarm rejects empty provider and cluster names and a file
+// listed under two clusters.
+func (d *Dispatcher) validateBuildFarm(errs *fieldErrors) {
+	fileAt := map[string]string{}
+	for _, provider := range sortedKeys(d.BuildFarm) {
+		pfield := key("buildFarm", provider)
+		if provider == "" {
+			errs.add(pfield, "empty provider name")
+		}
+		clusters := d.BuildFarm[provider]
+		for _, cluster := range sortedKeys(clusters) {
+			cfield := key(pfield, cluster)
+			if cluster == "" {
+				errs.add(cfield, "empty cluster name")
+			}
+			bf := clusters[cluster]
+			if bf == nil {
+				continue
+			}
+			for i, f := range bf.Filenames {
+				at := index(cfield+".filenames", i)
+				if prev, dup := fileAt[f]; dup {
+					errs.add(at, "file %q listed twice (also at %s)", f, prev)
+					continue
+				}
+				fileAt[f] = at
+			}
+		}
+	}
+}
+
+// checkNames rejects empty and duplicate cluster names in a list.
+func checkNames(errs *fieldErrors, field string, names []string) {
+	seen := map[string]int{}
+	for i, n := range names {
+		at := index(field, i)
+		if n == "" {
+			errs.add(at, "empty cluster name")
+			continue
+		}
+		if prev, dup := seen[n]; dup {
+			errs.add(at, "cluster %q listed twice (also at %s)", n, index(field, prev))
+			continue
+		}
+		seen[n] = i
+	}
+}
