@@ -32,7 +32,8 @@ type Input struct {
 	Clusters *config.Clusters
 	// Demand is each job's demand (weighted runs in the window); jobs absent get Options.DefaultDemand.
 	Demand map[string]float64
-	// Previous is the table in force, the starting point for stability (may be nil).
+	// Previous is the table in force, the starting point for stability. When nil, the dispatcher
+	// config's buildFarm (job file base name -> cluster) is the previous assignment.
 	Previous *table.Table
 	// Overrides are operators' reschedules, by job.
 	Overrides map[string]table.Override
@@ -58,13 +59,18 @@ type ClusterLoad struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Blocked      bool     `json:"blocked,omitempty"`
 	Manual       bool     `json:"manual,omitempty"`
-	// Jobs is the number of jobs assigned to the cluster.
+	// Jobs is the number of jobs assigned to the cluster, by any rule.
 	Jobs int `json:"jobs"`
 	// Demand is the summed demand of those jobs.
 	Demand float64 `json:"demand"`
+	// BalancedJobs is the number of those jobs placed by balancing (capability, kvm, no-builds, cloud, balanced).
+	BalancedJobs int `json:"balancedJobs"`
+	// BalancedDemand is the summed demand of the balanced jobs: the load that balancing evens out.
+	BalancedDemand float64 `json:"balancedDemand"`
 	// Target is the cluster's capacity-weighted share of the balanced demand.
 	Target float64 `json:"target"`
-	// Ratio is Demand / Target (0 when Target is 0).
+	// Ratio is BalancedDemand / Target (0 when Target is 0): jobs that rules place outright (pins, groups,
+	// overrides) do not count, as balancing cannot move them.
 	Ratio float64 `json:"ratio"`
 }
 

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"fmt"
+	"math/bits"
+	"sort"
+	"strings"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+)
+
+// maxKnownClusters bounds the clusters of the cluster config plus the manual
+// clusters, so that a set of clusters fits one machine word.
+const maxKnownClusters = 64
+
+// clusterInfo is one cluster the engine knows: from the cluster config, a
+// manual cluster, or a cluster only a pin, an override or the previous table names.
+type clusterInfo struct {
+	name      string
+	provider  string
+	capacity  int
+	caps      []string
+	blocked   bool
+	manual    bool
+	inventory bool
+}
+
+// usable reports whether balancing may choose the cluster.
+func (c *clusterInfo) usable() bool { return c.inventory && !c.blocked && !c.manual }
+
+// known reports whether the cluster is in the cluster config or manual.
+func (c *clusterInfo) known() bool { return c.inventory || c.manual }
+
+// clusterSet is a set of known clusters: bit i is e.clusters[i].
+type clusterSet uint64
+
+func (s clusterSet) has(i int) bool { return i < maxKnownClusters && s&(1<<uint(i)) != 0 }
+func (s clusterSet) len() int       { return bits.OnesCount64(uint64(s)) }
+
+// each calls f for every member, in cluster-name order.
+func (s clusterSet) each(f func(i int)) {
+	for s != 0 {
+		i := bits.TrailingZeros64(uint64(s))
+		f(i)
+		s &^= 1 << uint(i)
+	}
+}
+
+func setOf(i int) clusterSet { return 1 << uint(i) }
+
+// indexClusters builds the sorted list of known clusters: every cluster of the
+// cluster config and every manual cluster.
+func indexClusters(cc *config.Clusters, manual []string) ([]clusterInfo, error) {
+	byName := map[string]*clusterInfo{}
+	var list []*clusterInfo
+	if cc != nil {
+		providers := make([]string, 0, len(cc.Providers))
+		for p := range cc.Providers {
+			providers = append(providers, p)
+		}
+		sort.Strings(providers)
+		for _, p := range providers {
+			for _, c := range cc.Providers[p] {
+				if _, dup := byName[c.Name]; dup {
+					continue // the loader rejects duplicates; the first in provider order wins here
+				}
+				capacity := c.Capacity
+				if capacity <= 0 {
+					capacity = config.DefaultCapacity
+				}
+				caps := append([]string(nil), c.Capabilities...)
+				sort.Strings(caps)
+				ci := &clusterInfo{name: c.Name, provider: p, capacity: capacity, caps: caps, blocked: c.Blocked, inventory: true}
+				byName[c.Name] = ci
+				list = append(list, ci)
+			}
+		}
+	}
+	for _, m := range manual {
+		if ci, ok := byName[m]; ok {
+			ci.manual = true
+			continue
+		}
+		ci := &clusterInfo{name: m, manual: true}
+		byName[m] = ci
+		list = append(list, ci)
+	}
+	if len(list) > maxKnownClusters {
+		return nil, fmt.Errorf("%d clusters (cluster config and manual clusters): at most %d supported", len(list), maxKnownClusters)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
+	out := make([]clusterInfo, len(list))
+	for i, c := range list {
+		out[i] = *c
+	}
+	return out, nil
+}
+
+// names lists the set's cluster names, comma-separated.
+func (e *Engine) names(s clusterSet) string {
+	var b strings.Builder
+	s.each(func(i int) {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(e.clusters[i].name)
+	})
+	return b.String()
+}
+
+// clusterIndex returns the index of the named cluster, adding an unknown
+// cluster (one only a pin, an override or the previous table names) on first sight.
+func (e *Engine) clusterIndex(name string) int {
+	if i, ok := e.byName[name]; ok {
+		return i
+	}
+	e.clusters = append(e.clusters, clusterInfo{name: name})
+	e.loads = append(e.loads, load{})
+	i := len(e.clusters) - 1
+	e.byName[name] = i
+	return i
+}
+
+// lookup returns the named cluster, if the engine has seen it.
+func (e *Engine) lookup(name string) (*clusterInfo, bool) {
+	i, ok := e.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return &e.clusters[i], true
+}

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"sort"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// balancingReason reports whether a row was placed by balancing, so that its
+// demand counts toward the load that balancing evens out.
+func balancingReason(r table.Reason) bool {
+	switch r {
+	case table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud, table.ReasonBalanced:
+		return true
+	}
+	return false
+}
+
+// addRow appends a row to the current table and counts its load.
+func (e *Engine) addRow(a table.Assignment) {
+	e.rowIndex[a.Job] = len(e.rows)
+	e.rows = append(e.rows, a)
+	e.count(a, 1)
+}
+
+// count adds (sign 1) or removes (sign -1) a row's load.
+func (e *Engine) count(a table.Assignment, sign int) {
+	l := &e.loads[e.clusterIndex(a.Cluster)]
+	l.jobs += sign
+	l.demand += float64(sign) * a.Demand
+	if balancingReason(a.Reason) {
+		l.balancedJobs += sign
+		l.balancedDemand += float64(sign) * a.Demand
+		e.balanced += float64(sign) * a.Demand
+	}
+}
+
+// target is cluster i's capacity-weighted share of the balanced demand.
+func (e *Engine) target(i int) float64 {
+	if !e.usable.has(i) || e.capacity == 0 {
+		return 0
+	}
+	return e.balanced * float64(e.clusters[i].capacity) / e.capacity
+}
+
+// clusterLoad describes cluster i with its current load.
+func (e *Engine) clusterLoad(i int) ClusterLoad {
+	c := &e.clusters[i]
+	l := e.loads[i]
+	cl := ClusterLoad{
+		Name:           c.name,
+		Provider:       c.provider,
+		Capabilities:   c.caps,
+		Blocked:        c.blocked,
+		Manual:         c.manual,
+		Jobs:           l.jobs,
+		Demand:         l.demand,
+		BalancedJobs:   l.balancedJobs,
+		BalancedDemand: l.balancedDemand,
+		Target:         e.target(i),
+	}
+	if c.inventory {
+		cl.Capacity = c.capacity
+	}
+	if cl.Target > 0 {
+		cl.Ratio = cl.BalancedDemand / cl.Target
+	}
+	return cl
+}
+
+// Loads returns every cluster's current load, sorted by name: the clusters
+// of the cluster config, the manual clusters, and any other cluster a row
+// names (a pin or an override to a cluster outside the config).
+func (e *Engine) Loads() []ClusterLoad {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loadsLocked()
+}
+
+func (e *Engine) loadsLocked() []ClusterLoad {
+	out := make([]ClusterLoad, 0, len(e.clusters))
+	for i := range e.clusters {
+		if !e.clusters[i].known() && e.loads[i].jobs == 0 {
+			continue
+		}
+		out = append(out, e.clusterLoad(i))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// imbalance is the largest load/target ratio among the usable clusters.
+func imbalance(loads []ClusterLoad) float64 {
+	var m float64
+	for _, l := range loads {
+		if !l.Blocked && !l.Manual && l.Capacity > 0 && l.Ratio > m {
+			m = l.Ratio
+		}
+	}
+	return m
+}
