@@ -1,0 +1,143 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// Dispatch recomputes the whole table now: it reloads both configs and the
+// job config from disk, gets demand (keeping the last good demand when the
+// source fails), and runs the engine with the table in force as the previous
+// one and the active overrides. Only a successful run that leaves some
+// usable cluster and some job replaces the table; otherwise the table in
+// force stays and the error is returned and shown in Status.
+func (d *Dispatcher) Dispatch(ctx context.Context) (*engine.Report, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	start := d.clock.Now()
+	report, result, err := d.dispatch(ctx)
+	d.metrics.run(result, d.clock.Since(start))
+	d.mu.Lock()
+	if err != nil {
+		d.lastError = err.Error()
+	} else {
+		d.lastError = ""
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error(err, "Dispatch failed: the table in force stays", "result", result)
+		return nil, err
+	}
+	d.log.Info("Dispatched", "jobs", report.Jobs, "moved", len(report.Moves), "imbalance", report.Imbalance, "took", d.clock.Since(start))
+	return report, nil
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, error) {
+	in, err := loadInputs(&d.opts)
+	if err != nil {
+		return nil, resultConfigError, fmt.Errorf("dispatch: %w", err)
+	}
+	if err := in.usable(&d.opts); err != nil {
+		return nil, resultRefused, fmt.Errorf("dispatch: %w", err)
+	}
+	d.refreshDemand(ctx)
+
+	d.mu.Lock()
+	now := d.clock.Now()
+	for job, o := range d.overrides {
+		if !o.Active(now) {
+			delete(d.overrides, job)
+		}
+	}
+	eng, err := d.newEngine(in, d.cache.Snapshot())
+	d.mu.Unlock()
+	if err != nil {
+		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
+	}
+	t, report, err := eng.Dispatch()
+	if err != nil {
+		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
+	}
+	if len(t.Assignments) == 0 {
+		return nil, resultRefused, fmt.Errorf("dispatch: job config %s: no job is dispatched (no job of agent %q)", d.opts.JobConfigDir, "kubernetes")
+	}
+
+	d.mu.Lock()
+	// Jobs assigned at admission that the job config still lacks keep a row
+	// (where they are, while that is eligible).
+	for _, name := range slices.Sorted(maps.Keys(d.deltaJobs)) {
+		j := d.deltaJobs[name]
+		if _, known := in.byName[name]; known {
+			delete(d.deltaJobs, name)
+			continue
+		}
+		a, err := eng.Place(j)
+		if err != nil {
+			delete(d.deltaJobs, name)
+			continue
+		}
+		t.Assignments = append(t.Assignments, a)
+	}
+	t.Sort()
+	d.eng = eng
+	d.in.Store(in)
+	d.cache.Replace(t)
+	d.lastDispatch = t.GeneratedAt
+	d.mu.Unlock()
+
+	d.metrics.dispatched(report, t.GeneratedAt)
+	d.metrics.setTableSize(len(t.Assignments))
+	if err := d.save(); err != nil {
+		return report, resultPersistError, nil // the new table is in force; the next save retries
+	}
+	return report, resultSuccess, nil
+}
+
+// refreshDemand asks the demand source; on failure the last good demand stays.
+func (d *Dispatcher) refreshDemand(ctx context.Context) {
+	dm, err := d.source.Demand(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.metrics.demandError()
+		d.demandError = err.Error()
+		what := "the last good demand"
+		if d.lastDemand == nil {
+			what = "the default demand"
+		}
+		d.log.Error(err, "Demand query failed: dispatching with "+what)
+		return
+	}
+	d.demandError = ""
+	d.lastDemand = maps.Clone(dm)
+}
+
+// Trigger asks Run for a full dispatch; it never blocks, and triggers made
+// while one is pending are merged.
+func (d *Dispatcher) Trigger() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// snapshotWithout returns the table in force without the given jobs' rows. Callers hold mu.
+func (d *Dispatcher) snapshotWithout(skip map[string]bool) *table.Table {
+	t := d.cache.Snapshot()
+	if len(skip) == 0 {
+		return t
+	}
+	kept := t.Assignments[:0]
+	for _, a := range t.Assignments {
+		if !skip[a.Job] {
+			kept = append(kept, a)
+		}
+	}
+	t.Assignments = kept
+	return t
+}

@@ -1,0 +1,11 @@
+package dispatch
+
+import "errors"
+
+// Errors the Dispatcher wraps, so the HTTP API can map them to status codes.
+var (
+	// ErrNotFound: an unknown job, or a job without an override (HTTP 404).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: a refused request, wrapped with the reason (HTTP 400).
+	ErrInvalid = errors.New("invalid")
+)

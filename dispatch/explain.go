@@ -1,0 +1,27 @@
+package dispatch
+
+import (
+	"fmt"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+)
+
+// Explain says why the job is where it is, on the inputs in force. A job
+// neither in the job config, nor in the table, nor assigned at admission wraps ErrNotFound.
+func (d *Dispatcher) Explain(job string) (*engine.Explanation, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j, ok := d.job(job)
+	if !ok {
+		return nil, fmt.Errorf("explain: job %q: %w", job, ErrNotFound)
+	}
+	return d.eng.Explain(j), nil
+}
+
+// Clusters lists every cluster with its load in the table in force.
+func (d *Dispatcher) Clusters() []engine.ClusterLoad {
+	d.mu.Lock()
+	eng := d.eng
+	d.mu.Unlock()
+	return eng.Loads()
+}

@@ -1,0 +1,148 @@
+package dispatch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+)
+
+const metricPrefix = "prowjob_dispatcher_"
+
+// Dispatch results, the "result" label of prowjob_dispatcher_dispatch_runs_total.
+const (
+	resultSuccess      = "success"
+	resultConfigError  = "config_error"
+	resultEngineError  = "engine_error"
+	resultRefused      = "refused" // the new table would leave no usable cluster or no job
+	resultPersistError = "persist_error"
+)
+
+// metrics are the Dispatcher's collectors. A nil *metrics records nothing.
+type metrics struct {
+	runs          *prometheus.CounterVec
+	duration      prometheus.Histogram
+	clusterJobs   *prometheus.GaugeVec
+	clusterDemand *prometheus.GaugeVec
+	imbalance     prometheus.Gauge
+	moved         *prometheus.CounterVec
+	demandErrors  prometheus.Counter
+	tableSize     prometheus.Gauge
+	lastSuccess   prometheus.Gauge
+	stateLoadErrs prometheus.Counter
+	stateSaveErrs prometheus.Counter
+	deltas        prometheus.Counter
+}
+
+// newMetrics creates the collectors and registers them with reg; nil reg -> nil metrics.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "dispatch_runs_total", Help: "Full dispatch runs by result.",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: metricPrefix + "dispatch_duration_seconds", Help: "Duration of full dispatch runs, demand query included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		}),
+		clusterJobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricPrefix + "cluster_jobs", Help: "Jobs assigned to each cluster by the last dispatch.",
+		}, []string{"cluster"}),
+		clusterDemand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricPrefix + "cluster_demand", Help: "Summed demand of the jobs assigned to each cluster by the last dispatch.",
+		}, []string{"cluster"}),
+		imbalance: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricPrefix + "imbalance_ratio", Help: "Largest load/target ratio among balanced clusters after the last dispatch.",
+		}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "jobs_moved_total", Help: "Jobs that changed cluster, by the rule that placed them.",
+		}, []string{"reason"}),
+		demandErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "demand_query_errors_total", Help: "Failed demand queries (the last good demand was used).",
+		}),
+		tableSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricPrefix + "table_size", Help: "Rows of the assignment table in force.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricPrefix + "last_successful_dispatch_timestamp_seconds", Help: "Unix time of the last successful full dispatch.",
+		}),
+		stateLoadErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "state_load_errors_total", Help: "State files that could not be loaded (corrupt or unreadable) and were ignored.",
+		}),
+		stateSaveErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "state_save_errors_total", Help: "Failed state file writes.",
+		}),
+		deltas: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "delta_assignments_total", Help: "Jobs unknown to the table assigned at admission.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
+		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) run(result string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.runs.WithLabelValues(result).Inc()
+	m.duration.Observe(took.Seconds())
+}
+
+// dispatched records a successful dispatch's report.
+func (m *metrics) dispatched(r *engine.Report, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.clusterJobs.Reset()
+	m.clusterDemand.Reset()
+	for _, c := range r.Clusters {
+		m.clusterJobs.WithLabelValues(c.Name).Set(float64(c.Jobs))
+		m.clusterDemand.WithLabelValues(c.Name).Set(c.Demand)
+	}
+	m.imbalance.Set(r.Imbalance)
+	for reason, n := range r.MovedByReason {
+		m.moved.WithLabelValues(string(reason)).Add(float64(n))
+	}
+	m.lastSuccess.Set(float64(at.Unix()))
+}
+
+func (m *metrics) setTableSize(n int) {
+	if m != nil {
+		m.tableSize.Set(float64(n))
+	}
+}
+
+func (m *metrics) demandError() {
+	if m != nil {
+		m.demandErrors.Inc()
+	}
+}
+
+func (m *metrics) stateLoadError() {
+	if m != nil {
+		m.stateLoadErrs.Inc()
+	}
+}
+
+func (m *metrics) stateSaveError() {
+	if m != nil {
+		m.stateSaveErrs.Inc()
+	}
+}
+
+func (m *metrics) delta() {
+	if m != nil {
+		m.deltas.Inc()
+	}
+}

@@ -1,0 +1,78 @@
+package dispatch
+
+import (
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+)
+
+// Defaults of Options.
+const (
+	// DefaultSchedule is weekly, Sunday 00:00 UTC.
+	DefaultSchedule = "0 0 * * 0"
+	// DefaultWatchDebounce is how long config changes must settle before a re-dispatch.
+	DefaultWatchDebounce = 2 * time.Second
+	// DefaultPersistDelay coalesces the state writes of delta assignments.
+	DefaultPersistDelay = time.Second
+	// DefaultHousekeeping is how often Run drops expired overrides and saves admission counts.
+	DefaultHousekeeping = time.Minute
+)
+
+// Options configure a Dispatcher. Zero values take the documented defaults.
+type Options struct {
+	// DispatcherConfigPath and ClusterConfigPath are the two config files. Required.
+	DispatcherConfigPath, ClusterConfigPath string
+	// JobConfigDir is the Prow job config dir. Required.
+	JobConfigDir string
+	// StateDir holds state.json; empty keeps state in memory only.
+	StateDir string
+	// Labels name the job labels that steer placement; zero -> jobs.DefaultLabels().
+	Labels jobs.Labels
+	// Engine tunes balancing.
+	Engine engine.Options
+	// Demand is the demand source; nil -> demand counted from admissions (persisted).
+	Demand demand.Source
+	// Schedule is the cron spec of full dispatches (UTC); default DefaultSchedule.
+	Schedule string
+	// Registerer gets the metrics; nil -> no metrics.
+	Registerer prometheus.Registerer
+	// Logger logs; the zero Logger discards.
+	Logger logr.Logger
+	// Clock tells the time; nil -> real.
+	Clock clock.PassiveClock
+
+	// WatchDebounce is how long file changes must settle before Run re-dispatches; default DefaultWatchDebounce.
+	WatchDebounce time.Duration
+	// PersistDelay bounds how long a delta assignment waits to be saved (writes are coalesced); default DefaultPersistDelay.
+	PersistDelay time.Duration
+	// Housekeeping is how often Run drops expired overrides and saves admission counts; default DefaultHousekeeping.
+	Housekeeping time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Labels == (jobs.Labels{}) {
+		o.Labels = jobs.DefaultLabels()
+	}
+	if o.Schedule == "" {
+		o.Schedule = DefaultSchedule
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.WatchDebounce <= 0 {
+		o.WatchDebounce = DefaultWatchDebounce
+	}
+	if o.PersistDelay <= 0 {
+		o.PersistDelay = DefaultPersistDelay
+	}
+	if o.Housekeeping <= 0 {
+		o.Housekeeping = DefaultHousekeeping
+	}
+	return o
+}

@@ -1,0 +1,205 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// RescheduleRequest moves a job to Cluster, or to the best other eligible
+// cluster when Cluster is empty, until TTL passes (never when 0) or the
+// override is deleted.
+type RescheduleRequest struct {
+	Job, Cluster string
+	TTL          time.Duration
+	Reason, By   string
+}
+
+// RescheduleResult is where the job was and where it runs now.
+type RescheduleResult struct {
+	From, To string
+	Override table.Override
+}
+
+// Reschedule creates (or replaces) the job's override, applies it to the
+// table at once and saves the state before returning. An unknown job wraps
+// ErrNotFound; a refused request (no reason, negative TTL, a cluster that is
+// unknown, blocked or lacks a capability the job needs, no other eligible
+// cluster) wraps ErrInvalid with the reason.
+func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*RescheduleResult, error) {
+	switch {
+	case req.Job == "":
+		return nil, fmt.Errorf("reschedule: no job: %w", ErrInvalid)
+	case strings.TrimSpace(req.Reason) == "":
+		return nil, fmt.Errorf("reschedule job %q: a reason is required: %w", req.Job, ErrInvalid)
+	case req.TTL < 0:
+		return nil, fmt.Errorf("reschedule job %q: ttl %s is negative: %w", req.Job, req.TTL, ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, err)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	res, err := d.rescheduleLocked(req)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	_ = d.save()
+	d.log.Info("Rescheduled", "job", req.Job, "from", res.From, "to", res.To, "by", req.By, "reason", req.Reason, "expires", res.Override.Expires)
+	return res, nil
+}
+
+func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult, error) {
+	cur, ok := d.cache.Lookup(req.Job)
+	if !ok {
+		return nil, fmt.Errorf("reschedule: job %q is not in the table: %w", req.Job, ErrNotFound)
+	}
+	j, _ := d.job(req.Job)
+	to := req.Cluster
+	if to != "" {
+		if err := d.eng.CanRun(j, to); err != nil {
+			return nil, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+		}
+	} else {
+		best, err := d.eng.Best(j, cur.Cluster)
+		if err != nil {
+			return nil, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+		}
+		to = best
+	}
+	now := d.clock.Now()
+	o := table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now}
+	if req.TTL > 0 {
+		o.Expires = now.Add(req.TTL)
+	}
+	prev, had := d.overrides[req.Job]
+	d.overrides[req.Job] = o
+	a, err := d.replace(map[string]bool{}, req.Job)
+	if err != nil {
+		if had {
+			d.overrides[req.Job] = prev
+		} else {
+			delete(d.overrides, req.Job)
+		}
+		return nil, fmt.Errorf("reschedule: %w", err)
+	}
+	return &RescheduleResult{From: cur.Cluster, To: a.Cluster, Override: o}, nil
+}
+
+// replace rebuilds the engine on the current overrides and the table in
+// force less the dropped jobs' rows, then places the dropped jobs and the
+// named jobs anew. It returns the last placed job's row. Callers hold opMu and mu.
+func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (table.Assignment, error) {
+	eng, err := d.newEngine(d.in.Load(), d.snapshotWithout(dropped))
+	if err != nil {
+		return table.Assignment{}, err
+	}
+	var placed []table.Assignment
+	place := func(name string) error {
+		j, ok := d.job(name)
+		if !ok {
+			return nil
+		}
+		a, err := eng.Place(j)
+		if err != nil {
+			return err
+		}
+		placed = append(placed, a)
+		return nil
+	}
+	for _, name := range append(slices.Sorted(maps.Keys(dropped)), jobsToPlace...) {
+		if err := place(name); err != nil {
+			return table.Assignment{}, err
+		}
+	}
+	d.eng = eng
+	for _, a := range placed {
+		d.cache.Set(a)
+	}
+	if len(placed) == 0 {
+		return table.Assignment{}, nil
+	}
+	return placed[len(placed)-1], nil
+}
+
+// DeleteOverride removes the job's override and places the job anew by the
+// other rules, then saves the state. A job without an override wraps ErrNotFound.
+func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete override of job %q: %w", job, err)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	o, ok := d.overrides[job]
+	if !ok {
+		d.mu.Unlock()
+		return fmt.Errorf("delete override: job %q has no override: %w", job, ErrNotFound)
+	}
+	delete(d.overrides, job)
+	if _, err := d.replace(map[string]bool{job: true}); err != nil {
+		d.overrides[job] = o
+		d.mu.Unlock()
+		if errors.Is(err, engine.ErrNoCluster) {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return fmt.Errorf("delete override of job %q: %w", job, err)
+	}
+	d.mu.Unlock()
+	_ = d.save()
+	d.log.Info("Deleted override", "job", job, "cluster", o.Cluster)
+	return nil
+}
+
+// Overrides lists the overrides in force, sorted by job.
+func (d *Dispatcher) Overrides() []table.Override {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.clock.Now()
+	all := d.overridesLocked()
+	active := all[:0]
+	for _, o := range all {
+		if o.Active(now) {
+			active = append(active, o)
+		}
+	}
+	return active
+}
+
+// expireOverrides drops the overrides that lapsed and places their jobs anew.
+// It reports how many it dropped.
+func (d *Dispatcher) expireOverrides() (int, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	now := d.clock.Now()
+	expired := map[string]bool{}
+	removed := map[string]table.Override{}
+	for job, o := range d.overrides {
+		if !o.Active(now) {
+			expired[job] = true
+			removed[job] = o
+			delete(d.overrides, job)
+		}
+	}
+	if len(expired) == 0 {
+		d.mu.Unlock()
+		return 0, nil
+	}
+	_, err := d.replace(expired)
+	d.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("expire overrides: %w", err)
+	}
+	d.log.Info("Overrides expired", "jobs", len(expired))
+	return len(expired), d.save()
+}

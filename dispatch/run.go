@@ -1,0 +1,75 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/robfig/cron/v3"
+)
+
+// Run keeps the table up to date until ctx is done: a dispatch at start when
+// no table is in force, then one on the cron schedule, one when a config
+// file or the job config changes (after Options.WatchDebounce of quiet), and
+// one per Trigger. It drops expired overrides and saves admission counts
+// every Options.Housekeeping. A failing dispatch is logged and recorded and
+// never ends Run. On exit it saves the state and returns the save's error.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.cache.Len() == 0 {
+		_, _ = d.Dispatch(ctx) // errors are logged and shown in Status
+	}
+
+	c := cron.New(cron.WithLocation(time.UTC))
+	c.Schedule(d.schedule, cron.FuncJob(d.Trigger))
+	c.Start()
+	defer c.Stop()
+
+	var events <-chan fsnotify.Event
+	var watchErrs <-chan error
+	w, err := newWatcher(d.opts.DispatcherConfigPath, d.opts.ClusterConfigPath, d.opts.JobConfigDir)
+	if err != nil {
+		d.log.Error(err, "Not watching the config files: changes are picked up by the schedule and triggers only")
+	} else {
+		defer w.close()
+		events, watchErrs = w.fs.Events, w.fs.Errors
+	}
+
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	housekeeping := time.NewTicker(d.opts.Housekeeping)
+	defer housekeeping.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return d.flush()
+		case <-d.trigger:
+			_, _ = d.Dispatch(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if w.relevant(ev) {
+				debounce.Reset(d.opts.WatchDebounce)
+			}
+		case err, ok := <-watchErrs:
+			if !ok {
+				watchErrs = nil
+				continue
+			}
+			d.log.Error(err, "Watching the config files")
+		case <-debounce.C:
+			d.log.Info("Config changed on disk: dispatching")
+			_, _ = d.Dispatch(ctx)
+		case <-housekeeping.C:
+			if _, err := d.expireOverrides(); err != nil {
+				d.log.Error(err, "Dropping expired overrides")
+			}
+			if d.admissions != nil {
+				_ = d.save()
+			}
+		}
+	}
+}

@@ -1,0 +1,19 @@
+package dispatch
+
+import "time"
+
+// Status is the Dispatcher's readiness and its last errors.
+type Status struct {
+	// Ready is true once a table is in force (loaded from state or dispatched).
+	Ready bool `json:"ready"`
+	// Reason says why the Dispatcher is not ready.
+	Reason string `json:"reason,omitempty"`
+	// TableSize is the number of rows of the table in force.
+	TableSize int `json:"tableSize"`
+	// LastDispatch is when the last full dispatch succeeded (zero if never).
+	LastDispatch time.Time `json:"lastDispatch,omitempty"`
+	// LastError is the last dispatch's error, empty once a dispatch succeeds.
+	LastError string `json:"lastError,omitempty"`
+	// DemandError is the last demand query's error, empty once a query succeeds.
+	DemandError string `json:"demandError,omitempty"`
+}
