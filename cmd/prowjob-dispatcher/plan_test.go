@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+const planTestdata = "../../dispatch/testdata"
+
+func planArgs(extra ...string) []string {
+	return append([]string{
+		"--dispatcher-config", filepath.Join(planTestdata, "dispatcher.yaml"),
+		"--cluster-config", filepath.Join(planTestdata, "clusters.yaml"),
+		"--job-config", filepath.Join(planTestdata, "jobs"),
+		"--demand-file", filepath.Join(planTestdata, "demand.yaml"),
+	}, extra...)
+}
+
+func runPlanTest(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = plan(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestPlanPrintsLoadsAndWritesTable(t *testing.T) {
+	for _, format := range []string{"json", "yaml"} {
+		t.Run(format, func(t *testing.T) {
+			output := filepath.Join(t.TempDir(), "table."+format)
+			stdout, _, err := runPlanTest(t, planArgs("--output", output, "--format", format)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"CLUSTER", "PROVIDER", "CAPACITY", "RATIO", "build01", "build02", "build03", "build04", "blocked", "9 jobs"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("report lacks %q:\n%s", want, stdout)
+				}
+			}
+			data, err := os.ReadFile(output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if format == "yaml" {
+				if data, err = yaml.YAMLToJSON(data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var tbl table.Table
+			if err := json.Unmarshal(data, &tbl); err != nil {
+				t.Fatal(err)
+			}
+			rows := tbl.ByJob()
+			if len(rows) != 9 {
+				t.Errorf("table has %d rows, want 9", len(rows))
+			}
+			if a := rows["pull-ci-org-repo-main-e2e-gcp"]; a.Cluster != "build02" || a.Reason != table.ReasonPinned {
+				t.Errorf("pinned job: %+v", a)
+			}
+			if a := rows["pull-ci-org-repo-main-unit"]; a.Demand != 900 {
+				t.Errorf("demand file not used: %+v", a)
+			}
+		})
+	}
+}
+
+func TestPlanMovesAgainstPrevious(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first.json")
+	if _, _, err := runPlanTest(t, planArgs("--output", first)...); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := store.ReadTable(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pretend the pinned job ran elsewhere before: the plan must move it back.
+	for i := range prev.Assignments {
+		if prev.Assignments[i].Job == "pull-ci-org-repo-main-e2e-gcp" {
+			prev.Assignments[i].Cluster = "build01"
+		}
+	}
+	previous := filepath.Join(dir, "previous.json")
+	data, _ := json.Marshal(prev)
+	if err := os.WriteFile(previous, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runPlanTest(t, planArgs("--previous", previous)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "1 moved") {
+		t.Errorf("want exactly one move:\n%s", stdout)
+	}
+	line := ""
+	for _, l := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(l, "pull-ci-org-repo-main-e2e-gcp") {
+			line = l
+		}
+	}
+	if f := strings.Fields(line); len(f) != 4 || f[1] != "build01" || f[2] != "build02" || f[3] != "pinned" {
+		t.Errorf("move line %q, want job build01 build02 pinned", line)
+	}
+	// The same previous table as a state file.
+	st, err := store.New(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(&store.State{Table: prev}); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := runPlanTest(t, planArgs("--previous", st.Path())...)
+	if err != nil || again != stdout {
+		t.Errorf("state file as --previous: %v\n%s\nwant\n%s", err, again, stdout)
+	}
+}
+
+func TestPlanWriteBuildFarm(t *testing.T) {
+	stdout, stderr, err := runPlanTest(t, planArgs("--write-build-farm")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "CLUSTER") {
+		t.Errorf("the report should go to stderr with --write-build-farm:\n%s", stderr)
+	}
+	cfg, err := config.ParseDispatcher("stdout", []byte(stdout))
+	if err != nil {
+		t.Fatalf("printed config does not load: %v\n%s", err, stdout)
+	}
+	files := map[string]string{}
+	for _, clusters := range cfg.BuildFarm {
+		for c, bf := range clusters {
+			for _, f := range bf.Filenames {
+				files[f] = c
+			}
+		}
+	}
+	if len(files) == 0 || cfg.Default != "build01" {
+		t.Errorf("printed config: default %q, buildFarm %v", cfg.Default, files)
+	}
+}
+
+func TestPlanFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no configs", []string{"--demand-file", "x"}, "are required"},
+		{"two demand sources", planArgs("--prometheus-url", "http://127.0.0.1:1"), "not both"},
+		{"bad format", planArgs("--format", "xml"), `--format "xml"`},
+		{"bad demand file", planArgs("--demand-file", filepath.Join(planTestdata, "dispatcher.yaml")), "dispatcher.yaml"},
+		{"missing previous", planArgs("--previous", "/nonexistent/table.json"), "/nonexistent/table.json"},
+		{"unknown flag", planArgs("--nope"), "not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runPlanTest(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

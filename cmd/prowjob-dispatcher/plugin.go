@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"sigs.k8s.io/prow/pkg/config/secret"
+	prowflagutil "sigs.k8s.io/prow/pkg/flagutil"
+	"sigs.k8s.io/prow/pkg/pluginhelp/externalplugins"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/plugin"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+)
+
+// pluginOptions are the plugin subcommand's flags.
+type pluginOptions struct {
+	port                int
+	hmacSecretFile      string
+	configPath          string
+	jobConfigPath       string
+	dispatcherURL       string
+	dispatcherTokenFile string
+	dispatcherTimeout   time.Duration
+	dryRun              bool
+	logLevel            string
+	github              prowflagutil.GitHubOptions
+}
+
+func (o *pluginOptions) addFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.port, "port", 8888, "Port to listen on for GitHub webhooks (from Prow's hook) and /help.")
+	fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "File with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map).")
+	fs.StringVar(&o.configPath, "config", "", "Plugin config YAML (allowed_orgs, allowed_teams, allowed_users, default_ttl, dispatcher_url, dispatcher_token_file).")
+	fs.StringVar(&o.jobConfigPath, "job-config-path", "", "Prow job config file or directory, read for /dispatch.")
+	fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "Dispatcher API root; overrides the config's dispatcher_url.")
+	fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "File with the dispatcher API's bearer token; overrides the config's dispatcher_token_file.")
+	fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "Timeout of one call to the dispatcher API.")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "Answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher.")
+	fs.StringVar(&o.logLevel, "log-level", "info", fmt.Sprintf("Log level, one of %v.", logrus.AllLevels))
+	o.github.AddFlags(fs)
+}
+
+// complete merges the plugin config into the flags and checks them.
+func (o *pluginOptions) complete(cfg *plugin.Config) error {
+	if o.dispatcherURL == "" {
+		o.dispatcherURL = cfg.DispatcherURL
+	}
+	if o.dispatcherTokenFile == "" {
+		o.dispatcherTokenFile = cfg.DispatcherTokenFile
+	}
+	var errs []error
+	if o.dispatcherURL == "" {
+		errs = append(errs, errors.New("--dispatcher-url (or the config's dispatcher_url) is required"))
+	}
+	if o.jobConfigPath == "" {
+		errs = append(errs, errors.New("--job-config-path is required"))
+	}
+	if o.hmacSecretFile == "" {
+		errs = append(errs, errors.New("--hmac-secret-file is required"))
+	}
+	if o.port < 1 || o.port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d: not in 1..65535", o.port))
+	}
+	if o.dispatcherTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--dispatcher-timeout %s: must be positive", o.dispatcherTimeout))
+	}
+	if err := o.github.Validate(o.dryRun); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// runPlugin runs the Prow external plugin for /dispatch and /reschedule until
+// ctx is done, then stops taking deliveries and waits for those in progress.
+func runPlugin(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("plugin", flag.ContinueOnError)
+	var o pluginOptions
+	o.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	logger := logrus.New()
+	logger.SetFormatter(&logrus.JSONFormatter{})
+	level, err := logrus.ParseLevel(o.logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level %q: %w", o.logLevel, err)
+	}
+	logger.SetLevel(level)
+	log := logger.WithField("plugin", plugin.Name)
+
+	cfg, err := loadPluginConfig(o.configPath, log)
+	if err != nil {
+		return err
+	}
+	if err := o.complete(cfg); err != nil {
+		return err
+	}
+	var token string
+	if o.dispatcherTokenFile != "" {
+		b, err := os.ReadFile(o.dispatcherTokenFile)
+		if err != nil {
+			return fmt.Errorf("dispatcher token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if err := secret.Add(o.hmacSecretFile); err != nil {
+		return fmt.Errorf("hmac secret %s: %w", o.hmacSecretFile, err)
+	}
+	ghc, err := o.github.GitHubClient(o.dryRun)
+	if err != nil {
+		return fmt.Errorf("github client: %w", err)
+	}
+	p, err := plugin.New(plugin.Options{
+		GitHub:     ghc,
+		Dispatcher: &api.Client{BaseURL: o.dispatcherURL, Token: token, HTTP: &http.Client{Timeout: o.dispatcherTimeout}},
+		Presubmits: plugin.JobConfigPresubmits(o.jobConfigPath),
+		Config:     cfg,
+		DryRun:     o.dryRun,
+	})
+	if err != nil {
+		return err
+	}
+	// Comments already being handled finish after ctx is done (each is bounded by the plugin's timeout).
+	server := plugin.NewServer(context.WithoutCancel(ctx), p, secret.GetTokenGenerator(o.hmacSecretFile), log)
+	mux := http.NewServeMux()
+	mux.Handle("/", server)
+	externalplugins.ServeExternalPluginHelp(mux, log, p.HelpProvider)
+	httpServer := &http.Server{
+		Addr:              ":" + strconv.Itoa(o.port),
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+	}
+	return servePlugin(ctx, httpServer, server, log)
+}
+
+// loadPluginConfig reads the plugin config; without one nobody is trusted.
+func loadPluginConfig(path string, log *logrus.Entry) (*plugin.Config, error) {
+	if path == "" {
+		log.Warn("No --config: nobody may use /dispatch refresh or /reschedule.")
+		return plugin.ParseConfig(nil)
+	}
+	return plugin.LoadConfig(path)
+}
+
+// servePlugin serves until ctx is done, then shuts down gracefully.
+func servePlugin(ctx context.Context, httpServer *http.Server, server *plugin.Server, log *logrus.Entry) error {
+	errc := make(chan error, 1)
+	go func() {
+		log.WithField("addr", httpServer.Addr).Info("Serving GitHub webhooks.")
+		errc <- httpServer.ListenAndServe()
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listening on %s: %w", httpServer.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down.")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := httpServer.Shutdown(shutdownCtx)
+	server.Wait()
+	if err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}

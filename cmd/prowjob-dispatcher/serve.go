@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
+)
+
+// shutdownTimeout bounds how long the HTTP servers wait for in-flight
+// requests at shutdown (Kubernetes' default grace period is 30 s).
+const shutdownTimeout = 25 * time.Second
+
+// serveFlags are the serve subcommand's flags.
+type serveFlags struct {
+	dispatcherConfig, clusterConfig, jobConfig, stateDir string
+	prometheusURL, prometheusQuery                       string
+	prometheusTimeout, demandWindow                      time.Duration
+	demandFile, schedule                                 string
+	bindAddress                                          string
+	webhookPort, apiPort, healthPort                     int
+	certDir, tlsHosts                                    string
+	selfSigned, enableHTTP2                              bool
+	tokenFile                                            string
+	insecureAllowUnauthenticated                         bool
+	logLevel                                             string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
+	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")
+	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
+	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from")
+	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
+	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
+	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
+	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus (neither: demand is counted from admissions)")
+	fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
+	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
+	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
+	fs.IntVar(&f.apiPort, "api-port", 8080, "plain-HTTP port of the API")
+	fs.IntVar(&f.healthPort, "health-port", 8081, "plain-HTTP port of /healthz, /readyz and /metrics (0 or the API port: served on the API port)")
+	fs.StringVar(&f.certDir, "cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), "dir holding tls.crt and tls.key (reloaded when they change)")
+	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there, and print the CA bundle")
+	fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
+	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
+	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (f *serveFlags) validate() error {
+	var errs []error
+	for name, v := range map[string]string{"--dispatcher-config": f.dispatcherConfig, "--cluster-config": f.clusterConfig, "--job-config": f.jobConfig} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	if f.prometheusURL != "" && f.demandFile != "" {
+		errs = append(errs, errors.New("--prometheus-url and --demand-file are exclusive"))
+	}
+	for name, p := range map[string]int{"--webhook-port": f.webhookPort, "--api-port": f.apiPort} {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d not in 1..65535", name, p))
+		}
+	}
+	if f.healthPort < 0 || f.healthPort > 65535 {
+		errs = append(errs, fmt.Errorf("--health-port %d not in 0..65535", f.healthPort))
+	}
+	if f.tokenFile != "" && f.insecureAllowUnauthenticated {
+		errs = append(errs, errors.New("--token-file and --insecure-allow-unauthenticated are exclusive"))
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// newLogger logs JSON lines to w at level; logr's V(n) is slog level -n, so
+// debug shows V(1)..V(4).
+func newLogger(w io.Writer, level slog.Level) logr.Logger {
+	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// runServe runs the dispatch loop, the admission webhook, the API and the
+// health endpoints until ctx is cancelled, then shuts down gracefully: the
+// servers stop accepting and finish in-flight requests, then the dispatch
+// loop stops and saves the state.
+func runServe(ctx context.Context, args []string) error {
+	return serve(ctx, args, os.Stdout, os.Stderr)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	level, _ := parseLevel(f.logLevel)
+	log := newLogger(stderr, level)
+	ctrllog.SetLogger(log) // controller-runtime names its loggers "controller-runtime/..." itself
+
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering runtime metrics: %w", err)
+		}
+	}
+	source, err := f.demandSource(log.WithName("demand"))
+	if err != nil {
+		return err
+	}
+	if f.selfSigned {
+		b, reused, err := certs.Ensure(f.certDir, certs.Hosts(strings.Split(f.tlsHosts, ",")), time.Now())
+		if err != nil {
+			return fmt.Errorf("--self-signed: %w", err)
+		}
+		log.Info("Self-signed webhook certificate", "certDir", f.certDir, "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
+		fmt.Fprintf(stdout, "caBundle: %s\n", b.CABundle())
+	}
+	var token *webhook.TokenFile
+	if f.tokenFile != "" {
+		if token, err = webhook.NewTokenFile(f.tokenFile); err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+	} else if !f.insecureAllowUnauthenticated {
+		log.Info("No --token-file: dispatch, reschedule and override deletion over the API are refused")
+	}
+
+	d, err := dispatch.New(ctx, dispatch.Options{
+		DispatcherConfigPath: f.dispatcherConfig,
+		ClusterConfigPath:    f.clusterConfig,
+		JobConfigDir:         f.jobConfig,
+		StateDir:             f.stateDir,
+		Demand:               source,
+		Schedule:             f.schedule,
+		Registerer:           reg,
+		Logger:               log.WithName("dispatch"),
+	})
+	if err != nil {
+		return err
+	}
+	metrics, err := webhook.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	adm, err := webhook.NewAdmission(d, metrics, log.WithName("admission"))
+	if err != nil {
+		return err
+	}
+	hookServer, err := webhook.NewServer(webhook.ServerOptions{
+		Host: f.bindAddress, Port: f.webhookPort, CertDir: f.certDir, EnableHTTP2: f.enableHTTP2, Logger: log.WithName("webhook"),
+	}, adm)
+	if err != nil {
+		return err
+	}
+
+	apiMux := http.NewServeMux()
+	(&webhook.API{Dispatcher: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}).Register(apiMux)
+	health := webhook.HealthOptions{Dispatcher: d, Gatherer: reg}
+	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
+	if f.healthPort == 0 || f.healthPort == f.apiPort {
+		webhook.RegisterHealth(apiMux, health)
+	} else {
+		healthMux := http.NewServeMux()
+		webhook.RegisterHealth(healthMux, health)
+		servers = append(servers, &namedServer{name: "health", port: f.healthPort, srv: newHTTPServer(healthMux)})
+	}
+	for _, s := range servers { // listen now, so a taken port fails the start
+		if s.ln, err = net.Listen("tcp", net.JoinHostPort(f.bindAddress, strconv.Itoa(s.port))); err != nil {
+			closeAll(servers)
+			return fmt.Errorf("%s server: %w", s.name, err)
+		}
+	}
+
+	// The dispatch loop outlives the servers: it stops only after they have
+	// drained, then saves the state.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+
+	srvCtx, stopServers := context.WithCancel(ctx)
+	defer stopServers()
+	errs := make(chan error, len(servers)+1)
+	hookDone := make(chan struct{})
+	go func() {
+		defer close(hookDone)
+		if err := hookServer.Start(srvCtx); err != nil {
+			errs <- fmt.Errorf("webhook server: %w", err)
+		}
+	}()
+	for _, s := range servers {
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s server: %w", s.name, err)
+			}
+		}()
+	}
+	log.Info("Serving", "webhookPort", f.webhookPort, "apiPort", f.apiPort, "healthPort", f.healthPort, "stateDir", f.stateDir)
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("Shutting down: draining in-flight requests")
+	case failed = <-errs:
+		log.Error(failed, "A server failed: shutting down")
+	}
+	stopServers() // the webhook server drains in-flight admissions, up to a minute
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutdownCtx); err != nil {
+			log.Error(err, "Shutting down a server", "server", s.name)
+		}
+	}
+	<-hookDone
+	stopRun()
+	if err := <-runDone; err != nil {
+		log.Error(err, "Saving the state at shutdown")
+		failed = errors.Join(failed, fmt.Errorf("saving the state at shutdown: %w", err))
+	}
+	log.Info("Stopped")
+	return failed
+}
+
+// namedServer is one plain-HTTP server and its listener.
+type namedServer struct {
+	name string
+	port int
+	srv  *http.Server
+	ln   net.Listener
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // a full dispatch answers when it is done
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func closeAll(servers []*namedServer) {
+	for _, s := range servers {
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+	}
+}
+
+// demandSource returns the demand source the flags ask for; nil means
+// demand counted from admissions.
+func (f *serveFlags) demandSource(log logr.Logger) (demand.Source, error) {
+	switch {
+	case f.prometheusURL != "":
+		p, err := demand.NewPrometheus(demand.PrometheusOptions{
+			URL: f.prometheusURL, Query: f.prometheusQuery, Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus-url: %w", err)
+		}
+		return p, nil
+	case f.demandFile != "":
+		if _, err := demand.ReadFile(f.demandFile); err != nil {
+			return nil, fmt.Errorf("--demand-file: %w", err)
+		}
+		return demand.File{Path: f.demandFile}, nil
+	default:
+		return nil, nil
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// TestServe runs `serve` on the example configs with a self-signed
+// certificate on loopback ports, asks each port a question, then cancels
+// its context (SIGTERM) and checks that it stops cleanly and saved its state.
+func TestServe(t *testing.T) {
+	ex := filepath.Join("..", "..", "docs", "examples")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 3)
+	stateDir, certDir := filepath.Join(dir, "state"), filepath.Join(dir, "certs")
+	args := []string{
+		"--dispatcher-config", filepath.Join(ex, "dispatcher.yaml"),
+		"--cluster-config", filepath.Join(ex, "clusters.yaml"),
+		"--job-config", filepath.Join(ex, "jobs"),
+		"--demand-file", filepath.Join(ex, "demand.yaml"),
+		"--state-dir", stateDir,
+		"--cert-dir", certDir, "--self-signed", "--tls-hosts", "localhost",
+		"--bind-address", "127.0.0.1",
+		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
+		"--token-file", tokenFile,
+	}
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, args, &stdout, &stderr) }()
+
+	health := "http://127.0.0.1:" + strconv.Itoa(ports[2])
+	apiURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	var ready bool
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !ready; time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if resp, err := http.Get(health + "/readyz"); err == nil {
+			ready = resp.StatusCode == 200
+			resp.Body.Close()
+		}
+	}
+	if !ready {
+		t.Fatalf("not ready within 30s\n%s", stderr.String())
+	}
+
+	// The CA bundle printed for the webhook config verifies the served certificate.
+	line, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "caBundle: ")
+	if !ok {
+		t.Fatalf("no caBundle line in stdout %q", stdout.String())
+	}
+	caPEM, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the caBundle holds no certificate")
+	}
+	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	review, err := os.ReadFile(filepath.Join(ex, "admissionreview.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tlsClient.Post("https://localhost:"+strconv.Itoa(ports[0])+webhook.MutatePath, "application/json", bytes.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar admissionv1.AdmissionReview
+	err = json.NewDecoder(resp.Body).Decode(&ar)
+	resp.Body.Close()
+	if err != nil || ar.Response == nil || !ar.Response.Allowed {
+		t.Fatalf("admission: %+v, %v", ar.Response, err)
+	}
+
+	c := &api.Client{BaseURL: apiURL, Token: "test-token", HTTP: &http.Client{Timeout: 30 * time.Second}}
+	as, err := c.Assignment(ctx, "pull-ci-openshift-origin-main-e2e-aws-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as.Cluster != "build01" { // the only arm64 cluster
+		t.Errorf("arm64 job on %s, want build01", as.Cluster)
+	}
+	if want := fmt.Sprintf(`[{"op":"replace","path":"/spec/cluster","value":%q}]`, as.Cluster); string(ar.Response.Patch) != want {
+		t.Errorf("admission patch %s, want %s", ar.Response.Patch, want)
+	}
+	if _, err := c.Dispatch(ctx); err != nil {
+		t.Errorf("dispatch with the token: %v", err)
+	}
+	if _, err := (&api.Client{BaseURL: apiURL}).Dispatch(ctx); err == nil {
+		t.Error("dispatch without the token succeeded")
+	}
+	resp, err = http.Get(health + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `prowjob_dispatcher_admissions_total{cluster="build01",outcome="patched"} 1`) {
+		t.Errorf("/metrics does not count the admission:\n%s", metrics)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v\n%s", err, stderr.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("serve did not stop within 90s of cancel")
+	}
+	entries, err := os.ReadDir(stateDir)
+	if err != nil || len(entries) == 0 {
+		t.Errorf("no state saved in %s: %v", stateDir, err)
+	}
+}
+
+func TestServeFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "required", args: nil, want: "--dispatcher-config is required"},
+		{name: "exclusive demand", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--prometheus-url", "http://p", "--demand-file", "d"}, want: "exclusive"},
+		{name: "port", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--api-port", "70000"}, want: "--api-port 70000"},
+		{name: "log level", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--log-level", "loud"}, want: "--log-level"},
+		{name: "token and insecure", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--token-file", "t", "--insecure-allow-unauthenticated"}, want: "exclusive"},
+		{name: "stray argument", args: []string{"extra"}, want: "unexpected arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := serve(context.Background(), tc.args, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	if err := serve(context.Background(), []string{"-h"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "--token-file") && !strings.Contains(stderr.String(), "-token-file") {
+		t.Errorf("-h: %v, usage %q", err, stderr.String())
+	}
+}

@@ -1,0 +1,59 @@
+package webhook
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// StatusReporter reports the dispatcher's readiness. *dispatch.Dispatcher implements it.
+type StatusReporter interface {
+	Status() Status
+}
+
+// Readiness is the body of /readyz.
+type Readiness struct {
+	Ready        bool      `json:"ready"`
+	Reason       string    `json:"reason,omitempty"`
+	TableSize    int       `json:"tableSize"`
+	LastDispatch time.Time `json:"lastDispatch,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+	DemandError  string    `json:"demandError,omitempty"`
+}
+
+// HealthOptions configure the health handler.
+type HealthOptions struct {
+	// Dispatcher answers /readyz.
+	Dispatcher StatusReporter
+	// Gatherer is served at /metrics; /metrics is not served when nil.
+	Gatherer prometheus.Gatherer
+}
+
+// RegisterHealth adds /healthz, /readyz and /metrics to mux.
+//
+// /healthz answers 200 while the process serves HTTP. /readyz answers 200
+// only while the dispatcher is ready (it has a table), and 503 otherwise; its
+// JSON body carries the reason and the last errors, so a Prometheus outage
+// after start shows up there as demandError while readiness stays 200.
+func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := opts.Dispatcher.Status()
+		code := http.StatusOK
+		if !st.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, Readiness{
+			Ready: st.Ready, Reason: st.Reason, TableSize: st.TableSize, LastDispatch: st.LastDispatch,
+			LastError: st.LastError, DemandError: st.DemandError,
+		})
+	})
+	if opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+}

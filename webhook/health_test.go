@@ -1,0 +1,88 @@
+package webhook
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestHealth(t *testing.T) {
+	lastDispatch := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		status   Status
+		path     string
+		wantCode int
+		want     Readiness
+	}{
+		{name: "healthz while not ready", status: Status{Reason: "no table"}, path: "/healthz", wantCode: 200},
+		{name: "not ready", status: Status{Reason: "no table yet", LastError: "cluster config: bad"}, path: "/readyz", wantCode: 503,
+			want: Readiness{Reason: "no table yet", LastError: "cluster config: bad"}},
+		{name: "ready", status: Status{Ready: true, TableSize: 42, LastDispatch: lastDispatch}, path: "/readyz", wantCode: 200,
+			want: Readiness{Ready: true, TableSize: 42, LastDispatch: lastDispatch}},
+		{name: "ready while Prometheus fails", status: Status{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}, path: "/readyz", wantCode: 200,
+			want: Readiness{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.status = tc.status
+			mux := http.NewServeMux()
+			RegisterHealth(mux, HealthOptions{Dispatcher: f})
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			code, body := call(t, "GET", srv.URL+tc.path, "", "")
+			if code != tc.wantCode {
+				t.Errorf("HTTP %d, want %d: %s", code, tc.wantCode, body)
+			}
+			if tc.path != "/readyz" {
+				return
+			}
+			var got Readiness
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("readyz body %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.observe(OutcomePatched, "build01", 0.001)
+	mux := http.NewServeMux()
+	RegisterHealth(mux, HealthOptions{Dispatcher: newFake(), Gatherer: reg})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	code, body := call(t, "GET", srv.URL+"/metrics", "", "")
+	if code != 200 {
+		t.Fatalf("HTTP %d", code)
+	}
+	for _, want := range []string{
+		`prowjob_dispatcher_admissions_total{cluster="build01",outcome="patched"} 1`,
+		`prowjob_dispatcher_admission_duration_seconds_count 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// Without a gatherer there is no /metrics.
+	mux = http.NewServeMux()
+	RegisterHealth(mux, HealthOptions{Dispatcher: newFake()})
+	srv2 := httptest.NewServer(mux)
+	defer srv2.Close()
+	if code, _ := call(t, "GET", srv2.URL+"/metrics", "", ""); code != 404 {
+		t.Errorf("/metrics without a gatherer: HTTP %d, want 404", code)
+	}
+}
