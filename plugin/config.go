@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultTTL is how long a /reschedule override lasts when the config names no default_ttl.
+const DefaultTTL = 168 * time.Hour
+
+// Config is the plugin's config file.
+type Config struct {
+	// AllowedOrgs are GitHub orgs whose members may use the trusted commands.
+	AllowedOrgs []string `json:"allowed_orgs,omitempty"`
+	// AllowedTeams are GitHub teams ("org/team-slug") whose members may use the trusted commands.
+	AllowedTeams []string `json:"allowed_teams,omitempty"`
+	// AllowedUsers are GitHub logins that may use the trusted commands.
+	AllowedUsers []string `json:"allowed_users,omitempty"`
+	// DefaultTTL is how long a /reschedule override lasts ("168h"); DefaultTTL when empty.
+	DefaultTTL string `json:"default_ttl,omitempty"`
+	// DispatcherURL is the dispatcher API's root ("http://prowjob-dispatcher:8080").
+	DispatcherURL string `json:"dispatcher_url,omitempty"`
+	// DispatcherTokenFile holds the bearer token for the dispatcher API's mutating calls.
+	DispatcherTokenFile string `json:"dispatcher_token_file,omitempty"`
+
+	// TTL is DefaultTTL parsed, set by LoadConfig and ParseConfig.
+	TTL time.Duration `json:"-"`
+}
+
+// LoadConfig reads and validates a plugin config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("plugin config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and validates a plugin config. Unknown fields are errors,
+// so a typo cannot silently drop a trust rule.
+func ParseConfig(data []byte) (*Config, error) {
+	var cfg Config
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.complete(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// complete fills defaults and validates the fields.
+func (c *Config) complete() error {
+	c.TTL = DefaultTTL
+	if c.DefaultTTL != "" {
+		ttl, err := time.ParseDuration(c.DefaultTTL)
+		if err != nil {
+			return fmt.Errorf("default_ttl %q: %w", c.DefaultTTL, err)
+		}
+		if ttl <= 0 {
+			return fmt.Errorf("default_ttl %q: must be positive", c.DefaultTTL)
+		}
+		c.TTL = ttl
+	}
+	for i, t := range c.AllowedTeams {
+		org, slug, ok := strings.Cut(t, "/")
+		if !ok || org == "" || slug == "" || strings.Contains(slug, "/") {
+			return fmt.Errorf("allowed_teams[%d] %q: want org/team-slug", i, t)
+		}
+	}
+	for field, list := range map[string][]string{"allowed_orgs": c.AllowedOrgs, "allowed_users": c.AllowedUsers} {
+		for i, v := range list {
+			if strings.TrimSpace(v) == "" || strings.Contains(v, "/") {
+				return fmt.Errorf("%s[%d] %q: want a GitHub login", field, i, v)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+// Package plugin is a Prow external plugin that lets people ask the
+// dispatcher, from a pull request, where its jobs run (/dispatch), refresh
+// the assignment (/dispatch refresh) and move a job to another cluster
+// (/reschedule). It talks to the dispatcher only through webhook/api.
+package plugin

@@ -1,0 +1,49 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+)
+
+// maxReasonLen bounds the dispatcher's reason quoted in a reply.
+const maxReasonLen = 500
+
+// describeError turns a dispatcher call's error into a sentence for the PR.
+// Nothing the dispatcher refused or failed changed anything, and the reply says so.
+func describeError(err error) string {
+	var se *api.StatusError
+	if errors.As(err, &se) {
+		reason := se.Message
+		if len(reason) > maxReasonLen {
+			reason = reason[:maxReasonLen] + "…"
+		}
+		switch {
+		case se.Code == http.StatusNotFound:
+			return fmt.Sprintf("the dispatcher does not know that: %s. Nothing was changed.", reason)
+		case se.Code == http.StatusBadRequest:
+			return fmt.Sprintf("the dispatcher refused the request: %s. Nothing was changed.", reason)
+		case se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden:
+			return "the dispatcher refused this plugin's credentials, so nothing was changed. Please tell the CI operators."
+		case se.Code == http.StatusServiceUnavailable:
+			return fmt.Sprintf("the dispatcher is not ready yet (%s). Nothing was changed; please try again later.", reason)
+		default:
+			return fmt.Sprintf("the dispatcher failed (HTTP %d: %s). Nothing was changed; please try again later.", se.Code, reason)
+		}
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return "the dispatcher did not answer in time. Nothing was changed; please try again later."
+	}
+	return "the dispatcher could not be reached. Nothing was changed; please try again later."
+}
+
+// isNotFound reports whether the dispatcher answered 404.
+func isNotFound(err error) bool {
+	var se *api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
+}

@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"sigs.k8s.io/prow/pkg/github"
+)
+
+// MaxPayloadBytes is the largest webhook payload the server reads.
+const MaxPayloadBytes = 1 << 20
+
+// Server receives GitHub webhooks (Prow's hook forwards them to external
+// plugins as they came), checks their HMAC signature and hands issue comments
+// to the plugin in the background, so GitHub gets its answer at once.
+type Server struct {
+	plugin         *Plugin
+	tokenGenerator func() []byte
+	log            *logrus.Entry
+	// ctx is the parent of every handling; Wait waits for them.
+	ctx context.Context
+	wg  sync.WaitGroup
+}
+
+// NewServer returns a Server. tokenGenerator returns the HMAC secret (prow's
+// secret.GetTokenGenerator). Handlings run under ctx.
+func NewServer(ctx context.Context, p *Plugin, tokenGenerator func() []byte, log *logrus.Entry) *Server {
+	return &Server{plugin: p, tokenGenerator: tokenGenerator, log: log, ctx: ctx}
+}
+
+// ServeHTTP validates a webhook delivery and starts handling it. It answers
+// 405 to other methods, 400 to deliveries without event headers or not in
+// JSON, 413 to payloads over MaxPayloadBytes and 403 to bad or missing signatures.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "405 Method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	eventType, guid := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
+	if eventType == "" || guid == "" {
+		http.Error(w, "400 Bad Request: missing X-GitHub-Event or X-GitHub-Delivery header", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/json" {
+		http.Error(w, "400 Bad Request: only content-type application/json is accepted", http.StatusBadRequest)
+		return
+	}
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPayloadBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.log.WithField(github.EventGUID, guid).Warn("Webhook payload too large; refused.")
+			http.Error(w, fmt.Sprintf("413 Payload too large: more than %d bytes", MaxPayloadBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "400 Bad Request: reading the body failed", http.StatusBadRequest)
+		return
+	}
+	if !validSignature(payload, r.Header, s.tokenGenerator) {
+		s.log.WithField(github.EventGUID, guid).Warn("Webhook with a bad or missing signature; refused.")
+		http.Error(w, "403 Forbidden: invalid or missing X-Hub-Signature", http.StatusForbidden)
+		return
+	}
+	l := s.log.WithFields(logrus.Fields{"event-type": eventType, github.EventGUID: guid})
+	if eventType != "issue_comment" {
+		l.Debug("Ignoring an event the plugin does not handle.")
+		fmt.Fprint(w, "Event ignored.")
+		return
+	}
+	var ic github.IssueCommentEvent
+	if err := json.Unmarshal(payload, &ic); err != nil {
+		l.WithError(err).Info("Malformed issue_comment payload.")
+		http.Error(w, "400 Bad Request: malformed issue_comment payload", http.StatusBadRequest)
+		return
+	}
+	ic.GUID = guid
+	fmt.Fprint(w, "Event received. Have a nice day.")
+	l = l.WithFields(logrus.Fields{
+		github.OrgLogField:  ic.Repo.Owner.Login,
+		github.RepoLogField: ic.Repo.Name,
+		github.PrLogField:   ic.Issue.Number,
+		"author":            ic.Comment.User.Login,
+	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.plugin.HandleIssueComment(s.ctx, l, ic); err != nil {
+			l.WithError(err).Error("Handling the comment failed.")
+		}
+	}()
+}
+
+// Wait blocks until every handling started so far is done.
+func (s *Server) Wait() { s.wg.Wait() }
