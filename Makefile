@@ -69,5 +69,8 @@ fuzz: ## fuzz both config parsers for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzParseDispatcher -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzParseClusters -fuzztime 30s ./dispatch/config
 
+load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table
+	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000
+
 clean: ## remove build and run output
 	rm -rf bin $(OUT)

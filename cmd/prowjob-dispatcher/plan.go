@@ -25,10 +25,12 @@ import (
 type planFlags struct {
 	dispatcherConfig, clusterConfig, jobConfig string
 	demandFile, prometheusURL                  string
+	prometheusQuery, prometheusWeight          string
 	demandWindow                               time.Duration
 	previous, output, format                   string
 	writeBuildFarm                             bool
 	maxMoves                                   int
+	tuning                                     tuningFlags
 }
 
 // runPlan runs the engine offline on config files and demand, prints the
@@ -47,12 +49,15 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
 	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand")
 	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from (instead of --demand-file)")
+	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
+	fs.StringVar(&f.prometheusWeight, "prometheus-weight-query", "", "optional query of a weight by job_name (e.g. average run duration) that multiplies each job's demand")
 	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window of the Prometheus query")
 	fs.StringVar(&f.previous, "previous", "", "previous assignment: a table JSON or a state file (default: the dispatcher config's buildFarm)")
 	fs.StringVar(&f.output, "output", "", "write the new table to this file")
 	fs.StringVar(&f.format, "format", "json", "format of --output: json or yaml")
 	fs.BoolVar(&f.writeBuildFarm, "write-build-farm", false, "print the dispatcher config with the buildFarm regenerated from the new table to stdout (the report goes to stderr)")
 	fs.IntVar(&f.maxMoves, "max-moves", 50, "list at most this many moves (all are counted)")
+	f.tuning.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,7 +77,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := config.Validate(cfg, clusters); err != nil {
 		return err
 	}
-	js, err := jobs.Load(f.jobConfig, jobs.DefaultLabels())
+	js, err := jobs.Load(f.jobConfig, f.tuning.labels)
 	if err != nil {
 		return err
 	}
@@ -87,7 +92,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	eng, err := engine.New(engine.Input{
-		Jobs: js, Config: cfg, Clusters: clusters, Demand: dm, Previous: prev, Now: time.Now().UTC(),
+		Jobs: js, Config: cfg, Clusters: clusters, Demand: dm, Previous: prev, Now: time.Now().UTC(), Options: f.tuning.engine,
 	})
 	if err != nil {
 		return err
@@ -126,7 +131,7 @@ func (f *planFlags) validate() error {
 	case f.format != "json" && f.format != "yaml":
 		return fmt.Errorf("--format %q: want json or yaml", f.format)
 	}
-	return nil
+	return f.tuning.validate()
 }
 
 // demand reads the demand source the flags name; none means every job gets the default demand.
@@ -136,7 +141,9 @@ func (f *planFlags) demand(ctx context.Context) (map[string]float64, error) {
 	case f.demandFile != "":
 		src = demand.File{Path: f.demandFile}
 	case f.prometheusURL != "":
-		p, err := demand.NewPrometheus(demand.PrometheusOptions{URL: f.prometheusURL, Window: f.demandWindow})
+		p, err := demand.NewPrometheus(demand.PrometheusOptions{
+			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight, Window: f.demandWindow,
+		})
 		if err != nil {
 			return nil, err
 		}

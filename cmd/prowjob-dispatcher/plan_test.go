@@ -162,11 +162,47 @@ func TestPlanFlagErrors(t *testing.T) {
 		{"bad demand file", planArgs("--demand-file", filepath.Join(planTestdata, "dispatcher.yaml")), "dispatcher.yaml"},
 		{"missing previous", planArgs("--previous", "/nonexistent/table.json"), "/nonexistent/table.json"},
 		{"unknown flag", planArgs("--nope"), "not defined"},
+		{"tolerance below 1", planArgs("--balance-tolerance", "0.5"), "--balance-tolerance 0.5"},
+		{"zero move fraction", planArgs("--max-move-fraction", "0"), "--max-move-fraction 0"},
+		{"negative default demand", planArgs("--default-demand", "-1"), "--default-demand -1"},
+		{"empty label", planArgs("--label-cluster", ""), "--label-cluster must not be empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := runPlanTest(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlanLabelFlags checks that the label flags steer placement: the same job
+// config read with other label names no longer sees the pin or the capability.
+func TestPlanLabelFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		pinned     table.Reason
+		capability table.Reason
+	}{
+		{"defaults", nil, table.ReasonPinned, table.ReasonCapability},
+		{"other names", []string{"--label-cluster", "example.com/cluster", "--label-capability-prefix", "example.com/capability-"}, table.ReasonBalanced, table.ReasonBalanced},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			output := filepath.Join(t.TempDir(), "table.json")
+			if _, _, err := runPlanTest(t, planArgs(append(tc.args, "--output", output)...)...); err != nil {
+				t.Fatal(err)
+			}
+			tbl, err := store.ReadTable(output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := tbl.ByJob()
+			if got := rows["pull-ci-org-repo-main-e2e-gcp"].Reason; got != tc.pinned {
+				t.Errorf("pinned job's reason = %q, want %q", got, tc.pinned)
+			}
+			if got := rows["pull-ci-org-repo-main-e2e-arm64"].Reason; got != tc.capability {
+				t.Errorf("arm64 job's reason = %q, want %q", got, tc.capability)
 			}
 		})
 	}

@@ -33,7 +33,7 @@ const shutdownTimeout = 25 * time.Second
 // serveFlags are the serve subcommand's flags.
 type serveFlags struct {
 	dispatcherConfig, clusterConfig, jobConfig, stateDir string
-	prometheusURL, prometheusQuery                       string
+	prometheusURL, prometheusQuery, prometheusWeight     string
 	prometheusTimeout, demandWindow                      time.Duration
 	demandFile, schedule                                 string
 	bindAddress                                          string
@@ -43,6 +43,7 @@ type serveFlags struct {
 	tokenFile                                            string
 	insecureAllowUnauthenticated                         bool
 	logLevel                                             string
+	tuning                                               tuningFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
 	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from")
 	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
+	fs.StringVar(&f.prometheusWeight, "prometheus-weight-query", "", "optional query of a weight by job_name (e.g. average run duration) that multiplies each job's demand; {{.Window}} as above")
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
 	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
 	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus (neither: demand is counted from admissions)")
@@ -67,6 +69,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.tuning.register(fs)
 }
 
 func (f *serveFlags) validate() error {
@@ -93,6 +96,10 @@ func (f *serveFlags) validate() error {
 	if _, err := parseLevel(f.logLevel); err != nil {
 		errs = append(errs, err)
 	}
+	if f.prometheusWeight != "" && f.prometheusURL == "" {
+		errs = append(errs, errors.New("--prometheus-weight-query needs --prometheus-url"))
+	}
+	errs = append(errs, f.tuning.validate())
 	return errors.Join(errs...)
 }
 
@@ -168,6 +175,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ClusterConfigPath:    f.clusterConfig,
 		JobConfigDir:         f.jobConfig,
 		StateDir:             f.stateDir,
+		Labels:               f.tuning.labels,
+		Engine:               f.tuning.engine,
 		Demand:               source,
 		Schedule:             f.schedule,
 		Registerer:           reg,
@@ -293,7 +302,7 @@ func (f *serveFlags) demandSource(log logr.Logger) (demand.Source, error) {
 	switch {
 	case f.prometheusURL != "":
 		p, err := demand.NewPrometheus(demand.PrometheusOptions{
-			URL: f.prometheusURL, Query: f.prometheusQuery, Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
+			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight, Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("--prometheus-url: %w", err)

@@ -189,6 +189,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{name: "log level", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--log-level", "loud"}, want: "--log-level"},
 		{name: "token and insecure", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--token-file", "t", "--insecure-allow-unauthenticated"}, want: "exclusive"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected arguments"},
+		{name: "weight without prometheus", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--prometheus-weight-query", "avg(x) by (job_name)"}, want: "--prometheus-weight-query needs --prometheus-url"},
+		{name: "tolerance", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--balance-tolerance", "20"}, want: "--balance-tolerance 20"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
