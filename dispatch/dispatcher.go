@@ -132,6 +132,11 @@ func (d *Dispatcher) restore() {
 			d.overrides[o.Job] = o
 		}
 	}
+	for _, j := range st.DeltaJobs {
+		if j.Name != "" {
+			d.deltaJobs[j.Name] = j
+		}
+	}
 	if d.admissions != nil {
 		d.admissions.Restore(st.Admissions)
 	}
@@ -139,7 +144,7 @@ func (d *Dispatcher) restore() {
 	if st.Table != nil && len(st.Table.Assignments) > 0 {
 		d.cache.Replace(st.Table)
 	}
-	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "lastDispatch", st.LastDispatch)
+	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "deltaJobs", len(d.deltaJobs), "lastDispatch", st.LastDispatch)
 }
 
 // newEngine builds an engine on the inputs, the last good demand, prev as

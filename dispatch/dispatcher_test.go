@@ -136,10 +136,18 @@ func TestRestartKeepsAssignmentsAndOverrides(t *testing.T) {
 	if a := mustLookup(t, again, "pull-ci-new-job"); a.Cluster != delta.Cluster {
 		t.Errorf("delta job after restart: %+v", a)
 	}
-	// A full dispatch after the restart keeps the override in force.
+	// The delta job's requirements survived too: a reschedule onto a
+	// cluster without arm64 is refused.
+	if _, err := again.Reschedule(ctx, RescheduleRequest{Job: "pull-ci-new-job", Cluster: "build03", Reason: "test"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("rescheduling the arm64 delta job onto build03 after restart: err %v, want ErrInvalid", err)
+	}
+	// A full dispatch after the restart keeps the override in force and the delta job's row.
 	e.dispatch(again)
 	if a := mustLookup(t, again, "pull-ci-org-repo-main-lint"); a.Cluster != to {
 		t.Errorf("override lost by the dispatch after restart: %+v", a)
+	}
+	if a := mustLookup(t, again, "pull-ci-new-job"); a.Cluster != "build01" {
+		t.Errorf("delta job after restart and dispatch: %+v, want build01", a)
 	}
 }
 

@@ -1,9 +1,12 @@
 package dispatch
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -18,7 +21,7 @@ func (d *Dispatcher) save() error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
-	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), LastDispatch: d.lastDispatch}
+	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), DeltaJobs: d.deltaJobsLocked(), LastDispatch: d.lastDispatch}
 	d.mu.Unlock()
 	if d.admissions != nil {
 		st.Admissions = d.admissions.Snapshot()
@@ -71,5 +74,14 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Job < out[j].Job })
+	return out
+}
+
+// deltaJobsLocked returns the jobs assigned at admission, sorted by name. Callers hold mu.
+func (d *Dispatcher) deltaJobsLocked() []jobs.Job {
+	out := make([]jobs.Job, 0, len(d.deltaJobs))
+	for _, name := range slices.Sorted(maps.Keys(d.deltaJobs)) {
+		out = append(out, d.deltaJobs[name])
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -19,6 +20,10 @@ type State struct {
 	Table *table.Table `json:"table,omitempty"`
 	// Overrides are the operators' reschedules, sorted by job.
 	Overrides []table.Override `json:"overrides,omitempty"`
+	// DeltaJobs are the jobs assigned at admission that the job config lacked,
+	// with the requirements their labels carried, sorted by name: a restart
+	// keeps their rows through the next dispatch and checks reschedules against them.
+	DeltaJobs []jobs.Job `json:"deltaJobs,omitempty"`
 	// Admissions are the admission counts of the embedded demand source.
 	Admissions *demand.AdmissionCounts `json:"admissions,omitempty"`
 	// LastDispatch is when the last full dispatch succeeded.
