@@ -110,7 +110,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	summary := stdout
 	if f.writeBuildFarm {
 		summary = stderr
-		cfg.BuildFarm = config.BuildFarmFromTable(clusters, t)
+		cfg.BuildFarm = config.BuildFarmFromTable(clusters, t, cfg.BuildFarm)
 		out, err := cfg.Marshal()
 		if err != nil {
 			return err

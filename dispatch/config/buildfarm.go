@@ -23,8 +23,9 @@ func inBuildFarm(reason table.Reason) bool {
 // cluster -> sorted base names of the job files whose jobs the balanced
 // rules placed there. A file whose jobs went to several clusters goes to the
 // cluster holding most of them (the lowest name on a tie). Clusters absent
-// from the cluster config are left out.
-func BuildFarmFromTable(c *Clusters, t *table.Table) map[string]map[string]*BuildFarmCluster {
+// from the cluster config are left out. A cluster marked disabled in
+// previous (the section being replaced) stays disabled, with or without files.
+func BuildFarmFromTable(c *Clusters, t *table.Table, previous map[string]map[string]*BuildFarmCluster) map[string]map[string]*BuildFarmCluster {
 	counts := map[string]map[string]int{} // file base name -> cluster -> jobs
 	for _, a := range t.Assignments {
 		if a.File == "" || !inBuildFarm(a.Reason) {
@@ -37,11 +38,10 @@ func BuildFarmFromTable(c *Clusters, t *table.Table) map[string]map[string]*Buil
 		counts[base][a.Cluster]++
 	}
 	farm := map[string]map[string]*BuildFarmCluster{}
-	for _, file := range sortedKeys(counts) {
-		cluster := mostJobs(counts[file])
+	entry := func(cluster string) *BuildFarmCluster {
 		cl, ok := c.Get(cluster)
 		if !ok {
-			continue
+			return nil
 		}
 		if farm[cl.Provider] == nil {
 			farm[cl.Provider] = map[string]*BuildFarmCluster{}
@@ -51,7 +51,22 @@ func BuildFarmFromTable(c *Clusters, t *table.Table) map[string]map[string]*Buil
 			bf = &BuildFarmCluster{}
 			farm[cl.Provider][cluster] = bf
 		}
-		bf.Filenames = append(bf.Filenames, file) // files come in sorted order
+		return bf
+	}
+	for _, file := range sortedKeys(counts) {
+		if bf := entry(mostJobs(counts[file])); bf != nil {
+			bf.Filenames = append(bf.Filenames, file) // files come in sorted order
+		}
+	}
+	for _, clusters := range previous {
+		for cluster, old := range clusters {
+			if old == nil || !old.Disabled {
+				continue
+			}
+			if bf := entry(cluster); bf != nil {
+				bf.Disabled = true
+			}
+		}
 	}
 	return farm
 }

@@ -40,11 +40,18 @@ func TestBuildFarmFromTable(t *testing.T) {
 		{Job: "m1", File: "manual/x-periodics.yaml", Cluster: "hive", Reason: table.ReasonBalanced},
 		{Job: "adhoc", Cluster: "build01", Reason: table.ReasonBalanced},
 	}}
-	got := BuildFarmFromTable(clusters, tbl)
+	// build03 and build05 were disabled in the section being replaced: they
+	// stay so, build05 without files; a cluster gone from the inventory is dropped.
+	previous := map[string]map[string]*BuildFarmCluster{
+		"aws": {"build03": {Disabled: true, Filenames: []string{"old.yaml"}}, "build01": {Filenames: []string{"old.yaml"}}},
+		"gcp": {"build05": {Disabled: true}, "gone": {Disabled: true}},
+	}
+	got := BuildFarmFromTable(clusters, tbl, previous)
 	want := map[string]map[string]*BuildFarmCluster{
 		"aws": {
 			"build01": {Filenames: []string{"openshift-installer-main-presubmits.yaml"}},
-			"build03": {Filenames: []string{"openshift-origin-main-presubmits.yaml"}},
+			"build03": {Filenames: []string{"openshift-origin-main-presubmits.yaml"}, Disabled: true},
+			"build05": {Disabled: true},
 		},
 		"gcp": {
 			"build02": {Filenames: []string{"kubevirt-kubevirt-main-periodics.yaml", "openshift-release-master-periodics.yaml"}},
@@ -68,7 +75,7 @@ func TestBuildFarmFromTable(t *testing.T) {
 	for i := len(tbl.Assignments) - 1; i >= 0; i-- {
 		reversed.Assignments = append(reversed.Assignments, tbl.Assignments[i])
 	}
-	d.BuildFarm = BuildFarmFromTable(clusters, reversed)
+	d.BuildFarm = BuildFarmFromTable(clusters, reversed, previous)
 	second, err := d.Marshal()
 	if err != nil {
 		t.Fatal(err)
