@@ -51,7 +51,7 @@ func TestJobConfigPresubmitsBadBranchRegex(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := JobConfigPresubmits(dir)("o", "r", "main"); err == nil || !strings.Contains(err.Error(), "presubmit bad") {
+	if _, err := JobConfigPresubmits(dir)("o", "r", "main"); err == nil || !strings.Contains(err.Error(), "for bad") {
 		t.Errorf("error = %v, want one naming the presubmit", err)
 	}
 }
