@@ -270,6 +270,9 @@ func TestNewFailsOnBadConfig(t *testing.T) {
 		{"missing job config", func(e *env, o *Options) { o.JobConfigDir = e.dir + "/nojobs" }, "nojobs"},
 		{"bad schedule", func(e *env, o *Options) { o.Schedule = "every tuesday" }, `schedule "every tuesday"`},
 		{"no cluster config path", func(e *env, o *Options) { o.ClusterConfigPath = "" }, "no cluster config path"},
+		{"overlapping group paths", func(e *env, o *Options) {
+			writeFile(t, e.dispatcherConfig, "default: build01\ngroups:\n  build01:\n    paths: ['^org/']\n  build03:\n    paths: ['presubmits']\n")
+		}, `groups["build03"].paths[0]: path regex "presubmits" overlaps groups["build01"].paths[0] "^org/"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -34,6 +34,9 @@ func loadInputs(o *Options) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
+		return nil, err
+	}
 	in := &inputs{config: cfg, clusters: clusters, jobs: js, byName: make(map[string]*jobs.Job, len(js)), manual: map[string]bool{}}
 	for i := range js {
 		if _, dup := in.byName[js[i].Name]; !dup {

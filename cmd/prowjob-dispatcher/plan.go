@@ -81,6 +81,9 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
+		return err
+	}
 	dm, err := f.demand(ctx)
 	if err != nil {
 		return err

@@ -1,5 +1,7 @@
 package jobs
 
+import "sort"
+
 // Agent is the ProwJob agent the dispatcher places; jobs of other agents are left alone.
 const Agent = "kubernetes"
 
@@ -27,4 +29,18 @@ type Job struct {
 	Cluster string `json:"cluster,omitempty"`
 	// Requirements are what the job's labels ask of its cluster.
 	Requirements Requirements `json:"requirements"`
+}
+
+// Files returns the distinct job files of js, sorted.
+func Files(js []Job) []string {
+	seen := make(map[string]bool, len(js)/4)
+	var files []string
+	for _, j := range js {
+		if j.File != "" && !seen[j.File] {
+			seen[j.File] = true
+			files = append(files, j.File)
+		}
+	}
+	sort.Strings(files)
+	return files
 }
