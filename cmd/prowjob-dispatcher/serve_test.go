@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,29 +83,11 @@ func TestServe(t *testing.T) {
 		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
 		"--token-file", tokenFile,
 	}
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, args, &stdout, &stderr) }()
-
+	ctx := context.Background()
+	srv := startServe(t, args, ports[2])
 	health := "http://127.0.0.1:" + strconv.Itoa(ports[2])
 	apiURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	var ready bool
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !ready; time.Sleep(50 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
-		default:
-		}
-		if resp, err := http.Get(health + "/readyz"); err == nil {
-			ready = resp.StatusCode == 200
-			resp.Body.Close()
-		}
-	}
-	if !ready {
-		t.Fatalf("not ready within 30s\n%s", stderr.String())
-	}
+	stdout := &srv.stdout
 
 	// The CA bundle printed for the webhook config verifies the served certificate.
 	line, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "caBundle: ")
@@ -162,19 +145,91 @@ func TestServe(t *testing.T) {
 		t.Errorf("/metrics does not count the admission:\n%s", metrics)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v\n%s", err, stderr.String())
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("serve did not stop within 90s of cancel")
+	// An override, then a restart on the same state dir: the same table and
+	// the same override come back, before any dispatch.
+	from := as.Cluster
+	rs, err := c.Reschedule(ctx, api.RescheduleRequest{Job: "pull-ci-openshift-origin-main-unit", TTL: "1h", Reason: "restart test"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	before, err := c.Overrides(ctx)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("overrides before restart: %+v, %v", before, err)
+	}
+	unitBefore, err := c.Assignment(ctx, "pull-ci-openshift-origin-main-unit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(t)
 	entries, err := os.ReadDir(stateDir)
 	if err != nil || len(entries) == 0 {
 		t.Errorf("no state saved in %s: %v", stateDir, err)
 	}
+
+	srv = startServe(t, args, ports[2])
+	defer srv.stop(t)
+	after, err := c.Overrides(ctx)
+	if err != nil || !reflect.DeepEqual(after, before) {
+		t.Errorf("overrides after restart: %+v, %v; want %+v", after, err, before)
+	}
+	unitAfter, err := c.Assignment(ctx, "pull-ci-openshift-origin-main-unit")
+	if err != nil || !reflect.DeepEqual(unitAfter, unitBefore) || unitAfter.Cluster != rs.To {
+		t.Errorf("overridden job after restart: %+v, %v; want %+v on %s", unitAfter, err, unitBefore, rs.To)
+	}
+	if a, err := c.Assignment(ctx, "pull-ci-openshift-origin-main-e2e-aws-arm64"); err != nil || a.Cluster != from {
+		t.Errorf("arm64 job after restart: %+v, %v; want it on %s", a, err, from)
+	}
+}
+
+// servedProcess is one in-process `serve` run.
+type servedProcess struct {
+	cancel         context.CancelFunc
+	done           chan error
+	stdout, stderr syncBuffer
+}
+
+// startServe runs serve with args until stop and waits until /readyz on
+// healthPort answers 200.
+func startServe(t *testing.T, args []string, healthPort int) *servedProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &servedProcess{cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- serve(ctx, args, &p.stdout, &p.stderr) }()
+	health := "http://127.0.0.1:" + strconv.Itoa(healthPort)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("serve stopped: %v\n%s", err, p.stderr.String())
+		default:
+		}
+		if resp, err := http.Get(health + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+	}
+	cancel()
+	t.Fatalf("not ready within 30s\n%s", p.stderr.String())
+	return nil
+}
+
+// stop cancels serve's context, as SIGTERM does, and checks it returns cleanly.
+func (p *servedProcess) stop(t *testing.T) {
+	t.Helper()
+	if p.done == nil {
+		return
+	}
+	p.cancel()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("serve returned %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("serve did not stop within 90s of cancel")
+	}
+	p.done = nil
 }
 
 func TestServeFlagErrors(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // maxResponseBytes bounds what the client reads of one response.
@@ -62,6 +64,12 @@ func (c *Client) Dispatch(ctx context.Context) (*DispatchResponse, error) {
 func (c *Client) Reschedule(ctx context.Context, req RescheduleRequest) (*RescheduleResponse, error) {
 	var out RescheduleResponse
 	return &out, c.do(ctx, http.MethodPost, ReschedulePath, req, &out)
+}
+
+// Overrides lists the overrides in force, sorted by job.
+func (c *Client) Overrides(ctx context.Context) ([]table.Override, error) {
+	var out []table.Override
+	return out, c.do(ctx, http.MethodGet, OverridesPath, nil, &out)
 }
 
 // DeleteOverride removes a job's override.
