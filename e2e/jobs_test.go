@@ -4,17 +4,17 @@ package e2e
 // prowjob_state_transitions{state="pending"} counter over the 14 days of
 // generated Prometheus history.
 var demand = map[string]float64{
-	jobOriginUnit:                         900,
-	jobOriginE2E:                          400,
-	jobOriginARM64:                        120,
-	jobInstallerUnit:                      300,
-	jobInstallerE2E:                       250,
-	jobConsoleUnit:                        500,
-	jobConsolePinned:                      50,
-	jobAPIVerify:                          600,
-	jobNightly:                            200,
-	jobNightlyARM64:                       80,
-	"pull-ci-openshift-removed-main-unit": 1000, // ran, then left the job config
+	jobOriginUnit:    900,
+	jobOriginE2E:     400,
+	jobOriginARM64:   120,
+	jobInstallerUnit: 300,
+	jobInstallerE2E:  250,
+	jobConsoleUnit:   500,
+	jobConsolePinned: 50,
+	jobAPIVerify:     600,
+	jobNightly:       200,
+	jobNightlyARM64:  80,
+	jobRemoved:       1000, // ran, then left the job config
 }
 
 const (
@@ -28,6 +28,7 @@ const (
 	jobAPIVerify      = "pull-ci-openshift-api-main-verify"
 	jobNightly        = "periodic-ci-openshift-release-nightly"
 	jobNightlyARM64   = "periodic-ci-openshift-release-arm64-nightly" // capability/arm64
+	jobRemoved        = "pull-ci-openshift-removed-main-unit"         // in Prometheus only
 	clusterARM64      = "build01"                                     // the only arm64 cluster
 	clusterPinned     = "build03"
 	clusterBlocked    = "build04"

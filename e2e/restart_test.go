@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,5 +101,139 @@ func stateMentions(dir, s string) error {
 	if !found {
 		return fmt.Errorf("no file under %s mentions %q", dir, s)
 	}
+	return nil
+}
+
+// TestKillDuringWrites SIGKILLs the dispatcher while it is writing its state
+// (reschedules and full dispatches in flight, each saving the state file),
+// several rounds in a row. Every restart must load a good state file, and
+// every reschedule the dispatcher acknowledged must be there: the override
+// in force is the last acknowledged one or the one in flight at the kill.
+func TestKillDuringWrites(t *testing.T) {
+	sc := newScenario(t, "kill-writes", scenarioOptions{})
+	ctx := testContext(t)
+	rescheduled := []string{jobOriginUnit, jobInstallerUnit, jobConsoleUnit, jobAPIVerify, jobNightly}
+	type attempt struct{ acked, inFlight string } // override reasons
+	last := map[string]*attempt{}
+	for _, job := range rescheduled {
+		last[job] = &attempt{}
+	}
+	const rounds = 4
+	for round := range rounds {
+		d := sc.d
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			stop = make(chan struct{})
+			acks int
+		)
+		wg.Add(1)
+		go func() { // full dispatches, each saving the whole table
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = d.API.Dispatch(ctx)
+			}
+		}()
+		for _, job := range rescheduled {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					reason := fmt.Sprintf("round %d attempt %d", round, i)
+					mu.Lock()
+					last[job].inFlight = reason
+					mu.Unlock()
+					if _, err := d.API.Reschedule(ctx, api.RescheduleRequest{Job: job, Reason: reason}); err != nil {
+						return // the process is gone
+					}
+					mu.Lock()
+					last[job].acked = reason
+					acks++
+					mu.Unlock()
+				}
+			}()
+		}
+		// Let writes pile up for a while that differs each round, then kill.
+		time.Sleep(time.Duration(300+137*round) * time.Millisecond)
+		d.Kill()
+		close(stop)
+		wg.Wait()
+		if acks == 0 {
+			t.Fatalf("round %d: no reschedule was acknowledged before the kill; the test proves nothing", round)
+		}
+
+		restarted, err := d.Restart(ctx)
+		if err != nil {
+			t.Fatalf("round %d: restart after SIGKILL: %v\n%s", round, err, d.LogTail(4000))
+		}
+		sc.d = restarted
+		t.Cleanup(restarted.Kill)
+
+		var metrics string
+		if err := getText(ctx, restarted.HealthURL+"/metrics", &metrics); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(metrics, "prowjob_dispatcher_state_load_errors_total 0") {
+			t.Fatalf("round %d: the state file did not load after SIGKILL:\n%s", round, restarted.LogTail(4000))
+		}
+		overrides, err := restarted.API.Overrides(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, o := range overrides {
+			got[o.Job] = o.Reason
+		}
+		for _, job := range rescheduled {
+			a := last[job]
+			if a.acked == "" && got[job] == "" {
+				continue // never acknowledged, not saved: fine
+			}
+			if got[job] != a.acked && got[job] != a.inFlight {
+				t.Errorf("round %d: %s's override after restart is %q; want the last acknowledged %q or the in-flight %q",
+					round, job, got[job], a.acked, a.inFlight)
+			}
+		}
+		for job := range demand {
+			if job == jobRemoved {
+				continue
+			}
+			if sc.assignmentOrNil(job) == nil {
+				t.Errorf("round %d: %s lost its assignment across the SIGKILL", round, job)
+			}
+		}
+		t.Logf("round %d: %d reschedules acknowledged before SIGKILL; state loaded, %d overrides", round, acks, len(overrides))
+	}
+}
+
+// getText GETs url and returns the body of a 200 answer in out.
+func getText(ctx context.Context, url string, out *string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	*out = string(body)
 	return nil
 }
