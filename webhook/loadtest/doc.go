@@ -1,9 +1,36 @@
 // Package loadtest holds the admission webhook's load harness, a test-only
-// tool: it serves a 50,000-job table through the real webhook server over
-// TLS on the loopback interface and posts AdmissionReviews to it at a fixed
-// rate, then prints latency percentiles, throughput, errors and memory.
+// tool. It runs the parts serve runs, wired as serve wires them: the real
+// *dispatch.Dispatcher (dispatch.New, then Run) behind webhook.NewAdmission
+// and the controller-runtime webhook server over TLS on the loopback
+// interface. It posts AdmissionReviews to it at a fixed rate, open loop, then
+// prints latency percentiles, throughput, errors, dropped requests, memory
+// and the setup time.
 //
-// The default run is a short smoke test. The long run is asked for with flags:
+// The inputs are generated on disk in a temporary dir, in the formats serve
+// reads (see docs/examples): a Prow job config tree of -jobs jobs, about ten
+// per file, presubmits and periodics, some needing capabilities
+// (capability/arm64), kvm, no-builds, a cloud or the ssh bastion, a few
+// pinned with ci-operator.openshift.io/cluster, on the manual cluster or run
+// by jenkins; a cluster config of ten clusters over three providers with
+// capacities 30..100; a dispatcher config; and a demand file. The jobs, the
+// clusters and the demand are enginetest.Workload's. The dispatcher keeps
+// its state in the temporary dir, as in production.
 //
-//	go test ./webhook/loadtest -run TestLoad -v -args -rate 1000 -duration 60s
+// Once the first dispatch has made the table, the harness sends reviews of
+// ProwJobs of the table's jobs, labelled as Prow labels them, and a share
+// -new-fraction of reviews of jobs the table lacks, which the dispatcher
+// delta-assigns and persists. An answer is wrong unless it allows the ProwJob
+// and patches spec.cluster to the table's cluster (for a new job: the cluster
+// the dispatcher reports for it afterwards). After the run the harness checks
+// the webhook's and the dispatcher's metrics, then starts a second dispatcher
+// on the same state dir and checks that it kept every delta assignment.
+//
+// The default run, 5,000 jobs at 200 reviews/s for one second, is a short
+// smoke test that `go test ./...` runs, under -race too. The long run is
+// `make load`, or:
+//
+//	go test ./webhook/loadtest -run TestLoad -v -args -rate 1000 -duration 60s -jobs 50000
+//
+// Any error, wrong answer or dropped request fails the test; latency is
+// reported, never asserted.
 package loadtest

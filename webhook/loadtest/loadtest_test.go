@@ -13,12 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,52 +29,44 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
 
-// The harness's knobs. The defaults are a smoke run that keeps `go test ./...` short.
+// The harness's knobs. The defaults are a smoke run that keeps `go test ./...`
+// short, under -race on two cores too; `make load` asks for the long run.
 var (
 	rate        = flag.Int("rate", 200, "AdmissionReviews per second (1..20000)")
 	duration    = flag.Duration("duration", time.Second, "how long to send (at most 10m)")
-	jobCount    = flag.Int("jobs", 50000, "rows of the assignment table")
+	jobCount    = flag.Int("jobs", 5000, "jobs of the generated job config (100..200000)")
 	maxInFlight = flag.Int("max-in-flight", 512, "requests in flight at most; a request due while all are busy is counted as dropped")
+	newFraction = flag.Float64("new-fraction", 0.01, "share of the AdmissionReviews for jobs the table lacks, delta-assigned (0..1)")
 )
 
-var clusters = []string{"build01", "build02", "build03", "build04", "build05", "build06", "build07", "build08", "build09", "build10"}
+// oldCluster is the spec.cluster of every ProwJob sent: the answer patches
+// it unless the job's cluster is already this one.
+const oldCluster = "build01"
 
-func jobName(i int) string { return fmt.Sprintf("periodic-ci-openshift-loadtest-%05d", i) }
-
-// cacheDispatcher is a webhook.Admitter over a table.Cache, the same
-// structure *dispatch.Dispatcher answers admission from.
-type cacheDispatcher struct {
-	cache    *table.Cache
-	recorded atomic.Int64
+// target is one job the harness sends AdmissionReviews for.
+type target struct {
+	name, typ, labels string // labels: genJob.labelsJSON
+	want              string // the table's cluster; "" for a job the table lacks
 }
-
-func (c *cacheDispatcher) Status() webhook.Status {
-	return webhook.Status{Ready: true, TableSize: c.cache.Len()}
-}
-
-func (c *cacheDispatcher) Lookup(job string) (table.Assignment, bool) { return c.cache.Lookup(job) }
-
-func (c *cacheDispatcher) Assign(_ context.Context, job string, _ map[string]string, _ bool) (table.Assignment, error) {
-	if a, ok := c.cache.Lookup(job); ok {
-		return a, nil
-	}
-	return table.Assignment{}, errors.New("unknown job")
-}
-
-func (c *cacheDispatcher) IsManual(string) bool { return false }
-
-func (c *cacheDispatcher) RecordAdmission(string) { c.recorded.Add(1) }
 
 // reviewTemplate is an AdmissionReview of a realistic ProwJob on build01,
-// split around its two placeholders: the job name and the request UID.
+// split around its placeholders: the job name, the job type, the request UID
+// and the job's labels.
 type reviewTemplate struct{ parts [][]byte }
 
-const jobMark, uidMark = "@@JOB@@", "@@UID@@"
+const (
+	jobMark, typeMark, uidMark = "@@JOB@@", "@@TYP@@", "@@UID@@"
+	labelsMark                 = `"@@LBL@@"` // a JSON string in the template, an object in the review
+)
+
+var marks = []string{jobMark, typeMark, uidMark, labelsMark}
 
 func newReviewTemplate(t testing.TB) *reviewTemplate {
 	t.Helper()
@@ -86,8 +79,10 @@ func newReviewTemplate(t testing.TB) *reviewTemplate {
 		t.Fatal(err)
 	}
 	spec := pj["spec"].(map[string]any)
-	spec["job"], spec["cluster"] = jobMark, "build01"
-	pj["metadata"].(map[string]any)["labels"].(map[string]any)["prow.k8s.io/job"] = jobMark
+	spec["job"], spec["type"], spec["cluster"] = jobMark, typeMark, oldCluster
+	meta := pj["metadata"].(map[string]any)
+	meta["labels"] = strings.Trim(labelsMark, `"`)
+	meta["annotations"].(map[string]any)["prow.k8s.io/job"] = jobMark
 	obj, err := json.Marshal(pj)
 	if err != nil {
 		t.Fatal(err)
@@ -107,29 +102,47 @@ func newReviewTemplate(t testing.TB) *reviewTemplate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Split into literal parts; odd parts are placeholders, replaced in body().
+	// Split into literal parts and placeholders, replaced in body().
 	var parts [][]byte
 	for len(body) > 0 {
-		i := bytes.Index(body, []byte("@@"))
-		if i < 0 {
-			parts = append(parts, body)
+		at, mark := len(body), ""
+		for _, m := range marks {
+			if i := bytes.Index(body, []byte(m)); i >= 0 && i < at {
+				at, mark = i, m
+			}
+		}
+		if at > 0 {
+			parts = append(parts, body[:at])
+		}
+		if mark == "" {
 			break
 		}
-		parts = append(parts, body[:i], body[i:i+7])
-		body = body[i+7:]
+		parts = append(parts, []byte(mark))
+		body = body[at+len(mark):]
 	}
 	return &reviewTemplate{parts: parts}
 }
 
-// body returns the review for job with uid.
-func (rt *reviewTemplate) body(job, uid string) []byte {
+// body returns the review of a ProwJob of the job with uid, labelled as Prow
+// labels it: the job's labels and prow.k8s.io/job and /type.
+func (rt *reviewTemplate) body(tg *target, uid string) []byte {
 	var b bytes.Buffer
 	for _, p := range rt.parts {
 		switch string(p) {
 		case jobMark:
-			b.WriteString(job)
+			b.WriteString(tg.name)
+		case typeMark:
+			b.WriteString(tg.typ)
 		case uidMark:
 			b.WriteString(uid)
+		case labelsMark:
+			b.WriteString(`{"prow.k8s.io/job":"`)
+			b.WriteString(tg.name)
+			b.WriteString(`","prow.k8s.io/type":"`)
+			b.WriteString(tg.typ)
+			b.WriteString(`"`)
+			b.WriteString(tg.labels)
+			b.WriteString(`}`)
 		default:
 			b.Write(p)
 		}
@@ -140,26 +153,53 @@ func (rt *reviewTemplate) body(job, uid string) []byte {
 // result is what one run measured.
 type result struct {
 	sent, ok, wrong, failed, dropped int
-	latencies                        []time.Duration
+	newSent                          int             // reviews for jobs the table lacked (dropped ones included)
+	latencies, newLatencies          []time.Duration // answered reviews; newLatencies: of new jobs only
+	newJobs                          map[string]string
 	elapsed                          time.Duration
 	firstErr                         error
 }
 
 func TestLoad(t *testing.T) {
-	if *rate < 1 || *rate > 20000 || *duration <= 0 || *duration > 10*time.Minute || *jobCount < len(clusters) || *maxInFlight < 1 {
-		t.Fatalf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d -max-in-flight %d", *rate, *duration, *jobCount, *maxInFlight)
+	if *rate < 1 || *rate > 20000 || *duration <= 0 || *duration > 10*time.Minute || *jobCount < 100 || *jobCount > 200000 ||
+		*maxInFlight < 1 || !(*newFraction >= 0 && *newFraction <= 1) {
+		t.Fatalf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d (100..200000) -max-in-flight %d -new-fraction %v (0..1)",
+			*rate, *duration, *jobCount, *maxInFlight, *newFraction)
 	}
+	setupStart := time.Now()
 
-	// The table: jobCount jobs spread over ten clusters.
-	rows := make([]table.Assignment, *jobCount)
-	for i := range rows {
-		rows[i] = table.Assignment{Job: jobName(i), Cluster: clusters[i%len(clusters)], Reason: table.ReasonBalanced}
+	// The inputs on disk, as serve reads them.
+	dir := t.TempDir()
+	w, err := writeWorkload(dir, *jobCount)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cache := table.NewCache()
-	cache.Replace(&table.Table{GeneratedAt: time.Now(), Assignments: rows})
-	d := &cacheDispatcher{cache: cache}
+	wrote := time.Since(setupStart)
 
+	// The real dispatcher, wired as serve wires it.
 	reg := prometheus.NewRegistry()
+	opts := dispatch.Options{
+		DispatcherConfigPath: w.dispatcherConfig,
+		ClusterConfigPath:    w.clusterConfig,
+		JobConfigDir:         w.jobConfigDir,
+		StateDir:             filepath.Join(dir, "state"),
+		Demand:               demand.File{Path: w.demandFile},
+		Registerer:           reg,
+		Logger:               logr.Discard(),
+	}
+	t0 := time.Now()
+	d, err := dispatch.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := time.Since(t0)
+	t0 = time.Now()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	stopDispatcher := sync.OnceValue(func() error { stopRun(); return <-runDone })
+	t.Cleanup(func() { _ = stopDispatcher() })
+
 	metrics, err := webhook.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -178,22 +218,45 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}()
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	var srvErr error
+	srvDone := make(chan struct{})
+	go func() { defer close(srvDone); srvErr = srv.Start(srvCtx) }()
+	stopServer := sync.OnceValue(func() error { stopSrv(); <-srvDone; return srvErr }) // drains in-flight requests
+	t.Cleanup(func() { _ = stopServer() })                                             // runs before stopDispatcher's, as in serve
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, addr, done)
-
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(bundle.CA)
+	tlsConfig := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	waitListening(t, addr, tlsConfig, srvDone, &srvErr)
+	waitReady(t, d)
+	dispatched := time.Since(t0)
+
+	// The table's jobs: every job of the job config that Prow would run
+	// with agent kubernetes, on the cluster the table says.
+	var targets []target
+	perCluster := map[string]int{}
+	for _, j := range w.jobs {
+		a, ok := d.Lookup(j.name)
+		if j.agent != jobs.Agent {
+			if ok {
+				t.Errorf("job %s of agent %s is in the table", j.name, j.agent)
+			}
+			continue
+		}
+		if !ok {
+			t.Fatalf("job %s of the job config is not in the table", j.name)
+		}
+		targets = append(targets, target{name: j.name, typ: string(j.typ), labels: j.labelsJSON(), want: a.Cluster})
+		perCluster[a.Cluster]++
+	}
+	if st := d.Status(); st.TableSize != len(targets) {
+		t.Fatalf("table of %d rows, want %d (the job config's kubernetes jobs)", st.TableSize, len(targets))
+	}
+	setup := time.Since(setupStart)
+
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     tlsConfig,
 		MaxIdleConns:        *maxInFlight,
 		MaxIdleConnsPerHost: *maxInFlight,
 		IdleConnTimeout:     time.Minute,
@@ -202,22 +265,32 @@ func TestLoad(t *testing.T) {
 	tmpl := newReviewTemplate(t)
 
 	runtime.GC()
-	res := run(client, url, tmpl)
+	res := run(client, url, tmpl, d, targets)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if err := stopServer(); err != nil {
+		t.Errorf("server: %v", err)
+	}
 
-	slices.Sort(res.latencies)
-	pct := func(p float64) time.Duration {
-		if len(res.latencies) == 0 {
+	pct := func(l []time.Duration, p float64) time.Duration {
+		if len(l) == 0 {
 			return 0
 		}
-		return res.latencies[min(len(res.latencies)-1, int(p*float64(len(res.latencies))))]
+		return l[min(len(l)-1, int(p*float64(len(l))))]
 	}
-	t.Logf("load: %d jobs in the table, %d req/s for %v over TLS to 127.0.0.1", *jobCount, *rate, *duration)
-	t.Logf("sent %d, answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d", res.sent, res.ok, res.wrong, res.failed, res.dropped)
+	slices.Sort(res.latencies)
+	slices.Sort(res.newLatencies)
+	t.Logf("load: real *dispatch.Dispatcher, %d jobs in %d files (%d presubmits, %d periodics), %d table rows over %d clusters %s",
+		len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
+	t.Logf("setup %v: workload generated and written %v, dispatch.New (configs and job config loaded) %v, first dispatch until ready %v",
+		setup.Round(time.Millisecond), wrote.Round(time.Millisecond), loaded.Round(time.Millisecond), dispatched.Round(time.Millisecond))
+	t.Logf("sending %d req/s for %v over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *newFraction*100)
+	t.Logf("sent %d (%d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d",
+		res.sent, res.newSent, res.ok, res.wrong, res.failed, res.dropped)
 	t.Logf("throughput %.1f req/s over %v", float64(res.ok+res.wrong)/res.elapsed.Seconds(), res.elapsed.Round(time.Millisecond))
-	t.Logf("latency p50 %v, p90 %v, p99 %v, max %v", pct(0.50), pct(0.90), pct(0.99), pct(1))
-	t.Logf("memory (client and server in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
+	t.Logf("latency p50 %v, p90 %v, p99 %v, max %v", pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 1))
+	t.Logf("latency of new jobs (delta-assigned): p50 %v, p99 %v, max %v over %d", pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 1), len(res.newLatencies))
+	t.Logf("memory (client, server and dispatcher in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
 		procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.HeapObjects, ms.NumGC)
 	if res.firstErr != nil {
 		t.Logf("first error: %v", res.firstErr)
@@ -225,19 +298,59 @@ func TestLoad(t *testing.T) {
 	if res.failed > 0 || res.wrong > 0 || res.dropped > 0 {
 		t.Errorf("%d errors, %d wrong answers, %d dropped", res.failed, res.wrong, res.dropped)
 	}
-	if got := int(d.recorded.Load()); got != res.sent-res.dropped {
-		t.Errorf("%d admissions recorded, want %d", got, res.sent-res.dropped)
+
+	// Every review that reached the server was decided, and placed the ProwJob.
+	counts, err := gatherCounters(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admissions, placed float64
+	for outcome, n := range counts["prowjob_dispatcher_admissions_total"] {
+		admissions += n
+		if outcome == string(webhook.OutcomePatched) || outcome == string(webhook.OutcomeUnchanged) {
+			placed += n
+		}
+	}
+	if want := float64(res.sent - res.dropped); admissions != want || placed != want {
+		t.Errorf("the webhook counted %v admissions, %v of them patched or unchanged, want %v: %v", admissions, placed, want, counts["prowjob_dispatcher_admissions_total"])
+	}
+	if got, want := counts["prowjob_dispatcher_delta_assignments_total"][""], float64(len(res.newJobs)); got != want {
+		t.Errorf("the dispatcher counted %v delta assignments, want %v", got, want)
+	}
+
+	// The delta assignments persist: a dispatcher started on the same
+	// state dir, as after a restart, has them.
+	if err := stopDispatcher(); err != nil {
+		t.Errorf("saving the state at shutdown: %v", err)
+	}
+	t0 = time.Now()
+	opts.Registerer = nil
+	restarted, err := dispatch.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for job, cluster := range res.newJobs {
+		if a, ok := restarted.Lookup(job); !ok || a.Cluster != cluster {
+			lost++
+		}
+	}
+	t.Logf("restart on the state dir: %d of %d delta assignments kept, table of %d rows, in %v",
+		len(res.newJobs)-lost, len(res.newJobs), restarted.Status().TableSize, time.Since(t0).Round(time.Millisecond))
+	if lost > 0 {
+		t.Errorf("%d of %d delta assignments lost or moved across a restart", lost, len(res.newJobs))
 	}
 }
 
 // run sends at the fixed rate for the duration, open loop: request i is due
-// at start + i/rate whether or not earlier ones have been answered.
-func run(client *http.Client, url string, tmpl *reviewTemplate) result {
+// at start + i/rate whether or not earlier ones have been answered. A share
+// -new-fraction of the requests are for jobs the table lacks, each a new name.
+func run(client *http.Client, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target) result {
 	total := int(float64(*rate) * duration.Seconds())
 	interval := time.Second / time.Duration(*rate)
 	var (
 		mu  sync.Mutex
-		res = result{latencies: make([]time.Duration, 0, total)}
+		res = result{latencies: make([]time.Duration, 0, total), newJobs: map[string]string{}}
 		wg  sync.WaitGroup
 	)
 	slots := make(chan struct{}, *maxInFlight)
@@ -246,7 +359,16 @@ func run(client *http.Client, url string, tmpl *reviewTemplate) result {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}
+		tg := targets[i%len(targets)]
+		frac := *newFraction
+		isNew := int(float64(i+1)*frac) > int(float64(i)*frac)
+		if isNew { // a job of the same shape, unknown to the table
+			tg.name, tg.typ, tg.want = fmt.Sprintf("pull-ci-openshift-loadtest-new%07d-e2e", i), string(jobs.Presubmit), ""
+		}
 		res.sent++
+		if isNew {
+			res.newSent++
+		}
 		select {
 		case slots <- struct{}{}:
 		default:
@@ -258,23 +380,35 @@ func run(client *http.Client, url string, tmpl *reviewTemplate) result {
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			job := i % *jobCount
-			body := tmpl.body(jobName(job), "uid-"+strconv.Itoa(i))
+			body := tmpl.body(&tg, "uid-"+strconv.Itoa(i))
 			t0 := time.Now()
-			err := post(client, url, body, clusters[job%len(clusters)])
+			got, err := post(client, url, body)
 			took := time.Since(t0)
+			want := tg.want
+			if isNew {
+				a, _ := d.Lookup(tg.name) // the cluster the dispatcher now reports
+				want = a.Cluster
+			}
+			if err == nil && got != want {
+				err = &wrongAnswer{fmt.Sprintf("job %s: the answer leaves it on %q, the table says %q", tg.name, got, want)}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			var wrong *wrongAnswer
 			switch {
 			case err == nil:
 				res.ok++
-				res.latencies = append(res.latencies, took)
 			case errors.As(err, &wrong):
 				res.wrong++
-				res.latencies = append(res.latencies, took)
 			default:
 				res.failed++
+			}
+			if err == nil || wrong != nil {
+				res.latencies = append(res.latencies, took)
+				if isNew {
+					res.newLatencies = append(res.newLatencies, took)
+					res.newJobs[tg.name] = want
+				}
 			}
 			if err != nil && res.firstErr == nil {
 				res.firstErr = err
@@ -290,35 +424,103 @@ type wrongAnswer struct{ msg string }
 
 func (w *wrongAnswer) Error() string { return w.msg }
 
-// post sends one review and checks the answer: allowed, and patched to want
-// unless the ProwJob is already there (build01).
-func post(client *http.Client, url string, body []byte, want string) error {
+// post sends one review and returns the cluster the answer leaves the
+// ProwJob on: oldCluster without a patch, else the cluster the patch sets.
+// An answer that denies, or patches anything but spec.cluster, is wrong.
+func post(client *http.Client, url string, body []byte) (string, error) {
 	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(data, &review); err != nil {
-		return err
+		return "", err
 	}
 	r := review.Response
-	switch {
-	case r == nil || !r.Allowed:
-		return &wrongAnswer{fmt.Sprintf("not allowed: %s", data)}
-	case want == "build01" && len(r.Patch) != 0:
-		return &wrongAnswer{fmt.Sprintf("patched a ProwJob already on %s: %s", want, r.Patch)}
-	case want != "build01" && string(r.Patch) != `[{"op":"replace","path":"/spec/cluster","value":"`+want+`"}]`:
-		return &wrongAnswer{fmt.Sprintf("patch %s, want cluster %s", r.Patch, want)}
+	if r == nil || !r.Allowed {
+		return "", &wrongAnswer{fmt.Sprintf("not allowed: %s", data)}
 	}
-	return nil
+	if len(r.Patch) == 0 {
+		return oldCluster, nil
+	}
+	var ops []struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(r.Patch, &ops); err != nil || len(ops) != 1 || ops[0].Op != "replace" || ops[0].Path != "/spec/cluster" {
+		return "", &wrongAnswer{fmt.Sprintf("patch %s, want one replace of /spec/cluster", r.Patch)}
+	}
+	if ops[0].Value == oldCluster {
+		return "", &wrongAnswer{fmt.Sprintf("patched a ProwJob already on %s: %s", oldCluster, r.Patch)}
+	}
+	return ops[0].Value, nil
+}
+
+// waitReady waits until the dispatcher has a table in force.
+func waitReady(t testing.TB, d *dispatch.Dispatcher) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		st := d.Status()
+		switch {
+		case st.Ready:
+			return
+		case st.LastError != "":
+			t.Fatalf("the first dispatch failed: %s", st.LastError)
+		case time.Now().After(deadline):
+			t.Fatalf("the dispatcher is not ready after 5m: %s", st.Reason)
+		}
+	}
+}
+
+// gatherCounters returns the registry's counters: name -> value of the
+// "outcome" label ("" without one) -> value, summed over the other labels.
+func gatherCounters(reg *prometheus.Registry) (map[string]map[string]float64, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() == nil {
+				continue
+			}
+			key := ""
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "outcome" {
+					key = lp.GetValue()
+				}
+			}
+			if out[mf.GetName()] == nil {
+				out[mf.GetName()] = map[string]float64{}
+			}
+			out[mf.GetName()][key] += m.GetCounter().GetValue()
+		}
+	}
+	return out, nil
+}
+
+// clusterCounts formats rows per cluster: "(build01 612, build02 180, ...)".
+func clusterCounts(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for c := range m {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, c := range names {
+		parts[i] = fmt.Sprintf("%s %d", c, m[c])
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 // procStatus returns a field of /proc/self/status ("VmRSS"), or "?" off Linux.
@@ -345,15 +547,16 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func waitListening(t testing.TB, addr string, done <-chan error) {
+// waitListening waits until the webhook server completes a TLS handshake.
+func waitListening(t testing.TB, addr string, config *tls.Config, done <-chan struct{}, err *error) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		select {
-		case err := <-done:
-			t.Fatalf("server stopped: %v", err)
+		case <-done:
+			t.Fatalf("server stopped: %v", *err)
 		default:
 		}
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := tls.Dial("tcp", addr, config); err == nil {
 			c.Close()
 			return
 		}
