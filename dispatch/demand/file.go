@@ -40,29 +40,70 @@ func ReadFile(path string) (map[string]float64, error) {
 	return d, nil
 }
 
-// Parse parses the contents of a demand file.
+// Parse parses the contents of a demand file: a YAML (or JSON) map of job
+// name -> demand. A job listed twice is an error naming both lines. The map
+// is walked as a node tree, in linear time: decoding straight into a Go map
+// makes the YAML library compare every key with every other, which takes
+// seconds for the tens of thousands of jobs of a real installation.
 func Parse(data []byte) (map[string]float64, error) {
-	var raw map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
-	out := make(map[string]float64, len(raw))
+	if len(doc.Content) == 0 {
+		return map[string]float64{}, nil // an empty file: no demand
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return map[string]float64{}, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: cannot unmarshal a %s into a map of job name -> demand", root.Line, kindName(root.Kind))
+	}
+	out := make(map[string]float64, len(root.Content)/2)
+	line := make(map[string]int, len(root.Content)/2)
 	var bad []string
-	for job, node := range raw {
-		var v float64
-		if node.Kind != yaml.ScalarNode || node.Decode(&v) != nil {
-			bad = append(bad, fmt.Sprintf("job %q: demand %q is not a number", job, node.Value))
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if k.Kind != yaml.ScalarNode || k.Value == "" {
+			bad = append(bad, fmt.Sprintf("line %d: the key must be a job name", k.Line))
 			continue
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			bad = append(bad, fmt.Sprintf("job %q: demand %s must be a finite number >= 0", job, node.Value))
+		job := k.Value
+		if first, dup := line[job]; dup {
+			bad = append(bad, fmt.Sprintf("job %q: listed twice (lines %d and %d)", job, first, k.Line))
 			continue
 		}
-		out[job] = v
+		line[job] = k.Line
+		var d float64
+		if v.Kind != yaml.ScalarNode || v.Decode(&d) != nil {
+			bad = append(bad, fmt.Sprintf("job %q: demand %q is not a number", job, v.Value))
+			continue
+		}
+		if math.IsNaN(d) || math.IsInf(d, 0) || d < 0 {
+			bad = append(bad, fmt.Sprintf("job %q: demand %s must be a finite number >= 0", job, v.Value))
+			continue
+		}
+		out[job] = d
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
 		return nil, fmt.Errorf("%d bad entries: %s", len(bad), strings.Join(bad, "; "))
 	}
 	return out, nil
+}
+
+// kindName names a YAML node kind in an error.
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	default:
+		return "non-map value"
+	}
 }

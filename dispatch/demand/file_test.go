@@ -2,6 +2,7 @@ package demand
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -22,7 +23,9 @@ func TestFile(t *testing.T) {
 			`job "periodic-c": demand .nan must be`,
 			`job "periodic-d": demand "many" is not a number`,
 		}},
-		{path: "testdata/list.yaml", wantErr: []string{"testdata/list.yaml", "cannot unmarshal"}},
+		{path: "testdata/list.yaml", wantErr: []string{"testdata/list.yaml", "cannot unmarshal a list"}},
+		{path: "testdata/duplicate.yaml", wantErr: []string{"testdata/duplicate.yaml", `job "pull-ci-a": listed twice (lines 1 and 3)`}},
+		{path: "testdata/empty.yaml", want: map[string]float64{}},
 		{path: "testdata/missing.yaml", wantErr: []string{"testdata/missing.yaml", "no such file"}},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
@@ -45,5 +48,23 @@ func TestFile(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkParse parses a demand file of 50,000 jobs, the size of a large
+// installation; it must stay linear in the number of jobs.
+func BenchmarkParse(b *testing.B) {
+	var sb strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&sb, "pull-ci-org-repo-main-job-%05d: %d\n", i, i%977)
+	}
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := Parse(data)
+		if err != nil || len(d) != 50000 {
+			b.Fatalf("%d jobs, %v", len(d), err)
+		}
 	}
 }
