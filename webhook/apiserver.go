@@ -35,6 +35,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.AssignmentsPath+"{job}/explain", a.explain)
 	mux.HandleFunc("GET "+api.ClustersPath, a.clusters)
 	mux.HandleFunc("GET "+api.OverridesPath, a.overrides)
+	mux.HandleFunc("GET "+api.BuildFarmPath, a.buildFarm)
 	mux.HandleFunc("POST "+api.DispatchPath, a.Auth.wrap(a.dispatch))
 	mux.HandleFunc("POST "+api.ReschedulePath, a.Auth.wrap(a.reschedule))
 	mux.HandleFunc("DELETE "+api.ReschedulePath+"/{job}", a.Auth.wrap(a.deleteOverride))
@@ -102,6 +103,20 @@ func (a *API) clusters(w http.ResponseWriter, _ *http.Request) {
 		cl = []engine.ClusterLoad{}
 	}
 	writeJSON(w, http.StatusOK, cl)
+}
+
+// buildFarm answers the dispatcher config in force with its buildFarm
+// section regenerated from the table, as YAML ready for a pull request.
+func (a *API) buildFarm(w http.ResponseWriter, _ *http.Request) {
+	out, err := a.Dispatcher.BuildFarmConfig()
+	if err != nil {
+		a.Log.Error(err, "Rendering the buildFarm config")
+		writeError(w, http.StatusInternalServerError, "%s", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(out)
 }
 
 func (a *API) overrides(w http.ResponseWriter, _ *http.Request) {

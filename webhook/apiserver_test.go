@@ -124,6 +124,13 @@ func TestAPI(t *testing.T) {
 			wantCode: 200, want: `[{"name":"build01","capacity":100,"jobs":2,`},
 		{name: "clusters none", method: "GET", path: api.ClustersPath, wantCode: 200, want: "[]"},
 		{name: "overrides none", method: "GET", path: api.OverridesPath, wantCode: 200, want: "[]"},
+		{name: "buildfarm", method: "GET", path: api.BuildFarmPath,
+			fake: func(f *fakeDispatcher) {
+				f.buildFarm = []byte("buildFarm:\n  aws:\n    build01:\n      filenames:\n      - a.yaml\ndefault: build01\n")
+			},
+			wantCode: 200, want: "buildFarm:\n  aws:\n    build01:"},
+		{name: "buildfarm failing", method: "GET", path: api.BuildFarmPath,
+			fake: func(f *fakeDispatcher) { f.buildFarmErr = errors.New("cannot render") }, wantCode: 500, want: "cannot render"},
 
 		{name: "dispatch", method: "POST", path: api.DispatchPath, token: testToken, body: `{}`,
 			fake:     func(f *fakeDispatcher) { f.report = &engine.Report{Jobs: 1000, Moves: moves, Imbalance: 1.02} },

@@ -38,4 +38,6 @@ type Dispatcher interface {
 	Explain(job string) (*engine.Explanation, error)
 	// Clusters lists the clusters and their loads.
 	Clusters() []engine.ClusterLoad
+	// BuildFarmConfig renders the dispatcher config with buildFarm regenerated from the table.
+	BuildFarmConfig() ([]byte, error)
 }

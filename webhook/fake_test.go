@@ -32,6 +32,8 @@ type fakeDispatcher struct {
 	explainErr    error
 	rescheduleErr error
 	clusters      []engine.ClusterLoad
+	buildFarm     []byte
+	buildFarmErr  error
 
 	assigns     []assignCall
 	recorded    []string
@@ -144,5 +146,7 @@ func (f *fakeDispatcher) Explain(job string) (*engine.Explanation, error) {
 }
 
 func (f *fakeDispatcher) Clusters() []engine.ClusterLoad { return f.clusters }
+
+func (f *fakeDispatcher) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
 
 var _ Dispatcher = (*fakeDispatcher)(nil)

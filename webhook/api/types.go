@@ -20,6 +20,8 @@ const (
 	DispatchPath = "/api/v1/dispatch"
 	// ReschedulePath creates an override (POST); + "{job}" deletes one (DELETE).
 	ReschedulePath = "/api/v1/reschedule"
+	// BuildFarmPath renders the dispatcher config with buildFarm regenerated from the table (YAML).
+	BuildFarmPath = "/api/v1/buildfarm"
 	// OverridesPath lists the overrides.
 	OverridesPath = "/api/v1/overrides"
 )
