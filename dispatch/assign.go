@@ -55,6 +55,7 @@ func (d *Dispatcher) Assign(ctx context.Context, job string, labels map[string]s
 		return table.Assignment{}, fmt.Errorf("assign: %w", err)
 	}
 	d.cache.Set(a)
+	d.unsaved[a.Job] = a
 	d.deltaJobs[job] = j
 	d.metrics.delta()
 	d.metrics.setTableSize(d.cache.Len())

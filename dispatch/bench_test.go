@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -39,3 +40,40 @@ func BenchmarkAssignHit(b *testing.B) {
 		}
 	}
 }
+
+// benchmarkSave measures saving after one delta assignment on a
+// 50,000-row table, with save (the whole state file) or saveJournal.
+func benchmarkSave(b *testing.B, save func(*Dispatcher) error) {
+	c := table.NewCache()
+	tbl := &table.Table{GeneratedAt: time.Now()}
+	for i := range 50000 {
+		tbl.Assignments = append(tbl.Assignments, table.Assignment{
+			Job: fmt.Sprintf("pull-ci-org-repo-main-job-%05d", i), Cluster: "build01", Reason: table.ReasonBalanced,
+			Detail: "balanced among 9 usable clusters", File: "org/repo/org-repo-main-presubmits.yaml", Demand: 12, AssignedAt: tbl.GeneratedAt,
+		})
+	}
+	c.Replace(tbl)
+	s, err := store.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &Dispatcher{cache: c, store: s, unsaved: map[string]table.Assignment{}}
+	if err := d.save(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a := table.Assignment{Job: fmt.Sprintf("pull-ci-new-%d", i%100), Cluster: "build02", Reason: table.ReasonBalanced}
+		d.mu.Lock()
+		d.cache.Set(a)
+		d.unsaved[a.Job] = a
+		d.mu.Unlock()
+		if err := save(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSaveStateFile(b *testing.B) { benchmarkSave(b, (*Dispatcher).save) }
+func BenchmarkSaveJournal(b *testing.B)   { benchmarkSave(b, (*Dispatcher).saveJournal) }

@@ -45,8 +45,9 @@ type Dispatcher struct {
 	mu           sync.Mutex // guards the fields below; Lookup never takes it
 	eng          *engine.Engine
 	overrides    map[string]table.Override
-	deltaJobs    map[string]jobs.Job // jobs assigned at admission that the job config lacked
-	lastDemand   map[string]float64  // the last good demand; nil before the first
+	deltaJobs    map[string]jobs.Job         // jobs assigned at admission that the job config lacked
+	unsaved      map[string]table.Assignment // rows set since the state file was written: the journal's
+	lastDemand   map[string]float64          // the last good demand; nil before the first
 	lastDispatch time.Time
 	lastError    string
 	demandError  string
@@ -82,6 +83,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1),
 		overrides: map[string]table.Override{}, deltaJobs: map[string]jobs.Job{},
+		unsaved: map[string]table.Assignment{},
 	}
 	if d.source == nil {
 		d.admissions = demand.NewAdmissions(demand.DefaultWindow, opts.Clock)
@@ -121,10 +123,13 @@ func (d *Dispatcher) restore() {
 	case errors.Is(err, fs.ErrNotExist):
 		d.log.Info("No state file: starting without a table", "path", d.store.Path())
 		return
-	case err != nil:
+	case err != nil && st == nil:
 		d.metrics.stateLoadError()
 		d.log.Error(err, "Ignoring the state file: the table will be rebuilt", "path", d.store.Path())
 		return
+	case err != nil:
+		d.metrics.stateLoadError()
+		d.log.Error(err, "Ignoring the journal: what it recorded since the state file was written is lost", "path", d.store.JournalPath())
 	}
 	now := d.clock.Now()
 	for _, o := range st.Overrides {
@@ -144,7 +149,11 @@ func (d *Dispatcher) restore() {
 	if st.Table != nil && len(st.Table.Assignments) > 0 {
 		d.cache.Replace(st.Table)
 	}
-	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "deltaJobs", len(d.deltaJobs), "lastDispatch", st.LastDispatch)
+	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "deltaJobs", len(d.deltaJobs),
+		"journalRows", st.JournalRows, "lastDispatch", st.LastDispatch)
+	if st.JournalRows > 0 {
+		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
+	}
 }
 
 // newEngine builds an engine on the inputs, the last good demand, prev as

@@ -3,7 +3,9 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -74,7 +76,7 @@ func TestDispatchBuildsTable(t *testing.T) {
 	if got := e.metricValue("prowjob_dispatcher_dispatch_duration_seconds"); got != 1 {
 		t.Errorf("dispatch duration observations = %v, want 1", got)
 	}
-	st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+	st, err := store.ReadDir(e.stateDir)
 	if err != nil {
 		t.Fatalf("state not saved by Dispatch: %v", err)
 	}
@@ -169,14 +171,14 @@ func TestDeltaAssignIsSavedSoon(t *testing.T) {
 		t.Errorf("delta_assignments_total = %v, want 1", got)
 	}
 	eventually(t, "the delta assignment to be saved", func() bool {
-		st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+		st, err := store.ReadDir(e.stateDir)
 		if err != nil {
 			return false
 		}
 		row, ok := st.Table.ByJob()["pull-ci-delta"]
 		return ok && row.Cluster == a.Cluster
 	})
-	st, _ := store.ReadFile(e.stateDir + "/" + store.FileName)
+	st, _ := store.ReadDir(e.stateDir)
 	if _, ok := st.Table.ByJob()["pull-ci-dry"]; ok {
 		t.Error("dry-run assignment saved")
 	}
@@ -202,7 +204,7 @@ func TestCorruptStateIsRebuilt(t *testing.T) {
 			if !d.Status().Ready {
 				t.Error("not ready after dispatch")
 			}
-			if _, err := store.ReadFile(e.stateDir + "/" + store.FileName); err != nil {
+			if _, err := store.ReadDir(e.stateDir); err != nil {
 				t.Errorf("state file not rewritten: %v", err)
 			}
 		})
@@ -248,7 +250,7 @@ func TestUnusableInputsKeepTable(t *testing.T) {
 			if !s.Ready || s.LastError != err.Error() || !s.LastDispatch.Equal(before.GeneratedAt) {
 				t.Errorf("status %+v", s)
 			}
-			st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+			st, err := store.ReadDir(e.stateDir)
 			if err != nil || !reflect.DeepEqual(st.Table, before) {
 				t.Errorf("saved table changed: %v", err)
 			}
@@ -306,5 +308,74 @@ func TestExplainAndClusters(t *testing.T) {
 	}
 	if total != len(dispatchedJobs) {
 		t.Errorf("cluster loads count %d jobs, want %d", total, len(dispatchedJobs))
+	}
+}
+
+// TestDeltaSavesWriteTheJournal: an assignment at admission is saved by
+// writing the journal alone (the state file, holding the whole table, is not
+// rewritten), and a restart folds the journal into a new state file.
+func TestDeltaSavesWriteTheJournal(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDispatcher(e.options())
+	e.dispatch(d)
+	statePath := filepath.Join(e.stateDir, store.FileName)
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := d.Assign(context.Background(), "pull-ci-journaled", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the journal to hold the delta assignment", func() bool {
+		st, err := store.ReadDir(e.stateDir)
+		return err == nil && st.JournalRows == 1 && st.Table.ByJob()["pull-ci-journaled"].Cluster == a.Cluster
+	})
+	if after, _ := os.ReadFile(statePath); string(after) != string(before) {
+		t.Error("a delta assignment rewrote the state file")
+	}
+
+	again := e.newDispatcher(e.options())
+	if got := mustLookup(t, again, "pull-ci-journaled"); got.Cluster != a.Cluster {
+		t.Errorf("after restart: %+v, want %s", got, a.Cluster)
+	}
+	st, err := store.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Table.ByJob()["pull-ci-journaled"]; !ok {
+		t.Error("the restart did not fold the journal into the state file")
+	}
+	if st, _ := store.ReadDir(e.stateDir); st.JournalRows != 0 {
+		t.Errorf("after the fold the journal still applies %d rows", st.JournalRows)
+	}
+}
+
+// TestJournalCompaction: once the journal outgrows its bound, a journal save
+// writes the state file instead and the journal starts over.
+func TestJournalCompaction(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDispatcher(e.options())
+	e.dispatch(d)
+	for i := range minCompactRows + 1 {
+		if _, err := d.Assign(context.Background(), fmt.Sprintf("pull-ci-new-%04d", i), nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.saveJournal(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.ReadFile(filepath.Join(e.stateDir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Table.ByJob()[fmt.Sprintf("pull-ci-new-%04d", minCompactRows)]; !ok {
+		t.Errorf("a journal of %d rows was not compacted into the state file", minCompactRows+1)
+	}
+	d.mu.Lock()
+	left := len(d.unsaved)
+	d.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d rows still unsaved after compaction", left)
 	}
 }

@@ -53,7 +53,7 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	if err != nil {
 		return nil, err
 	}
-	_ = d.save()
+	_ = d.saveJournal()
 	d.log.Info("Rescheduled", "job", req.Job, "from", res.From, "to", res.To, "by", req.By, "reason", req.Reason, "expires", res.Override.Expires)
 	return res, nil
 }
@@ -124,6 +124,7 @@ func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (ta
 	d.eng = eng
 	for _, a := range placed {
 		d.cache.Set(a)
+		d.unsaved[a.Job] = a
 	}
 	if len(placed) == 0 {
 		return table.Assignment{}, nil
@@ -155,7 +156,7 @@ func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 		return fmt.Errorf("delete override of job %q: %w", job, err)
 	}
 	d.mu.Unlock()
-	_ = d.save()
+	_ = d.saveJournal()
 	d.log.Info("Deleted override", "job", job, "cluster", o.Cluster)
 	return nil
 }
@@ -201,5 +202,5 @@ func (d *Dispatcher) expireOverrides() (int, error) {
 		return 0, fmt.Errorf("expire overrides: %w", err)
 	}
 	d.log.Info("Overrides expired", "jobs", len(expired))
-	return len(expired), d.save()
+	return len(expired), d.saveJournal()
 }

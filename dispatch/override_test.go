@@ -57,7 +57,7 @@ func TestReschedule(t *testing.T) {
 			if a.Cluster != tc.wantTo || a.Reason != table.ReasonOverride {
 				t.Errorf("row after reschedule %+v", a)
 			}
-			st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+			st, err := store.ReadDir(e.stateDir)
 			if err != nil || len(st.Overrides) != 1 || st.Table.ByJob()[tc.req.Job].Cluster != tc.wantTo {
 				t.Errorf("override not saved before Reschedule returned: %v %+v", err, st)
 			}
@@ -100,7 +100,7 @@ func TestDeleteOverride(t *testing.T) {
 	if len(d.Overrides()) != 0 {
 		t.Error("override still listed")
 	}
-	st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+	st, err := store.ReadDir(e.stateDir)
 	if err != nil || len(st.Overrides) != 0 || st.Table.ByJob()[job].Cluster != "build02" {
 		t.Errorf("deletion not saved: %v", err)
 	}
@@ -139,7 +139,7 @@ func TestOverrideExpiry(t *testing.T) {
 			if a := mustLookup(t, d, job); a.Cluster != "build02" || a.Reason != table.ReasonPinned {
 				t.Errorf("after expiry: %+v, want pinned to build02", a)
 			}
-			st, err := store.ReadFile(e.stateDir + "/" + store.FileName)
+			st, err := store.ReadDir(e.stateDir)
 			if err != nil || len(st.Overrides) != 0 {
 				t.Errorf("expired override still saved: %v %+v", err, st.Overrides)
 			}

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"sort"
@@ -11,34 +12,97 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// save writes the state now: the table in force, the overrides, the
-// admission counts and the last dispatch time. A failure is logged and
-// counted; the in-memory state stays authoritative and the next save retries.
+// minCompactRows is the journal size, in rows, below which a journal save
+// never turns into a full save; above it, a journal of more than a
+// twentieth of the table does.
+const minCompactRows = 1000
+
+// save writes the state file now: the table in force, the overrides, the
+// admission-time jobs, the admission counts and the last dispatch time; the
+// journal starts over. A failure is logged and counted; the in-memory state
+// stays authoritative and the next save retries.
 func (d *Dispatcher) save() error {
 	if d.store == nil {
 		return nil
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
+	return d.saveLocked()
+}
+
+// saveLocked is save; callers hold saveMu.
+func (d *Dispatcher) saveLocked() error {
 	d.mu.Lock()
 	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), DeltaJobs: d.deltaJobsLocked(), LastDispatch: d.lastDispatch}
+	folded := d.unsaved
+	d.unsaved = map[string]table.Assignment{}
 	d.mu.Unlock()
 	if d.admissions != nil {
 		st.Admissions = d.admissions.Snapshot()
 	}
 	if err := d.store.Save(st); err != nil {
-		d.metrics.stateSaveError()
-		d.saveFailed.Store(true)
-		d.log.Error(err, "Saving state failed")
-		return err
+		d.mu.Lock()
+		for job, a := range folded { // still unsaved, unless set again meanwhile
+			if _, newer := d.unsaved[job]; !newer {
+				d.unsaved[job] = a
+			}
+		}
+		d.mu.Unlock()
+		return d.saveFailedWith(err, d.store.Path())
 	}
-	if d.saveFailed.Swap(false) {
-		d.log.Info("Saving state works again", "path", d.store.Path())
-	}
+	d.savedOK()
 	return nil
 }
 
-// saveSoon saves within Options.PersistDelay, merging the requests made meanwhile.
+// saveJournal saves what changed since the state file was written (the rows
+// set since, the overrides, the admission-time jobs) by writing the journal
+// alone, which costs a few rows rather than the whole table. When the
+// journal has grown to a twentieth of the table, or there is no state file
+// to extend yet, it saves the state file instead.
+func (d *Dispatcher) saveJournal() error {
+	if d.store == nil {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	if n := len(d.unsaved); n > minCompactRows && n > d.cache.Len()/20 {
+		d.mu.Unlock()
+		return d.saveLocked()
+	}
+	j := &store.Journal{Overrides: d.overridesLocked(), DeltaJobs: d.deltaJobsLocked()}
+	for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
+		j.Rows = append(j.Rows, d.unsaved[job])
+	}
+	d.mu.Unlock()
+	err := d.store.SaveJournal(j)
+	if errors.Is(err, store.ErrNoStateFile) {
+		return d.saveLocked()
+	}
+	if err != nil {
+		return d.saveFailedWith(err, d.store.JournalPath())
+	}
+	d.savedOK()
+	return nil
+}
+
+// saveFailedWith logs and counts a failed save and returns err.
+func (d *Dispatcher) saveFailedWith(err error, path string) error {
+	d.metrics.stateSaveError()
+	d.saveFailed.Store(true)
+	d.log.Error(err, "Saving state failed", "path", path)
+	return err
+}
+
+// savedOK notes a save that worked, logging the recovery after failures.
+func (d *Dispatcher) savedOK() {
+	if d.saveFailed.Swap(false) {
+		d.log.Info("Saving state works again", "path", d.store.Path())
+	}
+}
+
+// saveSoon saves the journal within Options.PersistDelay, merging the
+// requests made meanwhile.
 func (d *Dispatcher) saveSoon() {
 	if d.store == nil {
 		return
@@ -52,11 +116,12 @@ func (d *Dispatcher) saveSoon() {
 		d.timerMu.Lock()
 		d.saveTimer = nil
 		d.timerMu.Unlock()
-		_ = d.save()
+		_ = d.saveJournal()
 	})
 }
 
-// flush cancels a pending coalesced save and saves now.
+// flush cancels a pending coalesced save and saves the state file now,
+// folding the journal in.
 func (d *Dispatcher) flush() error {
 	d.timerMu.Lock()
 	if d.saveTimer != nil {

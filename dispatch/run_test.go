@@ -43,7 +43,7 @@ func TestRunDispatchesAtStartAndOnTrigger(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if _, err := store.ReadFile(filepath.Join(e.stateDir, store.FileName)); err != nil {
+	if _, err := store.ReadDir(e.stateDir); err != nil {
 		t.Errorf("no state after Run: %v", err)
 	}
 }

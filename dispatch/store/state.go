@@ -28,6 +28,10 @@ type State struct {
 	Admissions *demand.AdmissionCounts `json:"admissions,omitempty"`
 	// LastDispatch is when the last full dispatch succeeded.
 	LastDispatch time.Time `json:"lastDispatch,omitempty"`
+
+	// JournalRows is how many rows Load took from the journal (not saved):
+	// a caller that keeps them only in memory should Save to fold them in.
+	JournalRows int `json:"-"`
 }
 
 // envelope is the file format: the state, its format version and its checksum.

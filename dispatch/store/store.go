@@ -19,7 +19,8 @@ var ErrCorrupt = errors.New("corrupt state file")
 
 const (
 	checksumPrefix = "sha256:"
-	tempPattern    = FileName + ".tmp-*"
+	// tempGlob matches the temp files of every file the store writes (FILE.tmp-RANDOM).
+	tempGlob = "*.tmp-*"
 )
 
 // rawJSON is json.RawMessage; named so the envelope documents itself.
@@ -30,6 +31,9 @@ type rawJSON = json.RawMessage
 type Store struct {
 	dir string
 	mu  sync.Mutex
+	// base is the checksum of the state file this Store last wrote or
+	// loaded: the journal it writes extends that file.
+	base string
 	// beforeRename, when set (tests only), runs after the temp file is
 	// written and synced; an error aborts the Save there.
 	beforeRename func(tmp string) error
@@ -44,7 +48,7 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, err)
 	}
-	if stale, err := filepath.Glob(filepath.Join(dir, tempPattern)); err == nil {
+	if stale, err := filepath.Glob(filepath.Join(dir, tempGlob)); err == nil {
 		for _, p := range stale {
 			_ = os.Remove(p) // best effort: Load never reads temp files anyway
 		}
@@ -55,75 +59,145 @@ func New(dir string) (*Store, error) {
 // Path is the state file's path.
 func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 
-// Load reads the state file. A missing file gives an error matching
-// fs.ErrNotExist; an untrustworthy one an error wrapping ErrCorrupt.
+// Load reads the state file and applies the journal written since, if it
+// extends this very file. A missing state file gives an error matching
+// fs.ErrNotExist; an untrustworthy one an error wrapping ErrCorrupt. A
+// journal that is corrupt gives the state file's state and an error
+// wrapping ErrCorrupt; one that extends another state file (a crash between
+// a state file write and the journal write that follows it) is ignored: the
+// state file is newer than it.
 func (s *Store) Load() (*State, error) {
-	return ReadFile(s.Path())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, sum, err := readDir(s.dir)
+	if st != nil {
+		s.base = sum
+	}
+	return st, err
 }
 
-// ReadFile reads a state file at any path (Load's rules apply).
+// ReadDir reads the state a Store on dir would Load, without changing the
+// dir (no temp file is removed), so it is safe while a dispatcher writes there.
+func ReadDir(dir string) (*State, error) {
+	st, _, err := readDir(dir)
+	return st, err
+}
+
+func readDir(dir string) (*State, string, error) {
+	st, sum, err := readFile(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, "", err
+	}
+	j, err := readJournal(filepath.Join(dir, JournalFileName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return st, sum, nil
+	case err != nil:
+		return st, sum, err
+	case j.Base != sum:
+		return st, sum, nil // the state file is newer than the journal
+	}
+	j.applyTo(st)
+	return st, sum, nil
+}
+
+// ReadFile reads a state file at any path, without its journal.
 func ReadFile(path string) (*State, error) {
+	st, _, err := readFile(path)
+	return st, err
+}
+
+func readFile(path string) (*State, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("state file %s: %w", path, err)
+		return nil, "", fmt.Errorf("state file %s: %w", path, err)
 	}
-	return Decode(path, data)
+	return decode(path, data)
 }
 
 // Decode parses and verifies the bytes of a state file; name is used in errors.
 func Decode(name string, data []byte) (*State, error) {
+	st, _, err := decode(name, data)
+	return st, err
+}
+
+// decode is Decode, also returning the file's checksum.
+func decode(name string, data []byte) (*State, string, error) {
+	raw, sum, err := openEnvelope("state file", name, data)
+	if err != nil {
+		return nil, "", err
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, "", fmt.Errorf("state file %s: %w: state: %v", name, ErrCorrupt, err)
+	}
+	return &st, sum, nil
+}
+
+// openEnvelope checks an envelope's version and checksum and returns its
+// compacted content and checksum; what names the kind of file in errors.
+func openEnvelope(what, name string, data []byte) ([]byte, string, error) {
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, fmt.Errorf("state file %s: %w: %v", name, ErrCorrupt, err)
+		return nil, "", fmt.Errorf("%s %s: %w: %v", what, name, ErrCorrupt, err)
 	}
 	if env.Version != Version {
-		return nil, fmt.Errorf("state file %s: %w: version %d, want %d", name, ErrCorrupt, env.Version, Version)
+		return nil, "", fmt.Errorf("%s %s: %w: version %d, want %d", what, name, ErrCorrupt, env.Version, Version)
 	}
 	if len(env.State) == 0 {
-		return nil, fmt.Errorf("state file %s: %w: no state", name, ErrCorrupt)
+		return nil, "", fmt.Errorf("%s %s: %w: no state", what, name, ErrCorrupt)
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, env.State); err != nil {
-		return nil, fmt.Errorf("state file %s: %w: %v", name, ErrCorrupt, err)
+		return nil, "", fmt.Errorf("%s %s: %w: %v", what, name, ErrCorrupt, err)
 	}
 	if got := checksum(compact.Bytes()); got != env.Checksum {
-		return nil, fmt.Errorf("state file %s: %w: checksum %q, content has %q", name, ErrCorrupt, env.Checksum, got)
+		return nil, "", fmt.Errorf("%s %s: %w: checksum %q, content has %q", what, name, ErrCorrupt, env.Checksum, got)
 	}
-	var st State
-	if err := json.Unmarshal(compact.Bytes(), &st); err != nil {
-		return nil, fmt.Errorf("state file %s: %w: state: %v", name, ErrCorrupt, err)
-	}
-	return &st, nil
+	return compact.Bytes(), env.Checksum, nil
 }
 
 // Encode returns the bytes of a state file holding st.
 func Encode(st *State) ([]byte, error) {
-	raw, err := json.Marshal(st)
+	out, _, err := encode(st)
+	return out, err
+}
+
+// encode is Encode, also returning the checksum.
+func encode(v any) ([]byte, string, error) {
+	raw, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
+		return nil, "", fmt.Errorf("encode state: %w", err)
 	}
-	out, err := json.Marshal(envelope{Version: Version, Checksum: checksum(raw), State: raw})
+	sum := checksum(raw)
+	out, err := json.Marshal(envelope{Version: Version, Checksum: sum, State: raw})
 	if err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
+		return nil, "", fmt.Errorf("encode state: %w", err)
 	}
-	return append(out, '\n'), nil
+	return append(out, '\n'), sum, nil
 }
 
 // Save replaces the state file atomically: it writes a temp file in the same
 // dir, fsyncs it, renames it over the state file and fsyncs the dir. A
-// failure at any step leaves the previous file untouched.
+// failure at any step leaves the previous file untouched. The journal
+// written before no longer applies (it extends the previous file); the
+// state saved holds everything it held.
 func (s *Store) Save(st *State) error {
-	data, err := Encode(st)
+	data, sum, err := encode(st)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return writeAtomic(s.dir, s.Path(), data, s.beforeRename)
+	if err := writeAtomic(s.dir, s.Path(), data, s.beforeRename); err != nil {
+		return err
+	}
+	s.base = sum
+	return nil
 }
 
 func writeAtomic(dir, path string, data []byte, beforeRename func(string) error) (err error) {
-	tmp, err := os.CreateTemp(dir, tempPattern)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("state file %s: create temp file: %w", path, err)
 	}

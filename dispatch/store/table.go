@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // ReadTable reads a table from path, which holds either a state file (its
-// table is returned) or a bare table as JSON ({"generatedAt":..., "assignments":[...]}).
+// table is returned, with the journal beside it applied) or a bare table as
+// JSON ({"generatedAt":..., "assignments":[...]}).
 func ReadTable(path string) (*table.Table, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -24,7 +26,12 @@ func ReadTable(path string) (*table.Table, error) {
 		return nil, fmt.Errorf("table %s: %w", path, err)
 	}
 	if probe.Version != nil {
-		st, err := Decode(path, data)
+		var st *State
+		if filepath.Base(path) == FileName {
+			st, err = ReadDir(filepath.Dir(path))
+		} else {
+			st, err = Decode(path, data)
+		}
 		if err != nil {
 			return nil, err
 		}
