@@ -4,11 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 )
 
 // flakyPrometheus answers the demand query with its current mode: "ok"
@@ -131,5 +134,38 @@ func TestAdmissionDemand(t *testing.T) {
 	e.dispatch(again)
 	if a := mustLookup(t, again, "pull-ci-org-repo-main-unit"); a.Demand != 5 {
 		t.Errorf("admission demand after restart %v, want 5", a.Demand)
+	}
+}
+
+// TestAdmissionCountsSavedApart: the counts saved each housekeeping tick go
+// to their own file; the state file, holding the table, is not rewritten.
+func TestAdmissionCountsSavedApart(t *testing.T) {
+	e := newEnv(t)
+	opts := e.options()
+	opts.Demand = nil
+	d := e.newDispatcher(opts)
+	e.dispatch(d)
+	before, err := os.ReadFile(filepath.Join(e.stateDir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.RecordAdmission("pull-ci-org-repo-main-unit")
+	d.RecordAdmission("pull-ci-org-repo-main-unit")
+	if err := d.saveAdmissions(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(e.stateDir, store.FileName)); string(after) != string(before) {
+		t.Error("saving the admission counts rewrote the state file")
+	}
+	st, err := store.ReadDir(e.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, day := range st.Admissions.Days {
+		total += day.Jobs["pull-ci-org-repo-main-unit"]
+	}
+	if total != 2 {
+		t.Errorf("saved counts of the unit job: %v, want 2", total)
 	}
 }

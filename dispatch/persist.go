@@ -17,9 +17,9 @@ import (
 // twentieth of the table does.
 const minCompactRows = 1000
 
-// save writes the state file now: the table in force, the overrides, the
-// admission-time jobs, the admission counts and the last dispatch time; the
-// journal starts over. A failure is logged and counted; the in-memory state
+// save writes the state file now (the table in force, the overrides, the
+// admission-time jobs and the last dispatch time; the journal starts over),
+// then the admission counts. A failure is logged and counted; the in-memory state
 // stays authoritative and the next save retries.
 func (d *Dispatcher) save() error {
 	if d.store == nil {
@@ -37,9 +37,6 @@ func (d *Dispatcher) saveLocked() error {
 	folded := d.unsaved
 	d.unsaved = map[string]table.Assignment{}
 	d.mu.Unlock()
-	if d.admissions != nil {
-		st.Admissions = d.admissions.Snapshot()
-	}
 	if err := d.store.Save(st); err != nil {
 		d.mu.Lock()
 		for job, a := range folded { // still unsaved, unless set again meanwhile
@@ -50,7 +47,36 @@ func (d *Dispatcher) saveLocked() error {
 		d.mu.Unlock()
 		return d.saveFailedWith(err, d.store.Path())
 	}
+	if err := d.saveAdmissionsLocked(); err != nil {
+		return err
+	}
 	d.savedOK()
+	return nil
+}
+
+// saveAdmissions saves the admission counts, when demand is counted from
+// admissions, in their own file.
+func (d *Dispatcher) saveAdmissions() error {
+	if d.store == nil {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if err := d.saveAdmissionsLocked(); err != nil {
+		return err
+	}
+	d.savedOK()
+	return nil
+}
+
+// saveAdmissionsLocked is saveAdmissions; callers hold saveMu.
+func (d *Dispatcher) saveAdmissionsLocked() error {
+	if d.admissions == nil {
+		return nil
+	}
+	if err := d.store.SaveAdmissions(d.admissions.Snapshot()); err != nil {
+		return d.saveFailedWith(err, d.store.AdmissionsPath())
+	}
 	return nil
 }
 

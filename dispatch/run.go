@@ -67,9 +67,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")
 			}
-			if d.admissions != nil {
-				_ = d.save()
-			}
+			_ = d.saveAdmissions()
 		}
 	}
 }

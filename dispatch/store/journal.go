@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -103,4 +104,40 @@ func (j *Journal) applyTo(st *State) {
 		}
 	}
 	st.Table.Sort()
+}
+
+// AdmissionsFileName is the admission counts' file inside the state dir.
+const AdmissionsFileName = "admissions.json"
+
+// AdmissionsPath is the admission counts' path.
+func (s *Store) AdmissionsPath() string { return filepath.Join(s.dir, AdmissionsFileName) }
+
+// SaveAdmissions replaces the admission counts' file atomically. The counts
+// (per day and job, for the demand window) are kept apart from the state
+// file so that counting them, each minute, never rewrites the table.
+func (s *Store) SaveAdmissions(c *demand.AdmissionCounts) error {
+	data, _, err := encode(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return writeAtomic(s.dir, s.AdmissionsPath(), data, s.beforeRename)
+}
+
+// readAdmissions reads and verifies an admission counts' file.
+func readAdmissions(path string) (*demand.AdmissionCounts, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("admission counts %s: %w", path, err)
+	}
+	raw, _, err := openEnvelope("admission counts", path, data)
+	if err != nil {
+		return nil, err
+	}
+	var c demand.AdmissionCounts
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("admission counts %s: %w: %v", path, ErrCorrupt, err)
+	}
+	return &c, nil
 }

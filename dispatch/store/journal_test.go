@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -115,5 +117,41 @@ func TestSaveJournalNeedsAStateFile(t *testing.T) {
 	}
 	if _, err := os.Stat(s.JournalPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a journal was written without a state file: %v", err)
+	}
+}
+
+func TestAdmissionsFile(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := New(dir)
+	old := sampleState(2) // its admission counts are in the state file, as earlier releases wrote them
+	if err := s.Save(old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load(); err != nil || !reflect.DeepEqual(got.Admissions, old.Admissions) {
+		t.Fatalf("counts from the state file: %+v, %v", got.Admissions, err)
+	}
+	newer := &demand.AdmissionCounts{Days: []demand.DayCounts{{Day: old.LastDispatch.Truncate(24 * time.Hour), Jobs: map[string]float64{"job-001": 7, "job-000": 1}}}}
+	if err := s.SaveAdmissions(newer); err != nil {
+		t.Fatal(err)
+	}
+	stateBefore, _ := os.ReadFile(s.Path())
+	got, err := s.Load()
+	if err != nil || !reflect.DeepEqual(got.Admissions, newer) {
+		t.Errorf("counts from admissions.json: %+v, %v; want %+v", got.Admissions, err, newer)
+	}
+	if stateAfter, _ := os.ReadFile(s.Path()); string(stateAfter) != string(stateBefore) {
+		t.Error("SaveAdmissions rewrote the state file")
+	}
+
+	// A torn counts file is reported; the rest of the state loads.
+	if err := os.WriteFile(s.AdmissionsPath(), []byte(`{"version":1,"chec`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Load()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), AdmissionsFileName) {
+		t.Errorf("torn admissions.json: %v, want ErrCorrupt naming it", err)
+	}
+	if got == nil || len(got.Table.Assignments) != 2 {
+		t.Errorf("torn admissions.json lost the table: %+v", got)
 	}
 }

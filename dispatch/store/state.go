@@ -25,6 +25,8 @@ type State struct {
 	// keeps their rows through the next dispatch and checks reschedules against them.
 	DeltaJobs []jobs.Job `json:"deltaJobs,omitempty"`
 	// Admissions are the admission counts of the embedded demand source.
+	// Load takes them from admissions.json (SaveAdmissions) when it exists;
+	// state files of earlier releases hold them here.
 	Admissions *demand.AdmissionCounts `json:"admissions,omitempty"`
 	// LastDispatch is when the last full dispatch succeeded.
 	LastDispatch time.Time `json:"lastDispatch,omitempty"`

@@ -59,13 +59,14 @@ func New(dir string) (*Store, error) {
 // Path is the state file's path.
 func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 
-// Load reads the state file and applies the journal written since, if it
-// extends this very file. A missing state file gives an error matching
-// fs.ErrNotExist; an untrustworthy one an error wrapping ErrCorrupt. A
-// journal that is corrupt gives the state file's state and an error
-// wrapping ErrCorrupt; one that extends another state file (a crash between
-// a state file write and the journal write that follows it) is ignored: the
-// state file is newer than it.
+// Load reads the state file, the admission counts' file and the journal
+// written since the state file, if it extends this very file. A missing
+// state file gives an error matching fs.ErrNotExist; an untrustworthy one
+// an error wrapping ErrCorrupt. A journal or admission counts' file that is
+// corrupt gives the rest of the state and an error wrapping ErrCorrupt. A
+// journal that extends another state file (a crash between a state file
+// write and the journal write that follows it) is ignored: the state file
+// is newer than it.
 func (s *Store) Load() (*State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,17 +89,24 @@ func readDir(dir string) (*State, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	j, err := readJournal(filepath.Join(dir, JournalFileName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return st, sum, nil
-	case err != nil:
-		return st, sum, err
-	case j.Base != sum:
-		return st, sum, nil // the state file is newer than the journal
+	var errs []error
+	// The admission counts' file, when there is one, is newer than counts a
+	// state file of an older version holds.
+	switch c, err := readAdmissions(filepath.Join(dir, AdmissionsFileName)); {
+	case err == nil:
+		st.Admissions = c
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
 	}
-	j.applyTo(st)
-	return st, sum, nil
+	switch j, err := readJournal(filepath.Join(dir, JournalFileName)); {
+	case err == nil && j.Base == sum:
+		j.applyTo(st)
+	case err == nil:
+		// The state file is newer than the journal: nothing to apply.
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
+	return st, sum, errors.Join(errs...)
 }
 
 // ReadFile reads a state file at any path, without its journal.
