@@ -2,7 +2,8 @@
 # Installs what the e2e suite runs for real: etcd and Prometheus from Debian's
 # packages, and kube-apiserver built from the k8s.io/kubernetes Go module (no
 # Docker, no prebuilt downloads). The kube-apiserver build is cached under
-# $ASSETS_DIR, so only the first run pays for it (about 6 minutes on 2 cores).
+# $ASSETS_DIR, so only the first run pays for it (about 8 minutes on 2 cores
+# with cold Go caches).
 #
 # Prints the assets folder (for KUBEBUILDER_ASSETS) on its last line.
 set -euo pipefail
@@ -50,8 +51,11 @@ if [ ! -x "$ASSETS_DIR/kube-apiserver" ]; then
     # Each ./staging replace of k8s.io/kubernetes points at the published module.
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/[a-z0-9-]*$#replace \1 => \1 '"${STAGING_VERSION}"'#p' "$gomod"
   } > "$work/go.mod"
+  # Stamp the version, as Kubernetes' own build does, so the server reports it.
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  version_ldflags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean"
   printf '//go:build tools\n\npackage main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$work/tools.go"
-  (cd "$work" && go mod tidy -e >&2 && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ASSETS_DIR/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
+  (cd "$work" && go mod tidy -e >&2 && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w ${version_ldflags}" -o "$ASSETS_DIR/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
   mv "$ASSETS_DIR/kube-apiserver.tmp" "$ASSETS_DIR/kube-apiserver"
 fi
 
