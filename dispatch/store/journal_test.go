@@ -70,8 +70,19 @@ func TestStaleJournalIsIgnored(t *testing.T) {
 	if err := s.SaveJournal(sampleJournal()); err != nil {
 		t.Fatal(err)
 	}
+	journal, err := os.ReadFile(s.JournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
 	newer := sampleState(6)
-	if err := s.Save(newer); err != nil { // then the process dies
+	if err := s.Save(newer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.JournalPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Save left the journal it superseded: %v", err)
+	}
+	// Had the process died before removing it, the journal would still be there.
+	if err := os.WriteFile(s.JournalPath(), journal, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reopened, _ := New(dir)

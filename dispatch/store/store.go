@@ -188,8 +188,8 @@ func encode(v any) ([]byte, string, error) {
 // Save replaces the state file atomically: it writes a temp file in the same
 // dir, fsyncs it, renames it over the state file and fsyncs the dir. A
 // failure at any step leaves the previous file untouched. The journal
-// written before no longer applies (it extends the previous file); the
-// state saved holds everything it held.
+// written before no longer applies (it extends the previous file; the state
+// saved holds everything it held) and is removed.
 func (s *Store) Save(st *State) error {
 	data, sum, err := encode(st)
 	if err != nil {
@@ -201,6 +201,9 @@ func (s *Store) Save(st *State) error {
 		return err
 	}
 	s.base = sum
+	// The journal extends the previous file, so Load would ignore it anyway;
+	// removing it keeps the dir saying what it holds. A failure is harmless.
+	_ = os.Remove(s.JournalPath())
 	return nil
 }
 
