@@ -60,8 +60,8 @@ func (p *promServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const (
 	demandQuery14d = `sum(increase(prowjob_state_transitions{state="pending"}[14d])) by (job_name)`
-	weightQuery    = `avg(prowjob_duration_seconds{state="success"}[{{.Window}}]) by (job_name)`
-	weightQuery7d  = `avg(prowjob_duration_seconds{state="success"}[7d]) by (job_name)`
+	weightQuery    = `avg by (job_name) (avg_over_time(prowjob_duration_seconds{state="success"}[{{.Window}}]))`
+	weightQuery7d  = `avg by (job_name) (avg_over_time(prowjob_duration_seconds{state="success"}[7d]))`
 	demandQuery7d  = `sum(increase(prowjob_state_transitions{state="pending"}[7d])) by (job_name)`
 	vectorBody     = `{"status":"success","data":{"resultType":"vector","result":[
 		{"metric":{"job_name":"pull-ci-a"},"value":[1762000000,"120"]},
