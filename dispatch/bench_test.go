@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func BenchmarkAssignHit(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := d.Assign(ctx, "j", nil, false); err != nil {
+		if _, err := d.Admit(ctx, AdmissionRequest{Job: "j", Agent: jobs.Agent}); err != nil {
 			b.Fatal(err)
 		}
 	}

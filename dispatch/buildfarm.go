@@ -2,8 +2,12 @@ package dispatch
 
 import (
 	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // BuildFarmConfig renders the dispatcher config in force with its buildFarm
@@ -13,10 +17,75 @@ import (
 func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
 	in := d.in.Load()
 	cfg := *in.config // a shallow copy: only BuildFarm is replaced
-	cfg.BuildFarm = config.BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
+	cfg.BuildFarm = BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
 	out, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("rendering the dispatcher config: %w", err)
 	}
 	return out, nil
+}
+
+// BuildFarmFromTable regenerates the buildFarm section from an assignment
+// table, so that file-based scheduling can serve as a backup: provider ->
+// cluster -> sorted base names of the job files whose jobs the balanced
+// rules placed there. A file whose jobs went to several clusters goes to the
+// cluster holding most of them (the lowest name on a tie). Clusters absent
+// from the cluster config are left out. A cluster marked disabled in
+// previous (the section being replaced) stays disabled, with or without files.
+func BuildFarmFromTable(c *config.Clusters, t *table.Table, previous map[string]map[string]*config.BuildFarmCluster) map[string]map[string]*config.BuildFarmCluster {
+	counts := map[string]map[string]int{} // file base name -> cluster -> jobs
+	for _, a := range t.Assignments {
+		if a.File == "" || !a.Reason.Balanced() {
+			continue
+		}
+		base := filepath.Base(a.File)
+		if counts[base] == nil {
+			counts[base] = map[string]int{}
+		}
+		counts[base][a.Cluster]++
+	}
+	farm := map[string]map[string]*config.BuildFarmCluster{}
+	entry := func(cluster string) *config.BuildFarmCluster {
+		cl, ok := c.Get(cluster)
+		if !ok {
+			return nil
+		}
+		if farm[cl.Provider] == nil {
+			farm[cl.Provider] = map[string]*config.BuildFarmCluster{}
+		}
+		bf := farm[cl.Provider][cluster]
+		if bf == nil {
+			bf = &config.BuildFarmCluster{}
+			farm[cl.Provider][cluster] = bf
+		}
+		return bf
+	}
+	for _, file := range slices.Sorted(maps.Keys(counts)) {
+		if bf := entry(mostJobs(counts[file])); bf != nil {
+			bf.Filenames = append(bf.Filenames, file) // files come in sorted order
+		}
+	}
+	for _, clusters := range previous {
+		for cluster, old := range clusters {
+			if old == nil || !old.Disabled {
+				continue
+			}
+			if bf := entry(cluster); bf != nil {
+				bf.Disabled = true
+			}
+		}
+	}
+	return farm
+}
+
+// mostJobs returns the cluster with the most jobs, the lowest name on a tie.
+func mostJobs(byCluster map[string]int) string {
+	clusters := slices.Sorted(maps.Keys(byCluster))
+	best := clusters[0]
+	for _, cl := range clusters[1:] {
+		if byCluster[cl] > byCluster[best] {
+			best = cl
+		}
+	}
+	return best
 }

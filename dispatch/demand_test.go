@@ -121,9 +121,9 @@ func TestAdmissionDemand(t *testing.T) {
 	opts.Demand = nil
 	d := e.newDispatcher(opts)
 	for i := 0; i < 5; i++ {
-		d.RecordAdmission("pull-ci-org-repo-main-unit")
+		admit(t, d, "pull-ci-org-repo-main-unit")
 	}
-	d.RecordAdmission("pull-ci-org-repo-main-lint")
+	admit(t, d, "pull-ci-org-repo-main-lint")
 	e.dispatch(d)
 	if a := mustLookup(t, d, "pull-ci-org-repo-main-unit"); a.Demand != 5 {
 		t.Errorf("admission demand %v, want 5", a.Demand)
@@ -149,8 +149,8 @@ func TestAdmissionCountsSavedApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.RecordAdmission("pull-ci-org-repo-main-unit")
-	d.RecordAdmission("pull-ci-org-repo-main-unit")
+	admit(t, d, "pull-ci-org-repo-main-unit")
+	admit(t, d, "pull-ci-org-repo-main-unit")
 	if err := d.saveAdmissions(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -58,8 +59,15 @@ func TestDispatchBuildsTable(t *testing.T) {
 	if !s.Ready || s.TableSize != len(dispatchedJobs) || !s.LastDispatch.Equal(e.clock.Now()) || s.LastError != "" {
 		t.Errorf("status after dispatch: %+v", s)
 	}
-	if !d.IsManual("vsphere02") || d.IsManual("build01") {
-		t.Error("IsManual does not follow manualClusters")
+	// A ProwJob created on a manual cluster stays there; on another cluster it gets its row.
+	if dec, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-org-repo-main-unit", Agent: jobs.Agent, Cluster: "vsphere02"}); err != nil ||
+		dec != (Decision{Cluster: "vsphere02", Reason: table.ReasonManual}) {
+		t.Errorf("admitting on manual vsphere02: %+v, %v", dec, err)
+	}
+	row := mustLookup(t, d, "pull-ci-org-repo-main-unit")
+	if dec, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-org-repo-main-unit", Agent: jobs.Agent, Cluster: "elsewhere"}); err != nil ||
+		dec != (Decision{Cluster: row.Cluster, Reason: row.Reason, Patch: true}) {
+		t.Errorf("admitting on another cluster: %+v, %v; want the row %+v patched", dec, err, row)
 	}
 	if got := e.metricValue("prowjob_dispatcher_dispatch_runs_total", "result", resultSuccess); got != 1 {
 		t.Errorf("dispatch_runs_total{result=success} = %v", got)
@@ -90,11 +98,11 @@ func TestDispatchBuildsTable(t *testing.T) {
 func TestStartFromBuildFarm(t *testing.T) {
 	e := newEnv(t)
 	d := e.newDispatcher(e.options())
-	a, err := d.Assign(context.Background(), "branch-ci-org-repo-main-images", nil, false)
+	x, err := d.Explain("branch-ci-org-repo-main-images")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Cluster != "build03" {
+	if a := x.Assignment; a.Cluster != "build03" {
 		t.Errorf("buildFarm job placed on %s, want build03: %+v", a.Cluster, a)
 	}
 }
@@ -104,7 +112,7 @@ func TestRestartKeepsAssignmentsAndOverrides(t *testing.T) {
 	ctx := context.Background()
 	d := e.newDispatcher(e.options())
 	e.dispatch(d)
-	delta, err := d.Assign(ctx, "pull-ci-new-job", map[string]string{"capability/arm64": "arm64"}, false)
+	delta, err := d.Admit(ctx, AdmissionRequest{Job: "pull-ci-new-job", Agent: jobs.Agent, Labels: map[string]string{"capability/arm64": "arm64"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +165,13 @@ func TestDeltaAssignIsSavedSoon(t *testing.T) {
 	e := newEnv(t)
 	d := e.newDispatcher(e.options())
 	e.dispatch(d)
-	if _, err := d.Assign(context.Background(), "pull-ci-dry", nil, true); err != nil {
+	if _, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-dry", Agent: jobs.Agent, DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := d.Lookup("pull-ci-dry"); ok {
 		t.Fatal("dry-run Assign recorded the job")
 	}
-	a, err := d.Assign(context.Background(), "pull-ci-delta", nil, false)
+	a, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-delta", Agent: jobs.Agent})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +263,7 @@ func TestUnusableInputsKeepTable(t *testing.T) {
 				t.Errorf("saved table changed: %v", err)
 			}
 			// Assign keeps working on the table in force.
-			if _, err := d.Assign(context.Background(), "pull-ci-during-outage", nil, false); err != nil {
+			if _, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-during-outage", Agent: jobs.Agent}); err != nil {
 				t.Errorf("Assign after a failed dispatch: %v", err)
 			}
 		})
@@ -323,7 +331,7 @@ func TestDeltaSavesWriteTheJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := d.Assign(context.Background(), "pull-ci-journaled", nil, false)
+	a, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-journaled", Agent: jobs.Agent})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +366,7 @@ func TestJournalCompaction(t *testing.T) {
 	d := e.newDispatcher(e.options())
 	e.dispatch(d)
 	for i := range minCompactRows + 1 {
-		if _, err := d.Assign(context.Background(), fmt.Sprintf("pull-ci-new-%04d", i), nil, false); err != nil {
+		if _, err := d.Admit(context.Background(), AdmissionRequest{Job: fmt.Sprintf("pull-ci-new-%04d", i), Agent: jobs.Agent}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,4 +8,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid: a refused request, wrapped with the reason (HTTP 400).
 	ErrInvalid = errors.New("invalid")
+	// ErrNotReady: there is no table yet to place a new job against (HTTP 503).
+	ErrNotReady = errors.New("not ready")
 )

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -178,4 +180,15 @@ func (e *env) metricValue(name string, labels ...string) float64 {
 		return -1
 	}
 	return total
+}
+
+// admit admits a ProwJob of job with no labels, which counts it toward
+// demand counted from admissions; a table not ready yet is no error here.
+func admit(t testing.TB, d *Dispatcher, job string) Decision {
+	t.Helper()
+	dec, err := d.Admit(context.Background(), AdmissionRequest{Job: job, Agent: jobs.Agent})
+	if err != nil && !errors.Is(err, ErrNotReady) {
+		t.Fatalf("admitting %s: %v", job, err)
+	}
+	return dec
 }

@@ -1,16 +1,19 @@
 package dispatch
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // inputs are the files a dispatch reads: both configs and the job config.
 // They are immutable once loaded; a reload makes new inputs.
 type inputs struct {
-	config   *config.Dispatcher
+	config   *config.DispatcherConfig
 	clusters *config.Clusters
 	jobs     []jobs.Job
 	byName   map[string]*jobs.Job
@@ -68,4 +71,49 @@ func (in *inputs) usable(o *Options) error {
 		return fmt.Errorf("job config %s: no jobs", o.JobConfigDir)
 	}
 	return nil
+}
+
+// PlanResult is what Plan computed.
+type PlanResult struct {
+	// Table is the table a dispatch would put in force.
+	Table *table.Table
+	// Report lists loads, moves against the previous table and unplaceable jobs.
+	Report *engine.Report
+	// Config and Clusters are the configs the plan read.
+	Config   *config.DispatcherConfig
+	Clusters *config.Clusters
+}
+
+// Plan computes, offline, the table a full dispatch would make: it loads and
+// validates the inputs of opts exactly as the Dispatcher does, gets demand
+// from opts.Demand (nil: every job gets the default demand) and runs the
+// engine from previous (nil: the dispatcher config's buildFarm). It keeps no
+// state and changes nothing.
+func Plan(ctx context.Context, opts Options, previous *table.Table) (*PlanResult, error) {
+	opts = opts.withDefaults()
+	in, err := loadInputs(&opts)
+	if err != nil {
+		return nil, err
+	}
+	var dm map[string]float64
+	if opts.Demand != nil {
+		if dm, err = opts.Demand.Demand(ctx); err != nil {
+			return nil, fmt.Errorf("demand: %w", err)
+		}
+	}
+	if previous != nil && len(previous.Assignments) == 0 {
+		previous = nil
+	}
+	eng, err := engine.New(engine.Input{
+		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: dm, Previous: previous,
+		Now: opts.Clock.Now().UTC(), Options: opts.Engine,
+	})
+	if err != nil {
+		return nil, err
+	}
+	t, report, err := eng.Dispatch()
+	if err != nil {
+		return nil, err
+	}
+	return &PlanResult{Table: t, Report: report, Config: in.config, Clusters: in.clusters}, nil
 }

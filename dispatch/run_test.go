@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func TestRunDispatchesAtStartAndOnTrigger(t *testing.T) {
 	e.clock.SetTime(e.clock.Now().Add(time.Hour))
 	d.Trigger()
 	eventually(t, "the triggered dispatch", func() bool { return d.Status().LastDispatch.After(first) })
-	d.RecordAdmission("x") // ignored: the demand comes from a file
+	admit(t, d, "x") // not counted: the demand comes from a file
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -209,13 +210,12 @@ func TestConcurrentAssignLookupDuringDispatch(t *testing.T) {
 					}
 				}
 				name := fmt.Sprintf("pull-ci-delta-%d-%d", g, i)
-				if _, err := d.Assign(ctx, name, map[string]string{"capability/arm64": "arm64"}, false); err != nil {
+				if _, err := d.Admit(ctx, AdmissionRequest{Job: name, Agent: jobs.Agent, Labels: map[string]string{"capability/arm64": "arm64"}}); err != nil {
 					errs <- err
 					return
 				}
 				assigned <- name
 				_ = d.Status()
-				d.RecordAdmission(name)
 			}
 		}(g)
 	}

@@ -2,7 +2,7 @@ package dispatch
 
 import "time"
 
-// Status is the Dispatcher's readiness and its last errors.
+// Status is the Dispatcher's readiness and its last errors; /readyz serves it as JSON.
 type Status struct {
 	// Ready is true once a table is in force (loaded from state or dispatched).
 	Ready bool `json:"ready"`
@@ -11,7 +11,7 @@ type Status struct {
 	// TableSize is the number of rows of the table in force.
 	TableSize int `json:"tableSize"`
 	// LastDispatch is when the last full dispatch succeeded (zero if never).
-	LastDispatch time.Time `json:"lastDispatch,omitempty"`
+	LastDispatch time.Time `json:"lastDispatch,omitzero"`
 	// LastError is the last dispatch's error, empty once a dispatch succeeds.
 	LastError string `json:"lastError,omitempty"`
 	// DemandError is the last demand query's error, empty once a query succeeds.

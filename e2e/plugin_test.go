@@ -54,7 +54,7 @@ func TestPluginRescheduleComment(t *testing.T) {
 	eventually(t, 15*time.Second, "the dispatcher records the override from /reschedule", func() error {
 		a := sc.assignment(job)
 		if a.Override == nil || a.Override.Cluster != to {
-			return fmt.Errorf("assignment %+v, override %+v", a.Assignment, a.Override)
+			return fmt.Errorf("assignment %+v, override %+v", *a, a.Override)
 		}
 		return nil
 	})

@@ -3,7 +3,6 @@ package e2e
 import (
 	"testing"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -38,7 +37,7 @@ func TestRescheduleMovesNextProwJob(t *testing.T) {
 		t.Errorf("after rescheduling %s to %s, its next ProwJob landed on %q", job, to, got)
 	}
 	a := sc.assignment(job)
-	if a.Override == nil || a.Override.Cluster != to || a.Reason != table.ReasonOverride {
+	if a.Override == nil || a.Override.Cluster != to || a.Reason != "override" {
 		t.Errorf("assignment after reschedule: cluster %q reason %q override %+v, want override to %s", a.Cluster, a.Reason, a.Override, to)
 	}
 

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -70,7 +69,7 @@ func TestRestartKeepsState(t *testing.T) {
 	if a := sc.assignment(overridden); a.Override == nil || a.Override.Cluster != to {
 		t.Errorf("%s: override lost across the restart: %+v", overridden, a.Override)
 	}
-	var overrides []table.Override
+	var overrides []api.Override
 	if err := getJSON(ctx, d.APIURL+api.OverridesPath, &overrides); err != nil {
 		t.Fatalf("GET overrides: %v", err)
 	}

@@ -30,7 +30,7 @@ type scenario struct {
 	name string
 	dir  string
 	ns   string
-	d    *framework.Dispatcher
+	d    *framework.ServeProcess
 	// webhook is the registered configuration, replaced by registerWebhook.
 	webhook *admissionregv1.MutatingWebhookConfiguration
 	config  struct{ dispatcher, clusters, jobs string }
@@ -65,7 +65,7 @@ func newScenario(t *testing.T, name string, opts scenarioOptions) *scenario {
 	if promURL == "" {
 		promURL = s.prom.URL
 	}
-	sc.d, err = framework.StartDispatcher(ctx, framework.DispatcherConfig{
+	sc.d, err = framework.StartServe(ctx, framework.ServeConfig{
 		Bin:              bin,
 		Dir:              dir,
 		Name:             "dispatcher-" + name,

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	prowjobsv1 "sigs.k8s.io/prow/pkg/apis/prowjobs/v1"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // MutatePath is where the webhook server serves ProwJob admission.
@@ -22,7 +24,7 @@ const MutatePath = "/mutate-prowjobs"
 // to the dispatcher's assignment. It never denies: whatever goes wrong, the
 // ProwJob is allowed unchanged, and the outcome is counted and logged.
 type Admission struct {
-	dispatcher Admitter
+	admitter Admitter
 	decoder    admission.Decoder
 	metrics    *Metrics
 	log        logr.Logger
@@ -41,7 +43,7 @@ func NewAdmission(d Admitter, metrics *Metrics, log logr.Logger) (*Admission, er
 			return nil, err
 		}
 	}
-	return &Admission{dispatcher: d, decoder: admission.NewDecoder(scheme), metrics: metrics, log: log, now: time.Now}, nil
+	return &Admission{admitter: d, decoder: admission.NewDecoder(scheme), metrics: metrics, log: log, now: time.Now}, nil
 }
 
 // decision is what Handle decided, for the log line and the metrics.
@@ -89,49 +91,38 @@ func (a *Admission) decide(ctx context.Context, req admission.Request) (admissio
 		d.outcome, d.reason = OutcomeUndecodable, "the ProwJob has no spec.job"
 		return allow(d)
 	}
-	if pj.Spec.Agent != jobs.Agent {
+	dec, err := a.admitter.Admit(ctx, dispatch.AdmissionRequest{
+		Job: d.job, Agent: string(pj.Spec.Agent), Cluster: d.oldCluster, Labels: pj.Labels, DryRun: d.dryRun,
+	})
+	switch {
+	case errors.Is(err, dispatch.ErrNotReady):
+		d.outcome, d.reason = OutcomeNotReady, err.Error()
+		return allow(d)
+	case err != nil:
+		d.outcome, d.reason = OutcomeError, err.Error()
+		return allow(d)
+	case dec.Reason == table.ReasonAgent:
 		d.outcome, d.reason = OutcomeNotKubernetes, "agent "+string(pj.Spec.Agent)
 		return allow(d)
-	}
-	if !d.dryRun {
-		a.dispatcher.RecordAdmission(d.job)
-	}
-	if d.oldCluster != "" && a.dispatcher.IsManual(d.oldCluster) {
-		d.outcome, d.newCluster, d.reason = OutcomeManual, d.oldCluster, "on manual cluster"
+	case dec.Cluster == "":
+		d.outcome, d.reason = OutcomeError, "admit: no cluster"
 		return allow(d)
 	}
-	// A table hit only reads; only a job the table lacks needs a ready
-	// dispatcher to be placed.
-	as, ok := a.dispatcher.Lookup(d.job)
-	if !ok {
-		if st := a.dispatcher.Status(); !st.Ready {
-			d.outcome, d.reason = OutcomeNotReady, "dispatcher not ready: "+st.Reason
-			return allow(d)
-		}
-		var err error
-		if as, err = a.dispatcher.Assign(ctx, d.job, pj.Labels, d.dryRun); err != nil {
-			d.outcome, d.reason = OutcomeError, "assigning: "+err.Error()
-			return allow(d)
-		}
-	}
-	if as.Cluster == "" {
-		d.outcome, d.reason = OutcomeError, "assigning: empty cluster"
-		return allow(d)
-	}
-	d.newCluster, d.reason = as.Cluster, string(as.Reason)
-	if as.Cluster == d.oldCluster {
-		d.outcome = OutcomeUnchanged
-		if d.dryRun {
-			d.outcome = OutcomeDryRun
-		}
-		return allow(d)
-	}
-	resp := patchCluster(d.oldCluster, as.Cluster)
-	d.outcome = OutcomePatched
-	if d.dryRun {
+	d.newCluster, d.reason = dec.Cluster, string(dec.Reason)
+	switch {
+	case !dec.Patch && dec.Reason == table.ReasonManual:
+		d.outcome = OutcomeManual
+	case d.dryRun:
 		d.outcome = OutcomeDryRun
+	case !dec.Patch:
+		d.outcome = OutcomeUnchanged
+	default:
+		d.outcome = OutcomePatched
 	}
-	return resp, d
+	if !dec.Patch {
+		return allow(d)
+	}
+	return patchCluster(d.oldCluster, dec.Cluster), d
 }
 
 // allow answers Allowed without a patch, with the decision's reason as the message.

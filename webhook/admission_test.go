@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -94,54 +95,107 @@ func newTestAdmission(t testing.TB, d Admitter) (*Admission, *prometheus.Registr
 	return a, reg
 }
 
+// armLabels are the labels of testdata/prowjob.json.
+var armLabels = map[string]string{"capability/arm64": "arm64", "prow.k8s.io/job": armJob, "prow.k8s.io/type": "presubmit"}
+
+// answer returns a fakeAdmitter decide func that always answers dec, err.
+func answer(dec dispatch.Decision, err error) func(dispatch.AdmissionRequest) (dispatch.Decision, error) {
+	return func(dispatch.AdmissionRequest) (dispatch.Decision, error) { return dec, err }
+}
+
 func TestAdmissionHandle(t *testing.T) {
 	setCluster := func(c string) func(map[string]any) { return withSpec(map[string]any{"cluster": c}) }
+	armReq := dispatch.AdmissionRequest{Job: armJob, Agent: "kubernetes", Cluster: "default", Labels: armLabels}
+	with := func(r dispatch.AdmissionRequest, f func(*dispatch.AdmissionRequest)) dispatch.AdmissionRequest { f(&r); return r }
+	onArm := dispatch.Decision{Cluster: "build05", Reason: table.ReasonCapability, Patch: true}
 	tests := []struct {
-		name     string
-		fake     func(*fakeDispatcher)
-		req      func(t testing.TB) admission.Request
-		outcome  Outcome
-		cluster  string // the outcome's cluster label
-		patch    []jsonpatch.JsonPatchOperation
-		assigns  []assignCall
-		recorded []string
-		message  string // a substring of the response message
+		name    string
+		req     func(t testing.TB) admission.Request
+		decide  func(dispatch.AdmissionRequest) (dispatch.Decision, error)
+		outcome Outcome
+		cluster string // the outcome's cluster label
+		patch   []jsonpatch.JsonPatchOperation
+		admits  []dispatch.AdmissionRequest
+		message string // a substring of the response message
 	}{
 		{
-			name:     "known job on another cluster is patched",
-			req:      func(t testing.TB) admission.Request { return request(t) },
-			outcome:  OutcomePatched,
-			cluster:  "build05",
-			patch:    []jsonpatch.JsonPatchOperation{{Operation: "replace", Path: "/spec/cluster", Value: "build05"}},
-			recorded: []string{armJob},
+			name:    "a decision to patch is a replace",
+			req:     func(t testing.TB) admission.Request { return request(t) },
+			decide:  answer(onArm, nil),
+			outcome: OutcomePatched,
+			cluster: "build05",
+			patch:   []jsonpatch.JsonPatchOperation{{Operation: "replace", Path: "/spec/cluster", Value: "build05"}},
+			admits:  []dispatch.AdmissionRequest{armReq},
 		},
 		{
-			name:     "known job without spec.cluster gets one",
-			req:      func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"cluster": nil})) },
-			outcome:  OutcomePatched,
-			cluster:  "build05",
-			patch:    []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/spec/cluster", Value: "build05"}},
-			recorded: []string{armJob},
+			name:    "without spec.cluster the patch is an add",
+			req:     func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"cluster": nil})) },
+			decide:  answer(onArm, nil),
+			outcome: OutcomePatched,
+			cluster: "build05",
+			patch:   []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/spec/cluster", Value: "build05"}},
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Cluster = "" })},
 		},
 		{
-			name:     "already on the assigned cluster",
-			req:      func(t testing.TB) admission.Request { return request(t, setCluster("build05")) },
-			outcome:  OutcomeUnchanged,
-			cluster:  "build05",
-			recorded: []string{armJob},
+			name:    "already on the assigned cluster",
+			req:     func(t testing.TB) admission.Request { return request(t, setCluster("build05")) },
+			decide:  answer(dispatch.Decision{Cluster: "build05", Reason: table.ReasonCapability}, nil),
+			outcome: OutcomeUnchanged,
+			cluster: "build05",
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Cluster = "build05" })},
 		},
 		{
-			name:     "manual cluster is kept",
-			req:      func(t testing.TB) admission.Request { return request(t, setCluster("vsphere02")) },
-			outcome:  OutcomeManual,
-			cluster:  "vsphere02",
-			recorded: []string{armJob},
+			name:    "manual cluster is kept",
+			req:     func(t testing.TB) admission.Request { return request(t, setCluster("vsphere02")) },
+			decide:  answer(dispatch.Decision{Cluster: "vsphere02", Reason: table.ReasonManual}, nil),
+			outcome: OutcomeManual,
+			cluster: "vsphere02",
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Cluster = "vsphere02" })},
 		},
 		{
 			name:    "non-kubernetes agent is left alone",
 			req:     func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"agent": "jenkins"})) },
+			decide:  answer(dispatch.Decision{Reason: table.ReasonAgent}, nil),
 			outcome: OutcomeNotKubernetes,
 			message: "agent jenkins",
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Agent = "jenkins" })},
+		},
+		{
+			name: "dry run: answered with the patch, asked as a dry run",
+			req: func(t testing.TB) admission.Request {
+				r := request(t, withSpec(map[string]any{"job": newJob}))
+				r.DryRun = ptr.To(true)
+				return r
+			},
+			decide:  answer(dispatch.Decision{Cluster: "build03", Reason: table.ReasonCapability, Patch: true}, nil),
+			outcome: OutcomeDryRun,
+			cluster: "build03",
+			patch:   []jsonpatch.JsonPatchOperation{{Operation: "replace", Path: "/spec/cluster", Value: "build03"}},
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Job, r.DryRun = newJob, true })},
+		},
+		{
+			name:    "not ready: allowed unchanged",
+			req:     func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"job": newJob})) },
+			decide:  answer(dispatch.Decision{}, fmt.Errorf("admit job: no assignment table yet: %w", dispatch.ErrNotReady)),
+			outcome: OutcomeNotReady,
+			message: "no assignment table yet",
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Job = newJob })},
+		},
+		{
+			name:    "an error: allowed unchanged",
+			req:     func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"job": newJob})) },
+			decide:  answer(dispatch.Decision{}, errors.New("no cluster has capability gpu")),
+			outcome: OutcomeError,
+			message: "capability gpu",
+			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Job = newJob })},
+		},
+		{
+			name:    "a decision without a cluster is an error",
+			req:     func(t testing.TB) admission.Request { return request(t) },
+			decide:  answer(dispatch.Decision{Reason: table.ReasonBalanced, Patch: true}, nil),
+			outcome: OutcomeError,
+			message: "no cluster",
+			admits:  []dispatch.AdmissionRequest{armReq},
 		},
 		{
 			name: "update is left alone",
@@ -151,46 +205,6 @@ func TestAdmissionHandle(t *testing.T) {
 				return r
 			},
 			outcome: OutcomeNotCreate,
-		},
-		{
-			name: "unknown job is delta-assigned from its labels",
-			req: func(t testing.TB) admission.Request {
-				return request(t, withSpec(map[string]any{"job": newJob}))
-			},
-			outcome:  OutcomePatched,
-			cluster:  "build03",
-			patch:    []jsonpatch.JsonPatchOperation{{Operation: "replace", Path: "/spec/cluster", Value: "build03"}},
-			assigns:  []assignCall{{job: newJob, labels: map[string]string{"capability/arm64": "arm64", "prow.k8s.io/job": armJob, "prow.k8s.io/type": "presubmit"}}},
-			recorded: []string{newJob},
-		},
-		{
-			name: "dry run assigns with dryRun and records nothing",
-			req: func(t testing.TB) admission.Request {
-				r := request(t, withSpec(map[string]any{"job": newJob}))
-				r.DryRun = ptr.To(true)
-				return r
-			},
-			outcome: OutcomeDryRun,
-			cluster: "build03",
-			patch:   []jsonpatch.JsonPatchOperation{{Operation: "replace", Path: "/spec/cluster", Value: "build03"}},
-			assigns: []assignCall{{job: newJob, labels: map[string]string{"capability/arm64": "arm64", "prow.k8s.io/job": armJob, "prow.k8s.io/type": "presubmit"}, dryRun: true}},
-		},
-		{
-			name:     "not ready: unknown job allowed unchanged, nothing assigned",
-			fake:     func(f *fakeDispatcher) { f.status = Status{Reason: "no table yet"} },
-			req:      func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"job": newJob})) },
-			outcome:  OutcomeNotReady,
-			recorded: []string{newJob},
-			message:  "no table yet",
-		},
-		{
-			name:     "assign error: allowed unchanged",
-			fake:     func(f *fakeDispatcher) { f.assignErr = errors.New("no cluster has capability gpu") },
-			req:      func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"job": newJob})) },
-			outcome:  OutcomeError,
-			assigns:  []assignCall{{job: newJob, labels: map[string]string{"capability/arm64": "arm64", "prow.k8s.io/job": armJob, "prow.k8s.io/type": "presubmit"}}},
-			recorded: []string{newJob},
-			message:  "capability gpu",
 		},
 		{
 			name: "wrong kind",
@@ -237,9 +251,12 @@ func TestAdmissionHandle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
-			if tc.fake != nil {
-				tc.fake(f)
+			f := &fakeAdmitter{decide: tc.decide}
+			if f.decide == nil {
+				f.decide = func(r dispatch.AdmissionRequest) (dispatch.Decision, error) {
+					t.Errorf("Admit called: %+v", r)
+					return dispatch.Decision{}, nil
+				}
 			}
 			a, reg := newTestAdmission(t, f)
 			resp := a.Handle(context.Background(), tc.req(t))
@@ -263,11 +280,8 @@ func TestAdmissionHandle(t *testing.T) {
 			if got := series(t, reg, "prowjob_dispatcher_admission_duration_seconds"); got[""] != 1 {
 				t.Errorf("admission_duration_seconds count = %v, want 1", got)
 			}
-			if diff := cmp.Diff(tc.assigns, f.assigns, cmp.AllowUnexported(assignCall{})); diff != "" {
-				t.Errorf("Assign calls (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.recorded, f.recorded); diff != "" {
-				t.Errorf("recorded admissions (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tc.admits, f.calls); diff != "" {
+				t.Errorf("Admit calls (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -309,7 +323,7 @@ func TestPatchMatchesPatchResponseFromRaw(t *testing.T) {
 // admission.Webhook: a real one from docs/examples, and malformed bodies,
 // which controller-runtime answers with an error review and no panic.
 func TestAdmissionOverHTTP(t *testing.T) {
-	a, _ := newTestAdmission(t, newFake())
+	a, _ := newTestAdmission(t, &fakeAdmitter{decide: answer(dispatch.Decision{Cluster: "build05", Reason: table.ReasonCapability, Patch: true}, nil)})
 	srv := httptest.NewServer(&admission.Webhook{Handler: a})
 	t.Cleanup(srv.Close)
 
@@ -356,13 +370,8 @@ func TestAdmissionOverHTTP(t *testing.T) {
 	}
 }
 
-// panickingAdmitter panics in Lookup.
-type panickingAdmitter struct{ *fakeDispatcher }
-
-func (panickingAdmitter) Lookup(string) (table.Assignment, bool) { panic("boom") }
-
 func TestAdmissionRecoversPanic(t *testing.T) {
-	a, reg := newTestAdmission(t, panickingAdmitter{newFake()})
+	a, reg := newTestAdmission(t, &fakeAdmitter{decide: func(dispatch.AdmissionRequest) (dispatch.Decision, error) { panic("boom") }})
 	resp := a.Handle(context.Background(), request(t))
 	if !resp.Allowed || len(resp.Patches) != 0 || resp.Result == nil || !strings.Contains(resp.Result.Message, "panic: boom") {
 		t.Errorf("response %+v", resp)

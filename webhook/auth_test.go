@@ -27,9 +27,9 @@ func TestAuthorizerWithoutToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
+			f := newFakeBackend()
 			f.report = &engine.Report{}
-			srv := httptest.NewServer((&API{Dispatcher: f, Auth: tc.auth, Log: logr.Discard()}).Handler())
+			srv := httptest.NewServer((&API{Backend: f, Auth: tc.auth, Log: logr.Discard()}).Handler())
 			defer srv.Close()
 			code, body := call(t, "POST", srv.URL+api.DispatchPath, tc.token, "")
 			if code != tc.wantCode || f.dispatches != tc.dispatchs {

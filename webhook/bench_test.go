@@ -9,21 +9,23 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// cacheAdmitter answers admission from a table.Cache, as *dispatch.Dispatcher does.
+// cacheAdmitter answers admission from a table.Cache, as *dispatch.Dispatcher
+// does for a job the table holds.
 type cacheAdmitter struct{ cache *table.Cache }
 
-func (c cacheAdmitter) Status() Status                             { return Status{Ready: true, TableSize: c.cache.Len()} }
-func (c cacheAdmitter) Lookup(job string) (table.Assignment, bool) { return c.cache.Lookup(job) }
-func (c cacheAdmitter) IsManual(string) bool                       { return false }
-func (c cacheAdmitter) RecordAdmission(string)                     {}
-func (c cacheAdmitter) Assign(_ context.Context, job string, _ map[string]string, _ bool) (table.Assignment, error) {
-	if a, ok := c.cache.Lookup(job); ok {
-		return a, nil
+func (c cacheAdmitter) Admit(_ context.Context, req dispatch.AdmissionRequest) (dispatch.Decision, error) {
+	if req.Agent != "kubernetes" {
+		return dispatch.Decision{Reason: table.ReasonAgent}, nil
 	}
-	return table.Assignment{}, errors.New("unknown job")
+	a, ok := c.cache.Lookup(req.Job)
+	if !ok {
+		return dispatch.Decision{}, errors.New("unknown job")
+	}
+	return dispatch.Decision{Cluster: a.Cluster, Reason: a.Reason, Patch: a.Cluster != req.Cluster}, nil
 }
 
 // BenchmarkAdmissionHandle measures one admission decision, decoding and

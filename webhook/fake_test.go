@@ -6,26 +6,37 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// assignCall is one call of fakeDispatcher.Assign.
-type assignCall struct {
-	job    string
-	labels map[string]string
-	dryRun bool
+// fakeAdmitter answers Admit with decide and records the requests.
+type fakeAdmitter struct {
+	decide func(dispatch.AdmissionRequest) (dispatch.Decision, error)
+
+	mu    sync.Mutex
+	calls []dispatch.AdmissionRequest
 }
 
-// fakeDispatcher is an in-memory Dispatcher: a table, manual clusters and
-// overrides, recording what it was asked.
-type fakeDispatcher struct {
+func (f *fakeAdmitter) Admit(_ context.Context, req dispatch.AdmissionRequest) (dispatch.Decision, error) {
+	f.mu.Lock()
+	req.Labels = maps.Clone(req.Labels)
+	f.calls = append(f.calls, req)
+	f.mu.Unlock()
+	return f.decide(req)
+}
+
+// fixedStatus is a StatusReporter.
+type fixedStatus dispatch.Status
+
+func (s fixedStatus) Status() dispatch.Status { return dispatch.Status(s) }
+
+// fakeBackend is an in-memory Backend: a table and overrides, recording the
+// state-changing calls.
+type fakeBackend struct {
 	mu            sync.Mutex
 	rows          map[string]table.Assignment
-	manual        map[string]bool
-	status        Status
-	assignTo      string // the cluster Assign gives a job the table lacks
-	assignErr     error
 	overrides     []table.Override
 	report        *engine.Report
 	dispatchErr   error
@@ -35,71 +46,33 @@ type fakeDispatcher struct {
 	buildFarm     []byte
 	buildFarmErr  error
 
-	assigns     []assignCall
-	recorded    []string
-	reschedules []RescheduleRequest
+	reschedules []dispatch.RescheduleRequest
 	deleted     []string
 	dispatches  int
 }
 
-func newFake() *fakeDispatcher {
-	return &fakeDispatcher{
-		rows: map[string]table.Assignment{
-			"pull-ci-openshift-origin-main-e2e-aws-arm64": {Job: "pull-ci-openshift-origin-main-e2e-aws-arm64", Cluster: "build05", Reason: table.ReasonCapability},
-			"pull-ci-openshift-origin-main-unit":          {Job: "pull-ci-openshift-origin-main-unit", Cluster: "build01", Reason: table.ReasonBalanced},
-		},
-		manual:   map[string]bool{"vsphere02": true},
-		status:   Status{Ready: true, TableSize: 2},
-		assignTo: "build03",
-	}
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{rows: map[string]table.Assignment{
+		armJob:  {Job: armJob, Cluster: "build05", Reason: table.ReasonCapability},
+		unitJob: {Job: unitJob, Cluster: "build01", Reason: table.ReasonBalanced},
+	}}
 }
 
-func (f *fakeDispatcher) Status() Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.status
-}
-
-func (f *fakeDispatcher) Lookup(job string) (table.Assignment, bool) {
+func (f *fakeBackend) Lookup(job string) (table.Assignment, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.rows[job]
 	return a, ok
 }
 
-func (f *fakeDispatcher) Assign(_ context.Context, job string, labels map[string]string, dryRun bool) (table.Assignment, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.assigns = append(f.assigns, assignCall{job: job, labels: maps.Clone(labels), dryRun: dryRun})
-	if a, ok := f.rows[job]; ok {
-		return a, nil
-	}
-	if f.assignErr != nil {
-		return table.Assignment{}, f.assignErr
-	}
-	a := table.Assignment{Job: job, Cluster: f.assignTo, Reason: table.ReasonBalanced}
-	if !dryRun {
-		f.rows[job] = a
-	}
-	return a, nil
-}
-
-func (f *fakeDispatcher) IsManual(cluster string) bool { return f.manual[cluster] }
-
-func (f *fakeDispatcher) RecordAdmission(job string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.recorded = append(f.recorded, job)
-}
-
-func (f *fakeDispatcher) Dispatch(context.Context) (*engine.Report, error) {
+func (f *fakeBackend) Dispatch(context.Context) (*engine.Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dispatches++
 	return f.report, f.dispatchErr
 }
 
-func (f *fakeDispatcher) Reschedule(_ context.Context, req RescheduleRequest) (*RescheduleResult, error) {
+func (f *fakeBackend) Reschedule(_ context.Context, req dispatch.RescheduleRequest) (*dispatch.RescheduleResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reschedules = append(f.reschedules, req)
@@ -108,14 +81,14 @@ func (f *fakeDispatcher) Reschedule(_ context.Context, req RescheduleRequest) (*
 	}
 	from, ok := f.rows[req.Job]
 	if !ok {
-		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, ErrNotFound)
+		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, dispatch.ErrNotFound)
 	}
 	o := table.Override{Job: req.Job, Cluster: req.Cluster, Reason: req.Reason, By: req.By}
 	f.overrides = append(f.overrides, o)
-	return &RescheduleResult{From: from.Cluster, To: req.Cluster, Override: o}, nil
+	return &dispatch.RescheduleResult{From: from.Cluster, To: req.Cluster, Override: o}, nil
 }
 
-func (f *fakeDispatcher) DeleteOverride(_ context.Context, job string) error {
+func (f *fakeBackend) DeleteOverride(_ context.Context, job string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, o := range f.overrides {
@@ -125,28 +98,28 @@ func (f *fakeDispatcher) DeleteOverride(_ context.Context, job string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("job %q has no override: %w", job, ErrNotFound)
+	return fmt.Errorf("job %q has no override: %w", job, dispatch.ErrNotFound)
 }
 
-func (f *fakeDispatcher) Overrides() []table.Override {
+func (f *fakeBackend) Overrides() []table.Override {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]table.Override(nil), f.overrides...)
 }
 
-func (f *fakeDispatcher) Explain(job string) (*engine.Explanation, error) {
+func (f *fakeBackend) Explain(job string) (*engine.Explanation, error) {
 	if f.explainErr != nil {
 		return nil, f.explainErr
 	}
 	a, ok := f.Lookup(job)
 	if !ok {
-		return nil, fmt.Errorf("explain job %q: %w", job, ErrNotFound)
+		return nil, fmt.Errorf("explain job %q: %w", job, dispatch.ErrNotFound)
 	}
 	return &engine.Explanation{Job: job, Assignment: a, Steps: []engine.Step{{Rule: a.Reason, Matched: true, Detail: "fake"}}}, nil
 }
 
-func (f *fakeDispatcher) Clusters() []engine.ClusterLoad { return f.clusters }
+func (f *fakeBackend) Clusters() []engine.ClusterLoad { return f.clusters }
 
-func (f *fakeDispatcher) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
+func (f *fakeBackend) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
 
-var _ Dispatcher = (*fakeDispatcher)(nil)
+var _ Backend = (*fakeBackend)(nil)

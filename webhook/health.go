@@ -2,31 +2,15 @@ package webhook
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// StatusReporter reports the dispatcher's readiness. *dispatch.Dispatcher implements it.
-type StatusReporter interface {
-	Status() Status
-}
-
-// Readiness is the body of /readyz.
-type Readiness struct {
-	Ready        bool      `json:"ready"`
-	Reason       string    `json:"reason,omitempty"`
-	TableSize    int       `json:"tableSize"`
-	LastDispatch time.Time `json:"lastDispatch,omitzero"`
-	LastError    string    `json:"lastError,omitempty"`
-	DemandError  string    `json:"demandError,omitempty"`
-}
-
 // HealthOptions configure the health handler.
 type HealthOptions struct {
-	// Dispatcher answers /readyz.
-	Dispatcher StatusReporter
+	// Status answers /readyz.
+	Status StatusReporter
 	// Gatherer is served at /metrics; /metrics is not served when nil.
 	Gatherer prometheus.Gatherer
 }
@@ -43,15 +27,12 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := opts.Dispatcher.Status()
+		st := opts.Status.Status()
 		code := http.StatusOK
 		if !st.Ready {
 			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, Readiness{
-			Ready: st.Ready, Reason: st.Reason, TableSize: st.TableSize, LastDispatch: st.LastDispatch,
-			LastError: st.LastError, DemandError: st.DemandError,
-		})
+		writeJSON(w, code, st)
 	})
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))

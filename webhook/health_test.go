@@ -9,31 +9,31 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 )
 
 func TestHealth(t *testing.T) {
 	lastDispatch := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name     string
-		status   Status
+		status   dispatch.Status
 		path     string
 		wantCode int
-		want     Readiness
+		want     dispatch.Status
 	}{
-		{name: "healthz while not ready", status: Status{Reason: "no table"}, path: "/healthz", wantCode: 200},
-		{name: "not ready", status: Status{Reason: "no table yet", LastError: "cluster config: bad"}, path: "/readyz", wantCode: 503,
-			want: Readiness{Reason: "no table yet", LastError: "cluster config: bad"}},
-		{name: "ready", status: Status{Ready: true, TableSize: 42, LastDispatch: lastDispatch}, path: "/readyz", wantCode: 200,
-			want: Readiness{Ready: true, TableSize: 42, LastDispatch: lastDispatch}},
-		{name: "ready while Prometheus fails", status: Status{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}, path: "/readyz", wantCode: 200,
-			want: Readiness{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}},
+		{name: "healthz while not ready", status: dispatch.Status{Reason: "no table"}, path: "/healthz", wantCode: 200},
+		{name: "not ready", status: dispatch.Status{Reason: "no table yet", LastError: "cluster config: bad"}, path: "/readyz", wantCode: 503,
+			want: dispatch.Status{Reason: "no table yet", LastError: "cluster config: bad"}},
+		{name: "ready", status: dispatch.Status{Ready: true, TableSize: 42, LastDispatch: lastDispatch}, path: "/readyz", wantCode: 200,
+			want: dispatch.Status{Ready: true, TableSize: 42, LastDispatch: lastDispatch}},
+		{name: "ready while Prometheus fails", status: dispatch.Status{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}, path: "/readyz", wantCode: 200,
+			want: dispatch.Status{Ready: true, TableSize: 42, DemandError: "prometheus: timeout"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
-			f.status = tc.status
 			mux := http.NewServeMux()
-			RegisterHealth(mux, HealthOptions{Dispatcher: f})
+			RegisterHealth(mux, HealthOptions{Status: fixedStatus(tc.status)})
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
 			code, body := call(t, "GET", srv.URL+tc.path, "", "")
@@ -43,7 +43,7 @@ func TestHealth(t *testing.T) {
 			if tc.path != "/readyz" {
 				return
 			}
-			var got Readiness
+			var got dispatch.Status
 			if err := json.Unmarshal([]byte(body), &got); err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	m.observe(OutcomePatched, "build01", 0.001)
 	mux := http.NewServeMux()
-	RegisterHealth(mux, HealthOptions{Dispatcher: newFake(), Gatherer: reg})
+	RegisterHealth(mux, HealthOptions{Status: fixedStatus{Ready: true}, Gatherer: reg})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	code, body := call(t, "GET", srv.URL+"/metrics", "", "")
@@ -79,7 +79,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	// Without a gatherer there is no /metrics.
 	mux = http.NewServeMux()
-	RegisterHealth(mux, HealthOptions{Dispatcher: newFake()})
+	RegisterHealth(mux, HealthOptions{Status: fixedStatus{Ready: true}})
 	srv2 := httptest.NewServer(mux)
 	defer srv2.Close()
 	if code, _ := call(t, "GET", srv2.URL+"/metrics", "", ""); code != 404 {

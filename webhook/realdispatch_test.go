@@ -35,7 +35,6 @@ func newRealDispatcher(t *testing.T) *dispatch.Dispatcher {
 // TestRealDispatcher wires admission and the API to the real dispatcher.
 func TestRealDispatcher(t *testing.T) {
 	d := newRealDispatcher(t)
-	var _ Dispatcher = d
 	a, _ := newTestAdmission(t, d)
 	ctx := context.Background()
 
@@ -78,8 +77,13 @@ func TestRealDispatcher(t *testing.T) {
 		t.Errorf("manual cluster: %+v", dec)
 	}
 
+	// A ProwJob of another agent is left alone.
+	if _, dec = a.decide(ctx, request(t, withSpec(map[string]any{"agent": "jenkins"}))); dec.outcome != OutcomeNotKubernetes {
+		t.Errorf("jenkins agent: %+v", dec)
+	}
+
 	// The API over the same dispatcher.
-	srv := httptest.NewServer((&API{Dispatcher: d, Auth: Authorizer{AllowUnauthenticated: true}, Log: logr.Discard()}).Handler())
+	srv := httptest.NewServer((&API{Backend: d, Auth: Authorizer{AllowUnauthenticated: true}, Log: logr.Discard()}).Handler())
 	defer srv.Close()
 	c := &api.Client{BaseURL: srv.URL}
 	if as, err := c.Assignment(ctx, unitJob); err != nil || as.Cluster == "" {

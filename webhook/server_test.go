@@ -18,6 +18,8 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
 
@@ -112,7 +114,7 @@ func postReview(client *http.Client, url string, body []byte) (*admissionv1.Admi
 // controller-runtime's webhook server and checks the patch, then rotates the
 // certificate on disk and checks that the server picks up the new one.
 func TestServerTLSRoundTrip(t *testing.T) {
-	a, _ := newTestAdmission(t, newFake())
+	a, _ := newTestAdmission(t, &fakeAdmitter{decide: answer(dispatch.Decision{Cluster: "build05", Reason: table.ReasonCapability, Patch: true}, nil)})
 	url, certDir, client := startServer(t, a)
 	body, err := os.ReadFile("../docs/examples/admissionreview.json")
 	if err != nil {

@@ -9,28 +9,22 @@ import (
 	"io"
 	"os"
 	"text/tabwriter"
-	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // planFlags are the plan subcommand's flags.
 type planFlags struct {
-	dispatcherConfig, clusterConfig, jobConfig string
-	demandFile, prometheusURL                  string
-	prometheusQuery, prometheusWeight          string
-	demandWindow                               time.Duration
-	previous, output, format                   string
-	writeBuildFarm                             bool
-	maxMoves                                   int
-	tuning                                     tuningFlags
+	inputs                   inputFlags
+	previous, output, format string
+	writeBuildFarm           bool
+	maxMoves                 int
 }
 
 // runPlan runs the engine offline on config files and demand, prints the
@@ -44,20 +38,12 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f planFlags
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
-	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")
-	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
-	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand")
-	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from (instead of --demand-file)")
-	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
-	fs.StringVar(&f.prometheusWeight, "prometheus-weight-query", "", "optional query of a weight by job_name (e.g. average run duration) that multiplies each job's demand")
-	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window of the Prometheus query")
+	f.inputs.register(fs)
 	fs.StringVar(&f.previous, "previous", "", "previous assignment: a table JSON or a state file (default: the dispatcher config's buildFarm)")
 	fs.StringVar(&f.output, "output", "", "write the new table to this file")
 	fs.StringVar(&f.format, "format", "json", "format of --output: json or yaml")
 	fs.BoolVar(&f.writeBuildFarm, "write-build-farm", false, "print the dispatcher config with the buildFarm regenerated from the new table to stdout (the report goes to stderr)")
 	fs.IntVar(&f.maxMoves, "max-moves", 50, "list at most this many moves (all are counted)")
-	f.tuning.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,25 +52,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	cfg, err := config.LoadDispatcher(f.dispatcherConfig)
-	if err != nil {
-		return err
-	}
-	clusters, err := config.LoadClusters(f.clusterConfig)
-	if err != nil {
-		return err
-	}
-	if err := config.Validate(cfg, clusters); err != nil {
-		return err
-	}
-	js, err := jobs.Load(f.jobConfig, f.tuning.labels)
-	if err != nil {
-		return err
-	}
-	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
-		return err
-	}
-	dm, err := f.demand(ctx)
+	source, err := f.inputs.demandSource(logr.Discard())
 	if err != nil {
 		return err
 	}
@@ -94,26 +62,21 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	eng, err := engine.New(engine.Input{
-		Jobs: js, Config: cfg, Clusters: clusters, Demand: dm, Previous: prev, Now: time.Now().UTC(), Options: f.tuning.engine,
-	})
-	if err != nil {
-		return err
-	}
-	t, report, err := eng.Dispatch()
+	res, err := dispatch.Plan(ctx, f.inputs.options(source), prev)
 	if err != nil {
 		return err
 	}
 
 	if f.output != "" {
-		if err := writeTable(f.output, f.format, t); err != nil {
+		if err := writeTable(f.output, f.format, res.Table); err != nil {
 			return err
 		}
 	}
 	summary := stdout
 	if f.writeBuildFarm {
 		summary = stderr
-		cfg.BuildFarm = config.BuildFarmFromTable(clusters, t, cfg.BuildFarm)
+		cfg := *res.Config
+		cfg.BuildFarm = dispatch.BuildFarmFromTable(res.Clusters, res.Table, res.Config.BuildFarm)
 		out, err := cfg.Marshal()
 		if err != nil {
 			return err
@@ -122,39 +85,15 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return printReport(summary, report, f.maxMoves)
+	return printReport(summary, res.Report, f.maxMoves)
 }
 
 func (f *planFlags) validate() error {
-	switch {
-	case f.dispatcherConfig == "" || f.clusterConfig == "" || f.jobConfig == "":
-		return errors.New("--dispatcher-config, --cluster-config and --job-config are required")
-	case f.demandFile != "" && f.prometheusURL != "":
-		return errors.New("give --demand-file or --prometheus-url, not both")
-	case f.format != "json" && f.format != "yaml":
-		return fmt.Errorf("--format %q: want json or yaml", f.format)
+	errs := []error{f.inputs.validate()}
+	if f.format != "json" && f.format != "yaml" {
+		errs = append(errs, fmt.Errorf("--format %q: want json or yaml", f.format))
 	}
-	return f.tuning.validate()
-}
-
-// demand reads the demand source the flags name; none means every job gets the default demand.
-func (f *planFlags) demand(ctx context.Context) (map[string]float64, error) {
-	var src demand.Source
-	switch {
-	case f.demandFile != "":
-		src = demand.File{Path: f.demandFile}
-	case f.prometheusURL != "":
-		p, err := demand.NewPrometheus(demand.PrometheusOptions{
-			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight, Window: f.demandWindow,
-		})
-		if err != nil {
-			return nil, err
-		}
-		src = p
-	default:
-		return nil, nil
-	}
-	return src.Demand(ctx)
+	return errors.Join(errs...)
 }
 
 func writeTable(path, format string, t *table.Table) error {

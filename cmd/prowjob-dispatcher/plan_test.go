@@ -156,8 +156,8 @@ func TestPlanFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no configs", []string{"--demand-file", "x"}, "are required"},
-		{"two demand sources", planArgs("--prometheus-url", "http://127.0.0.1:1"), "not both"},
+		{"no configs", []string{"--demand-file", "x"}, "--dispatcher-config is required"},
+		{"two demand sources", planArgs("--prometheus-url", "http://127.0.0.1:1"), "are exclusive"},
 		{"bad format", planArgs("--format", "xml"), `--format "xml"`},
 		{"bad demand file", planArgs("--demand-file", filepath.Join(planTestdata, "dispatcher.yaml")), "dispatcher.yaml"},
 		{"missing previous", planArgs("--previous", "/nonexistent/table.json"), "/nonexistent/table.json"},

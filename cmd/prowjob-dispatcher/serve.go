@@ -21,7 +21,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
@@ -32,31 +31,20 @@ const shutdownTimeout = 25 * time.Second
 
 // serveFlags are the serve subcommand's flags.
 type serveFlags struct {
-	dispatcherConfig, clusterConfig, jobConfig, stateDir string
-	prometheusURL, prometheusQuery, prometheusWeight     string
-	prometheusTimeout, demandWindow                      time.Duration
-	demandFile, schedule                                 string
-	bindAddress                                          string
-	webhookPort, apiPort, healthPort                     int
-	certDir, tlsHosts                                    string
-	selfSigned, enableHTTP2                              bool
-	tokenFile                                            string
-	insecureAllowUnauthenticated                         bool
-	logLevel                                             string
-	tuning                                               tuningFlags
+	inputs                           inputFlags
+	stateDir, schedule               string
+	bindAddress                      string
+	webhookPort, apiPort, healthPort int
+	certDir, tlsHosts                string
+	selfSigned, enableHTTP2          bool
+	tokenFile                        string
+	insecureAllowUnauthenticated     bool
+	logLevel                         string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
-	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")
-	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
+	f.inputs.register(fs)
 	fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
-	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from")
-	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
-	fs.StringVar(&f.prometheusWeight, "prometheus-weight-query", "", "optional query of a weight by job_name (e.g. average run duration) that multiplies each job's demand; {{.Window}} as above")
-	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
-	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
-	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus (neither: demand is counted from admissions)")
 	fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
@@ -69,22 +57,16 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.tuning.register(fs)
 }
 
 func (f *serveFlags) validate() error {
-	var errs []error
-	for name, v := range map[string]string{"--dispatcher-config": f.dispatcherConfig, "--cluster-config": f.clusterConfig, "--job-config": f.jobConfig} {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is required", name))
-		}
-	}
-	if f.prometheusURL != "" && f.demandFile != "" {
-		errs = append(errs, errors.New("--prometheus-url and --demand-file are exclusive"))
-	}
-	for name, p := range map[string]int{"--webhook-port": f.webhookPort, "--api-port": f.apiPort} {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("%s %d not in 1..65535", name, p))
+	errs := []error{f.inputs.validate()}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"--webhook-port", f.webhookPort}, {"--api-port", f.apiPort}} {
+		if p.port < 1 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d not in 1..65535", p.name, p.port))
 		}
 	}
 	if f.healthPort < 0 || f.healthPort > 65535 {
@@ -96,10 +78,6 @@ func (f *serveFlags) validate() error {
 	if _, err := parseLevel(f.logLevel); err != nil {
 		errs = append(errs, err)
 	}
-	if f.prometheusWeight != "" && f.prometheusURL == "" {
-		errs = append(errs, errors.New("--prometheus-weight-query needs --prometheus-url"))
-	}
-	errs = append(errs, f.tuning.validate())
 	return errors.Join(errs...)
 }
 
@@ -149,7 +127,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("registering runtime metrics: %w", err)
 		}
 	}
-	source, err := f.demandSource(log.WithName("demand"))
+	source, err := f.inputs.demandSource(log.WithName("demand"))
 	if err != nil {
 		return err
 	}
@@ -170,18 +148,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("No --token-file: dispatch, reschedule and override deletion over the API are refused")
 	}
 
-	d, err := dispatch.New(ctx, dispatch.Options{
-		DispatcherConfigPath: f.dispatcherConfig,
-		ClusterConfigPath:    f.clusterConfig,
-		JobConfigDir:         f.jobConfig,
-		StateDir:             f.stateDir,
-		Labels:               f.tuning.labels,
-		Engine:               f.tuning.engine,
-		Demand:               source,
-		Schedule:             f.schedule,
-		Registerer:           reg,
-		Logger:               log.WithName("dispatch"),
-	})
+	opts := f.inputs.options(source)
+	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
+	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
+	d, err := dispatch.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -201,8 +171,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	apiMux := http.NewServeMux()
-	(&webhook.API{Dispatcher: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}).Register(apiMux)
-	health := webhook.HealthOptions{Dispatcher: d, Gatherer: reg}
+	(&webhook.API{Backend: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}).Register(apiMux)
+	health := webhook.HealthOptions{Status: d, Gatherer: reg}
 	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
 	if f.healthPort == 0 || f.healthPort == f.apiPort {
 		webhook.RegisterHealth(apiMux, health)
@@ -293,27 +263,5 @@ func closeAll(servers []*namedServer) {
 		if s.ln != nil {
 			_ = s.ln.Close()
 		}
-	}
-}
-
-// demandSource returns the demand source the flags ask for; nil means
-// demand counted from admissions.
-func (f *serveFlags) demandSource(log logr.Logger) (demand.Source, error) {
-	switch {
-	case f.prometheusURL != "":
-		p, err := demand.NewPrometheus(demand.PrometheusOptions{
-			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight, Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("--prometheus-url: %w", err)
-		}
-		return p, nil
-	case f.demandFile != "":
-		if _, err := demand.ReadFile(f.demandFile); err != nil {
-			return nil, fmt.Errorf("--demand-file: %w", err)
-		}
-		return demand.File{Path: f.demandFile}, nil
-	default:
-		return nil, nil
 	}
 }

@@ -5,11 +5,15 @@
 // reported together.
 package config
 
-import "regexp"
+import (
+	"regexp"
 
-// Dispatcher is the dispatcher config, compatible with the _config.yaml that
+	"sigs.k8s.io/yaml"
+)
+
+// DispatcherConfig is the dispatcher config (--dispatcher-config), compatible with the _config.yaml that
 // OpenShift CI's sanitize-prow-jobs and its dispatcher read.
-type Dispatcher struct {
+type DispatcherConfig struct {
 	// Default is the cluster for jobs no rule places.
 	Default string `json:"default"`
 	// SSHBastion is the cluster for jobs that need the ssh bastion.
@@ -48,4 +52,10 @@ type BuildFarmCluster struct {
 	Filenames []string `json:"filenames,omitempty"`
 	// Disabled clusters take no new jobs.
 	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Marshal renders the config as YAML in the dispatcher config format. Map
+// keys come out sorted, so equal configs give byte-identical output.
+func (d *DispatcherConfig) Marshal() ([]byte, error) {
+	return yaml.Marshal(d)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // LoadDispatcher reads and validates the dispatcher config at path.
-func LoadDispatcher(path string) (*Dispatcher, error) {
+func LoadDispatcher(path string) (*DispatcherConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
@@ -21,9 +21,9 @@ func LoadDispatcher(path string) (*Dispatcher, error) {
 // errors), compiles the group path regexes and validates it. name is the
 // file name used in error messages. All validation errors are returned
 // together; on error the returned config is nil.
-func ParseDispatcher(name string, data []byte) (*Dispatcher, error) {
+func ParseDispatcher(name string, data []byte) (*DispatcherConfig, error) {
 	errs := fieldErrors{prefix: dispatcherPrefix(name)}
-	var d Dispatcher
+	var d DispatcherConfig
 	if err := yaml.UnmarshalStrict(data, &d); err != nil {
 		errs.addErr(err)
 		return nil, errs.err()
@@ -38,7 +38,7 @@ func ParseDispatcher(name string, data []byte) (*Dispatcher, error) {
 }
 
 // compile sets every group's PathREs from its Paths.
-func (d *Dispatcher) compile(errs *fieldErrors) {
+func (d *DispatcherConfig) compile(errs *fieldErrors) {
 	for _, cluster := range sortedKeys(d.Groups) {
 		g := d.Groups[cluster]
 		g.PathREs = make([]*regexp.Regexp, 0, len(g.Paths))
@@ -55,7 +55,7 @@ func (d *Dispatcher) compile(errs *fieldErrors) {
 }
 
 // validate checks the rules that need only the dispatcher config itself.
-func (d *Dispatcher) validate(errs *fieldErrors) {
+func (d *DispatcherConfig) validate(errs *fieldErrors) {
 	if d.Default == "" {
 		errs.add("default", "required")
 	}
@@ -68,7 +68,7 @@ func (d *Dispatcher) validate(errs *fieldErrors) {
 
 // validateGroups rejects empty cluster names, a job listed twice and a path
 // regex listed twice, in one group or across groups.
-func (d *Dispatcher) validateGroups(errs *fieldErrors) {
+func (d *DispatcherConfig) validateGroups(errs *fieldErrors) {
 	jobAt := map[string]string{}
 	pathAt := map[string]string{}
 	for _, cluster := range sortedKeys(d.Groups) {
@@ -101,7 +101,7 @@ func (d *Dispatcher) validateGroups(errs *fieldErrors) {
 
 // validateBuildFarm rejects empty provider and cluster names and a file
 // listed under two clusters.
-func (d *Dispatcher) validateBuildFarm(errs *fieldErrors) {
+func (d *DispatcherConfig) validateBuildFarm(errs *fieldErrors) {
 	fileAt := map[string]string{}
 	for _, provider := range sortedKeys(d.BuildFarm) {
 		pfield := key("buildFarm", provider)

@@ -16,7 +16,7 @@ func TestLoadDispatcherGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Dispatcher{
+	want := &DispatcherConfig{
 		Default:           "build01",
 		SSHBastion:        "build01",
 		KVM:               []string{"build02"},
@@ -127,7 +127,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("marshalled config does not parse: %v\n%s", err, out)
 	}
-	if diff := cmp.Diff(d, again, cmpopts.IgnoreFields(Group{}, "PathREs"), cmpopts.IgnoreFields(Dispatcher{}, "File")); diff != "" {
+	if diff := cmp.Diff(d, again, cmpopts.IgnoreFields(Group{}, "PathREs"), cmpopts.IgnoreFields(DispatcherConfig{}, "File")); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 	out2, err := again.Marshal()

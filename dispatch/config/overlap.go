@@ -11,7 +11,7 @@ import (
 // the files that exist, not in the abstract. files are paths relative to the
 // job config dir; d must come from LoadDispatcher or ParseDispatcher (regexes
 // compiled). Regexes of one group may overlap: they name one cluster.
-func (d *Dispatcher) CheckPathOverlaps(files []string) error {
+func (d *DispatcherConfig) CheckPathOverlaps(files []string) error {
 	type pathRegex struct {
 		cluster, field, pattern string
 		re                      *regexp.Regexp

@@ -7,7 +7,7 @@ import "fmt"
 // (groups, default, sshBastion, kvm, noBuilds, buildFarm) must be in the
 // cluster config or manual; every cloudMapping target must be a provider.
 // All errors are returned together, each naming both files.
-func Validate(d *Dispatcher, c *Clusters) error {
+func Validate(d *DispatcherConfig, c *Clusters) error {
 	if d == nil || c == nil {
 		return fmt.Errorf("validate: dispatcher config and cluster config are both required")
 	}

@@ -40,7 +40,7 @@ func TestValidateNil(t *testing.T) {
 	if err := Validate(nil, &Clusters{}); err == nil {
 		t.Error("Validate(nil, clusters) = nil")
 	}
-	if err := Validate(&Dispatcher{Default: "a"}, nil); err == nil {
+	if err := Validate(&DispatcherConfig{Default: "a"}, nil); err == nil {
 		t.Error("Validate(dispatcher, nil) = nil")
 	}
 }

@@ -15,7 +15,7 @@ import (
 // twoClusters is an input of n one-job files with demand 1 on clusters big (capacity 100) and small (capacity 50).
 func twoClusters(t *testing.T, n int) engine.Input {
 	in := fixture(t)
-	in.Config = &config.Dispatcher{Default: "big"}
+	in.Config = &config.DispatcherConfig{Default: "big"}
 	in.Clusters = &config.Clusters{Providers: map[string][]config.Cluster{
 		"aws": {{Name: "big", Provider: "aws", Capacity: 100}, {Name: "small", Provider: "aws", Capacity: 50}},
 	}}

@@ -4,104 +4,281 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"sync"
 	"time"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// Options tune balancing. Zero values take the documented defaults.
-type Options struct {
-	// DefaultDemand is the demand of jobs without demand data; 0 means the median of known demands (1 when none is known).
-	DefaultDemand float64
-	// Tolerance is the load/target ratio up to which a cluster counts as balanced, so a rerun moves nothing (default 1.05).
-	Tolerance float64
-	// MaxMoveFraction bounds the jobs a rerun may move for balance alone, as a fraction of all jobs (default 0.2).
-	// Moves forced by rules (a blocked cluster, a new pin) are not bounded.
-	MaxMoveFraction float64
+// Option defaults.
+const (
+	DefaultTolerance       = 1.05
+	DefaultMaxMoveFraction = 0.2
+)
+
+// Engine places jobs on clusters. New indexes one Input; Dispatch computes a
+// full table from it; Place, Best, CanRun, Explain and Loads answer single
+// questions against the current loads. An Engine is safe for concurrent use.
+// The Input's maps and slices must not be modified while the Engine is in use.
+type Engine struct {
+	mu sync.Mutex
+
+	in   Input
+	opts Options
+
+	clusters []clusterInfo // known clusters sorted by name, then unknown ones as they appear
+	byName   map[string]int
+	usable   clusterSet
+	capacity float64 // summed capacity of the usable clusters
+
+	capSets   map[string]clusterSet
+	kvm       clusterSet
+	noBuilds  clusterSet
+	providers map[string]clusterSet
+
+	balancedDetail string // the Detail of rule 9, the same for every job
+
+	groupJobs  map[string]string // job name -> cluster
+	groupPaths []groupPath       // in group (cluster) name order, then path order
+	fileGroups map[string]int    // job file -> index into groupPaths, -1 for none (a cache)
+
+	overrides     map[string]table.Override
+	previous      map[string]previousRow
+	defaultDemand float64
+
+	// The current table and its loads: the previous table until Dispatch, then Dispatch's, plus Place's rows.
+	rows     []table.Assignment
+	rowIndex map[string]int
+	loads    []load                // by cluster index
+	balanced float64               // summed demand of balanced rows
+	files    map[string][]fileLoad // job file -> clusters holding its balanced rows (built on first Place)
 }
 
-// Input is everything one engine run reads.
-type Input struct {
-	// Jobs are the jobs of the Prow job config.
-	Jobs []jobs.Job
-	// Config is the dispatcher config.
-	Config *config.Dispatcher
-	// Clusters is the cluster config.
-	Clusters *config.Clusters
-	// Demand is each job's demand (weighted runs in the window); jobs absent get Options.DefaultDemand.
-	Demand map[string]float64
-	// Previous is the table in force, the starting point for stability. When nil, the dispatcher
-	// config's buildFarm (job file base name -> cluster) is the previous assignment.
-	Previous *table.Table
-	// Overrides are operators' reschedules, by job.
-	Overrides map[string]table.Override
-	// Now stamps new assignments and decides which overrides are active.
-	Now time.Time
-	// Options tune balancing.
-	Options Options
+type groupPath struct {
+	cluster string
+	pattern string
+	re      *regexp.Regexp
 }
 
-// Move is one job whose cluster changed against the previous table.
-type Move struct {
-	Job    string       `json:"job"`
-	From   string       `json:"from"`
-	To     string       `json:"to"`
-	Reason table.Reason `json:"reason"`
+// previousRow is where a job ran before this run: a row of Input.Previous, or
+// the dispatcher config's buildFarm when there is no previous table.
+type previousRow struct {
+	cluster string
+	reason  table.Reason
+	at      time.Time
 }
 
-// ClusterLoad is one cluster's share after a run.
-type ClusterLoad struct {
-	Name         string   `json:"name"`
-	Provider     string   `json:"provider,omitempty"`
-	Capacity     int      `json:"capacity"`
-	Capabilities []string `json:"capabilities,omitempty"`
-	Blocked      bool     `json:"blocked,omitempty"`
-	Manual       bool     `json:"manual,omitempty"`
-	// Jobs is the number of jobs assigned to the cluster, by any rule.
-	Jobs int `json:"jobs"`
-	// Demand is the summed demand of those jobs.
-	Demand float64 `json:"demand"`
-	// BalancedJobs is the number of those jobs placed by balancing (capability, kvm, no-builds, cloud, balanced).
-	BalancedJobs int `json:"balancedJobs"`
-	// BalancedDemand is the summed demand of the balanced jobs: the load that balancing evens out.
-	BalancedDemand float64 `json:"balancedDemand"`
-	// Target is the cluster's capacity-weighted share of the balanced demand.
-	Target float64 `json:"target"`
-	// Ratio is BalancedDemand / Target (0 when Target is 0): jobs that rules place outright (pins, groups,
-	// overrides) do not count, as balancing cannot move them.
-	Ratio float64 `json:"ratio"`
+// load is one cluster's share of the current table.
+type load struct {
+	jobs, balancedJobs     int
+	demand, balancedDemand float64
 }
 
-// Report summarises a run.
-type Report struct {
-	// Jobs is the number of assigned jobs.
-	Jobs int `json:"jobs"`
-	// Moves are the jobs whose cluster changed, sorted by job.
-	Moves []Move `json:"moves,omitempty"`
-	// MovedByReason counts Moves by the rule that placed the job.
-	MovedByReason map[table.Reason]int `json:"movedByReason,omitempty"`
-	// Clusters are the per-cluster loads, sorted by name.
-	Clusters []ClusterLoad `json:"clusters"`
-	// Imbalance is the largest Ratio among balanced (not blocked, not manual) clusters.
-	Imbalance float64 `json:"imbalance"`
-	// Unplaceable lists jobs no cluster can take (e.g. a capability nobody has), with why; they keep their previous cluster or get the default.
-	Unplaceable []string `json:"unplaceable,omitempty"`
+// New indexes the input and computes the loads of in.Previous, so Place can
+// work before the first Dispatch. It fails only on input it cannot use: a
+// missing config, an uncompilable group path, too many clusters.
+func New(in Input) (*Engine, error) {
+	if in.Config == nil {
+		return nil, errors.New("engine input: no dispatcher config")
+	}
+	e := &Engine{
+		in:         in,
+		opts:       in.Options.withDefaults(),
+		byName:     map[string]int{},
+		capSets:    map[string]clusterSet{},
+		providers:  map[string]clusterSet{},
+		groupJobs:  map[string]string{},
+		fileGroups: map[string]int{},
+		overrides:  make(map[string]table.Override, len(in.Overrides)),
+		rowIndex:   map[string]int{},
+	}
+	clusters, err := indexClusters(in.Clusters, in.Config.ManualClusters)
+	if err != nil {
+		return nil, fmt.Errorf("engine input: %w", err)
+	}
+	e.clusters = clusters
+	e.loads = make([]load, len(clusters))
+	for i := range e.clusters {
+		c := &e.clusters[i]
+		e.byName[c.name] = i
+		if c.inventory {
+			e.providers[c.provider] |= setOf(i)
+			for _, cp := range c.caps {
+				e.capSets[cp] |= setOf(i)
+			}
+		}
+		if c.usable() {
+			e.usable |= setOf(i)
+			e.capacity += float64(c.capacity)
+		}
+	}
+	e.balancedDetail = e.constraintDetail(nil, 0, e.usable)
+	e.kvm = e.listSet(in.Config.KVM)
+	e.noBuilds = e.listSet(in.Config.NoBuilds)
+	if err := e.indexGroups(); err != nil {
+		return nil, err
+	}
+	for job, o := range in.Overrides {
+		if job == "" {
+			job = o.Job
+		}
+		e.overrides[job] = o
+	}
+	e.defaultDemand = defaultDemand(in)
+	e.indexPrevious()
+	return e, nil
 }
 
-// Step is one rule the engine evaluated for a job.
-type Step struct {
-	Rule    table.Reason `json:"rule"`
-	Matched bool         `json:"matched"`
-	Detail  string       `json:"detail"`
+func (o Options) withDefaults() Options {
+	if o.Tolerance <= 0 {
+		o.Tolerance = DefaultTolerance
+	}
+	if o.MaxMoveFraction <= 0 {
+		o.MaxMoveFraction = DefaultMaxMoveFraction
+	}
+	return o
 }
 
-// Explanation says why a job is where it is: every rule tried, in order, and the clusters it could go to.
-type Explanation struct {
-	Job          string            `json:"job"`
-	Requirements jobs.Requirements `json:"requirements"`
-	Steps        []Step            `json:"steps"`
-	Eligible     []ClusterLoad     `json:"eligible,omitempty"`
-	Assignment   table.Assignment  `json:"assignment"`
+// listSet returns the known clusters among names.
+func (e *Engine) listSet(names []string) clusterSet {
+	var s clusterSet
+	for _, n := range names {
+		if i, ok := e.byName[n]; ok {
+			s |= setOf(i)
+		}
+	}
+	return s
 }
+
+// indexGroups indexes the groups by job name and lists their path regexes,
+// compiling Paths where the loader left PathREs unset.
+func (e *Engine) indexGroups() error {
+	names := make([]string, 0, len(e.in.Config.Groups))
+	for n := range e.in.Config.Groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, cluster := range names {
+		g := e.in.Config.Groups[cluster]
+		for _, j := range g.Jobs {
+			if _, dup := e.groupJobs[j]; !dup {
+				e.groupJobs[j] = cluster
+			}
+		}
+		for k, p := range g.Paths {
+			var re *regexp.Regexp
+			if k < len(g.PathREs) && g.PathREs[k] != nil {
+				re = g.PathREs[k]
+			} else {
+				var err error
+				if re, err = regexp.Compile(p); err != nil {
+					return fmt.Errorf("engine input: dispatcher config groups[%q].paths[%d]: %w", cluster, k, err)
+				}
+			}
+			e.groupPaths = append(e.groupPaths, groupPath{cluster: cluster, pattern: p, re: re})
+		}
+	}
+	return nil
+}
+
+// defaultDemand is Options.DefaultDemand, or the median demand of the input's
+// jobs that have demand data, or 1 when none has.
+func defaultDemand(in Input) float64 {
+	if in.Options.DefaultDemand > 0 {
+		return in.Options.DefaultDemand
+	}
+	known := make([]float64, 0, len(in.Demand))
+	for _, j := range in.Jobs {
+		if d, ok := in.Demand[j.Name]; ok && d >= 0 {
+			known = append(known, d)
+		}
+	}
+	if len(known) == 0 {
+		return 1
+	}
+	sort.Float64s(known)
+	m := len(known) / 2
+	if len(known)%2 == 1 {
+		return known[m]
+	}
+	return (known[m-1] + known[m]) / 2
+}
+
+// demandOf returns the job's demand for balancing.
+func (e *Engine) demandOf(job string) float64 {
+	if d, ok := e.in.Demand[job]; ok && d >= 0 {
+		return d
+	}
+	return e.defaultDemand
+}
+
+// indexPrevious records where each job ran before, and takes the previous
+// table as the current one. Without a previous table, the dispatcher config's
+// buildFarm (job file base name -> cluster) is the previous assignment.
+func (e *Engine) indexPrevious() {
+	if p := e.in.Previous; p != nil {
+		e.previous = make(map[string]previousRow, len(p.Assignments))
+		e.rows = make([]table.Assignment, 0, len(p.Assignments))
+		for _, a := range p.Assignments {
+			if _, dup := e.rowIndex[a.Job]; dup {
+				continue
+			}
+			e.previous[a.Job] = previousRow{cluster: a.Cluster, reason: a.Reason, at: a.AssignedAt}
+			e.addRow(a)
+		}
+		return
+	}
+	byFile := e.buildFarmFiles()
+	if len(byFile) == 0 {
+		return
+	}
+	e.previous = map[string]previousRow{}
+	for _, j := range e.in.Jobs {
+		if j.File == "" {
+			continue
+		}
+		if c, ok := byFile[path.Base(j.File)]; ok {
+			e.previous[j.Name] = previousRow{cluster: c, at: e.in.Now}
+		}
+	}
+}
+
+// buildFarmFiles maps each job file base name of the buildFarm to its
+// cluster, skipping disabled clusters; the first in provider, then cluster name order wins.
+func (e *Engine) buildFarmFiles() map[string]string {
+	out := map[string]string{}
+	providers := make([]string, 0, len(e.in.Config.BuildFarm))
+	for p := range e.in.Config.BuildFarm {
+		providers = append(providers, p)
+	}
+	sort.Strings(providers)
+	for _, p := range providers {
+		clusters := make([]string, 0, len(e.in.Config.BuildFarm[p]))
+		for c := range e.in.Config.BuildFarm[p] {
+			clusters = append(clusters, c)
+		}
+		sort.Strings(clusters)
+		for _, c := range clusters {
+			bf := e.in.Config.BuildFarm[p][c]
+			if bf == nil || bf.Disabled {
+				continue
+			}
+			for _, f := range bf.Filenames {
+				if _, dup := out[f]; !dup {
+					out[f] = c
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dispatched reports whether the dispatcher places the job: its agent is
+// kubernetes (an empty agent is Prow's default, kubernetes).
+func dispatched(j *jobs.Job) bool { return j.Agent == "" || j.Agent == jobs.Agent }

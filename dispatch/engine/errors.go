@@ -15,6 +15,3 @@ var (
 	// ErrMissingCapability: the cluster lacks a capability the job requires.
 	ErrMissingCapability = errors.New("missing capability")
 )
-
-// RuleAgent is the first rule Explain lists: jobs whose agent is not kubernetes are not dispatched.
-const RuleAgent = "agent"

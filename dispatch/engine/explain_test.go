@@ -4,12 +4,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // allRules are the rules Explain lists, in order.
-var allRules = []table.Reason{engine.RuleAgent, table.ReasonOverride, table.ReasonManual, table.ReasonPinned,
+var allRules = []table.Reason{table.ReasonAgent, table.ReasonOverride, table.ReasonManual, table.ReasonPinned,
 	table.ReasonSSHBastion, table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud,
 	table.ReasonGroupJob, table.ReasonGroupPath, table.ReasonBalanced, table.ReasonDefault}
 
@@ -36,7 +35,7 @@ func TestExplainListsEveryRule(t *testing.T) {
 				matched[s.Rule] = s.Matched
 			}
 			if tc.skipped {
-				if !matched[engine.RuleAgent] {
+				if !matched[table.ReasonAgent] {
 					t.Error("agent step not matched for a skipped job")
 				}
 				return

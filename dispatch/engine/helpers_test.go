@@ -22,7 +22,7 @@ var usableFixture = []string{"build01", "build02", "build03", "build05"}
 // fixture returns an input over testdata/dispatcher.json and testdata/clusters.json with the given jobs.
 func fixture(t testing.TB, js ...jobs.Job) engine.Input {
 	t.Helper()
-	var dc config.Dispatcher
+	var dc config.DispatcherConfig
 	readJSON(t, "dispatcher.json", &dc)
 	var providers map[string][]config.Cluster
 	readJSON(t, "clusters.json", &providers)

@@ -6,16 +6,6 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// balancingReason reports whether a row was placed by balancing, so that its
-// demand counts toward the load that balancing evens out.
-func balancingReason(r table.Reason) bool {
-	switch r {
-	case table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud, table.ReasonBalanced:
-		return true
-	}
-	return false
-}
-
 // addRow appends a row to the current table and counts its load.
 func (e *Engine) addRow(a table.Assignment) {
 	e.rowIndex[a.Job] = len(e.rows)
@@ -28,7 +18,7 @@ func (e *Engine) count(a table.Assignment, sign int) {
 	l := &e.loads[e.clusterIndex(a.Cluster)]
 	l.jobs += sign
 	l.demand += float64(sign) * a.Demand
-	if balancingReason(a.Reason) {
+	if a.Reason.Balanced() {
 		l.balancedJobs += sign
 		l.balancedDemand += float64(sign) * a.Demand
 		e.balanced += float64(sign) * a.Demand

@@ -113,7 +113,7 @@ func (e *Engine) fileCluster(file string, set clusterSet) int {
 
 // countFile adds or removes a balanced row in the per-file index, once built.
 func (e *Engine) countFile(a table.Assignment, sign int) {
-	if e.files == nil || a.File == "" || !balancingReason(a.Reason) {
+	if e.files == nil || a.File == "" || !a.Reason.Balanced() {
 		return
 	}
 	c := e.clusterIndex(a.Cluster)

@@ -35,43 +35,178 @@ type constraint struct {
 	set    clusterSet // the usable clusters that meet it
 }
 
+// rules are the placement rules, in order. Placement (decide) takes the
+// first that applies; Explain lists them all with what each found. A rule is
+// applied by Engine.apply; a new rule is one entry here and one case there.
+var rules = [...]struct {
+	reason table.Reason
+	// final rules apply to every job that reaches them: Explain shows them
+	// as matched only when they decided.
+	final bool
+}{
+	{reason: table.ReasonAgent},
+	{reason: table.ReasonOverride},
+	{reason: table.ReasonManual},
+	{reason: table.ReasonPinned},
+	{reason: table.ReasonSSHBastion},
+	{reason: table.ReasonCapability},
+	{reason: table.ReasonKVM},
+	{reason: table.ReasonNoBuilds},
+	{reason: table.ReasonCloud},
+	{reason: table.ReasonGroupJob},
+	{reason: table.ReasonGroupPath},
+	{reason: table.ReasonBalanced, final: true},
+	{reason: table.ReasonDefault, final: true},
+}
+
+// query is one job going through the rules.
+type query struct {
+	job  *jobs.Job
+	prev previousRow // where the job is now
+	// explain asks the rules for Explain's notes; placement leaves it off
+	// and builds no strings.
+	explain bool
+
+	cons     []constraint // rules 6 and 7 that apply, in rule order (see constraints)
+	consDone bool
+	consBuf  [4]constraint
+}
+
+// constraints returns the job's constraints, computing them on first use.
+func (q *query) constraints(e *Engine) []constraint {
+	if !q.consDone {
+		q.cons, q.consDone = e.constraints(&q.job.Requirements, q.consBuf[:0]), true
+	}
+	return q.cons
+}
+
 // decide applies the rules, in order, to a job whose previous cluster is prev.
 func (e *Engine) decide(j *jobs.Job, prev previousRow) decision {
-	if !dispatched(j) {
-		return decision{kind: skipJob}
-	}
-	if o, ok := e.activeOverride(j.Name); ok {
-		return decision{kind: fixedJob, reason: table.ReasonOverride, cluster: o.Cluster, detail: overrideDetail(o)}
-	}
-	if c, fromConfig, ok := e.manualCluster(j, prev); ok {
-		return decision{kind: fixedJob, reason: table.ReasonManual, cluster: c, detail: manualDetail(c, fromConfig)}
-	}
-	if pin := j.Requirements.Pin; pin != "" {
-		return decision{kind: fixedJob, reason: table.ReasonPinned, cluster: pin, detail: e.pinDetail(pin)}
-	}
-	if c, ok, _ := e.sshBastion(j); ok {
-		return decision{kind: fixedJob, reason: table.ReasonSSHBastion, cluster: c, detail: "ssh bastion label: the config's sshBastion " + c}
-	}
-	var buf [4]constraint
-	if cons := e.constraints(&j.Requirements, buf[:0]); len(cons) > 0 {
-		set, ignored := eligible(cons)
-		if set == 0 {
-			return e.fallback(cons[:1], prev)
+	q := query{job: j, prev: prev}
+	for _, r := range rules {
+		if d, ok, _ := e.apply(r.reason, &q); ok {
+			return d
 		}
-		return decision{kind: balanceJob, reason: cons[0].reason, set: set, detail: e.constraintDetail(cons, ignored, set)}
 	}
-	if c, ok := e.groupJobs[j.Name]; ok && !e.isBlocked(c) {
-		return decision{kind: fixedJob, reason: table.ReasonGroupJob, cluster: c, detail: "listed in group " + c}
+	panic("engine: the default rule applies to every job") // unreachable
+}
+
+// apply applies one rule to the job: the decision and true when the rule
+// applies, and, when q.explain, a note saying what the rule found either way.
+func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note string) {
+	j := q.job
+	switch rule {
+	case table.ReasonAgent:
+		if q.explain {
+			agent := j.Agent
+			if agent == "" {
+				agent = jobs.Agent
+			}
+			note = "agent " + agent + ": dispatched"
+			if !dispatched(j) {
+				note = "agent " + agent + ": not dispatched, left alone"
+			}
+		}
+		if !dispatched(j) {
+			return decision{kind: skipJob, reason: rule}, true, note
+		}
+		return d, false, note
+
+	case table.ReasonOverride:
+		if o, ok := e.activeOverride(j.Name); ok {
+			d = decision{kind: fixedJob, reason: rule, cluster: o.Cluster, detail: overrideDetail(o)}
+			if q.explain {
+				note = "override to " + o.Cluster + ": " + d.detail
+			}
+			return d, true, note
+		}
+		if o, ok := e.overrides[j.Name]; ok && q.explain {
+			return d, false, "override to " + o.Cluster + " expired at " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
+		}
+		return d, false, "no override"
+
+	case table.ReasonManual:
+		if c, fromConfig, ok := e.manualCluster(j, q.prev); ok {
+			detail := manualDetail(c, fromConfig)
+			return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+		}
+		return d, false, "not on a manual cluster"
+
+	case table.ReasonPinned:
+		if pin := j.Requirements.Pin; pin != "" {
+			detail := e.pinDetail(pin)
+			return decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}, true, detail
+		}
+		return d, false, "no cluster label"
+
+	case table.ReasonSSHBastion:
+		c, ok, why := e.sshBastion(j)
+		if ok {
+			detail := "ssh bastion label: the config's sshBastion " + c
+			return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+		}
+		return d, false, why
+
+	case table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud:
+		cons := q.constraints(e)
+		for _, c := range cons {
+			if c.reason != rule {
+				continue
+			}
+			if q.explain {
+				note = fmt.Sprintf("%s: %d usable cluster(s) qualify (%s)", c.desc, c.set.len(), e.names(c.set))
+			}
+			// The first constraint decides; the later ones narrow its clusters.
+			set, ignored := eligible(cons)
+			if set == 0 {
+				return e.fallback(cons[:1], q.prev), true, note
+			}
+			return decision{kind: balanceJob, reason: cons[0].reason, set: set, detail: e.constraintDetail(cons, ignored, set)}, true, note
+		}
+		if q.explain {
+			note = e.unmatchedConstraint(rule, &j.Requirements)
+		}
+		return d, false, note
+
+	case table.ReasonGroupJob:
+		c, listed := e.groupJobs[j.Name]
+		switch {
+		case !listed:
+			return d, false, "not listed in a group"
+		case e.isBlocked(c):
+			return d, false, "listed in group " + c + blockedNote(c)
+		}
+		detail := "listed in group " + c
+		return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+
+	case table.ReasonGroupPath:
+		gp := e.groupPath(j.File)
+		if gp == nil {
+			if q.explain {
+				note = fmt.Sprintf("job file %q matches no group path", j.File)
+			}
+			return d, false, note
+		}
+		if q.explain || !e.isBlocked(gp.cluster) {
+			note = fmt.Sprintf("job file matches group %s path %q", gp.cluster, gp.pattern)
+		}
+		if e.isBlocked(gp.cluster) {
+			return d, false, note + blockedNote(gp.cluster)
+		}
+		return decision{kind: fixedJob, reason: rule, cluster: gp.cluster, detail: note}, true, note
+
+	case table.ReasonBalanced:
+		if e.usable == 0 {
+			return d, false, "no usable cluster to balance onto"
+		}
+		return decision{kind: balanceJob, reason: rule, set: e.usable, detail: e.balancedDetail}, true, e.balancedDetail
+
+	case table.ReasonDefault:
+		c := e.in.Config.Default
+		return decision{kind: fixedJob, reason: rule, cluster: c, detail: "no usable cluster to balance onto: the config's default " + c},
+			true, "the config's default " + c + " is the fallback"
 	}
-	if gp := e.groupPath(j.File); gp != nil && !e.isBlocked(gp.cluster) {
-		return decision{kind: fixedJob, reason: table.ReasonGroupPath, cluster: gp.cluster,
-			detail: fmt.Sprintf("job file matches group %s path %q", gp.cluster, gp.pattern)}
-	}
-	if e.usable == 0 {
-		return decision{kind: fixedJob, reason: table.ReasonDefault, cluster: e.in.Config.Default,
-			detail: "no usable cluster to balance onto: the config's default " + e.in.Config.Default}
-	}
-	return decision{kind: balanceJob, reason: table.ReasonBalanced, set: e.usable, detail: e.balancedDetail}
+	panic("engine: no such rule " + string(rule))
 }
 
 // activeOverride returns the job's override if it is in force at Input.Now.

@@ -12,6 +12,7 @@ type Reason string
 
 // The rules, in the order the engine applies them.
 const (
+	ReasonAgent      Reason = "agent"       // the job's agent is not kubernetes: left alone, never a row
 	ReasonOverride   Reason = "override"    // an operator's reschedule, until it expires
 	ReasonManual     Reason = "manual"      // already on a manual cluster, kept there
 	ReasonPinned     Reason = "pinned"      // the job's cluster label
@@ -25,6 +26,18 @@ const (
 	ReasonBalanced   Reason = "balanced"    // capacity-weighted balancing
 	ReasonDefault    Reason = "default"     // no usable cluster to balance onto: the config's default
 )
+
+// Balanced reports whether the rule balances jobs by load (capability, kvm,
+// no-builds, cloud, balanced) rather than naming their cluster: only such
+// rows count toward the load that balancing evens out, and only they are
+// recorded in the dispatcher config's buildFarm.
+func (r Reason) Balanced() bool {
+	switch r {
+	case ReasonCapability, ReasonKVM, ReasonNoBuilds, ReasonCloud, ReasonBalanced:
+		return true
+	}
+	return false
+}
 
 // Assignment is one row of the table: where a job runs and why.
 type Assignment struct {

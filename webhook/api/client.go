@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // maxResponseBytes bounds what the client reads of one response.
@@ -67,8 +65,8 @@ func (c *Client) Reschedule(ctx context.Context, req RescheduleRequest) (*Resche
 }
 
 // Overrides lists the overrides in force, sorted by job.
-func (c *Client) Overrides(ctx context.Context) ([]table.Override, error) {
-	var out []table.Override
+func (c *Client) Overrides(ctx context.Context) ([]Override, error) {
+	var out []Override
 	return out, c.do(ctx, http.MethodGet, OverridesPath, nil, &out)
 }
 

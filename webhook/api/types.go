@@ -1,12 +1,10 @@
-// Package api is the dispatcher's HTTP API: its request and response types
-// and a client for them. The webhook serves it; the plugin and operators
-// call it.
+// Package api is the dispatcher's HTTP API: its paths, its request and
+// response types (the wire format, owned here and converted at the edge, so
+// the engine's types can change without changing the API) and a client for
+// them. The webhook serves it; the plugin and operators call it.
 package api
 
-import (
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
-)
+import "time"
 
 // Paths served by the dispatcher's API port.
 const (
@@ -36,17 +34,110 @@ type ScheduleResponse struct {
 	Cluster string `json:"cluster"`
 }
 
-// Assignment is one job's assignment, with the override in force, if any.
+// Assignment is one job's row of the assignment table, with the override
+// in force, if any.
 type Assignment struct {
-	table.Assignment
-	Override *table.Override `json:"override,omitempty"`
+	// Job is the Prow job name.
+	Job string `json:"job"`
+	// Cluster is the build cluster that runs it.
+	Cluster string `json:"cluster"`
+	// Reason is the rule that chose Cluster ("balanced", "pinned", "override", ...).
+	Reason string `json:"reason"`
+	// Detail explains the decision for people.
+	Detail string `json:"detail,omitempty"`
+	// File is the job's config file, relative to the job config dir; empty
+	// for jobs seen only at admission.
+	File string `json:"file,omitempty"`
+	// Demand is the job's demand used for balancing.
+	Demand float64 `json:"demand"`
+	// AssignedAt is when the job got this cluster.
+	AssignedAt time.Time `json:"assignedAt"`
+	// Override is the operator's override in force, if any.
+	Override *Override `json:"override,omitempty"`
 }
 
-// Explanation is engine.Explanation on the wire.
-type Explanation = engine.Explanation
+// Override is an operator's reschedule of one job.
+type Override struct {
+	// Job is the Prow job name.
+	Job string `json:"job"`
+	// Cluster is where the job must run.
+	Cluster string `json:"cluster"`
+	// Reason is the operator's reason.
+	Reason string `json:"reason"`
+	// By is who asked (a GitHub login, "api").
+	By string `json:"by,omitempty"`
+	// CreatedAt is when the override was made.
+	CreatedAt time.Time `json:"createdAt"`
+	// Expires is when the override lapses; absent means never.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Explanation says why a job is where it is.
+type Explanation struct {
+	// Job is the Prow job name.
+	Job string `json:"job"`
+	// Requirements are what the job's labels ask of its cluster.
+	Requirements Requirements `json:"requirements"`
+	// Steps are every placement rule, in the order they are applied.
+	Steps []Step `json:"steps"`
+	// Eligible are the clusters the deciding rule allowed, with their loads.
+	Eligible []ClusterStatus `json:"eligible,omitempty"`
+	// Assignment is the job's row, or where it would be placed now.
+	Assignment Assignment `json:"assignment"`
+}
+
+// Requirements are what a job's labels ask of its cluster.
+type Requirements struct {
+	// Capabilities the cluster must all have.
+	Capabilities []string `json:"capabilities,omitempty"`
+	// Pin is the cluster the job is pinned to, if any.
+	Pin string `json:"pin,omitempty"`
+	// KVM, NoBuilds and SSHBastion are set when the job carries that label.
+	KVM        bool `json:"kvm,omitempty"`
+	NoBuilds   bool `json:"noBuilds,omitempty"`
+	SSHBastion bool `json:"sshBastion,omitempty"`
+	// Cloud is the job's cloud label value, if any.
+	Cloud string `json:"cloud,omitempty"`
+}
+
+// Step is one placement rule applied to a job.
+type Step struct {
+	// Rule is the rule's name, as in Assignment.Reason (plus "agent", the first).
+	Rule string `json:"rule"`
+	// Matched reports whether the rule applies to the job.
+	Matched bool `json:"matched"`
+	// Detail says what the rule found.
+	Detail string `json:"detail"`
+}
 
 // ClusterStatus is one cluster's configuration and load.
-type ClusterStatus = engine.ClusterLoad
+type ClusterStatus struct {
+	Name         string   `json:"name"`
+	Provider     string   `json:"provider,omitempty"`
+	Capacity     int      `json:"capacity"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	Blocked      bool     `json:"blocked,omitempty"`
+	Manual       bool     `json:"manual,omitempty"`
+	// Jobs is the number of jobs assigned to the cluster, by any rule.
+	Jobs int `json:"jobs"`
+	// Demand is the summed demand of those jobs.
+	Demand float64 `json:"demand"`
+	// BalancedJobs and BalancedDemand count the jobs placed by balancing.
+	BalancedJobs   int     `json:"balancedJobs"`
+	BalancedDemand float64 `json:"balancedDemand"`
+	// Target is the cluster's capacity-weighted share of the balanced demand.
+	Target float64 `json:"target"`
+	// Ratio is BalancedDemand / Target (0 when Target is 0).
+	Ratio float64 `json:"ratio"`
+}
+
+// Move is one job whose cluster a dispatch changed.
+type Move struct {
+	Job    string `json:"job"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
+}
 
 // DispatchResponse summarises a full dispatch.
 type DispatchResponse struct {
@@ -57,7 +148,7 @@ type DispatchResponse struct {
 	// MovedTo counts moved jobs by the cluster they moved to.
 	MovedTo map[string]int `json:"movedTo,omitempty"`
 	// Moves lists the moves (at most 100; Moved has the full count).
-	Moves []engine.Move `json:"moves,omitempty"`
+	Moves []Move `json:"moves,omitempty"`
 	// Imbalance is the largest load/target ratio among balanced clusters.
 	Imbalance float64 `json:"imbalance"`
 }
@@ -76,10 +167,10 @@ type RescheduleRequest struct {
 
 // RescheduleResponse reports a reschedule.
 type RescheduleResponse struct {
-	Job      string         `json:"job"`
-	From     string         `json:"from"`
-	To       string         `json:"to"`
-	Override table.Override `json:"override"`
+	Job      string   `json:"job"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Override Override `json:"override"`
 }
 
 // Error is the body of every non-2xx response.

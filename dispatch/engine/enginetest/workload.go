@@ -65,7 +65,7 @@ func Workload(numJobs, files, clusters, capabilities int, seed int64) engine.Inp
 		return out
 	}
 	groupCluster := usable[len(usable)-1]
-	dc := &config.Dispatcher{
+	dc := &config.DispatcherConfig{
 		Default:           usable[0],
 		SSHBastion:        usable[min(1, len(usable)-1)],
 		KVM:               pick(2),

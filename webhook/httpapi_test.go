@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
@@ -35,13 +36,13 @@ func writeToken(t testing.TB, token string) string {
 }
 
 // startAPI serves the API over the fake on an httptest server, with testToken.
-func startAPI(t testing.TB, f *fakeDispatcher) *httptest.Server {
+func startAPI(t testing.TB, f *fakeBackend) *httptest.Server {
 	t.Helper()
 	tok, err := NewTokenFile(writeToken(t, testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer((&API{Dispatcher: f, Auth: Authorizer{Token: tok}, Log: logr.Discard()}).Handler())
+	srv := httptest.NewServer((&API{Backend: f, Auth: Authorizer{Token: tok}, Log: logr.Discard()}).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -79,20 +80,20 @@ func TestAPI(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		fake     func(*fakeDispatcher)
+		fake     func(*fakeBackend)
 		method   string
 		path     string
 		token    string
 		body     string
 		wantCode int
 		want     string // a substring of the body
-		check    func(t *testing.T, f *fakeDispatcher, body string)
+		check    func(t *testing.T, f *fakeBackend, body string)
 	}{
 		{name: "schedule known job", method: "POST", path: api.SchedulePath, body: `{"job":"` + unitJob + `"}`, wantCode: 200, want: `{"cluster":"build01"}`},
 		{name: "schedule unknown job", method: "POST", path: api.SchedulePath, body: `{"job":"nope"}`, wantCode: 404, want: `"error":"job \"nope\" is not in the assignment table"`,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
-				if len(f.assigns) != 0 {
-					t.Errorf("schedule delta-assigned: %+v", f.assigns)
+			check: func(t *testing.T, f *fakeBackend, _ string) {
+				if _, ok := f.Lookup("nope"); ok || len(f.rows) != 2 {
+					t.Errorf("schedule added a row: %+v", f.rows)
 				}
 			}},
 		{name: "schedule without job", method: "POST", path: api.SchedulePath, body: `{}`, wantCode: 400, want: "job is required"},
@@ -104,13 +105,13 @@ func TestAPI(t *testing.T) {
 		{name: "schedule by GET", method: "GET", path: api.SchedulePath, wantCode: 405},
 
 		{name: "assignment", method: "GET", path: api.AssignmentsPath + unitJob, wantCode: 200, want: `"cluster":"build01","reason":"balanced"`,
-			check: func(t *testing.T, _ *fakeDispatcher, body string) {
+			check: func(t *testing.T, _ *fakeBackend, body string) {
 				if strings.Contains(body, "override") {
 					t.Errorf("an override in %s", body)
 				}
 			}},
 		{name: "assignment with override", method: "GET", path: api.AssignmentsPath + unitJob,
-			fake: func(f *fakeDispatcher) {
+			fake: func(f *fakeBackend) {
 				f.overrides = []table.Override{{Job: unitJob, Cluster: "build01", Reason: "degraded"}}
 			},
 			wantCode: 200, want: `"override":{"job":"` + unitJob + `","cluster":"build01","reason":"degraded"`},
@@ -118,24 +119,24 @@ func TestAPI(t *testing.T) {
 		{name: "explain", method: "GET", path: api.AssignmentsPath + unitJob + "/explain", wantCode: 200, want: `"steps":[{"rule":"balanced","matched":true`},
 		{name: "explain unknown", method: "GET", path: api.AssignmentsPath + "nope/explain", wantCode: 404, want: "not found"},
 		{name: "explain failing", method: "GET", path: api.AssignmentsPath + unitJob + "/explain",
-			fake: func(f *fakeDispatcher) { f.explainErr = errors.New("boom") }, wantCode: 500, want: "boom"},
+			fake: func(f *fakeBackend) { f.explainErr = errors.New("boom") }, wantCode: 500, want: "boom"},
 		{name: "clusters", method: "GET", path: api.ClustersPath,
-			fake:     func(f *fakeDispatcher) { f.clusters = []engine.ClusterLoad{{Name: "build01", Capacity: 100, Jobs: 2}} },
+			fake:     func(f *fakeBackend) { f.clusters = []engine.ClusterLoad{{Name: "build01", Capacity: 100, Jobs: 2}} },
 			wantCode: 200, want: `[{"name":"build01","capacity":100,"jobs":2,`},
 		{name: "clusters none", method: "GET", path: api.ClustersPath, wantCode: 200, want: "[]"},
 		{name: "overrides none", method: "GET", path: api.OverridesPath, wantCode: 200, want: "[]"},
 		{name: "buildfarm", method: "GET", path: api.BuildFarmPath,
-			fake: func(f *fakeDispatcher) {
+			fake: func(f *fakeBackend) {
 				f.buildFarm = []byte("buildFarm:\n  aws:\n    build01:\n      filenames:\n      - a.yaml\ndefault: build01\n")
 			},
 			wantCode: 200, want: "buildFarm:\n  aws:\n    build01:"},
 		{name: "buildfarm failing", method: "GET", path: api.BuildFarmPath,
-			fake: func(f *fakeDispatcher) { f.buildFarmErr = errors.New("cannot render") }, wantCode: 500, want: "cannot render"},
+			fake: func(f *fakeBackend) { f.buildFarmErr = errors.New("cannot render") }, wantCode: 500, want: "cannot render"},
 
 		{name: "dispatch", method: "POST", path: api.DispatchPath, token: testToken, body: `{}`,
-			fake:     func(f *fakeDispatcher) { f.report = &engine.Report{Jobs: 1000, Moves: moves, Imbalance: 1.02} },
+			fake:     func(f *fakeBackend) { f.report = &engine.Report{Jobs: 1000, Moves: moves, Imbalance: 1.02} },
 			wantCode: 200,
-			check: func(t *testing.T, _ *fakeDispatcher, body string) {
+			check: func(t *testing.T, _ *fakeBackend, body string) {
 				var got api.DispatchResponse
 				if err := json.Unmarshal([]byte(body), &got); err != nil {
 					t.Fatal(err)
@@ -148,28 +149,28 @@ func TestAPI(t *testing.T) {
 				}
 			}},
 		{name: "dispatch without body", method: "POST", path: api.DispatchPath, token: testToken,
-			fake: func(f *fakeDispatcher) { f.report = &engine.Report{Jobs: 3} }, wantCode: 200, want: `"jobs":3`},
+			fake: func(f *fakeBackend) { f.report = &engine.Report{Jobs: 3} }, wantCode: 200, want: `"jobs":3`},
 		{name: "dispatch unknown field", method: "POST", path: api.DispatchPath, token: testToken, body: `{"force":true}`, wantCode: 400,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
+			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if f.dispatches != 0 {
 					t.Error("dispatched on a refused request")
 				}
 			}},
 		{name: "dispatch failing", method: "POST", path: api.DispatchPath, token: testToken,
-			fake: func(f *fakeDispatcher) { f.dispatchErr = errors.New("cluster config: bad") }, wantCode: 500, want: "cluster config: bad"},
+			fake: func(f *fakeBackend) { f.dispatchErr = errors.New("cluster config: bad") }, wantCode: 500, want: "cluster config: bad"},
 
 		{name: "reschedule", method: "POST", path: api.ReschedulePath, token: testToken,
 			body: `{"job":"` + unitJob + `","cluster":"build02","ttl":"72h","reason":"build01 degraded"}`, wantCode: 200,
 			want: `"from":"build01","to":"build02"`,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
-				want := []RescheduleRequest{{Job: unitJob, Cluster: "build02", TTL: 72 * time.Hour, Reason: "build01 degraded", By: "api"}}
+			check: func(t *testing.T, f *fakeBackend, _ string) {
+				want := []dispatch.RescheduleRequest{{Job: unitJob, Cluster: "build02", TTL: 72 * time.Hour, Reason: "build01 degraded", By: "api"}}
 				if diff := cmp.Diff(want, f.reschedules); diff != "" {
 					t.Errorf("reschedules (-want +got):\n%s", diff)
 				}
 			}},
 		{name: "reschedule by the plugin", method: "POST", path: api.ReschedulePath, token: testToken,
 			body: `{"job":"` + unitJob + `","reason":"flaky","by":"octocat"}`, wantCode: 200,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
+			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if len(f.reschedules) != 1 || f.reschedules[0].By != "octocat" || f.reschedules[0].TTL != 0 {
 					t.Errorf("reschedules %+v", f.reschedules)
 				}
@@ -179,12 +180,12 @@ func TestAPI(t *testing.T) {
 		{name: "reschedule without reason", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j"}`, wantCode: 400, want: "reason is required"},
 		{name: "reschedule unknown job", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"nope","reason":"r"}`, wantCode: 404, want: "not found"},
 		{name: "reschedule refused", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","cluster":"build04"}`,
-			fake:     func(f *fakeDispatcher) { f.rescheduleErr = fmt.Errorf("cluster build04 is blocked: %w", ErrInvalid) },
+			fake:     func(f *fakeBackend) { f.rescheduleErr = fmt.Errorf("cluster build04 is blocked: %w", dispatch.ErrInvalid) },
 			wantCode: 400, want: "cluster build04 is blocked"},
 		{name: "delete override", method: "DELETE", path: api.ReschedulePath + "/" + unitJob, token: testToken,
-			fake:     func(f *fakeDispatcher) { f.overrides = []table.Override{{Job: unitJob, Cluster: "build02"}} },
+			fake:     func(f *fakeBackend) { f.overrides = []table.Override{{Job: unitJob, Cluster: "build02"}} },
 			wantCode: 204,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
+			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if diff := cmp.Diff([]string{unitJob}, f.deleted); diff != "" {
 					t.Errorf("deleted (-want +got):\n%s", diff)
 				}
@@ -192,14 +193,14 @@ func TestAPI(t *testing.T) {
 		{name: "delete missing override", method: "DELETE", path: api.ReschedulePath + "/" + unitJob, token: testToken, wantCode: 404, want: "no override"},
 
 		{name: "dispatch without token", method: "POST", path: api.DispatchPath, wantCode: 401, want: "missing bearer token",
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
+			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if f.dispatches != 0 {
 					t.Error("dispatched without a token")
 				}
 			}},
 		{name: "dispatch wrong token", method: "POST", path: api.DispatchPath, token: "wrong", wantCode: 401, want: "invalid bearer token"},
 		{name: "reschedule wrong token", method: "POST", path: api.ReschedulePath, token: testToken + "x", body: `{"job":"j","reason":"r"}`, wantCode: 401,
-			check: func(t *testing.T, f *fakeDispatcher, _ string) {
+			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if len(f.reschedules) != 0 {
 					t.Error("rescheduled with a wrong token")
 				}
@@ -208,7 +209,7 @@ func TestAPI(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
+			f := newFakeBackend()
 			if tc.fake != nil {
 				tc.fake(f)
 			}
@@ -232,7 +233,7 @@ func TestAPI(t *testing.T) {
 
 // TestAPIClient drives the API through api.Client, the plugin's client.
 func TestAPIClient(t *testing.T) {
-	f := newFake()
+	f := newFakeBackend()
 	f.report = &engine.Report{Jobs: 2}
 	srv := startAPI(t, f)
 	c := &api.Client{BaseURL: srv.URL, Token: testToken}

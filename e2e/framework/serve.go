@@ -27,8 +27,8 @@ func BuildBinary(ctx context.Context, moduleDir, dir string) (string, error) {
 	return bin, nil
 }
 
-// DispatcherConfig is what one dispatcher process runs on.
-type DispatcherConfig struct {
+// ServeConfig is what one `prowjob-dispatcher serve` process runs on.
+type ServeConfig struct {
 	// Bin is the prowjob-dispatcher binary.
 	Bin string
 	// Dir holds the state dir, cert dir, token and log; reuse it to restart on the same state.
@@ -43,11 +43,11 @@ type DispatcherConfig struct {
 	ExtraArgs []string
 }
 
-// Dispatcher is a running `prowjob-dispatcher serve`.
-type Dispatcher struct {
+// ServeProcess is a running `prowjob-dispatcher serve`.
+type ServeProcess struct {
 	*Process
 	// Config is what it was started with.
-	Config DispatcherConfig
+	Config ServeConfig
 	// APIURL and HealthURL are its plain-HTTP base URLs; WebhookURL is the
 	// admission endpoint (https).
 	APIURL, HealthURL, WebhookURL string
@@ -59,12 +59,12 @@ type Dispatcher struct {
 	API *api.Client
 }
 
-// StartDispatcher starts `prowjob-dispatcher serve` on free loopback ports
+// StartServe starts `prowjob-dispatcher serve` on free loopback ports
 // with a self-signed certificate for 127.0.0.1, and waits for /readyz. The
 // token, state and certificate live in cfg.Dir and are reused when the same
 // Dir is started again.
-func StartDispatcher(ctx context.Context, cfg DispatcherConfig) (*Dispatcher, error) {
-	d := &Dispatcher{
+func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
+	d := &ServeProcess{
 		Config:   cfg,
 		StateDir: filepath.Join(cfg.Dir, "state"),
 		CertDir:  filepath.Join(cfg.Dir, "certs"),
@@ -121,15 +121,15 @@ func StartDispatcher(ctx context.Context, cfg DispatcherConfig) (*Dispatcher, er
 
 // Restart starts a new dispatcher process on the same config and Dir (state,
 // certificate, token) after the old one has exited.
-func (d *Dispatcher) Restart(ctx context.Context) (*Dispatcher, error) {
+func (d *ServeProcess) Restart(ctx context.Context) (*ServeProcess, error) {
 	if !d.Exited() {
 		return nil, fmt.Errorf("%s: restart while still running", d.Name)
 	}
-	return StartDispatcher(ctx, d.Config)
+	return StartServe(ctx, d.Config)
 }
 
 // CABundle returns the PEM CA the webhook's serving certificate chains to.
-func (d *Dispatcher) CABundle() ([]byte, error) {
+func (d *ServeProcess) CABundle() ([]byte, error) {
 	for _, name := range []string{"ca.crt", "tls.crt"} {
 		data, err := os.ReadFile(filepath.Join(d.CertDir, name))
 		if err == nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
@@ -20,8 +20,8 @@ const maxMoves = 100
 // schedule endpoint and every GET are open; dispatch, reschedule and
 // override deletion go through Auth.
 type API struct {
-	// Dispatcher answers every request.
-	Dispatcher Dispatcher
+	// Backend answers every request.
+	Backend Backend
 	// Auth guards the state-changing requests.
 	Auth Authorizer
 	// Log records state-changing requests and internal errors.
@@ -63,7 +63,7 @@ func (a *API) schedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "job is required")
 		return
 	}
-	as, ok := a.Dispatcher.Lookup(req.Job)
+	as, ok := a.Backend.Lookup(req.Job)
 	if !ok {
 		writeError(w, http.StatusNotFound, "job %q is not in the assignment table", req.Job)
 		return
@@ -73,42 +73,38 @@ func (a *API) schedule(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) assignment(w http.ResponseWriter, r *http.Request) {
 	job := r.PathValue("job")
-	as, ok := a.Dispatcher.Lookup(job)
+	as, ok := a.Backend.Lookup(job)
 	if !ok {
 		writeError(w, http.StatusNotFound, "job %q is not in the assignment table", job)
 		return
 	}
-	out := api.Assignment{Assignment: as}
-	for _, o := range a.Dispatcher.Overrides() {
+	var override *table.Override
+	for _, o := range a.Backend.Overrides() {
 		if o.Job == job {
-			out.Override = &o
+			override = &o
 			break
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiAssignment(as, override))
 }
 
 func (a *API) explain(w http.ResponseWriter, r *http.Request) {
-	ex, err := a.Dispatcher.Explain(r.PathValue("job"))
+	ex, err := a.Backend.Explain(r.PathValue("job"))
 	if err != nil {
 		a.writeServiceError(w, "explain", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ex)
+	writeJSON(w, http.StatusOK, apiExplanation(ex))
 }
 
 func (a *API) clusters(w http.ResponseWriter, _ *http.Request) {
-	cl := a.Dispatcher.Clusters()
-	if cl == nil {
-		cl = []engine.ClusterLoad{}
-	}
-	writeJSON(w, http.StatusOK, cl)
+	writeJSON(w, http.StatusOK, apiClusters(a.Backend.Clusters()))
 }
 
 // buildFarm answers the dispatcher config in force with its buildFarm
 // section regenerated from the table, as YAML ready for a pull request.
 func (a *API) buildFarm(w http.ResponseWriter, _ *http.Request) {
-	out, err := a.Dispatcher.BuildFarmConfig()
+	out, err := a.Backend.BuildFarmConfig()
 	if err != nil {
 		a.Log.Error(err, "Rendering the buildFarm config")
 		writeError(w, http.StatusInternalServerError, "%s", err)
@@ -120,11 +116,7 @@ func (a *API) buildFarm(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) overrides(w http.ResponseWriter, _ *http.Request) {
-	ov := a.Dispatcher.Overrides()
-	if ov == nil {
-		ov = []table.Override{}
-	}
-	writeJSON(w, http.StatusOK, ov)
+	writeJSON(w, http.StatusOK, apiOverrides(a.Backend.Overrides()))
 }
 
 func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
@@ -133,26 +125,13 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err.code, "%s", err.msg)
 		return
 	}
-	rep, err := a.Dispatcher.Dispatch(r.Context())
+	rep, err := a.Backend.Dispatch(r.Context())
 	if err != nil {
 		a.writeServiceError(w, "dispatch", err)
 		return
 	}
 	a.Log.Info("dispatch requested over the API", "jobs", rep.Jobs, "moved", len(rep.Moves), "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, dispatchResponse(rep))
-}
-
-// dispatchResponse summarises a report for the API.
-func dispatchResponse(rep *engine.Report) api.DispatchResponse {
-	out := api.DispatchResponse{Jobs: rep.Jobs, Moved: len(rep.Moves), Imbalance: rep.Imbalance}
-	if len(rep.Moves) > 0 {
-		out.MovedTo = make(map[string]int)
-		for _, m := range rep.Moves {
-			out.MovedTo[m.To]++
-		}
-		out.Moves = rep.Moves[:min(len(rep.Moves), maxMoves)]
-	}
-	return out
+	writeJSON(w, http.StatusOK, apiDispatchResponse(rep, maxMoves))
 }
 
 func (a *API) reschedule(w http.ResponseWriter, r *http.Request) {
@@ -181,18 +160,18 @@ func (a *API) reschedule(w http.ResponseWriter, r *http.Request) {
 	if by == "" {
 		by = "api"
 	}
-	res, err := a.Dispatcher.Reschedule(r.Context(), RescheduleRequest{Job: req.Job, Cluster: req.Cluster, TTL: ttl, Reason: req.Reason, By: by})
+	res, err := a.Backend.Reschedule(r.Context(), dispatch.RescheduleRequest{Job: req.Job, Cluster: req.Cluster, TTL: ttl, Reason: req.Reason, By: by})
 	if err != nil {
 		a.writeServiceError(w, "reschedule", err)
 		return
 	}
 	a.Log.Info("rescheduled over the API", "job", req.Job, "from", res.From, "to", res.To, "ttl", ttl, "by", by, "reason", req.Reason)
-	writeJSON(w, http.StatusOK, api.RescheduleResponse{Job: req.Job, From: res.From, To: res.To, Override: res.Override})
+	writeJSON(w, http.StatusOK, api.RescheduleResponse{Job: req.Job, From: res.From, To: res.To, Override: apiOverride(res.Override)})
 }
 
 func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request) {
 	job := r.PathValue("job")
-	if err := a.Dispatcher.DeleteOverride(r.Context(), job); err != nil {
+	if err := a.Backend.DeleteOverride(r.Context(), job); err != nil {
 		a.writeServiceError(w, "deleting override", err)
 		return
 	}
@@ -204,9 +183,9 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request) {
 // ErrNotFound 404, anything else 500.
 func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, dispatch.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "%s: %v", op, err)
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "%s: %v", op, err)
 	default:
 		a.Log.Error(err, "API request failed", "op", op)

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+)
+
+// inputFlags are the flags serve and plan share, so that a plan previews
+// exactly what serve would do: the three inputs, the demand source, the job
+// labels that steer placement and the engine's balancing options.
+type inputFlags struct {
+	dispatcherConfig, clusterConfig, jobConfig string
+
+	prometheusURL, prometheusQuery, prometheusWeight string
+	prometheusTimeout, demandWindow                  time.Duration
+	demandFile                                       string
+
+	labels jobs.Labels
+	engine engine.Options
+}
+
+func (f *inputFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
+	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")
+	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
+
+	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus to query demand from")
+	fs.StringVar(&f.prometheusQuery, "prometheus-query", demand.DefaultQuery, "demand query by job_name; {{.Window}} is the demand window")
+	fs.StringVar(&f.prometheusWeight, "prometheus-weight-query", "", "optional query of a weight by job_name (e.g. average run duration) that multiplies each job's demand; {{.Window}} as above")
+	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
+	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
+	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus")
+
+	d := jobs.DefaultLabels()
+	fs.StringVar(&f.labels.CapabilityPrefix, "label-capability-prefix", d.CapabilityPrefix, "prefix of the job labels that require a capability (PREFIX+NAME: NAME)")
+	fs.StringVar(&f.labels.Cluster, "label-cluster", d.Cluster, "job label that pins a job to a cluster")
+	fs.StringVar(&f.labels.KVM, "label-kvm", d.KVM, "job label that asks for a KVM cluster (dispatcher config's kvm list)")
+	fs.StringVar(&f.labels.NoBuilds, "label-no-builds", d.NoBuilds, "job label that marks a job without builds (dispatcher config's noBuilds list)")
+	fs.StringVar(&f.labels.Cloud, "label-cloud", d.Cloud, "job label naming the job's cloud (dispatcher config's cloudMapping)")
+	fs.StringVar(&f.labels.SSHBastion, "label-ssh-bastion", d.SSHBastion, "job label that asks for the dispatcher config's sshBastion cluster")
+	fs.Float64Var(&f.engine.DefaultDemand, "default-demand", 0, "demand of jobs without demand data (0: the median of known jobs)")
+	fs.Float64Var(&f.engine.Tolerance, "balance-tolerance", engine.DefaultTolerance, "load/target ratio up to which a cluster counts as balanced, so a rerun moves nothing")
+	fs.Float64Var(&f.engine.MaxMoveFraction, "max-move-fraction", engine.DefaultMaxMoveFraction, "fraction of all jobs a rerun may move for balance alone (moves forced by rules are not bounded)")
+}
+
+func (f *inputFlags) validate() error {
+	var errs []error
+	for _, v := range []struct{ name, value string }{
+		{"--dispatcher-config", f.dispatcherConfig}, {"--cluster-config", f.clusterConfig}, {"--job-config", f.jobConfig},
+	} {
+		if v.value == "" {
+			errs = append(errs, fmt.Errorf("%s is required", v.name))
+		}
+	}
+	if f.prometheusURL != "" && f.demandFile != "" {
+		errs = append(errs, errors.New("--prometheus-url and --demand-file are exclusive"))
+	}
+	if f.prometheusWeight != "" && f.prometheusURL == "" {
+		errs = append(errs, errors.New("--prometheus-weight-query needs --prometheus-url"))
+	}
+	for _, v := range []struct{ name, value string }{
+		{"--label-capability-prefix", f.labels.CapabilityPrefix}, {"--label-cluster", f.labels.Cluster},
+		{"--label-kvm", f.labels.KVM}, {"--label-no-builds", f.labels.NoBuilds},
+		{"--label-cloud", f.labels.Cloud}, {"--label-ssh-bastion", f.labels.SSHBastion},
+	} {
+		if v.value == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty", v.name))
+		}
+	}
+	if d := f.engine.DefaultDemand; d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
+		errs = append(errs, fmt.Errorf("--default-demand %v: want 0 (median) or a positive number", d))
+	}
+	if !(f.engine.Tolerance >= 1 && f.engine.Tolerance <= 10) {
+		errs = append(errs, fmt.Errorf("--balance-tolerance %v: want 1..10", f.engine.Tolerance))
+	}
+	if !(f.engine.MaxMoveFraction > 0 && f.engine.MaxMoveFraction <= 1) {
+		errs = append(errs, fmt.Errorf("--max-move-fraction %v: want more than 0, at most 1", f.engine.MaxMoveFraction))
+	}
+	return errors.Join(errs...)
+}
+
+// demandSource returns the demand source the flags name, or nil for none
+// (serve then counts demand from admissions; plan gives every job the
+// default demand). A demand file is read once here, so a bad one fails the start.
+func (f *inputFlags) demandSource(log logr.Logger) (demand.Source, error) {
+	switch {
+	case f.prometheusURL != "":
+		p, err := demand.NewPrometheus(demand.PrometheusOptions{
+			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight,
+			Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus-url: %w", err)
+		}
+		return p, nil
+	case f.demandFile != "":
+		if _, err := demand.ReadFile(f.demandFile); err != nil {
+			return nil, fmt.Errorf("--demand-file: %w", err)
+		}
+		return demand.File{Path: f.demandFile}, nil
+	default:
+		return nil, nil
+	}
+}
+
+// options returns the dispatch options the flags set: inputs, labels,
+// balancing and the demand source.
+func (f *inputFlags) options(source demand.Source) dispatch.Options {
+	return dispatch.Options{
+		DispatcherConfigPath: f.dispatcherConfig,
+		ClusterConfigPath:    f.clusterConfig,
+		JobConfigDir:         f.jobConfig,
+		Labels:               f.labels,
+		Engine:               f.engine,
+		Demand:               source,
+	}
+}

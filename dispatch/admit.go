@@ -1,0 +1,115 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// AdmissionRequest is what admission knows of a ProwJob being created.
+type AdmissionRequest struct {
+	// Job is the ProwJob's spec.job.
+	Job string
+	// Agent is its spec.agent; only "kubernetes" jobs are dispatched.
+	Agent string
+	// Cluster is its spec.cluster as created (the job config's cluster).
+	Cluster string
+	// Labels are its labels, which carry the job's requirements.
+	Labels map[string]string
+	// DryRun decides without recording anything: no admission is counted
+	// and a job the table lacks is not added.
+	DryRun bool
+}
+
+// Decision is what admission does with a ProwJob.
+type Decision struct {
+	// Cluster is where the job runs; empty when the ProwJob is left as created.
+	Cluster string
+	// Reason is the rule that chose Cluster, or why the ProwJob is left as
+	// created: table.ReasonAgent (not a kubernetes job) or table.ReasonManual
+	// (created on a manual cluster).
+	Reason table.Reason
+	// Patch reports whether spec.cluster must be set to Cluster.
+	Patch bool
+}
+
+// Admit decides where a ProwJob being created runs: its row of the table,
+// or, for a job the table lacks, a placement from its labels by every rule
+// against the current loads, added to the table and saved within
+// Options.PersistDelay. It counts the admission toward demand when demand is
+// counted from admissions. A job the table lacks while there is no table yet
+// wraps ErrNotReady; an empty job name or a job the engine refuses wraps
+// ErrInvalid. Lookups of known jobs take no lock and do not allocate.
+func (d *Dispatcher) Admit(ctx context.Context, req AdmissionRequest) (Decision, error) {
+	if req.Job == "" {
+		return Decision{}, fmt.Errorf("admit: empty job name: %w", ErrInvalid)
+	}
+	if req.Agent != jobs.Agent {
+		return Decision{Reason: table.ReasonAgent}, nil
+	}
+	if d.admissions != nil && !req.DryRun {
+		d.admissions.Record(req.Job, d.clock.Now())
+	}
+	if req.Cluster != "" && d.in.Load().manual[req.Cluster] {
+		return Decision{Cluster: req.Cluster, Reason: table.ReasonManual}, nil
+	}
+	a, ok := d.cache.Lookup(req.Job)
+	if !ok {
+		var err error
+		if a, err = d.placeNew(ctx, req); err != nil {
+			return Decision{}, err
+		}
+	}
+	return Decision{Cluster: a.Cluster, Reason: a.Reason, Patch: a.Cluster != req.Cluster}, nil
+}
+
+// placeNew places a job the table lacks and, unless req.DryRun, adds it to
+// the table.
+func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.Assignment, error) {
+	if d.cache.Len() == 0 {
+		return table.Assignment{}, fmt.Errorf("admit job %q: no assignment table yet: %w", req.Job, ErrNotReady)
+	}
+	if err := ctx.Err(); err != nil {
+		return table.Assignment{}, fmt.Errorf("admit job %q: %w", req.Job, err)
+	}
+	j := jobs.Job{Name: req.Job, Agent: jobs.Agent, Requirements: d.opts.Labels.Requirements(req.Labels)}
+	if known, ok := d.in.Load().byName[req.Job]; ok {
+		j.File, j.Type, j.Cluster = known.File, known.Type, known.Cluster
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a, ok := d.cache.Lookup(req.Job); ok { // placed while we waited
+		return a, nil
+	}
+	if req.DryRun {
+		x := d.eng.Explain(j)
+		if x.Assignment.Cluster == "" {
+			return table.Assignment{}, fmt.Errorf("admit job %q: no cluster: %w", req.Job, ErrInvalid)
+		}
+		return x.Assignment, nil
+	}
+	a, err := d.eng.Place(j)
+	if err != nil {
+		if errors.Is(err, engine.ErrNoCluster) || errors.Is(err, engine.ErrNotDispatched) {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return table.Assignment{}, fmt.Errorf("admit: %w", err)
+	}
+	d.cache.Set(a)
+	d.unsaved[a.Job] = a
+	d.deltaJobs[req.Job] = j
+	d.metrics.delta()
+	d.metrics.setTableSize(d.cache.Len())
+	d.saveSoon()
+	return a, nil
+}
+
+// Lookup returns the job's row of the table in force. It reads only the
+// in-memory table, takes no lock and does not allocate.
+func (d *Dispatcher) Lookup(job string) (table.Assignment, bool) {
+	return d.cache.Lookup(job)
+}

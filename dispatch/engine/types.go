@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// Options tune balancing. Zero values take the documented defaults.
+type Options struct {
+	// DefaultDemand is the demand of jobs without demand data; 0 means the median of known demands (1 when none is known).
+	DefaultDemand float64
+	// Tolerance is the load/target ratio up to which a cluster counts as balanced, so a rerun moves nothing (default 1.05).
+	Tolerance float64
+	// MaxMoveFraction bounds the jobs a rerun may move for balance alone, as a fraction of all jobs (default 0.2).
+	// Moves forced by rules (a blocked cluster, a new pin) are not bounded.
+	MaxMoveFraction float64
+}
+
+// Input is everything one engine run reads.
+type Input struct {
+	// Jobs are the jobs of the Prow job config.
+	Jobs []jobs.Job
+	// Config is the dispatcher config.
+	Config *config.DispatcherConfig
+	// Clusters is the cluster config.
+	Clusters *config.Clusters
+	// Demand is each job's demand (weighted runs in the window); jobs absent get Options.DefaultDemand.
+	Demand map[string]float64
+	// Previous is the table in force, the starting point for stability. When nil, the dispatcher
+	// config's buildFarm (job file base name -> cluster) is the previous assignment.
+	Previous *table.Table
+	// Overrides are operators' reschedules, by job.
+	Overrides map[string]table.Override
+	// Now stamps new assignments and decides which overrides are active.
+	Now time.Time
+	// Options tune balancing.
+	Options Options
+}
+
+// Move is one job whose cluster changed against the previous table.
+type Move struct {
+	Job    string       `json:"job"`
+	From   string       `json:"from"`
+	To     string       `json:"to"`
+	Reason table.Reason `json:"reason"`
+}
+
+// ClusterLoad is one cluster's share after a run.
+type ClusterLoad struct {
+	Name         string   `json:"name"`
+	Provider     string   `json:"provider,omitempty"`
+	Capacity     int      `json:"capacity"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	Blocked      bool     `json:"blocked,omitempty"`
+	Manual       bool     `json:"manual,omitempty"`
+	// Jobs is the number of jobs assigned to the cluster, by any rule.
+	Jobs int `json:"jobs"`
+	// Demand is the summed demand of those jobs.
+	Demand float64 `json:"demand"`
+	// BalancedJobs is the number of those jobs placed by balancing (capability, kvm, no-builds, cloud, balanced).
+	BalancedJobs int `json:"balancedJobs"`
+	// BalancedDemand is the summed demand of the balanced jobs: the load that balancing evens out.
+	BalancedDemand float64 `json:"balancedDemand"`
+	// Target is the cluster's capacity-weighted share of the balanced demand.
+	Target float64 `json:"target"`
+	// Ratio is BalancedDemand / Target (0 when Target is 0): jobs that rules place outright (pins, groups,
+	// overrides) do not count, as balancing cannot move them.
+	Ratio float64 `json:"ratio"`
+}
+
+// Report summarises a run.
+type Report struct {
+	// Jobs is the number of assigned jobs.
+	Jobs int `json:"jobs"`
+	// Moves are the jobs whose cluster changed, sorted by job.
+	Moves []Move `json:"moves,omitempty"`
+	// MovedByReason counts Moves by the rule that placed the job.
+	MovedByReason map[table.Reason]int `json:"movedByReason,omitempty"`
+	// Clusters are the per-cluster loads, sorted by name.
+	Clusters []ClusterLoad `json:"clusters"`
+	// Imbalance is the largest Ratio among balanced (not blocked, not manual) clusters.
+	Imbalance float64 `json:"imbalance"`
+	// Unplaceable lists jobs no cluster can take (e.g. a capability nobody has), with why; they keep their previous cluster or get the default.
+	Unplaceable []string `json:"unplaceable,omitempty"`
+}
+
+// Step is one rule the engine evaluated for a job.
+type Step struct {
+	Rule    table.Reason `json:"rule"`
+	Matched bool         `json:"matched"`
+	Detail  string       `json:"detail"`
+}
+
+// Explanation says why a job is where it is: every rule tried, in order, and the clusters it could go to.
+type Explanation struct {
+	Job          string            `json:"job"`
+	Requirements jobs.Requirements `json:"requirements"`
+	Steps        []Step            `json:"steps"`
+	Eligible     []ClusterLoad     `json:"eligible,omitempty"`
+	Assignment   table.Assignment  `json:"assignment"`
+}

@@ -1,0 +1,48 @@
+package webhook
+
+import (
+	"context"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// What each edge asks of the dispatcher; *dispatch.Dispatcher implements all three.
+type (
+	// Admitter decides where a ProwJob being created runs: one call per admission.
+	Admitter interface {
+		Admit(ctx context.Context, req dispatch.AdmissionRequest) (dispatch.Decision, error)
+	}
+
+	// StatusReporter reports readiness and the last errors, for /readyz.
+	StatusReporter interface {
+		Status() dispatch.Status
+	}
+
+	// Backend answers the HTTP API.
+	Backend interface {
+		// Lookup returns a job's row of the table in force.
+		Lookup(job string) (table.Assignment, bool)
+		// Overrides lists the overrides in force, sorted by job.
+		Overrides() []table.Override
+		// Explain says why a job is where it is.
+		Explain(job string) (*engine.Explanation, error)
+		// Clusters lists the clusters with their loads.
+		Clusters() []engine.ClusterLoad
+		// BuildFarmConfig renders the dispatcher config with buildFarm regenerated from the table.
+		BuildFarmConfig() ([]byte, error)
+		// Dispatch recomputes the whole table now.
+		Dispatch(ctx context.Context) (*engine.Report, error)
+		// Reschedule creates or replaces a job's override.
+		Reschedule(ctx context.Context, req dispatch.RescheduleRequest) (*dispatch.RescheduleResult, error)
+		// DeleteOverride removes a job's override.
+		DeleteOverride(ctx context.Context, job string) error
+	}
+)
+
+var (
+	_ Admitter       = (*dispatch.Dispatcher)(nil)
+	_ StatusReporter = (*dispatch.Dispatcher)(nil)
+	_ Backend        = (*dispatch.Dispatcher)(nil)
+)

@@ -1,0 +1,81 @@
+package webhook
+
+import (
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+)
+
+// The conversions from the dispatcher's types to the API's wire types: the
+// only place that knows both.
+
+func apiAssignment(a table.Assignment, o *table.Override) api.Assignment {
+	out := api.Assignment{
+		Job: a.Job, Cluster: a.Cluster, Reason: string(a.Reason), Detail: a.Detail,
+		File: a.File, Demand: a.Demand, AssignedAt: a.AssignedAt,
+	}
+	if o != nil {
+		ov := apiOverride(*o)
+		out.Override = &ov
+	}
+	return out
+}
+
+func apiOverride(o table.Override) api.Override {
+	return api.Override{Job: o.Job, Cluster: o.Cluster, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
+}
+
+func apiOverrides(list []table.Override) []api.Override {
+	out := make([]api.Override, len(list))
+	for i, o := range list {
+		out[i] = apiOverride(o)
+	}
+	return out
+}
+
+func apiExplanation(x *engine.Explanation) api.Explanation {
+	r := x.Requirements
+	out := api.Explanation{
+		Job: x.Job,
+		Requirements: api.Requirements{
+			Capabilities: r.Capabilities, Pin: r.Pin, KVM: r.KVM, NoBuilds: r.NoBuilds, SSHBastion: r.SSHBastion, Cloud: r.Cloud,
+		},
+		Steps:      make([]api.Step, len(x.Steps)),
+		Assignment: apiAssignment(x.Assignment, nil),
+	}
+	for i, s := range x.Steps {
+		out.Steps[i] = api.Step{Rule: string(s.Rule), Matched: s.Matched, Detail: s.Detail}
+	}
+	if len(x.Eligible) > 0 {
+		out.Eligible = apiClusters(x.Eligible)
+	}
+	return out
+}
+
+func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
+	out := make([]api.ClusterStatus, len(loads))
+	for i, l := range loads {
+		out[i] = api.ClusterStatus{
+			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
+			Blocked: l.Blocked, Manual: l.Manual, Jobs: l.Jobs, Demand: l.Demand,
+			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
+		}
+	}
+	return out
+}
+
+// apiDispatchResponse summarises a report, listing at most maxMoves moves.
+func apiDispatchResponse(rep *engine.Report, maxMoves int) api.DispatchResponse {
+	out := api.DispatchResponse{Jobs: rep.Jobs, Moved: len(rep.Moves), Imbalance: rep.Imbalance}
+	if len(rep.Moves) == 0 {
+		return out
+	}
+	out.MovedTo = make(map[string]int)
+	for _, m := range rep.Moves {
+		out.MovedTo[m.To]++
+	}
+	for _, m := range rep.Moves[:min(len(rep.Moves), maxMoves)] {
+		out.Moves = append(out.Moves, api.Move{Job: m.Job, From: m.From, To: m.To, Reason: string(m.Reason)})
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// TestConversionsKeepEveryField converts fully populated dispatcher values
+// to the wire types and checks that nothing is lost: every field of the
+// internal type must be set (so a field added to it without a conversion
+// fails here), and the wire JSON must carry the same keys and values.
+func TestConversionsKeepEveryField(t *testing.T) {
+	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	row := table.Assignment{Job: "j", Cluster: "build01", Reason: table.ReasonCapability, Detail: "d", File: "f.yaml", Demand: 3.5, AssignedAt: at}
+	override := table.Override{Job: "j", Cluster: "build02", Reason: "r", By: "alice", CreatedAt: at, Expires: at.Add(time.Hour)}
+	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true,
+		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, Target: 2, Ratio: 1.5}
+	explanation := &engine.Explanation{
+		Job:          "j",
+		Requirements: jobs.Requirements{Capabilities: []string{"arm64"}, Pin: "p", KVM: true, NoBuilds: true, SSHBastion: true, Cloud: "aws"},
+		Steps:        []engine.Step{{Rule: table.ReasonAgent, Matched: true, Detail: "d"}},
+		Eligible:     []engine.ClusterLoad{load},
+		Assignment:   row,
+	}
+	for _, tc := range []struct {
+		name     string
+		internal any
+		wire     any
+	}{
+		{"assignment", row, apiAssignment(row, nil)},
+		{"override", override, apiOverride(override)},
+		{"cluster load", load, apiClusters([]engine.ClusterLoad{load})[0]},
+		{"explanation", explanation, apiExplanation(explanation)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assertAllSet(t, reflect.ValueOf(tc.internal), tc.name)
+			if got, want := jsonMap(t, tc.wire), jsonMap(t, tc.internal); !reflect.DeepEqual(got, want) {
+				t.Errorf("wire JSON\n%v\nwant the internal JSON\n%v", got, want)
+			}
+		})
+	}
+	withOverride := jsonMap(t, apiAssignment(row, &override))
+	if o, ok := withOverride["override"].(map[string]any); !ok || !reflect.DeepEqual(o, jsonMap(t, override)) {
+		t.Errorf("assignment with override: %v", withOverride)
+	}
+}
+
+// assertAllSet fails for any zero field of v, recursively through structs,
+// pointers and the first element of slices.
+func assertAllSet(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Pointer:
+		assertAllSet(t, v.Elem(), path)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			if v.IsZero() {
+				t.Errorf("%s is zero", path)
+			}
+			return
+		}
+		for i := range v.NumField() {
+			assertAllSet(t, v.Field(i), path+"."+v.Type().Field(i).Name)
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			t.Errorf("%s is empty", path)
+			return
+		}
+		assertAllSet(t, v.Index(0), path+"[0]")
+	default:
+		if v.IsZero() {
+			t.Errorf("%s is zero", path)
+		}
+	}
+}
+
+func jsonMap(t *testing.T, v any) map[string]any {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
