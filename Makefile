@@ -35,19 +35,30 @@ run: build $(OUT)/token ## run the dispatcher locally on the example configs (Ct
 	$(BIN) $(SERVE_ARGS)
 
 demo: build $(OUT)/token ## start it locally, ask it a few questions, stop it
-	@$(BIN) $(SERVE_ARGS) > $(OUT)/demo.log 2>&1 & pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
+	@if curl -fsS localhost:8081/readyz >/dev/null 2>&1; then echo 'a dispatcher already runs on localhost:8081 (make run?): stop it first'; exit 1; fi; \
+	rm -rf $(OUT)/demo-state; \
+	$(BIN) $(SERVE_ARGS) --state-dir $(OUT)/demo-state > $(OUT)/demo.log 2>&1 & pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
 	for i in $$(seq 1 50); do curl -fsS localhost:8081/readyz >/dev/null 2>&1 && break; sleep 0.2; done; \
-	echo '$$ curl localhost:8081/readyz'; curl -sS localhost:8081/readyz; echo; \
-	echo '$$ curl -X POST localhost:8080/api/v1/schedule -d {"job":"pull-ci-openshift-origin-main-e2e-aws-arm64"}'; \
-	curl -sS -X POST localhost:8080/api/v1/schedule -d '{"job":"pull-ci-openshift-origin-main-e2e-aws-arm64"}'; echo; \
+	if ! kill -0 $$pid 2>/dev/null; then echo 'the dispatcher did not start:'; tail -n 3 $(OUT)/demo.log; exit 1; fi; \
+	if jq -n '"" | @base64d' >/dev/null 2>&1; then show() { jq -r "$$1"; }; echo '(answers condensed with jq; the server log is in $(OUT)/demo.log)'; \
+	else show() { cat; }; echo '(no jq: raw JSON answers; the server log is in $(OUT)/demo.log)'; fi; \
+	echo '$$ curl localhost:8081/readyz'; curl -sS localhost:8081/readyz; \
+	echo "$$ curl -X POST localhost:8080/api/v1/schedule -d '{\"job\":\"pull-ci-openshift-origin-main-e2e-aws-arm64\"}'"; \
+	curl -sS -X POST localhost:8080/api/v1/schedule -d '{"job":"pull-ci-openshift-origin-main-e2e-aws-arm64"}'; \
 	echo '$$ curl localhost:8080/api/v1/assignments/pull-ci-openshift-origin-main-unit'; \
-	curl -sS localhost:8080/api/v1/assignments/pull-ci-openshift-origin-main-unit; echo; \
-	echo '$$ curl localhost:8080/api/v1/clusters'; curl -sS localhost:8080/api/v1/clusters; echo; \
-	echo '$$ curl -X POST -H "Authorization: Bearer $$(cat $(OUT)/token)" localhost:8080/api/v1/reschedule -d {...}'; \
+	curl -sS localhost:8080/api/v1/assignments/pull-ci-openshift-origin-main-unit | show '"\(.job) -> \(.cluster) (\(.reason): \(.detail); file \(.file))"'; \
+	echo '$$ curl localhost:8080/api/v1/clusters'; \
+	curl -sS localhost:8080/api/v1/clusters | show 'def pad(n): tostring | . + (" " * ([n - length, 1] | max)); '\
+	'def f2: (. * 100 | round / 100 | tostring) | if contains(".") then . + "0" else . + ".00" end | .[0:index(".") + 3]; '\
+	'"CLUSTER    JOBS  LOAD    TARGET  LOAD/TARGET", (.[] | (.name | pad(11)) + (.jobs | pad(6)) '\
+	'+ (.balancedDemand | round | pad(8)) + (.target | round | pad(8)) '\
+	'+ (if .blocked then "- (blocked)" elif .manual then "- (manual)" else (.ratio | f2) end))'; \
+	echo "$$ curl -X POST -H \"Authorization: Bearer \$$(cat $(OUT)/token)\" localhost:8080/api/v1/reschedule -d '{\"job\":\"pull-ci-openshift-origin-main-unit\",\"reason\":\"demo\",\"ttl\":\"1h\"}'"; \
 	curl -sS -X POST -H "Authorization: Bearer $$(cat $(OUT)/token)" localhost:8080/api/v1/reschedule \
-	  -d '{"job":"pull-ci-openshift-origin-main-unit","reason":"demo","ttl":"1h"}'; echo; \
-	echo '$$ an AdmissionReview over TLS to https://localhost:9443/mutate-prowjobs'; \
-	curl -sS --cacert $(OUT)/certs/ca.crt -H 'Content-Type: application/json' https://localhost:9443/mutate-prowjobs -d @docs/examples/admissionreview.json; echo
+	  -d '{"job":"pull-ci-openshift-origin-main-unit","reason":"demo","ttl":"1h"}' | show '"\(.job): \(.from) -> \(.to), override until \(.override.expires | .[0:19])Z"'; \
+	echo "$$ curl --cacert $(OUT)/certs/ca.crt -H 'Content-Type: application/json' https://localhost:9443/mutate-prowjobs -d @$(EXAMPLES)/admissionreview.json"; \
+	curl -sS --cacert $(OUT)/certs/ca.crt -H 'Content-Type: application/json' https://localhost:9443/mutate-prowjobs -d @$(EXAMPLES)/admissionreview.json \
+	  | show '.response | "allowed: \(.allowed), patch: \(.patch // "" | @base64d)"'
 
 test: unit e2e ## run every test: unit tests with -race, then the e2e suite (installs what it needs)
 
