@@ -58,17 +58,22 @@ func (d *Dispatcher) Admit(ctx context.Context, req AdmissionRequest) (Decision,
 		return Decision{Cluster: req.Cluster, Reason: table.ReasonManual}, nil
 	}
 	a, ok := d.cache.Lookup(req.Job)
-	if !ok {
+	switch {
+	case !ok:
 		var err error
 		if a, err = d.placeNew(ctx, req); err != nil {
 			return Decision{}, err
 		}
+	case a.File == "" && !req.DryRun: // a job only admission knows: provisional
+		d.touchProvisional(req.Job)
 	}
 	return Decision{Cluster: a.Cluster, Reason: a.Reason, Patch: a.Cluster != req.Cluster}, nil
 }
 
 // placeNew places a job the table lacks and, unless req.DryRun, adds it to
-// the table.
+// the table: a job of the job config as it is, any other as provisional,
+// while there are fewer than Options.MaxProvisional (beyond, it is placed
+// the same but not recorded).
 func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.Assignment, error) {
 	if d.cache.Len() == 0 {
 		return table.Assignment{}, fmt.Errorf("admit job %q: no assignment table yet: %w", req.Job, ErrNotReady)
@@ -77,22 +82,33 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 		return table.Assignment{}, fmt.Errorf("admit job %q: %w", req.Job, err)
 	}
 	j := jobs.Job{Name: req.Job, Agent: jobs.Agent, Requirements: d.opts.Labels.Requirements(req.Labels)}
-	if known, ok := d.in.Load().byName[req.Job]; ok {
-		j.File, j.Type, j.Cluster = known.File, known.Type, known.Cluster
+	known, inConfig := d.in.Load().byName[req.Job]
+	if inConfig {
+		j = *known
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a, ok := d.cache.Lookup(req.Job); ok { // placed while we waited
 		return a, nil
 	}
-	if req.DryRun {
+	overLimit := !inConfig && len(d.provisional) >= d.opts.MaxProvisional
+	if req.DryRun || overLimit {
+		if overLimit {
+			d.metrics.provisionalOverLimit()
+		}
 		x := d.eng.Explain(j)
 		if x.Assignment.Cluster == "" {
 			return table.Assignment{}, fmt.Errorf("admit job %q: no cluster: %w", req.Job, ErrInvalid)
 		}
 		return x.Assignment, nil
 	}
-	a, err := d.eng.Place(j)
+	var a table.Assignment
+	var err error
+	if inConfig {
+		a, err = d.eng.Place(j)
+	} else {
+		a, err = d.eng.PlaceProvisional(j, 1)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrNoCluster) || errors.Is(err, engine.ErrNotDispatched) {
 			err = fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -101,7 +117,10 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 	}
 	d.cache.Set(a)
 	d.unsaved[a.Job] = a
-	d.deltaJobs[req.Job] = j
+	if !inConfig {
+		d.provisional[req.Job] = &provisionalJob{job: j, lastAdmitted: d.clock.Now(), admissions: 1}
+		d.metrics.setProvisional(len(d.provisional))
+	}
 	d.metrics.delta()
 	d.metrics.setTableSize(d.cache.Len())
 	d.saveSoon()

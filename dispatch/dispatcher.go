@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,19 +39,23 @@ type Dispatcher struct {
 
 	in atomic.Pointer[inputs] // the inputs in force; IsManual reads them without locking
 
-	// opMu serializes the operations that rebuild the engine: Dispatch,
-	// Reschedule, DeleteOverride and override expiry.
-	opMu sync.Mutex
+	// dispatchMu serializes full dispatches, inputs and demand query
+	// included; opMu serializes the operations that rebuild the engine: a
+	// dispatch's engine run, Reschedule, DeleteOverride and expiries.
+	dispatchMu sync.Mutex
+	opMu       sync.Mutex
 
 	mu           sync.Mutex // guards the fields below; Lookup never takes it
 	eng          *engine.Engine
 	overrides    map[string]table.Override
-	deltaJobs    map[string]jobs.Job         // jobs assigned at admission that the job config lacked
+	provisional  map[string]*provisionalJob  // jobs first seen at admission that the job config lacks
 	unsaved      map[string]table.Assignment // rows set since the state file was written: the journal's
 	lastDemand   map[string]float64          // the last good demand; nil before the first
 	lastDispatch time.Time
 	lastError    string
 	demandError  string
+	saveError    string   // the last failed save's error, empty once a save works
+	recovery     []string // what the start did about bad state files
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -82,7 +87,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	d := &Dispatcher{
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1),
-		overrides: map[string]table.Override{}, deltaJobs: map[string]jobs.Job{},
+		overrides: map[string]table.Override{}, provisional: map[string]*provisionalJob{},
 		unsaved: map[string]table.Assignment{},
 	}
 	if d.source == nil {
@@ -112,11 +117,39 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	if d.eng, err = d.newEngine(in, prev); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	if err := d.applyRestoredOverrides(); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
 	d.metrics.setTableSize(d.cache.Len())
+	d.metrics.setProvisional(len(d.provisional))
 	return d, nil
 }
 
-// restore loads the state file, if there is a good one.
+// applyRestoredOverrides places anew the jobs whose row does not follow
+// their override: overrides are saved apart from the table, so a restart
+// after a reschedule whose rows were not saved, or from the previous
+// generation of the state file, still honours every override.
+func (d *Dispatcher) applyRestoredOverrides() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var stale []string
+	for job, o := range d.overrides {
+		if a, ok := d.cache.Lookup(job); ok && a.Cluster != o.Cluster {
+			stale = append(stale, job)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	slices.Sort(stale)
+	d.log.Info("Re-applying overrides the saved table does not follow", "jobs", len(stale))
+	_, err := d.replace(map[string]bool{}, stale...)
+	return err
+}
+
+// restore loads the persisted state. A missing state file starts without a
+// table; a corrupt one is moved aside by the store and its previous
+// generation is used, which Status reports.
 func (d *Dispatcher) restore() {
 	st, err := d.store.Load()
 	switch {
@@ -125,11 +158,19 @@ func (d *Dispatcher) restore() {
 		return
 	case err != nil && st == nil:
 		d.metrics.stateLoadError()
-		d.log.Error(err, "Ignoring the state file: the table will be rebuilt", "path", d.store.Path())
+		d.recovery = []string{err.Error()}
+		d.log.Error(err, "Ignoring the state dir: the table will be rebuilt", "path", d.store.Path())
 		return
 	case err != nil:
 		d.metrics.stateLoadError()
-		d.log.Error(err, "Ignoring the journal: what it recorded since the state file was written is lost", "path", d.store.JournalPath())
+		d.log.Error(err, "Some of the state could not be trusted and was left out", "dir", d.opts.StateDir)
+	}
+	if len(st.Recovered) > 0 {
+		d.recovery = st.Recovered
+		d.metrics.stateRecovered()
+		for _, note := range st.Recovered {
+			d.log.Info("State recovered: "+note, "dir", d.opts.StateDir)
+		}
 	}
 	now := d.clock.Now()
 	for _, o := range st.Overrides {
@@ -137,21 +178,24 @@ func (d *Dispatcher) restore() {
 			d.overrides[o.Job] = o
 		}
 	}
-	for _, j := range st.DeltaJobs {
-		if j.Name != "" {
-			d.deltaJobs[j.Name] = j
+	for _, p := range st.Provisional {
+		if p.Job.Name != "" {
+			d.provisional[p.Job.Name] = &provisionalJob{job: p.Job, lastAdmitted: p.LastAdmitted, admissions: max(p.Admissions, 1)}
 		}
 	}
 	if d.admissions != nil {
 		d.admissions.Restore(st.Admissions)
 	}
+	if st.Demand != nil && len(st.Demand.Jobs) > 0 {
+		d.lastDemand = st.Demand.Jobs
+	}
 	d.lastDispatch = st.LastDispatch
 	if st.Table != nil && len(st.Table.Assignments) > 0 {
 		d.cache.Replace(st.Table)
 	}
-	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "deltaJobs", len(d.deltaJobs),
-		"journalRows", st.JournalRows, "lastDispatch", st.LastDispatch)
-	if st.JournalRows > 0 {
+	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "provisional", len(d.provisional),
+		"journalRows", st.JournalRows, "lastDispatch", st.LastDispatch, "demandJobs", len(d.lastDemand))
+	if st.JournalRows > 0 || len(st.Recovered) > 0 {
 		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
 	}
 }
@@ -170,7 +214,7 @@ func (d *Dispatcher) newEngine(in *inputs, prev *table.Table) (*engine.Engine, e
 		}
 	}
 	return engine.New(engine.Input{
-		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: d.lastDemand,
+		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: d.lastDemand, Provisional: d.provisionalDemandLocked(),
 		Previous: prev, Overrides: overrides, Now: now, Options: d.opts.Engine,
 	})
 }
@@ -181,7 +225,8 @@ func (d *Dispatcher) Status() Status {
 	defer d.mu.Unlock()
 	s := Status{
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch,
-		LastError: d.lastError, DemandError: d.demandError,
+		LastError: d.lastError, DemandError: d.demandError, SaveError: d.saveError,
+		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional),
 	}
 	s.Ready = s.TableSize > 0
 	if !s.Ready {
@@ -200,8 +245,8 @@ func (d *Dispatcher) job(name string) (jobs.Job, bool) {
 	if j, ok := d.in.Load().byName[name]; ok {
 		return *j, true
 	}
-	if j, ok := d.deltaJobs[name]; ok {
-		return j, true
+	if p, ok := d.provisional[name]; ok {
+		return p.job, true
 	}
 	if a, ok := d.cache.Lookup(name); ok {
 		return jobs.Job{Name: name, File: a.File, Agent: jobs.Agent}, true

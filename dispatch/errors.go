@@ -10,4 +10,7 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrNotReady: there is no table yet to place a new job against (HTTP 503).
 	ErrNotReady = errors.New("not ready")
+	// ErrNotSaved: a change is in force in memory but could not be saved, so a
+	// restart would lose it (HTTP 507); every later save retries.
+	ErrNotSaved = errors.New("not saved")
 )

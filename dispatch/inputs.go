@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -98,6 +99,9 @@ func Plan(ctx context.Context, opts Options, previous *table.Table) (*PlanResult
 	var dm map[string]float64
 	if opts.Demand != nil {
 		if dm, err = opts.Demand.Demand(ctx); err != nil {
+			return nil, fmt.Errorf("demand: %w", err)
+		}
+		if err := demand.Check(dm); err != nil {
 			return nil, fmt.Errorf("demand: %w", err)
 		}
 	}

@@ -34,6 +34,10 @@ type metrics struct {
 	stateLoadErrs prometheus.Counter
 	stateSaveErrs prometheus.Counter
 	deltas        prometheus.Counter
+	provisional   prometheus.Gauge
+	overLimit     prometheus.Counter
+	recovered     prometheus.Gauge
+	demandRefused *prometheus.CounterVec
 }
 
 // newMetrics creates the collectors and registers them with reg; nil reg -> nil metrics.
@@ -79,10 +83,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deltas: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricPrefix + "delta_assignments_total", Help: "Jobs unknown to the table assigned at admission.",
 		}),
+		provisional: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricPrefix + "provisional_jobs", Help: "Rows of jobs first seen at admission that the job config lacks.",
+		}),
+		overLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "provisional_over_limit_total", Help: "Admissions of new jobs placed but not recorded because the provisional jobs reached their limit.",
+		}),
+		recovered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricPrefix + "state_recovered", Help: "1 when the start found a corrupt state file, moved it aside and used the previous generation (or none).",
+		}),
+		demandRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "demand_refused_total", Help: "Demand answers refused as implausible (the last good demand was kept), by reason.",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
 		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
+		m.provisional, m.overLimit, m.recovered, m.demandRefused,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
@@ -144,5 +161,29 @@ func (m *metrics) stateSaveError() {
 func (m *metrics) delta() {
 	if m != nil {
 		m.deltas.Inc()
+	}
+}
+
+func (m *metrics) setProvisional(n int) {
+	if m != nil {
+		m.provisional.Set(float64(n))
+	}
+}
+
+func (m *metrics) provisionalOverLimit() {
+	if m != nil {
+		m.overLimit.Inc()
+	}
+}
+
+func (m *metrics) stateRecovered() {
+	if m != nil {
+		m.recovered.Set(1)
+	}
+}
+
+func (m *metrics) demandRefusedFor(reason string) {
+	if m != nil {
+		m.demandRefused.WithLabelValues(reason).Inc()
 	}
 }

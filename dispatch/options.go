@@ -22,6 +22,13 @@ const (
 	DefaultPersistDelay = time.Second
 	// DefaultHousekeeping is how often Run drops expired overrides and saves admission counts.
 	DefaultHousekeeping = time.Minute
+	// DefaultMaxProvisional bounds the jobs first seen at admission that the table keeps.
+	DefaultMaxProvisional = 2000
+	// DefaultProvisionalTTL is how long a provisional job stays without being admitted.
+	DefaultProvisionalTTL = 72 * time.Hour
+	// DefaultDemandMaxDrop is the largest fall of the total demand a query may report
+	// against the last good one before it is taken for a failure.
+	DefaultDemandMaxDrop = 0.5
 )
 
 // Options configure a Dispatcher. Zero values take the documented defaults.
@@ -53,6 +60,16 @@ type Options struct {
 	PersistDelay time.Duration
 	// Housekeeping is how often Run drops expired overrides and saves admission counts; default DefaultHousekeeping.
 	Housekeeping time.Duration
+	// MaxProvisional bounds the jobs first seen at admission, not in the job
+	// config, that get a row; beyond it such jobs are placed but not
+	// recorded. Default DefaultMaxProvisional.
+	MaxProvisional int
+	// ProvisionalTTL drops the row of such a job not admitted for this long; default DefaultProvisionalTTL.
+	ProvisionalTTL time.Duration
+	// DemandMaxDrop refuses a demand query whose total demand fell by more
+	// than this fraction against the last good one (an empty answer always
+	// is refused); default DefaultDemandMaxDrop, and 1 accepts any fall.
+	DemandMaxDrop float64
 }
 
 func (o Options) withDefaults() Options {
@@ -73,6 +90,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Housekeeping <= 0 {
 		o.Housekeeping = DefaultHousekeeping
+	}
+	if o.MaxProvisional <= 0 {
+		o.MaxProvisional = DefaultMaxProvisional
+	}
+	if o.ProvisionalTTL <= 0 {
+		o.ProvisionalTTL = DefaultProvisionalTTL
+	}
+	if o.DemandMaxDrop <= 0 {
+		o.DemandMaxDrop = DefaultDemandMaxDrop
 	}
 	return o
 }

@@ -29,10 +29,11 @@ type RescheduleResult struct {
 }
 
 // Reschedule creates (or replaces) the job's override, applies it to the
-// table at once and saves the state before returning. An unknown job wraps
+// table at once and saves it before returning. An unknown job wraps
 // ErrNotFound; a refused request (no reason, negative TTL, a cluster that is
 // unknown, blocked or lacks a capability the job needs, no other eligible
-// cluster) wraps ErrInvalid with the reason.
+// cluster) wraps ErrInvalid with the reason. An override that could not be
+// saved stays in force, and the error wraps ErrNotSaved.
 func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*RescheduleResult, error) {
 	switch {
 	case req.Job == "":
@@ -53,8 +54,11 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	if err != nil {
 		return nil, err
 	}
-	_ = d.saveJournal()
 	d.log.Info("Rescheduled", "job", req.Job, "from", res.From, "to", res.To, "by", req.By, "reason", req.Reason, "expires", res.Override.Expires)
+	if err := d.saveOverrides(); err != nil {
+		return nil, fmt.Errorf("reschedule job %q: in force, but %w", req.Job, err)
+	}
+	_ = d.saveJournal() // the rows follow from the override at a restart
 	return res, nil
 }
 
@@ -133,7 +137,8 @@ func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (ta
 }
 
 // DeleteOverride removes the job's override and places the job anew by the
-// other rules, then saves the state. A job without an override wraps ErrNotFound.
+// other rules, then saves the overrides. A job without an override wraps
+// ErrNotFound; a deletion that could not be saved wraps ErrNotSaved.
 func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete override of job %q: %w", job, err)
@@ -156,8 +161,11 @@ func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 		return fmt.Errorf("delete override of job %q: %w", job, err)
 	}
 	d.mu.Unlock()
-	_ = d.saveJournal()
 	d.log.Info("Deleted override", "job", job, "cluster", o.Cluster)
+	if err := d.saveOverrides(); err != nil {
+		return fmt.Errorf("delete override of job %q: done, but %w", job, err)
+	}
+	_ = d.saveJournal()
 	return nil
 }
 
@@ -202,5 +210,8 @@ func (d *Dispatcher) expireOverrides() (int, error) {
 		return 0, fmt.Errorf("expire overrides: %w", err)
 	}
 	d.log.Info("Overrides expired", "jobs", len(expired))
+	if err := d.saveOverrides(); err != nil {
+		return len(expired), err
+	}
 	return len(expired), d.saveJournal()
 }

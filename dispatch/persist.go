@@ -2,12 +2,12 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -18,8 +18,9 @@ import (
 const minCompactRows = 1000
 
 // save writes the state file now (the table in force, the overrides, the
-// admission-time jobs and the last dispatch time; the journal starts over),
-// then the admission counts. A failure is logged and counted; the in-memory state
+// provisional jobs and the last dispatch time; the journal starts over),
+// then the overrides and the admission counts. A failure is logged, counted,
+// shown by Status and returned wrapping ErrNotSaved; the in-memory state
 // stays authoritative and the next save retries.
 func (d *Dispatcher) save() error {
 	if d.store == nil {
@@ -33,7 +34,7 @@ func (d *Dispatcher) save() error {
 // saveLocked is save; callers hold saveMu.
 func (d *Dispatcher) saveLocked() error {
 	d.mu.Lock()
-	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), DeltaJobs: d.deltaJobsLocked(), LastDispatch: d.lastDispatch}
+	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
 	folded := d.unsaved
 	d.unsaved = map[string]table.Assignment{}
 	d.mu.Unlock()
@@ -47,11 +48,47 @@ func (d *Dispatcher) saveLocked() error {
 		d.mu.Unlock()
 		return d.saveFailedWith(err, d.store.Path())
 	}
+	if err := d.store.SaveOverrides(st.Overrides); err != nil {
+		return d.saveFailedWith(err, d.store.OverridesPath())
+	}
 	if err := d.saveAdmissionsLocked(); err != nil {
 		return err
 	}
 	d.savedOK()
 	return nil
+}
+
+// saveOverrides writes the overrides' file now: what makes a reschedule,
+// an override deletion or an expiry durable.
+func (d *Dispatcher) saveOverrides() error {
+	if d.store == nil {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	overrides := d.overridesLocked()
+	d.mu.Unlock()
+	if err := d.store.SaveOverrides(overrides); err != nil {
+		return d.saveFailedWith(err, d.store.OverridesPath())
+	}
+	d.savedOK()
+	return nil
+}
+
+// saveDemand writes the last good demand, so a restart places new jobs with
+// it before its first query.
+func (d *Dispatcher) saveDemand(dm map[string]float64) {
+	if d.store == nil || d.admissions != nil { // admission counts are saved as such
+		return
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if err := d.store.SaveDemand(&store.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
+		_ = d.saveFailedWith(err, d.store.DemandPath())
+		return
+	}
+	d.savedOK()
 }
 
 // saveAdmissions saves the admission counts, when demand is counted from
@@ -96,7 +133,7 @@ func (d *Dispatcher) saveJournal() error {
 		d.mu.Unlock()
 		return d.saveLocked()
 	}
-	j := &store.Journal{Overrides: d.overridesLocked(), DeltaJobs: d.deltaJobsLocked()}
+	j := &store.Journal{Provisional: d.provisionalLocked()}
 	for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
 		j.Rows = append(j.Rows, d.unsaved[job])
 	}
@@ -112,17 +149,24 @@ func (d *Dispatcher) saveJournal() error {
 	return nil
 }
 
-// saveFailedWith logs and counts a failed save and returns err.
+// saveFailedWith logs, counts and records (for Status) a failed save and
+// returns err wrapping ErrNotSaved.
 func (d *Dispatcher) saveFailedWith(err error, path string) error {
 	d.metrics.stateSaveError()
 	d.saveFailed.Store(true)
+	d.mu.Lock()
+	d.saveError = err.Error()
+	d.mu.Unlock()
 	d.log.Error(err, "Saving state failed", "path", path)
-	return err
+	return fmt.Errorf("%w: %w", ErrNotSaved, err)
 }
 
 // savedOK notes a save that worked, logging the recovery after failures.
 func (d *Dispatcher) savedOK() {
 	if d.saveFailed.Swap(false) {
+		d.mu.Lock()
+		d.saveError = ""
+		d.mu.Unlock()
 		d.log.Info("Saving state works again", "path", d.store.Path())
 	}
 }
@@ -165,14 +209,5 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Job < out[j].Job })
-	return out
-}
-
-// deltaJobsLocked returns the jobs assigned at admission, sorted by name. Callers hold mu.
-func (d *Dispatcher) deltaJobsLocked() []jobs.Job {
-	out := make([]jobs.Job, 0, len(d.deltaJobs))
-	for _, name := range slices.Sorted(maps.Keys(d.deltaJobs)) {
-		out = append(out, d.deltaJobs[name])
-	}
 	return out
 }

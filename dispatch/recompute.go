@@ -2,10 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -16,20 +18,27 @@ import (
 // one and the active overrides. Only a successful run that leaves some
 // usable cluster and some job replaces the table; otherwise the table in
 // force stays and the error is returned and shown in Status.
+//
+// The demand query and the loading of the inputs run before the table is
+// locked, so a reschedule never waits behind a slow Prometheus. A new table
+// that could not be saved stays in force and the error wraps ErrNotSaved.
 func (d *Dispatcher) Dispatch(ctx context.Context) (*engine.Report, error) {
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
+	d.dispatchMu.Lock()
+	defer d.dispatchMu.Unlock()
 	start := d.clock.Now()
 	report, result, err := d.dispatch(ctx)
 	d.metrics.run(result, d.clock.Since(start))
 	d.mu.Lock()
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotSaved) {
 		d.lastError = err.Error()
 	} else {
 		d.lastError = ""
 	}
 	d.mu.Unlock()
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotSaved):
+		return nil, err
+	case err != nil:
 		d.log.Error(err, "Dispatch failed: the table in force stays", "result", result)
 		return nil, err
 	}
@@ -47,6 +56,8 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 	}
 	d.refreshDemand(ctx)
 
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
 	d.mu.Lock()
 	now := d.clock.Now()
 	for job, o := range d.overrides {
@@ -68,21 +79,22 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 	}
 
 	d.mu.Lock()
-	// Jobs assigned at admission that the job config still lacks keep a row
-	// (where they are, while that is eligible).
-	for _, name := range slices.Sorted(maps.Keys(d.deltaJobs)) {
-		j := d.deltaJobs[name]
+	// Provisional jobs keep a row (where they are, while that is eligible)
+	// until the job config has them.
+	for _, name := range slices.Sorted(maps.Keys(d.provisional)) {
+		p := d.provisional[name]
 		if _, known := in.byName[name]; known {
-			delete(d.deltaJobs, name)
+			delete(d.provisional, name)
 			continue
 		}
-		a, err := eng.Place(j)
+		a, err := eng.PlaceProvisional(p.job, float64(p.admissions))
 		if err != nil {
-			delete(d.deltaJobs, name)
+			delete(d.provisional, name)
 			continue
 		}
 		t.Assignments = append(t.Assignments, a)
 	}
+	d.metrics.setProvisional(len(d.provisional))
 	t.Sort()
 	d.eng = eng
 	d.in.Store(in)
@@ -93,16 +105,26 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 	d.metrics.dispatched(report, t.GeneratedAt)
 	d.metrics.setTableSize(len(t.Assignments))
 	if err := d.save(); err != nil {
-		return report, resultPersistError, nil // the new table is in force; the next save retries
+		// The new table is in force; every later save retries.
+		return report, resultPersistError, fmt.Errorf("dispatch: the new table is in force but %w", err)
 	}
 	return report, resultSuccess, nil
 }
 
-// refreshDemand asks the demand source; on failure the last good demand stays.
+// refreshDemand asks the demand source; on failure, or an answer that
+// cannot be true (see demand.Plausible), the last good demand stays. A good
+// answer is saved, so a restart starts from it.
 func (d *Dispatcher) refreshDemand(ctx context.Context) {
 	dm, err := d.source.Demand(ctx)
+	if err == nil && d.admissions == nil { // counted admissions may well be empty
+		d.mu.Lock()
+		last := d.lastDemand
+		d.mu.Unlock()
+		if err = demand.Plausible(dm, last, d.opts.DemandMaxDrop); err != nil {
+			d.metrics.demandRefusedFor(refusalReason(dm, last))
+		}
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err != nil {
 		d.metrics.demandError()
 		d.demandError = err.Error()
@@ -110,11 +132,26 @@ func (d *Dispatcher) refreshDemand(ctx context.Context) {
 		if d.lastDemand == nil {
 			what = "the default demand"
 		}
+		d.mu.Unlock()
 		d.log.Error(err, "Demand query failed: dispatching with "+what)
 		return
 	}
 	d.demandError = ""
 	d.lastDemand = maps.Clone(dm)
+	d.mu.Unlock()
+	d.saveDemand(dm)
+}
+
+// refusalReason is the reason label of a refused demand answer.
+func refusalReason(dm, last map[string]float64) string {
+	switch {
+	case demand.Check(dm) != nil:
+		return "invalid_value"
+	case len(dm) == 0:
+		return "empty"
+	default:
+		return "drop"
+	}
 }
 
 // Trigger asks Run for a full dispatch; it never blocks, and triggers made

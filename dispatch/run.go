@@ -11,8 +11,8 @@ import (
 // Run keeps the table up to date until ctx is done: a dispatch at start when
 // no table is in force, then one on the cron schedule, one when a config
 // file or the job config changes (after Options.WatchDebounce of quiet), and
-// one per Trigger. It drops expired overrides and saves admission counts
-// every Options.Housekeeping. A failing dispatch is logged and recorded and
+// one per Trigger. It drops expired overrides and provisional jobs and saves
+// admission counts every Options.Housekeeping. A failing dispatch is logged and recorded and
 // never ends Run. On exit it saves the state and returns the save's error.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.cache.Len() == 0 {
@@ -66,6 +66,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-housekeeping.C:
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")
+			}
+			if _, err := d.expireProvisional(); err != nil {
+				d.log.Error(err, "Dropping provisional jobs")
 			}
 			_ = d.saveAdmissions()
 		}

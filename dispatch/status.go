@@ -16,4 +16,14 @@ type Status struct {
 	LastError string `json:"lastError,omitempty"`
 	// DemandError is the last demand query's error, empty once a query succeeds.
 	DemandError string `json:"demandError,omitempty"`
+	// SaveError is the last failed save's error, empty once a save works:
+	// while it is set, what changed since the last good save would be lost
+	// by a restart.
+	SaveError string `json:"saveError,omitempty"`
+	// Recovery says what the start had to do about bad state files (a
+	// corrupt state file moved aside, the previous generation used).
+	Recovery []string `json:"recovery,omitempty"`
+	// Provisional is the number of jobs first seen at admission that the job
+	// config lacks.
+	Provisional int `json:"provisional"`
 }

@@ -25,10 +25,10 @@ const MutatePath = "/mutate-prowjobs"
 // ProwJob is allowed unchanged, and the outcome is counted and logged.
 type Admission struct {
 	admitter Admitter
-	decoder    admission.Decoder
-	metrics    *Metrics
-	log        logr.Logger
-	now        func() time.Time
+	decoder  admission.Decoder
+	metrics  *Metrics
+	log      logr.Logger
+	now      func() time.Time
 }
 
 // NewAdmission returns the admission handler. metrics may be nil (nothing is counted).

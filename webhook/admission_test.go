@@ -106,7 +106,10 @@ func answer(dec dispatch.Decision, err error) func(dispatch.AdmissionRequest) (d
 func TestAdmissionHandle(t *testing.T) {
 	setCluster := func(c string) func(map[string]any) { return withSpec(map[string]any{"cluster": c}) }
 	armReq := dispatch.AdmissionRequest{Job: armJob, Agent: "kubernetes", Cluster: "default", Labels: armLabels}
-	with := func(r dispatch.AdmissionRequest, f func(*dispatch.AdmissionRequest)) dispatch.AdmissionRequest { f(&r); return r }
+	with := func(r dispatch.AdmissionRequest, f func(*dispatch.AdmissionRequest)) dispatch.AdmissionRequest {
+		f(&r)
+		return r
+	}
 	onArm := dispatch.Decision{Cluster: "build05", Reason: table.ReasonCapability, Patch: true}
 	tests := []struct {
 		name    string

@@ -180,13 +180,17 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeServiceError maps the dispatcher's errors to HTTP: ErrInvalid 400,
-// ErrNotFound 404, anything else 500.
+// ErrNotFound 404, ErrNotSaved 507 (in force, but a restart would lose it),
+// anything else 500.
 func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	switch {
 	case errors.Is(err, dispatch.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "%s: %v", op, err)
+	case errors.Is(err, dispatch.ErrNotSaved):
+		a.Log.Error(err, "API write not saved", "op", op)
+		writeError(w, http.StatusInsufficientStorage, "%s: %v", op, err)
 	default:
 		a.Log.Error(err, "API request failed", "op", op)
 		writeError(w, http.StatusInternalServerError, "%s: %v", op, err)

@@ -180,7 +180,9 @@ func TestAPI(t *testing.T) {
 		{name: "reschedule without reason", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j"}`, wantCode: 400, want: "reason is required"},
 		{name: "reschedule unknown job", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"nope","reason":"r"}`, wantCode: 404, want: "not found"},
 		{name: "reschedule refused", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","cluster":"build04"}`,
-			fake:     func(f *fakeBackend) { f.rescheduleErr = fmt.Errorf("cluster build04 is blocked: %w", dispatch.ErrInvalid) },
+			fake: func(f *fakeBackend) {
+				f.rescheduleErr = fmt.Errorf("cluster build04 is blocked: %w", dispatch.ErrInvalid)
+			},
 			wantCode: 400, want: "cluster build04 is blocked"},
 		{name: "delete override", method: "DELETE", path: api.ReschedulePath + "/" + unitJob, token: testToken,
 			fake:     func(f *fakeBackend) { f.overrides = []table.Override{{Job: unitJob, Cluster: "build02"}} },

@@ -13,12 +13,20 @@ import (
 // MaxRequestBytes bounds the body of one API request.
 const MaxRequestBytes = 64 << 10
 
-// writeJSON writes v as the JSON body of a code response.
+// writeJSON writes v as the JSON body of a code response. v is encoded
+// before the status line goes out, so a value JSON cannot hold (such as an
+// infinite number) gives a 500 naming the problem, never a 200 with a
+// broken or empty body.
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		body, _ = json.Marshal(api.Error{Error: "encoding the answer: " + err.Error()})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // writeError writes an api.Error body.

@@ -21,6 +21,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
@@ -33,6 +34,9 @@ const shutdownTimeout = 25 * time.Second
 type serveFlags struct {
 	inputs                           inputFlags
 	stateDir, schedule               string
+	maxProvisional                   int
+	provisionalTTL                   time.Duration
+	demandMaxDrop                    float64
 	bindAddress                      string
 	webhookPort, apiPort, healthPort int
 	certDir, tlsHosts                string
@@ -46,6 +50,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.inputs.register(fs)
 	fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
 	fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
+	fs.IntVar(&f.maxProvisional, "max-provisional-jobs", dispatch.DefaultMaxProvisional, "most jobs first seen at admission, not in the job config, that get a row; beyond, such jobs are placed but not recorded")
+	fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
+	fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
 	fs.IntVar(&f.apiPort, "api-port", 8080, "plain-HTTP port of the API")
@@ -77,6 +84,15 @@ func (f *serveFlags) validate() error {
 	}
 	if _, err := parseLevel(f.logLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if f.maxProvisional < 1 {
+		errs = append(errs, fmt.Errorf("--max-provisional-jobs %d: want at least 1", f.maxProvisional))
+	}
+	if f.provisionalTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--provisional-ttl %s: want a positive duration", f.provisionalTTL))
+	}
+	if !(f.demandMaxDrop > 0 && f.demandMaxDrop <= 1) {
+		errs = append(errs, fmt.Errorf("--demand-max-drop %v: want more than 0, at most 1", f.demandMaxDrop))
 	}
 	return errors.Join(errs...)
 }
@@ -148,8 +164,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("No --token-file: dispatch, reschedule and override deletion over the API are refused")
 	}
 
+	if f.stateDir != "" {
+		lock, err := store.LockDir(f.stateDir)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lock.Release() }()
+	}
 	opts := f.inputs.options(source)
 	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
+	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	d, err := dispatch.New(ctx, opts)
 	if err != nil {

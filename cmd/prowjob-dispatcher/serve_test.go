@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,17 @@ func TestServe(t *testing.T) {
 	unitBefore, err := c.Assignment(ctx, "pull-ci-openshift-origin-main-unit")
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// A second dispatcher on the same state dir refuses to start, naming the holder.
+	second := slices.Clone(args)
+	for i, p := range freePorts(t, 3) {
+		flagName := []string{"--webhook-port", "--api-port", "--health-port"}[i]
+		second[slices.Index(second, flagName)+1] = strconv.Itoa(p)
+	}
+	err = serve(ctx, second, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by another prowjob-dispatcher (pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("a second serve on the same state dir: %v, want a refusal naming this process", err)
 	}
 	srv.stop(t)
 	entries, err := os.ReadDir(stateDir)

@@ -49,6 +49,7 @@ type Engine struct {
 	fileGroups map[string]int    // job file -> index into groupPaths, -1 for none (a cache)
 
 	overrides     map[string]table.Override
+	provisional   map[string]float64 // Input.Provisional, then PlaceProvisional's
 	previous      map[string]previousRow
 	defaultDemand float64
 
@@ -129,6 +130,10 @@ func New(in Input) (*Engine, error) {
 			job = o.Job
 		}
 		e.overrides[job] = o
+	}
+	e.provisional = make(map[string]float64, len(in.Provisional))
+	for job, d := range in.Provisional {
+		e.provisional[job] = d
 	}
 	e.defaultDemand = defaultDemand(in)
 	e.indexPrevious()
@@ -213,6 +218,9 @@ func defaultDemand(in Input) float64 {
 // demandOf returns the job's demand for balancing.
 func (e *Engine) demandOf(job string) float64 {
 	if d, ok := e.in.Demand[job]; ok && d >= 0 {
+		return d
+	}
+	if d, ok := e.provisional[job]; ok {
 		return d
 	}
 	return e.defaultDemand

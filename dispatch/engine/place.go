@@ -43,6 +43,16 @@ func (e *Engine) Place(job jobs.Job) (table.Assignment, error) {
 	return a, nil
 }
 
+// PlaceProvisional is Place for a job first seen at admission that the job
+// config lacks, whose demand is what it was observed to run (see
+// Input.Provisional), never the default demand.
+func (e *Engine) PlaceProvisional(job jobs.Job, demand float64) (table.Assignment, error) {
+	e.mu.Lock()
+	e.provisional[job.Name] = demand
+	e.mu.Unlock()
+	return e.Place(job)
+}
+
 // place decides one job against the current loads without recording it.
 func (e *Engine) place(j *jobs.Job) (table.Assignment, error) {
 	if !dispatched(j) {

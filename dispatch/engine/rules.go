@@ -133,11 +133,21 @@ func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note s
 		return d, false, "not on a manual cluster"
 
 	case table.ReasonPinned:
-		if pin := j.Requirements.Pin; pin != "" {
-			detail := e.pinDetail(pin)
-			return decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}, true, detail
+		pin := j.Requirements.Pin
+		if pin == "" {
+			return d, false, "no cluster label"
 		}
-		return d, false, "no cluster label"
+		// A pin is honoured only to a cluster that can run jobs: the same at
+		// admission, where the label is whatever the ProwJob carries, as in
+		// a full dispatch.
+		switch c, ok := e.lookup(pin); {
+		case !ok || !c.known():
+			return d, false, "label pins the job to " + pin + ", which is neither in the cluster config nor a manual cluster: ignored"
+		case c.blocked:
+			return d, false, "label pins the job to " + pin + ", which is blocked: ignored"
+		}
+		detail := "label pins the job to " + pin
+		return decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}, true, detail
 
 	case table.ReasonSSHBastion:
 		c, ok, why := e.sshBastion(j)
@@ -250,17 +260,6 @@ func manualDetail(c string, fromConfig bool) string {
 		return "the job config names manual cluster " + c
 	}
 	return "already on manual cluster " + c
-}
-
-func (e *Engine) pinDetail(pin string) string {
-	c, ok := e.lookup(pin)
-	switch {
-	case !ok || !c.known():
-		return "label pins the job to " + pin + " (not in the cluster config)"
-	case c.blocked:
-		return "label pins the job to " + pin + " (blocked, kept: pins are honoured)"
-	}
-	return "label pins the job to " + pin
 }
 
 // sshBastion returns the ssh bastion cluster when the job asks for it and the

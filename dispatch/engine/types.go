@@ -29,6 +29,11 @@ type Input struct {
 	Clusters *config.Clusters
 	// Demand is each job's demand (weighted runs in the window); jobs absent get Options.DefaultDemand.
 	Demand map[string]float64
+	// Provisional is the demand of jobs first seen at admission that Jobs
+	// lacks (their observed admissions), used when Demand has none for
+	// them: such jobs never get the default demand, so made-up job names
+	// cannot weigh on balance beyond what they ran.
+	Provisional map[string]float64
 	// Previous is the table in force, the starting point for stability. When nil, the dispatcher
 	// config's buildFarm (job file base name -> cluster) is the previous assignment.
 	Previous *table.Table

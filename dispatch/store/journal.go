@@ -4,16 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
-
-// JournalFileName is the journal's name inside the state dir.
-const JournalFileName = "journal.json"
 
 // ErrNoStateFile is SaveJournal's error when no state file was saved or
 // loaded yet: a journal extends one.
@@ -36,13 +32,13 @@ type Journal struct {
 	Base string `json:"base"`
 	// Rows are the assignments set since the state file was written, by job.
 	Rows []table.Assignment `json:"rows,omitempty"`
-	// Overrides and DeltaJobs replace those of the state file.
+	// Provisional replaces the state file's provisional jobs.
+	Provisional []Provisional `json:"provisional,omitempty"`
+	// Overrides and DeltaJobs are what journals of older releases held;
+	// Load still applies them (overrides.json, when there is one, wins).
 	Overrides []table.Override `json:"overrides,omitempty"`
 	DeltaJobs []jobs.Job       `json:"deltaJobs,omitempty"`
 }
-
-// JournalPath is the journal's path.
-func (s *Store) JournalPath() string { return filepath.Join(s.dir, JournalFileName) }
 
 // SaveJournal replaces the journal atomically, as an extension of the state
 // file last saved or loaded. Without one there is nothing to extend: it fails.
@@ -51,6 +47,13 @@ func (s *Store) SaveJournal(j *Journal) error {
 	defer s.mu.Unlock()
 	if s.base == "" {
 		return fmt.Errorf("journal %s: %w", s.JournalPath(), ErrNoStateFile)
+	}
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.Path()); errors.Is(err, fs.ErrNotExist) {
+		s.base = "" // the state file is gone (its dir was removed): save it again first
+		return fmt.Errorf("journal %s: the state file %s is gone: %w", s.JournalPath(), s.Path(), ErrNoStateFile)
 	}
 	stamped := *j
 	stamped.Base = s.base
@@ -84,7 +87,10 @@ func readJournal(path string) (*Journal, error) {
 // applyTo folds the journal into st: its rows replace or join the table's,
 // its overrides and admission-time jobs replace the state file's.
 func (j *Journal) applyTo(st *State) {
-	st.Overrides, st.DeltaJobs = j.Overrides, j.DeltaJobs
+	st.Provisional = j.Provisional
+	if j.Overrides != nil || j.DeltaJobs != nil { // an older release's journal
+		st.Overrides, st.DeltaJobs = j.Overrides, j.DeltaJobs
+	}
 	st.JournalRows = len(j.Rows)
 	if len(j.Rows) == 0 {
 		return
@@ -104,40 +110,4 @@ func (j *Journal) applyTo(st *State) {
 		}
 	}
 	st.Table.Sort()
-}
-
-// AdmissionsFileName is the admission counts' file inside the state dir.
-const AdmissionsFileName = "admissions.json"
-
-// AdmissionsPath is the admission counts' path.
-func (s *Store) AdmissionsPath() string { return filepath.Join(s.dir, AdmissionsFileName) }
-
-// SaveAdmissions replaces the admission counts' file atomically. The counts
-// (per day and job, for the demand window) are kept apart from the state
-// file so that counting them, each minute, never rewrites the table.
-func (s *Store) SaveAdmissions(c *demand.AdmissionCounts) error {
-	data, _, err := encode(c)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return writeAtomic(s.dir, s.AdmissionsPath(), data, s.beforeRename)
-}
-
-// readAdmissions reads and verifies an admission counts' file.
-func readAdmissions(path string) (*demand.AdmissionCounts, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("admission counts %s: %w", path, err)
-	}
-	raw, _, err := openEnvelope("admission counts", path, data)
-	if err != nil {
-		return nil, err
-	}
-	var c demand.AdmissionCounts
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("admission counts %s: %w: %v", path, ErrCorrupt, err)
-	}
-	return &c, nil
 }

@@ -19,8 +19,10 @@ func sampleJournal() *Journal {
 			{Job: "job-002", Cluster: "build09", Reason: table.ReasonOverride},   // replaces a row
 			{Job: "new-job", Cluster: "build01", Reason: table.ReasonCapability}, // joins the table
 		},
-		Overrides: []table.Override{{Job: "job-002", Cluster: "build09", Reason: "moved"}},
-		DeltaJobs: []jobs.Job{{Name: "new-job", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}}},
+		Provisional: []Provisional{{
+			Job:          jobs.Job{Name: "new-job", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}},
+			LastAdmitted: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Admissions: 3,
+		}},
 	}
 }
 
@@ -43,8 +45,7 @@ func TestJournalExtendsStateFile(t *testing.T) {
 	want := sampleState(4)
 	want.Table.Assignments[2] = table.Assignment{Job: "job-002", Cluster: "build09", Reason: table.ReasonOverride}
 	want.Table.Assignments = append(want.Table.Assignments, table.Assignment{Job: "new-job", Cluster: "build01", Reason: table.ReasonCapability})
-	want.Overrides = sampleJournal().Overrides
-	want.DeltaJobs = sampleJournal().DeltaJobs
+	want.Provisional = sampleJournal().Provisional
 	want.JournalRows = 2
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load with a journal:\n got %+v\nwant %+v", got, want)
@@ -53,7 +54,7 @@ func TestJournalExtendsStateFile(t *testing.T) {
 	if err := reopened.SaveJournal(&Journal{}); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := reopened.Load(); err != nil || again.JournalRows != 0 || len(again.Overrides) != 0 {
+	if again, err := reopened.Load(); err != nil || again.JournalRows != 0 || len(again.Provisional) != 0 {
 		t.Errorf("an empty journal on the loaded file: %+v, %v", again, err)
 	}
 }

@@ -11,6 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // ErrCorrupt marks a state file that exists but cannot be trusted: bad JSON,
@@ -40,7 +44,8 @@ type Store struct {
 }
 
 // New returns a store for dir, creating dir if needed and removing temp
-// files a crashed Save left behind.
+// files a crashed Save left behind. It does not lock the dir: a process that
+// writes there holds LockDir first.
 func New(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("state dir: empty path")
@@ -59,26 +64,60 @@ func New(dir string) (*Store, error) {
 // Path is the state file's path.
 func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 
-// Load reads the state file, the admission counts' file and the journal
-// written since the state file, if it extends this very file. A missing
-// state file gives an error matching fs.ErrNotExist; an untrustworthy one
-// an error wrapping ErrCorrupt. A journal or admission counts' file that is
-// corrupt gives the rest of the state and an error wrapping ErrCorrupt. A
-// journal that extends another state file (a crash between a state file
-// write and the journal write that follows it) is ignored: the state file
-// is newer than it.
+// PreviousPath is the previous generation of the state file.
+func (s *Store) PreviousPath() string { return filepath.Join(s.dir, PreviousFileName) }
+
+// Load reads the state: the state file, the journal written since it if it
+// extends this very file, and the files kept apart (overrides, admission
+// counts, demand). A missing state file gives an error matching
+// fs.ErrNotExist. A corrupt state file is moved aside (state.json.corrupt-
+// TIME, never overwritten) and the previous generation is loaded instead;
+// with no good previous generation Load gives what the other files hold and
+// an error wrapping ErrCorrupt. State.Recovered says what was done. A
+// journal, overrides, admission counts' or demand file that is corrupt is
+// left out, with an error wrapping ErrCorrupt next to the rest of the state.
+// A journal that extends another state file (a crash between a state file
+// write and the journal write that follows it, or a fallback to the
+// previous generation) is not applied.
 func (s *Store) Load() (*State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, sum, err := readDir(s.dir)
+	if err != nil && st == nil && errors.Is(err, ErrCorrupt) {
+		st, sum, err = s.recover(err)
+	}
 	if st != nil {
 		s.base = sum
 	}
 	return st, err
 }
 
+// recover moves a corrupt state file aside and reads the previous
+// generation in its place. Callers hold mu.
+func (s *Store) recover(bad error) (*State, string, error) {
+	aside := fmt.Sprintf("%s.corrupt-%s", s.Path(), time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(s.Path(), aside); err != nil {
+		return nil, "", errors.Join(bad, fmt.Errorf("moving the corrupt state file aside: %w", err))
+	}
+	_ = syncDir(s.dir)
+	note := fmt.Sprintf("state file %s was corrupt (%v): moved aside to %s", s.Path(), bad, aside)
+	prev, sum, err := readFile(s.PreviousPath())
+	if err != nil {
+		// Nothing to start from but what the files kept apart hold.
+		st := &State{}
+		others := s.readApart(st, "")
+		st.Recovered = []string{note, fmt.Sprintf("no good previous generation (%v): starting without a table", err)}
+		return st, "", errors.Join(append([]error{bad}, others...)...)
+	}
+	others := s.readApart(prev, sum)
+	prev.Recovered = []string{note, fmt.Sprintf("started from the previous generation %s (dispatched %s)",
+		s.PreviousPath(), prev.LastDispatch.UTC().Format(time.RFC3339))}
+	return prev, sum, errors.Join(append([]error{bad}, others...)...)
+}
+
 // ReadDir reads the state a Store on dir would Load, without changing the
-// dir (no temp file is removed), so it is safe while a dispatcher writes there.
+// dir (no temp file is removed, no corrupt file moved aside), so it is safe
+// while a dispatcher writes there.
 func ReadDir(dir string) (*State, error) {
 	st, _, err := readDir(dir)
 	return st, err
@@ -89,16 +128,17 @@ func readDir(dir string) (*State, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	errs := (&Store{dir: dir}).readApart(st, sum)
+	return st, sum, errors.Join(errs...)
+}
+
+// readApart adds to st what the files beside the state file hold: the
+// journal (when it extends the state file of checksum sum), the overrides,
+// the admission counts and the demand. It returns the errors of the files
+// it could not trust.
+func (s *Store) readApart(st *State, sum string) []error {
 	var errs []error
-	// The admission counts' file, when there is one, is newer than counts a
-	// state file of an older version holds.
-	switch c, err := readAdmissions(filepath.Join(dir, AdmissionsFileName)); {
-	case err == nil:
-		st.Admissions = c
-	case !errors.Is(err, fs.ErrNotExist):
-		errs = append(errs, err)
-	}
-	switch j, err := readJournal(filepath.Join(dir, JournalFileName)); {
+	switch j, err := readJournal(s.JournalPath()); {
 	case err == nil && j.Base == sum:
 		j.applyTo(st)
 	case err == nil:
@@ -106,7 +146,30 @@ func readDir(dir string) (*State, string, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		errs = append(errs, err)
 	}
-	return st, sum, errors.Join(errs...)
+	st.migrate(time.Now())
+	// The files kept apart are newer than what the state file and journal hold.
+	var overrides []table.Override
+	switch err := readEnvelope("overrides", s.OverridesPath(), &overrides); {
+	case err == nil:
+		st.Overrides = overrides
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
+	var counts demand.AdmissionCounts
+	switch err := readEnvelope("admission counts", s.AdmissionsPath(), &counts); {
+	case err == nil:
+		st.Admissions = &counts
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
+	var dm Demand
+	switch err := readEnvelope("demand", s.DemandPath(), &dm); {
+	case err == nil:
+		st.Demand = &dm
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // ReadFile reads a state file at any path, without its journal.
@@ -186,10 +249,13 @@ func encode(v any) ([]byte, string, error) {
 }
 
 // Save replaces the state file atomically: it writes a temp file in the same
-// dir, fsyncs it, renames it over the state file and fsyncs the dir. A
-// failure at any step leaves the previous file untouched. The journal
-// written before no longer applies (it extends the previous file; the state
-// saved holds everything it held) and is removed.
+// dir, fsyncs it, keeps the state file it replaces as the previous
+// generation (state.prev.json, what Load falls back on when the state file
+// is found corrupt), renames the temp file over the state file and fsyncs
+// the dir. A failure at any step leaves the previous file untouched. A
+// missing state dir is created again. The journal written before no longer
+// applies (it extends the previous file; the state saved holds everything
+// it held) and is removed.
 func (s *Store) Save(st *State) error {
 	data, sum, err := encode(st)
 	if err != nil {
@@ -197,13 +263,52 @@ func (s *Store) Save(st *State) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeAtomic(s.dir, s.Path(), data, s.beforeRename); err != nil {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	keepPrevious := func(tmp string) error {
+		if s.beforeRename != nil {
+			if err := s.beforeRename(tmp); err != nil {
+				return err
+			}
+		}
+		return s.keepPrevious()
+	}
+	if err := writeAtomic(s.dir, s.Path(), data, keepPrevious); err != nil {
 		return err
 	}
 	s.base = sum
 	// The journal extends the previous file, so Load would ignore it anyway;
 	// removing it keeps the dir saying what it holds. A failure is harmless.
 	_ = os.Remove(s.JournalPath())
+	return nil
+}
+
+// keepPrevious makes the current state file, if any, the previous
+// generation: a hard link renamed over state.prev.json, so the previous
+// generation is replaced atomically too. Callers hold mu.
+func (s *Store) keepPrevious() error {
+	link := s.PreviousPath() + ".tmp-link"
+	_ = os.Remove(link)
+	if err := os.Link(s.Path(), link); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no state file yet
+		}
+		return fmt.Errorf("state file %s: keeping the previous generation: %w", s.Path(), err)
+	}
+	if err := os.Rename(link, s.PreviousPath()); err != nil {
+		_ = os.Remove(link)
+		return fmt.Errorf("state file %s: keeping the previous generation: %w", s.Path(), err)
+	}
+	return nil
+}
+
+// ensureDir creates the state dir again if it was removed under a running
+// dispatcher, so that saving recovers by itself. Callers hold mu.
+func (s *Store) ensureDir() error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("state dir %s: %w", s.dir, err)
+	}
 	return nil
 }
 

@@ -259,8 +259,12 @@ func TestConcurrentSaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 {
-		t.Errorf("state dir holds %d entries after concurrent saves, want only %s", len(entries), FileName)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !reflect.DeepEqual(names, []string{FileName, PreviousFileName}) {
+		t.Errorf("state dir holds %v after concurrent saves, want only %s and %s", names, FileName, PreviousFileName)
 	}
 }
 

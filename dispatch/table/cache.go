@@ -58,6 +58,13 @@ func (c *Cache) Set(a Assignment) {
 	c.current.Load().rows.SetDefault(a.Job, &a)
 }
 
+// Delete removes one row from the current table.
+func (c *Cache) Delete(job string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current.Load().rows.Delete(job)
+}
+
 // Len returns the number of rows.
 func (c *Cache) Len() int { return c.current.Load().rows.ItemCount() }
 
