@@ -103,7 +103,7 @@ func (p *Plugin) lookup(ctx context.Context, jobs []string) ([]*api.Assignment, 
 
 // assignmentReason is the Reason cell: the rule, its detail and the override in force.
 func assignmentReason(a *api.Assignment) string {
-	s := string(a.Reason)
+	s := a.Reason
 	if a.Detail != "" {
 		s += ": " + a.Detail
 	}

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/prow/pkg/github"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -26,9 +23,8 @@ func TestHandleIssueComment(t *testing.T) {
 		body  string
 		// edit changes the event before it is handled.
 		edit func(*github.IssueCommentEvent)
-		// failWith makes the stub dispatcher answer every call with this status; unreachable closes it.
-		failWith    int
-		unreachable bool
+		// err is the fake dispatcher's answer to every call.
+		err error
 
 		wantComments    int
 		want            []string
@@ -134,32 +130,43 @@ func TestHandleIssueComment(t *testing.T) {
 		},
 		{name: "the bot's own comments are ignored", login: testBotName, body: "> /dispatch\n/dispatch"},
 		{
-			name: "dispatcher failing on /dispatch", login: stranger, body: "/dispatch", failWith: http.StatusInternalServerError,
-			wantComments: 1, want: []string{"the dispatcher failed (HTTP 500: stub failure). Nothing was changed; please try again later."},
+			name: "dispatcher failing on /dispatch", login: stranger, body: "/dispatch", err: errFakeFailure,
+			wantComments: 1, want: []string{"the dispatcher failed (HTTP 500: fake failure). Nothing was changed; please try again later."},
 		},
 		{
-			name: "dispatcher not ready on /dispatch refresh", login: orgMember, body: "/dispatch refresh", failWith: http.StatusServiceUnavailable,
-			wantComments: 1, want: []string{"the dispatcher is not ready yet (stub failure)"},
+			name: "dispatcher not ready on /dispatch refresh", login: orgMember, body: "/dispatch refresh",
+			err:          &api.StatusError{Code: http.StatusServiceUnavailable, Message: "fake failure"},
+			wantComments: 1, want: []string{"the dispatcher is not ready yet (fake failure)"},
 		},
 		{
-			name: "dispatcher unreachable on /reschedule", login: orgMember, body: "/reschedule pull-ci-openshift-origin-main-unit", unreachable: true,
+			name: "dispatcher refusing the plugin's token on /dispatch refresh", login: orgMember, body: "/dispatch refresh",
+			err:          &api.StatusError{Code: http.StatusUnauthorized, Message: "bad token"},
+			wantComments: 1, want: []string{"the dispatcher refused this plugin's credentials, so nothing was changed. Please tell the CI operators."},
+			notWant: []string{"bad token"},
+		},
+		{
+			name: "dispatcher unreachable on /reschedule", login: orgMember, body: "/reschedule pull-ci-openshift-origin-main-unit", err: errUnreachable,
 			wantComments: 1, want: []string{"I could not move `pull-ci-openshift-origin-main-unit` to the best other eligible cluster: the dispatcher could not be reached. Nothing was changed"},
 		},
 		{
-			name: "dispatcher unreachable on /dispatch", login: stranger, body: "/dispatch", unreachable: true,
+			name: "dispatcher unreachable on /dispatch", login: stranger, body: "/dispatch", err: errUnreachable,
 			wantComments: 1, want: []string{"the dispatcher could not be reached."}, notWant: []string{"| Job |"},
+		},
+		{
+			name: "dispatcher past its deadline on /reschedule", login: orgMember, body: "/reschedule some-job build02", err: context.DeadlineExceeded,
+			wantComments: 1, want: []string{"I could not move `some-job` to `build02`: the dispatcher did not answer in time. Nothing was changed"},
+		},
+		{
+			name: "network timeout on /dispatch", login: stranger, body: "/dispatch", err: errReadTimeout,
+			wantComments: 1, want: []string{"the dispatcher did not answer in time."}, notWant: []string{"| Job |"},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newStubDispatcher()
-			stub.failWith = tc.failWith
-			srv := startStub(t, stub)
-			if tc.unreachable {
-				srv.Close()
-			}
+			fake := newFakeDispatcher()
+			fake.err = tc.err
 			ghc := newFakeGitHub()
-			p := newTestPlugin(t, ghc, srv.URL)
+			p := newTestPlugin(t, ghc, fake)
 			ic := commentEvent(tc.login, tc.body)
 			if tc.edit != nil {
 				tc.edit(&ic)
@@ -186,7 +193,7 @@ func TestHandleIssueComment(t *testing.T) {
 					t.Errorf("reply is not on the PR addressed to @%s: %q", tc.login, c)
 				}
 			}
-			_, dispatches, reschedules := stub.snapshot()
+			_, dispatches, reschedules := fake.snapshot()
 			if dispatches != tc.wantDispatches {
 				t.Errorf("dispatches = %d, want %d", dispatches, tc.wantDispatches)
 			}
@@ -200,7 +207,7 @@ func TestHandleIssueComment(t *testing.T) {
 func TestDispatchBaseBranch(t *testing.T) {
 	ghc := newFakeGitHub()
 	ghc.PullRequests[testPR].Base.Ref = "release-4.18"
-	p := newTestPlugin(t, ghc, startStub(t, newStubDispatcher()).URL)
+	p := newTestPlugin(t, ghc, newFakeDispatcher())
 	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(stranger, "/dispatch")); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +224,7 @@ func TestDispatchBaseBranch(t *testing.T) {
 
 func TestDispatchNoPresubmits(t *testing.T) {
 	ghc := newFakeGitHub()
-	p := newTestPlugin(t, ghc, startStub(t, newStubDispatcher()).URL)
+	p := newTestPlugin(t, ghc, newFakeDispatcher())
 	ic := commentEvent(stranger, "/dispatch")
 	ic.Repo.Name, ic.Repo.FullName = "installer", "openshift/installer"
 	if err := p.HandleIssueComment(context.Background(), testLog(), ic); err != nil {
@@ -228,40 +235,35 @@ func TestDispatchNoPresubmits(t *testing.T) {
 	}
 }
 
-// TestDispatcherTimeout checks that a dispatcher that does not answer within
-// the client's timeout gets a clear reply and changes nothing.
-func TestDispatcherTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+// TestCommentTimeout checks that Options.Timeout bounds the handling of a
+// comment: a dispatcher that does not answer in time gets a clear reply.
+func TestCommentTimeout(t *testing.T) {
+	fake := newFakeDispatcher()
+	fake.delay = time.Hour // answers only when the call's context ends
 	ghc := newFakeGitHub()
-	p := newTestPlugin(t, ghc, srv.URL)
-	p.opts.Dispatcher = &api.Client{BaseURL: srv.URL, Token: stubToken, HTTP: &http.Client{Timeout: 50 * time.Millisecond}}
-	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(orgMember, "/reschedule some-job build02")); err != nil {
+	p := newTestPlugin(t, ghc, fake)
+	p.opts.Timeout = 50 * time.Millisecond
+	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(orgMember, "/reschedule pull-ci-openshift-origin-main-unit build02")); err != nil {
 		t.Fatal(err)
 	}
 	if len(ghc.IssueCommentsAdded) != 1 || !strings.Contains(ghc.IssueCommentsAdded[0], "the dispatcher did not answer in time. Nothing was changed") {
 		t.Errorf("got %q", ghc.IssueCommentsAdded)
 	}
+	if _, _, reschedules := fake.snapshot(); len(reschedules) != 0 {
+		t.Errorf("a timed-out reschedule was recorded: %+v", reschedules)
+	}
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
-	stub := newStubDispatcher()
+	fake := newFakeDispatcher()
 	ghc := newFakeGitHub()
-	p := newTestPlugin(t, ghc, startStub(t, stub).URL)
+	p := newTestPlugin(t, ghc, fake)
 	p.opts.DryRun = true
 	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(orgMember, "/dispatch refresh\n/reschedule pull-ci-openshift-origin-main-unit build02")); err != nil {
 		t.Fatal(err)
 	}
-	requests, _, _ := stub.snapshot()
-	if requests != 0 {
-		t.Errorf("dry run sent %d requests to the dispatcher", requests)
+	if calls, _, _ := fake.snapshot(); calls != 0 {
+		t.Errorf("dry run made %d calls to the dispatcher", calls)
 	}
 	got := strings.Join(ghc.IssueCommentsAdded, "\n")
 	for _, w := range []string{"dry run: I would have asked the dispatcher for a full dispatch now.", "dry run: I would have moved `pull-ci-openshift-origin-main-unit` to `build02` for 72h0m0s."} {
@@ -311,17 +313,17 @@ func TestTrusted(t *testing.T) {
 }
 
 func TestUntrustedWhileGitHubIsDown(t *testing.T) {
-	stub := newStubDispatcher()
+	dispatcher := newFakeDispatcher()
 	fake := newFakeGitHub()
-	p := newTestPlugin(t, flakyGitHub{fake}, startStub(t, stub).URL)
+	p := newTestPlugin(t, flakyGitHub{fake}, dispatcher)
 	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(stranger, "/dispatch refresh")); err != nil {
 		t.Fatal(err)
 	}
 	if len(fake.IssueCommentsAdded) != 1 || !strings.Contains(fake.IssueCommentsAdded[0], "I could not check whether you may use this command") {
 		t.Errorf("got %q", fake.IssueCommentsAdded)
 	}
-	if requests, _, _ := stub.snapshot(); requests != 0 {
-		t.Errorf("%d requests reached the dispatcher", requests)
+	if calls, _, _ := dispatcher.snapshot(); calls != 0 {
+		t.Errorf("%d calls reached the dispatcher", calls)
 	}
 }
 
@@ -329,33 +331,30 @@ func TestUntrustedWhileGitHubIsDown(t *testing.T) {
 // Concurrency assignment look-ups in flight, and still answers every job.
 func TestDispatchBoundedConcurrency(t *testing.T) {
 	const jobs, limit = 40, 3
-	var (
-		mu               sync.Mutex
-		inFlight, maxObs int
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		maxObs = max(maxObs, inFlight)
-		mu.Unlock()
-		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
-		job := strings.TrimPrefix(r.URL.Path, api.AssignmentsPath)
-		writeJSON(w, http.StatusOK, api.Assignment{Assignment: table.Assignment{Job: job, Cluster: "build0" + job[len(job)-1:], Reason: table.ReasonBalanced}})
-	}))
-	defer srv.Close()
+	fake := newFakeDispatcher()
+	// Each look-up takes a while, so that unbounded look-ups would overlap.
+	fake.delay = 5 * time.Millisecond
 	var names []string
 	for i := range jobs {
-		names = append(names, fmt.Sprintf("job-%02d", i))
+		name := fmt.Sprintf("job-%02d", i)
+		names = append(names, name)
+		fake.assignments[name] = api.Assignment{Job: name, Cluster: "build0" + name[len(name)-1:], Reason: "balanced"}
 	}
 	ghc := newFakeGitHub()
-	p := newTestPlugin(t, ghc, srv.URL)
+	p := newTestPlugin(t, ghc, fake)
 	p.opts.Concurrency = limit
 	p.opts.Presubmits = func(string, string, string) ([]string, error) { return names, nil }
 	if err := p.HandleIssueComment(context.Background(), testLog(), commentEvent(stranger, "/dispatch")); err != nil {
 		t.Fatal(err)
 	}
-	if maxObs > limit {
-		t.Errorf("%d look-ups in flight, limit %d", maxObs, limit)
+	fake.mu.Lock()
+	calls, maxInFlight := fake.calls, fake.maxInFlight
+	fake.mu.Unlock()
+	if maxInFlight > limit {
+		t.Errorf("%d look-ups in flight, limit %d", maxInFlight, limit)
+	}
+	if calls != jobs {
+		t.Errorf("%d look-ups, want %d", calls, jobs)
 	}
 	got := ghc.IssueCommentsAdded[0]
 	for _, n := range names {

@@ -85,11 +85,11 @@ func signed(payload []byte, key string) map[string]string {
 }
 
 // TestServer runs the plugin's HTTP server with signed GitHub deliveries
-// against a stub dispatcher API over real HTTP.
+// against the in-memory fake dispatcher.
 func TestServer(t *testing.T) {
-	stub := newStubDispatcher()
+	fake := newFakeDispatcher()
 	ghc := newFakeGitHub()
-	p := newTestPlugin(t, ghc, startStub(t, stub).URL)
+	p := newTestPlugin(t, ghc, fake)
 	s := NewServer(context.Background(), p, func() []byte { return []byte(testHMAC) }, testLog())
 	mux := http.NewServeMux()
 	mux.Handle("/", s)
@@ -129,7 +129,7 @@ func TestServer(t *testing.T) {
 				t.Fatalf("status = %d, want %d", got, tc.want)
 			}
 			s.Wait()
-			_, _, reschedules := stub.snapshot()
+			_, _, reschedules := fake.snapshot()
 			if len(reschedules) != tc.wantReschedules {
 				t.Fatalf("%d reschedule requests reached the dispatcher, want %d", len(reschedules), tc.wantReschedules)
 			}
