@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +99,34 @@ func TestTokenFile(t *testing.T) {
 	clock = clock.Add(2 * time.Second)
 	if !tok.Valid("second-token") {
 		t.Error("a removed token file changed the token in force")
+	}
+}
+
+func TestTokenFileNamesCallers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(path, []byte("# callers\nbare-token\nplugin plugin-token\n\nalice alice-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := NewTokenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range map[string]string{"bare-token": DefaultTokenName, "plugin-token": "plugin", "alice-token": "alice", "plugin": "", "alice": ""} {
+		if name, ok := tok.Caller(token); name != want || ok != (want != "") {
+			t.Errorf("Caller(%q) = %q, %v; want %q", token, name, ok, want)
+		}
+	}
+	for content, want := range map[string]string{
+		"a x\na y\n":  `name "a" already on line 1`,
+		"a b c\n":     "line 1: want TOKEN or NAME TOKEN",
+		"# nothing\n": "empty",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewTokenFile(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("token file %q: %v, want an error containing %q", content, err, want)
+		}
 	}
 }

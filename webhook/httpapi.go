@@ -156,9 +156,11 @@ func (a *API) reschedule(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	by := req.By
-	if by == "" {
-		by = "api"
+	// Who asked is the authenticated caller; what the request says of
+	// itself only adds for whom (the plugin names the commenter).
+	by := callerOf(r)
+	if req.By != "" && req.By != by {
+		by += " for " + req.By
 	}
 	res, err := a.Backend.Reschedule(r.Context(), dispatch.RescheduleRequest{Job: req.Job, Cluster: req.Cluster, TTL: ttl, Reason: req.Reason, By: by})
 	if err != nil {

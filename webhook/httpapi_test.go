@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +24,11 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
-const testToken = "s3cret-token"
+// testToken is the bare token (caller "api"), pluginToken the one named "plugin".
+const (
+	testToken   = "s3cret-token"
+	pluginToken = "plugin-token"
+)
 
 // writeToken writes a token file and returns its path.
 func writeToken(t testing.TB, token string) string {
@@ -38,7 +43,7 @@ func writeToken(t testing.TB, token string) string {
 // startAPI serves the API over the fake on an httptest server, with testToken.
 func startAPI(t testing.TB, f *fakeBackend) *httptest.Server {
 	t.Helper()
-	tok, err := NewTokenFile(writeToken(t, testToken))
+	tok, err := NewTokenFile(writeToken(t, testToken+"\nplugin "+pluginToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,13 +173,28 @@ func TestAPI(t *testing.T) {
 					t.Errorf("reschedules (-want +got):\n%s", diff)
 				}
 			}},
-		{name: "reschedule by the plugin", method: "POST", path: api.ReschedulePath, token: testToken,
+		{name: "reschedule by the plugin for a commenter", method: "POST", path: api.ReschedulePath, token: pluginToken,
 			body: `{"job":"` + unitJob + `","reason":"flaky","by":"octocat"}`, wantCode: 200,
 			check: func(t *testing.T, f *fakeBackend, _ string) {
-				if len(f.reschedules) != 1 || f.reschedules[0].By != "octocat" || f.reschedules[0].TTL != 0 {
-					t.Errorf("reschedules %+v", f.reschedules)
+				if len(f.reschedules) != 1 || f.reschedules[0].By != "plugin for octocat" || f.reschedules[0].TTL != 0 {
+					t.Errorf("reschedules %+v, want by \"plugin for octocat\"", f.reschedules)
 				}
 			}},
+		{name: "reschedule claiming to be someone: the credential says who", method: "POST", path: api.ReschedulePath, token: testToken,
+			body: `{"job":"` + unitJob + `","reason":"r","by":"plugin"}`, wantCode: 200,
+			check: func(t *testing.T, f *fakeBackend, _ string) {
+				if len(f.reschedules) != 1 || f.reschedules[0].By != "api for plugin" {
+					t.Errorf("reschedules %+v, want by \"api for plugin\"", f.reschedules)
+				}
+			}},
+		{name: "reschedule not saved", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r"}`,
+			fake: func(f *fakeBackend) {
+				f.rescheduleErr = fmt.Errorf("reschedule: in force, but %w: state dir /x: read-only", dispatch.ErrNotSaved)
+			},
+			wantCode: 507, want: "read-only"},
+		{name: "clusters with a value JSON cannot hold", method: "GET", path: api.ClustersPath,
+			fake:     func(f *fakeBackend) { f.clusters = []engine.ClusterLoad{{Name: "build01", Demand: math.Inf(1)}} },
+			wantCode: 500, want: "encoding the answer"},
 		{name: "reschedule bad ttl", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","ttl":"3 days"}`, wantCode: 400, want: "ttl"},
 		{name: "reschedule negative ttl", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","ttl":"-1h"}`, wantCode: 400, want: "ttl"},
 		{name: "reschedule without reason", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j"}`, wantCode: 400, want: "reason is required"},

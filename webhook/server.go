@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -25,7 +27,14 @@ type ServerOptions struct {
 	EnableHTTP2 bool
 	// Logger is controller-runtime's admission logger (malformed reviews and the like); nil-sink loggers discard.
 	Logger logr.Logger
+	// BodyTimeout bounds how long reading one request, body included, may
+	// take, so a client trickling its body cannot hold a connection; default
+	// DefaultBodyTimeout. (The API server sends a whole review at once.)
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is ServerOptions.BodyTimeout's default.
+const DefaultBodyTimeout = 10 * time.Second
 
 // NewServer returns controller-runtime's webhook server serving the
 // admission handler at MutatePath. Start it with Start(ctx); it stops
@@ -57,6 +66,19 @@ func NewServer(opts ServerOptions, handler admission.Handler) (ctrlwebhook.Serve
 	if err != nil {
 		return nil, fmt.Errorf("admission webhook: %w", err)
 	}
-	srv.Register(MutatePath, hook)
+	timeout := opts.BodyTimeout
+	if timeout <= 0 {
+		timeout = DefaultBodyTimeout
+	}
+	srv.Register(MutatePath, withReadDeadline(hook, timeout))
 	return srv, nil
+}
+
+// withReadDeadline sets the connection's read deadline before h reads the
+// body: controller-runtime's server has a header timeout but no body timeout.
+func withReadDeadline(h http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		h.ServeHTTP(w, r)
+	})
 }

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,13 +42,20 @@ func freePort(t testing.TB) int {
 // trusting the CA. The server stops at the end of the test.
 func startServer(t *testing.T, a *Admission) (url, certDir string, client *http.Client) {
 	t.Helper()
+	return startServerWith(t, a, ServerOptions{})
+}
+
+// startServerWith is startServer with options (Host, Port, CertDir and Logger are set here).
+func startServerWith(t *testing.T, a *Admission, opts ServerOptions) (url, certDir string, client *http.Client) {
+	t.Helper()
 	certDir = t.TempDir()
 	b, _, err := certs.Ensure(certDir, certs.Hosts(nil), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	srv, err := NewServer(ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, a)
+	opts.Host, opts.Port, opts.CertDir, opts.Logger = "127.0.0.1", port, certDir, logr.Discard()
+	srv, err := NewServer(opts, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +163,44 @@ func TestServerTLSRoundTrip(t *testing.T) {
 	}
 	if _, err := postReview(client, url, body); err == nil {
 		t.Error("a client trusting only the old CA still connects after rotation")
+	}
+}
+
+// TestServerBoundsASlowBody: a client that trickles its body is cut off
+// after BodyTimeout instead of holding the connection.
+func TestServerBoundsASlowBody(t *testing.T) {
+	a, _ := newTestAdmission(t, &fakeAdmitter{decide: answer(dispatch.Decision{}, nil)})
+	url, _, client := startServerWith(t, a, ServerOptions{BodyTimeout: 300 * time.Millisecond})
+	tlsConfig := client.Transport.(*http.Transport).TLSClientConfig
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "https://"), MutatePath)
+	conn, err := tls.Dial("tcp", host, tlsConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", MutatePath); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { // the server answers or closes; reading returns either way
+		_, _ = io.Copy(io.Discard, conn)
+		close(closed)
+	}()
+	for {
+		select {
+		case <-closed:
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("the connection was held %s", took)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return // the server closed the connection
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Fatal("a trickled body kept the connection open for 30 s")
+			}
+		}
 	}
 }

@@ -161,7 +161,9 @@ type RescheduleRequest struct {
 	TTL string `json:"ttl,omitempty"`
 	// Reason is recorded with the override; required.
 	Reason string `json:"reason"`
-	// By is who asked (the plugin sets the commenter's login).
+	// By is for whom the caller asks (the plugin sets the commenter's
+	// login); the override records the authenticated caller's name, followed
+	// by " for " and By when By is set.
 	By string `json:"by,omitempty"`
 }
 
