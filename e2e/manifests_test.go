@@ -56,7 +56,10 @@ func TestManifestsApplyServerSide(t *testing.T) {
 		"poddisruptionbudget.policy/prowjob-dispatcher",
 		"mutatingwebhookconfiguration.admissionregistration.k8s.io/prowjob-dispatcher",
 		"issuer.cert-manager.io/prowjob-dispatcher-selfsigned",
+		"certificate.cert-manager.io/prowjob-dispatcher-ca",
+		"issuer.cert-manager.io/prowjob-dispatcher-ca",
 		"certificate.cert-manager.io/prowjob-dispatcher-webhook",
+		"networkpolicy.networking.k8s.io/prowjob-dispatcher",
 		"servicemonitor.monitoring.coreos.com/prowjob-dispatcher",
 	} {
 		if !strings.Contains(out, want) {

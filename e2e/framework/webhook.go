@@ -20,14 +20,14 @@ const ScenarioLabel = "e2e.prowjob-dispatcher.io/scenario"
 // labelled ScenarioLabel=scenario.
 func (s *APIServer) RegisterWebhook(ctx context.Context, scenario, url string, caBundle []byte) (*admissionregv1.MutatingWebhookConfiguration, error) {
 	ignore := admissionregv1.Ignore
-	none := admissionregv1.SideEffectClassNone
+	sideEffects := admissionregv1.SideEffectClassNoneOnDryRun
 	scope := admissionregv1.NamespacedScope
 	cfg := &admissionregv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "prowjob-dispatcher-" + scenario},
 		Webhooks: []admissionregv1.MutatingWebhook{{
 			Name:                    "prowjobs.prowjob-dispatcher.io",
 			AdmissionReviewVersions: []string{"v1"},
-			SideEffects:             &none,
+			SideEffects:             &sideEffects,
 			FailurePolicy:           &ignore,
 			TimeoutSeconds:          ptr.To[int32](3),
 			ClientConfig: admissionregv1.WebhookClientConfig{
