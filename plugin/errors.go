@@ -29,6 +29,8 @@ func describeError(err error) string {
 			return fmt.Sprintf("the dispatcher refused the request: %s. Nothing was changed.", reason)
 		case se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden:
 			return "the dispatcher refused this plugin's credentials, so nothing was changed. Please tell the CI operators."
+		case se.Code == http.StatusInsufficientStorage:
+			return fmt.Sprintf("the dispatcher applied it but could not save it (%s), so a restart of the dispatcher would undo it. Please tell the CI operators.", reason)
 		case se.Code == http.StatusServiceUnavailable:
 			return fmt.Sprintf("the dispatcher is not ready yet (%s). Nothing was changed; please try again later.", reason)
 		default:
@@ -37,7 +39,7 @@ func describeError(err error) string {
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return "the dispatcher did not answer in time. Nothing was changed; please try again later."
+		return "the dispatcher did not answer in time. Nothing was changed, unless the dispatcher finished after I stopped waiting: check with `/dispatch` before you try again."
 	}
 	return "the dispatcher could not be reached. Nothing was changed; please try again later."
 }

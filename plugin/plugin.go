@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -71,7 +73,9 @@ func New(opts Options) (*Plugin, error) {
 
 // HandleIssueComment handles the commands of a newly created PR comment.
 // Other actions, comments on issues and the bot's own comments are ignored.
-// Every command gets a reply; the returned error is for the log only.
+// A comment gets one reply, whatever the number of its commands: a command
+// repeated in the comment runs once, and the answers of different commands
+// are sections of that reply. The returned error is for the log only.
 func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic github.IssueCommentEvent) error {
 	if ic.Action != github.IssueCommentActionCreated || !ic.Issue.IsPullRequest() {
 		return nil
@@ -89,17 +93,24 @@ func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic g
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	var errs []error
+	var unique []command
 	for _, c := range cmds {
+		if !slices.Contains(unique, c) {
+			unique = append(unique, c)
+		}
+	}
+	sections := make([]string, 0, len(unique))
+	for _, c := range unique {
 		message, err := p.run(ctx, log, ic, c)
 		if err != nil {
 			log.WithError(err).WithField("command", c.kind.String()).Info("Command failed.")
 		}
-		if err := reply(p.opts.GitHub, ic, message); err != nil {
-			errs = append(errs, err)
+		if len(unique) > 1 {
+			message = "**" + code(c.typed()) + "**: " + message
 		}
+		sections = append(sections, message)
 	}
-	return errors.Join(errs...)
+	return reply(p.opts.GitHub, ic, strings.Join(sections, "\n\n"))
 }
 
 // run runs one command and returns the reply, and the error behind a failure for the log.
@@ -143,6 +154,22 @@ func (k commandKind) String() string {
 		return "malformed dispatch"
 	default:
 		return "malformed reschedule"
+	}
+}
+
+// typed is the command as typed, for section headings.
+func (c command) typed() string {
+	switch c.kind {
+	case cmdDispatch:
+		return "/dispatch"
+	case cmdRefresh:
+		return "/dispatch refresh"
+	case cmdReschedule:
+		return strings.TrimSpace("/reschedule " + c.job + " " + c.cluster)
+	case cmdDispatchUsage:
+		return "/dispatch ..."
+	default:
+		return "/reschedule ..."
 	}
 }
 

@@ -111,8 +111,17 @@ func TestHandleIssueComment(t *testing.T) {
 			wantComments: 1, want: []string{"Usage: `/dispatch [refresh]`"},
 		},
 		{
-			name: "two commands in one comment get two replies", login: orgMember, body: "/dispatch\n/dispatch refresh",
-			wantComments: 2, wantDispatches: 1, want: []string{"3 presubmit(s)", "dispatched 120 jobs"},
+			name: "two commands in one comment get one reply with a section each", login: orgMember, body: "/dispatch\n/dispatch refresh",
+			wantComments: 1, wantDispatches: 1, want: []string{"**`/dispatch`**: 3 presubmit(s)", "**`/dispatch refresh`**: dispatched 120 jobs"},
+		},
+		{
+			name: "a command repeated in one comment runs once", login: orgMember, body: strings.Repeat("/dispatch refresh\n", 12),
+			wantComments: 1, wantDispatches: 1, want: []string{"dispatched 120 jobs"}, notWant: []string{"**"},
+		},
+		{
+			name: "a write the dispatcher could not save", login: orgMember, body: "/reschedule some-job build02",
+			err:          &api.StatusError{Code: http.StatusInsufficientStorage, Message: "not saved: state dir read-only"},
+			wantComments: 1, want: []string{"applied it but could not save it (not saved: state dir read-only)"},
 		},
 		{name: "a word that only starts like a command is not one", login: orgMember, body: "/dispatcher is down\n/rescheduled it"},
 		{name: "a comment without a command", login: orgMember, body: "lgtm"},

@@ -34,6 +34,7 @@ const shutdownTimeout = 25 * time.Second
 type serveFlags struct {
 	inputs                           inputFlags
 	stateDir, schedule               string
+	webhookBodyTimeout               time.Duration
 	maxProvisional                   int
 	provisionalTTL                   time.Duration
 	demandMaxDrop                    float64
@@ -61,6 +62,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there, and print the CA bundle")
 	fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
+	fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -189,6 +191,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	hookServer, err := webhook.NewServer(webhook.ServerOptions{
 		Host: f.bindAddress, Port: f.webhookPort, CertDir: f.certDir, EnableHTTP2: f.enableHTTP2, Logger: log.WithName("webhook"),
+		BodyTimeout: f.webhookBodyTimeout,
 	}, adm)
 	if err != nil {
 		return err
