@@ -96,11 +96,11 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 		if overLimit {
 			d.metrics.provisionalOverLimit()
 		}
-		x := d.eng.Explain(j)
-		if x.Assignment.Cluster == "" {
-			return table.Assignment{}, fmt.Errorf("admit job %q: no cluster: %w", req.Job, ErrInvalid)
+		a, err := d.eng.Preview(j)
+		if err != nil {
+			return table.Assignment{}, fmt.Errorf("admit job %q: %w: %w", req.Job, ErrInvalid, err)
 		}
-		return x.Assignment, nil
+		return a, nil
 	}
 	var a table.Assignment
 	var err error

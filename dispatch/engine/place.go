@@ -43,6 +43,13 @@ func (e *Engine) Place(job jobs.Job) (table.Assignment, error) {
 	return a, nil
 }
 
+// Preview returns where Place would put the job now, without recording it.
+func (e *Engine) Preview(job jobs.Job) (table.Assignment, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.place(&job)
+}
+
 // PlaceProvisional is Place for a job first seen at admission that the job
 // config lacks, whose demand is what it was observed to run (see
 // Input.Provisional), never the default demand.

@@ -217,3 +217,33 @@ func loadsByName(loads []engine.ClusterLoad) map[string]engine.ClusterLoad {
 	}
 	return m
 }
+
+func TestPreviewPlacesWithoutRecording(t *testing.T) {
+	e, _, _ := dispatch(t, background(t))
+	before := mustJSON(t, e.Loads())
+	j := job("previewed")
+	j.Requirements.Capabilities = []string{"arm64"}
+	a, err := e.Preview(j)
+	if err != nil || a.Reason != table.ReasonCapability || (a.Cluster != "build01" && a.Cluster != "build05") {
+		t.Fatalf("Preview: %+v, %v; want capability on build01 or build05", a, err)
+	}
+	if mustJSON(t, e.Loads()) != before {
+		t.Error("Preview changed the loads")
+	}
+	if placed, err := e.Place(j); err != nil || placed != a {
+		t.Errorf("Place after Preview: %+v, %v; want what Preview said, %+v", placed, err, a)
+	}
+}
+
+func TestPlaceProvisionalWeighsItsAdmissions(t *testing.T) {
+	in := background(t)
+	in.Options.DefaultDemand = 500
+	e, _, _ := dispatch(t, in)
+	a, err := e.PlaceProvisional(job("made-up"), 3)
+	if err != nil || a.Demand != 3 {
+		t.Errorf("PlaceProvisional: %+v, %v; want demand 3, not the default 500", a, err)
+	}
+	if b, _ := e.Place(job("configured-but-new")); b.Demand != 500 {
+		t.Errorf("a job without demand data got %v, want the default 500", b.Demand)
+	}
+}
