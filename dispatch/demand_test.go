@@ -2,6 +2,8 @@ package dispatch
 
 import (
 	"context"
+	"errors"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -124,6 +126,11 @@ func TestAdmissionDemand(t *testing.T) {
 		admit(t, d, "pull-ci-org-repo-main-unit")
 	}
 	admit(t, d, "pull-ci-org-repo-main-lint")
+	for i := 0; i < 3; i++ { // dry runs (sideEffects: NoneOnDryRun) count nothing
+		if _, err := d.Admit(context.Background(), AdmissionRequest{Job: "pull-ci-org-repo-main-unit", Agent: jobs.Agent, DryRun: true}); err != nil && !errors.Is(err, ErrNotReady) {
+			t.Fatal(err)
+		}
+	}
 	e.dispatch(d)
 	if a := mustLookup(t, d, "pull-ci-org-repo-main-unit"); a.Demand != 5 {
 		t.Errorf("admission demand %v, want 5", a.Demand)
