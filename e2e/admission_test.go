@@ -63,6 +63,8 @@ func TestAdmissionSetsCluster(t *testing.T) {
 		{name: "pinned", pj: framework.ProwJob{Job: jobConsolePinned, Labels: jobLabels[jobConsolePinned]}, wantCluster: clusterPinned, wantReason: "pinned"},
 		{name: "manual untouched", pj: framework.ProwJob{Job: jobOriginUnit, Cluster: clusterManual}, wantCluster: clusterManual},
 		{name: "jenkins agent untouched", pj: framework.ProwJob{Job: jobOriginUnit, Agent: prowapi.JenkinsAgent}, wantCluster: defaultCluster},
+		{name: "rehearsal keeps its cluster", pj: framework.ProwJob{Job: "rehearse-1234-" + jobOriginARM64, Cluster: clusterPinned,
+			Labels: map[string]string{"ci.openshift.org/rehearse": "1234", labelCapARM64: "arm64"}}, wantCluster: clusterPinned},
 		{name: "tekton agent untouched", pj: framework.ProwJob{Job: "some-tekton-job", Agent: prowapi.TektonAgent, Cluster: "tekton-cluster"}, wantCluster: "tekton-cluster"},
 	}
 	for _, tc := range cases {

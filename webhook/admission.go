@@ -24,15 +24,22 @@ const MutatePath = "/mutate-prowjobs"
 // to the dispatcher's assignment. It never denies: whatever goes wrong, the
 // ProwJob is allowed unchanged, and the outcome is counted and logged.
 type Admission struct {
-	admitter Admitter
-	decoder  admission.Decoder
-	metrics  *Metrics
-	log      logr.Logger
-	now      func() time.Time
+	admitter   Admitter
+	skipLabels []string // ProwJobs carrying one are left as created
+	decoder    admission.Decoder
+	metrics    *Metrics
+	log        logr.Logger
+	now        func() time.Time
 }
 
-// NewAdmission returns the admission handler. metrics may be nil (nothing is counted).
-func NewAdmission(d Admitter, metrics *Metrics, log logr.Logger) (*Admission, error) {
+// DefaultSkipLabels are the labels of ProwJobs admission leaves as created:
+// pj-rehearse's rehearsals, which carry the cluster their PR's config gave them.
+var DefaultSkipLabels = []string{"ci.openshift.org/rehearse"}
+
+// NewAdmission returns the admission handler. metrics may be nil (nothing
+// is counted). A ProwJob carrying any of skipLabels is left as created
+// (outcome skipped), before the dispatcher is asked anything.
+func NewAdmission(d Admitter, metrics *Metrics, log logr.Logger, skipLabels ...string) (*Admission, error) {
 	scheme := runtime.NewScheme()
 	if err := prowjobsv1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("adding prow.k8s.io/v1 to the admission scheme: %w", err)
@@ -43,7 +50,7 @@ func NewAdmission(d Admitter, metrics *Metrics, log logr.Logger) (*Admission, er
 			return nil, err
 		}
 	}
-	return &Admission{admitter: d, decoder: admission.NewDecoder(scheme), metrics: metrics, log: log, now: time.Now}, nil
+	return &Admission{admitter: d, skipLabels: skipLabels, decoder: admission.NewDecoder(scheme), metrics: metrics, log: log, now: time.Now}, nil
 }
 
 // decision is what Handle decided, for the log line and the metrics.
@@ -90,6 +97,12 @@ func (a *Admission) decide(ctx context.Context, req admission.Request) (admissio
 	if d.job == "" {
 		d.outcome, d.reason = OutcomeUndecodable, "the ProwJob has no spec.job"
 		return allow(d)
+	}
+	for _, l := range a.skipLabels {
+		if _, ok := pj.Labels[l]; ok {
+			d.outcome, d.reason = OutcomeSkipped, "label "+l
+			return allow(d)
+		}
 	}
 	dec, err := a.admitter.Admit(ctx, dispatch.AdmissionRequest{
 		Job: d.job, Agent: string(pj.Spec.Agent), Cluster: d.oldCluster, Labels: pj.Labels, DryRun: d.dryRun,

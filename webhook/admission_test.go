@@ -60,6 +60,19 @@ func withSpec(kv map[string]any) func(map[string]any) {
 	}
 }
 
+// withLabel returns a function setting a label of the object.
+func withLabel(k, v string) func(map[string]any) {
+	return func(obj map[string]any) {
+		meta := obj["metadata"].(map[string]any)
+		labels, _ := meta["labels"].(map[string]any)
+		if labels == nil {
+			labels = map[string]any{}
+			meta["labels"] = labels
+		}
+		labels[k] = v
+	}
+}
+
 // request builds a ProwJob CREATE request from the fixture, edited by edits.
 func request(t testing.TB, edits ...func(map[string]any)) admission.Request {
 	t.Helper()
@@ -88,7 +101,7 @@ func newTestAdmission(t testing.TB, d Admitter) (*Admission, *prometheus.Registr
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAdmission(d, m, logr.Discard())
+	a, err := NewAdmission(d, m, logr.Discard(), DefaultSkipLabels...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +212,14 @@ func TestAdmissionHandle(t *testing.T) {
 			outcome: OutcomeError,
 			message: "no cluster",
 			admits:  []dispatch.AdmissionRequest{armReq},
+		},
+		{
+			name: "a rehearsal keeps its cluster, the dispatcher is not asked",
+			req: func(t testing.TB) admission.Request {
+				return request(t, withLabel("ci.openshift.org/rehearse", "1234"))
+			},
+			outcome: OutcomeSkipped,
+			message: "label ci.openshift.org/rehearse",
 		},
 		{
 			name: "update is left alone",

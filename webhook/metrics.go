@@ -17,6 +17,7 @@ const (
 	OutcomeDryRun        Outcome = "dry_run"        // a dry-run request: answered, nothing recorded
 	OutcomeManual        Outcome = "manual"         // spec.cluster is a manual cluster, kept
 	OutcomeNotKubernetes Outcome = "not_kubernetes" // agent is not kubernetes
+	OutcomeSkipped       Outcome = "skipped"        // carries a skip label (a rehearsal): left as created
 	OutcomeNotCreate     Outcome = "not_create"     // not a CREATE
 	OutcomeWrongKind     Outcome = "wrong_kind"     // not a prow.k8s.io/v1 ProwJob
 	OutcomeUndecodable   Outcome = "undecodable"    // empty or undecodable object, or no spec.job

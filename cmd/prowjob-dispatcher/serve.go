@@ -35,6 +35,7 @@ type serveFlags struct {
 	inputs                           inputFlags
 	stateDir, schedule               string
 	webhookBodyTimeout               time.Duration
+	skipLabels                       string
 	maxProvisional                   int
 	provisionalTTL                   time.Duration
 	demandMaxDrop                    float64
@@ -62,6 +63,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there, and print the CA bundle")
 	fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
+	fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(webhook.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
 	fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
@@ -185,7 +187,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	adm, err := webhook.NewAdmission(d, metrics, log.WithName("admission"))
+	var skip []string
+	for _, l := range strings.Split(f.skipLabels, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			skip = append(skip, l)
+		}
+	}
+	adm, err := webhook.NewAdmission(d, metrics, log.WithName("admission"), skip...)
 	if err != nil {
 		return err
 	}
