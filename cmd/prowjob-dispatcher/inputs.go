@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,8 +27,41 @@ type inputFlags struct {
 	prometheusTimeout, demandWindow                  time.Duration
 	demandFile                                       string
 
-	labels jobs.Labels
-	engine engine.Options
+	labels      jobs.Labels
+	engine      engine.Options
+	clusterJobs patternList
+}
+
+// patternList is a repeatable flag of regexes with a capture group.
+type patternList struct {
+	set      bool // a flag replaced the defaults
+	patterns []*regexp.Regexp
+}
+
+func (p *patternList) String() string {
+	if p == nil {
+		return ""
+	}
+	out := make([]string, len(p.patterns))
+	for i, re := range p.patterns {
+		out[i] = re.String()
+	}
+	return strings.Join(out, " ")
+}
+
+func (p *patternList) Set(v string) error {
+	re, err := regexp.Compile(v)
+	if err != nil {
+		return err
+	}
+	if re.NumSubexp() == 0 {
+		return fmt.Errorf("%q captures no cluster: want a group, e.g. (?P<cluster>...)", v)
+	}
+	if !p.set {
+		p.set, p.patterns = true, nil
+	}
+	p.patterns = append(p.patterns, re)
+	return nil
 }
 
 func (f *inputFlags) register(fs *flag.FlagSet) {
@@ -50,6 +85,10 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.labels.SSHBastion, "label-ssh-bastion", d.SSHBastion, "job label that asks for the dispatcher config's sshBastion cluster")
 	fs.Float64Var(&f.engine.DefaultDemand, "default-demand", 0, "demand of jobs without demand data (0: the median of known jobs)")
 	fs.Float64Var(&f.engine.Tolerance, "balance-tolerance", engine.DefaultTolerance, "load/target ratio up to which a cluster counts as balanced, so a rerun moves nothing")
+	for _, p := range engine.DefaultClusterJobPatterns {
+		f.clusterJobs.patterns = append(f.clusterJobs.patterns, regexp.MustCompile(p))
+	}
+	fs.Var(&f.clusterJobs, "cluster-job-pattern", "name regex of jobs that work on one cluster (its upgrade, its apply), with a group capturing the cluster; they stay there even while it is blocked. Repeat for more; the first replaces the defaults")
 	fs.Float64Var(&f.engine.MaxMoveFraction, "max-move-fraction", engine.DefaultMaxMoveFraction, "fraction of all jobs a rerun may move for balance alone (moves forced by rules are not bounded)")
 }
 
@@ -116,12 +155,14 @@ func (f *inputFlags) demandSource(log logr.Logger) (demand.Source, error) {
 // options returns the dispatch options the flags set: inputs, labels,
 // balancing and the demand source.
 func (f *inputFlags) options(source demand.Source) dispatch.Options {
+	balancing := f.engine
+	balancing.ClusterJobs = f.clusterJobs.patterns
 	return dispatch.Options{
 		DispatcherConfigPath: f.dispatcherConfig,
 		ClusterConfigPath:    f.clusterConfig,
 		JobConfigDir:         f.jobConfig,
 		Labels:               f.labels,
-		Engine:               f.engine,
+		Engine:               balancing,
 		Demand:               source,
 	}
 }

@@ -158,6 +158,8 @@ func TestPlanFlagErrors(t *testing.T) {
 	}{
 		{"no configs", []string{"--demand-file", "x"}, "--dispatcher-config is required"},
 		{"two demand sources", planArgs("--prometheus-url", "http://127.0.0.1:1"), "are exclusive"},
+		{"a cluster job pattern without a group", planArgs("--cluster-job-pattern", "^periodic-build01-upgrade$"), "captures no cluster"},
+		{"a cluster job pattern that does not compile", planArgs("--cluster-job-pattern", "(unclosed"), "missing closing )"},
 		{"bad format", planArgs("--format", "xml"), `--format "xml"`},
 		{"bad demand file", planArgs("--demand-file", filepath.Join(planTestdata, "dispatcher.yaml")), "dispatcher.yaml"},
 		{"missing previous", planArgs("--previous", "/nonexistent/table.json"), "/nonexistent/table.json"},

@@ -8,7 +8,7 @@ import (
 )
 
 // allRules are the rules Explain lists, in order.
-var allRules = []table.Reason{table.ReasonAgent, table.ReasonOverride, table.ReasonManual, table.ReasonPinned,
+var allRules = []table.Reason{table.ReasonAgent, table.ReasonOverride, table.ReasonClusterJob, table.ReasonManual, table.ReasonPinned,
 	table.ReasonSSHBastion, table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud,
 	table.ReasonGroupJob, table.ReasonGroupPath, table.ReasonBalanced, table.ReasonDefault}
 

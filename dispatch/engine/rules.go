@@ -46,6 +46,7 @@ var rules = [...]struct {
 }{
 	{reason: table.ReasonAgent},
 	{reason: table.ReasonOverride},
+	{reason: table.ReasonClusterJob},
 	{reason: table.ReasonManual},
 	{reason: table.ReasonPinned},
 	{reason: table.ReasonSSHBastion},
@@ -124,6 +125,17 @@ func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note s
 			return d, false, "override to " + o.Cluster + " expired at " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
 		}
 		return d, false, "no override"
+
+	case table.ReasonClusterJob:
+		c, pattern := e.clusterJob(j.Name)
+		if c == "" {
+			return d, false, "not a cluster job"
+		}
+		if info, ok := e.lookup(c); !ok || !info.known() {
+			return d, false, "name matches " + pattern + ", but " + c + " is neither in the cluster config nor a manual cluster"
+		}
+		detail := "works on cluster " + c + " (name matches " + pattern + "): kept there, blocked or not"
+		return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
 
 	case table.ReasonManual:
 		if c, fromConfig, ok := e.manualCluster(j, q.prev); ok {
@@ -217,6 +229,23 @@ func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note s
 			true, "the config's default " + c + " is the fallback"
 	}
 	panic("engine: no such rule " + string(rule))
+}
+
+// clusterJob returns the cluster a cluster job's name captures, and the
+// pattern it matched; an empty cluster for other jobs.
+func (e *Engine) clusterJob(name string) (cluster, pattern string) {
+	for _, re := range e.opts.ClusterJobs {
+		m := re.FindStringSubmatch(name)
+		if m == nil || len(m) < 2 {
+			continue
+		}
+		i := re.SubexpIndex("cluster")
+		if i < 0 {
+			i = 1
+		}
+		return m[i], re.String()
+	}
+	return "", ""
 }
 
 // activeOverride returns the job's override if it is in force at Input.Now.

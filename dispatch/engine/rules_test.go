@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,37 @@ func TestDispatchWithoutDefaultFails(t *testing.T) {
 	}
 	if _, _, err := e.Dispatch(); err == nil || !strings.Contains(err.Error(), `"gpu"`) {
 		t.Errorf("Dispatch error %v, want one naming the job", err)
+	}
+}
+
+func TestClusterJobsStayOnTheirCluster(t *testing.T) {
+	var patterns []*regexp.Regexp
+	for _, p := range engine.DefaultClusterJobPatterns {
+		patterns = append(patterns, regexp.MustCompile(p))
+	}
+	for _, tc := range []struct {
+		job    jobs.Job
+		want   []string
+		reason table.Reason
+	}{
+		{job("periodic-build04-upgrade"), []string{"build04"}, table.ReasonClusterJob}, // blocked, kept
+		{job("periodic-openshift-release-master-build02-apply"), []string{"build02"}, table.ReasonClusterJob},
+		{job("periodic-openshift-release-master-vsphere02-apply"), []string{"vsphere02"}, table.ReasonClusterJob}, // manual
+		{job("periodic-build99-upgrade"), usableFixture, table.ReasonBalanced},                                    // no such cluster
+		{job("periodic-ci-openshift-release-master-nightly-4.18-upgrade"), usableFixture, table.ReasonBalanced},   // not a cluster
+	} {
+		t.Run(tc.job.Name, func(t *testing.T) {
+			in := fixture(t, tc.job)
+			in.Options.ClusterJobs = patterns
+			in.Overrides = map[string]table.Override{}
+			e, tb, _ := dispatch(t, in)
+			a := tb.ByJob()[tc.job.Name]
+			if !contains(tc.want, a.Cluster) || a.Reason != tc.reason {
+				t.Errorf("placed on %s (%s: %s), want one of %v (%s)", a.Cluster, a.Reason, a.Detail, tc.want, tc.reason)
+			}
+			if x := e.Explain(tc.job); x.Steps[2].Rule != table.ReasonClusterJob || x.Steps[2].Matched != (tc.reason == table.ReasonClusterJob) {
+				t.Errorf("explain step %+v", x.Steps[2])
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
@@ -17,6 +18,18 @@ type Options struct {
 	// MaxMoveFraction bounds the jobs a rerun may move for balance alone, as a fraction of all jobs (default 0.2).
 	// Moves forced by rules (a blocked cluster, a new pin) are not bounded.
 	MaxMoveFraction float64
+	// ClusterJobs are name patterns of jobs that work on one cluster (its
+	// upgrade, its config apply); the group named "cluster", or else the
+	// first group, captures that cluster. Such a job runs there even while
+	// it is blocked, when the cluster is in the cluster config or manual.
+	ClusterJobs []*regexp.Regexp
+}
+
+// DefaultClusterJobPatterns are OpenShift CI's cluster jobs: a build
+// cluster's upgrade and the release repo's config apply to one cluster.
+var DefaultClusterJobPatterns = []string{
+	`^periodic-(?P<cluster>[a-z0-9][a-z0-9.-]*)-upgrade$`,
+	`^periodic-openshift-release-master-(?P<cluster>[a-z0-9][a-z0-9.-]*)-apply$`,
 }
 
 // Input is everything one engine run reads.

@@ -14,6 +14,7 @@ type Reason string
 const (
 	ReasonAgent      Reason = "agent"       // the job's agent is not kubernetes: left alone, never a row
 	ReasonOverride   Reason = "override"    // an operator's reschedule, until it expires
+	ReasonClusterJob Reason = "cluster-job" // a job that works on one cluster (its upgrade, its apply): there, blocked or not
 	ReasonManual     Reason = "manual"      // already on a manual cluster, kept there
 	ReasonPinned     Reason = "pinned"      // the job's cluster label
 	ReasonSSHBastion Reason = "ssh-bastion" // the dispatcher config's sshBastion cluster
