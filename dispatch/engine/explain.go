@@ -13,11 +13,13 @@ func (e *Engine) Explain(job jobs.Job) *Explanation {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	j := &job
-	q := query{job: j, prev: e.current(j.Name), explain: true}
+	prev := e.current(j.Name)
 	x := &Explanation{Job: j.Name, Requirements: j.Requirements, Steps: make([]Step, 0, len(rules))}
 	var decided *decision
-	for _, r := range rules {
-		d, ok, note := e.apply(r.reason, &q)
+	for i := range rules {
+		r := &rules[i]
+		var d decision
+		ok, note := e.apply(r, j, &prev, true, &d)
 		if ok && decided == nil {
 			decided = &d
 		}

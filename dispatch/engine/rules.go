@@ -35,70 +35,73 @@ type constraint struct {
 	set    clusterSet // the usable clusters that meet it
 }
 
-// rules are the placement rules, in order. Placement (decide) takes the
-// first that applies; Explain lists them all with what each found. A rule is
-// applied by Engine.apply; a new rule is one entry here and one case there.
-var rules = [...]struct {
+// rule is one placement rule.
+type rule struct {
+	id     ruleID
 	reason table.Reason
 	// final rules apply to every job that reaches them: Explain shows them
 	// as matched only when they decided.
 	final bool
-}{
-	{reason: table.ReasonAgent},
-	{reason: table.ReasonOverride},
-	{reason: table.ReasonClusterJob},
-	{reason: table.ReasonManual},
-	{reason: table.ReasonPinned},
-	{reason: table.ReasonSSHBastion},
-	{reason: table.ReasonCapability},
-	{reason: table.ReasonKVM},
-	{reason: table.ReasonNoBuilds},
-	{reason: table.ReasonCloud},
-	{reason: table.ReasonGroupJob},
-	{reason: table.ReasonGroupPath},
-	{reason: table.ReasonBalanced, final: true},
-	{reason: table.ReasonDefault, final: true},
 }
 
-// query is one job going through the rules.
-type query struct {
-	job  *jobs.Job
-	prev previousRow // where the job is now
-	// explain asks the rules for Explain's notes; placement leaves it off
-	// and builds no strings.
-	explain bool
+// ruleID selects a rule's case in Engine.apply (an int switch: a jump
+// table, where a switch on the reason would compare strings).
+type ruleID int
 
-	cons     []constraint // rules 6 and 7 that apply, in rule order (see constraints)
-	consDone bool
-	consBuf  [4]constraint
-}
+const (
+	ruleAgent ruleID = iota
+	ruleOverride
+	ruleClusterJob
+	ruleManual
+	rulePinned
+	ruleSSHBastion
+	ruleConstraint // capability, kvm, no-builds, cloud: told apart by reason
+	ruleGroupJob
+	ruleGroupPath
+	ruleBalanced
+	ruleDefault
+)
 
-// constraints returns the job's constraints, computing them on first use.
-func (q *query) constraints(e *Engine) []constraint {
-	if !q.consDone {
-		q.cons, q.consDone = e.constraints(&q.job.Requirements, q.consBuf[:0]), true
-	}
-	return q.cons
+// rules are the placement rules, in order. Placement (decide) takes the
+// first that applies; Explain lists them all with what each found. A rule is
+// applied by Engine.apply; a new rule is one entry here and one case there.
+var rules = [...]rule{
+	{id: ruleAgent, reason: table.ReasonAgent},
+	{id: ruleOverride, reason: table.ReasonOverride},
+	{id: ruleClusterJob, reason: table.ReasonClusterJob},
+	{id: ruleManual, reason: table.ReasonManual},
+	{id: rulePinned, reason: table.ReasonPinned},
+	{id: ruleSSHBastion, reason: table.ReasonSSHBastion},
+	{id: ruleConstraint, reason: table.ReasonCapability},
+	{id: ruleConstraint, reason: table.ReasonKVM},
+	{id: ruleConstraint, reason: table.ReasonNoBuilds},
+	{id: ruleConstraint, reason: table.ReasonCloud},
+	{id: ruleGroupJob, reason: table.ReasonGroupJob},
+	{id: ruleGroupPath, reason: table.ReasonGroupPath},
+	{id: ruleBalanced, reason: table.ReasonBalanced, final: true},
+	{id: ruleDefault, reason: table.ReasonDefault, final: true},
 }
 
 // decide applies the rules, in order, to a job whose previous cluster is prev.
 func (e *Engine) decide(j *jobs.Job, prev previousRow) decision {
-	q := query{job: j, prev: prev}
-	for _, r := range rules {
-		if d, ok, _ := e.apply(r.reason, &q); ok {
+	var d decision
+	for i := range rules {
+		if ok, _ := e.apply(&rules[i], j, &prev, false, &d); ok {
 			return d
 		}
 	}
 	panic("engine: the default rule applies to every job") // unreachable
 }
 
-// apply applies one rule to the job: the decision and true when the rule
-// applies, and, when q.explain, a note saying what the rule found either way.
-func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note string) {
-	j := q.job
-	switch rule {
-	case table.ReasonAgent:
-		if q.explain {
+// apply applies one rule to job j, whose previous cluster is prev: it sets
+// *d and returns true when the rule applies, and, when explain is set, a note
+// saying what the rule found either way (placement leaves it off and builds
+// no strings). The job and its previous row are separate parameters, not one
+// struct: escape analysis would otherwise move every placed job to the heap.
+func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d *decision) (ok bool, note string) {
+	switch rule := r.reason; r.id {
+	case ruleAgent:
+		if explain {
 			agent := j.Agent
 			if agent == "" {
 				agent = jobs.Agent
@@ -109,126 +112,149 @@ func (e *Engine) apply(rule table.Reason, q *query) (d decision, ok bool, note s
 			}
 		}
 		if !dispatched(j) {
-			return decision{kind: skipJob, reason: rule}, true, note
+			*d = decision{kind: skipJob, reason: rule}
+			return true, note
 		}
-		return d, false, note
+		return false, note
 
-	case table.ReasonOverride:
+	case ruleOverride:
 		if o, ok := e.activeOverride(j.Name); ok {
-			d = decision{kind: fixedJob, reason: rule, cluster: o.Cluster, detail: overrideDetail(o)}
-			if q.explain {
+			*d = decision{kind: fixedJob, reason: rule, cluster: o.Cluster, detail: overrideDetail(o)}
+			if explain {
 				note = "override to " + o.Cluster + ": " + d.detail
 			}
-			return d, true, note
+			return true, note
 		}
-		if o, ok := e.overrides[j.Name]; ok && q.explain {
-			return d, false, "override to " + o.Cluster + " expired at " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
+		if !explain {
+			return false, ""
 		}
-		return d, false, "no override"
+		if o, ok := e.overrides[j.Name]; ok {
+			return false, "override to " + o.Cluster + " expired at " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
+		}
+		return false, "no override"
 
-	case table.ReasonClusterJob:
+	case ruleClusterJob:
 		c, pattern := e.clusterJob(j.Name)
 		if c == "" {
-			return d, false, "not a cluster job"
+			return false, "not a cluster job"
 		}
 		if info, ok := e.lookup(c); !ok || !info.known() {
-			return d, false, "name matches " + pattern + ", but " + c + " is neither in the cluster config nor a manual cluster"
+			return false, "name matches " + pattern + ", but " + c + " is neither in the cluster config nor a manual cluster"
 		}
 		detail := "works on cluster " + c + " (name matches " + pattern + "): kept there, blocked or not"
-		return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+		*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
+		return true, detail
 
-	case table.ReasonManual:
-		if c, fromConfig, ok := e.manualCluster(j, q.prev); ok {
+	case ruleManual:
+		if c, fromConfig, ok := e.manualCluster(j, *prev); ok {
 			detail := manualDetail(c, fromConfig)
-			return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+			*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
+			return true, detail
 		}
-		return d, false, "not on a manual cluster"
+		return false, "not on a manual cluster"
 
-	case table.ReasonPinned:
+	case rulePinned:
 		pin := j.Requirements.Pin
 		if pin == "" {
-			return d, false, "no cluster label"
+			return false, "no cluster label"
 		}
 		// A pin is honoured only to a cluster that can run jobs: the same at
 		// admission, where the label is whatever the ProwJob carries, as in
 		// a full dispatch.
 		switch c, ok := e.lookup(pin); {
 		case !ok || !c.known():
-			return d, false, "label pins the job to " + pin + ", which is neither in the cluster config nor a manual cluster: ignored"
+			return false, "label pins the job to " + pin + ", which is neither in the cluster config nor a manual cluster: ignored"
 		case c.blocked:
-			return d, false, "label pins the job to " + pin + ", which is blocked: ignored"
+			return false, "label pins the job to " + pin + ", which is blocked: ignored"
 		}
 		detail := "label pins the job to " + pin
-		return decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}, true, detail
+		*d = decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}
+		return true, detail
 
-	case table.ReasonSSHBastion:
+	case ruleSSHBastion:
 		c, ok, why := e.sshBastion(j)
 		if ok {
 			detail := "ssh bastion label: the config's sshBastion " + c
-			return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+			*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
+			return true, detail
 		}
-		return d, false, why
+		return false, why
 
-	case table.ReasonCapability, table.ReasonKVM, table.ReasonNoBuilds, table.ReasonCloud:
-		cons := q.constraints(e)
-		for _, c := range cons {
-			if c.reason != rule {
-				continue
-			}
-			if q.explain {
-				note = fmt.Sprintf("%s: %d usable cluster(s) qualify (%s)", c.desc, c.set.len(), e.names(c.set))
-			}
-			// The first constraint decides; the later ones narrow its clusters.
-			set, ignored := eligible(cons)
-			if set == 0 {
-				return e.fallback(cons[:1], q.prev), true, note
-			}
-			return decision{kind: balanceJob, reason: cons[0].reason, set: set, detail: e.constraintDetail(cons, ignored, set)}, true, note
-		}
-		if q.explain {
-			note = e.unmatchedConstraint(rule, &j.Requirements)
-		}
-		return d, false, note
+	case ruleConstraint:
+		return e.applyConstraint(rule, j, prev, explain, d)
 
-	case table.ReasonGroupJob:
+	case ruleGroupJob:
 		c, listed := e.groupJobs[j.Name]
 		switch {
 		case !listed:
-			return d, false, "not listed in a group"
+			return false, "not listed in a group"
 		case e.isBlocked(c):
-			return d, false, "listed in group " + c + blockedNote(c)
+			return false, "listed in group " + c + blockedNote(c)
 		}
 		detail := "listed in group " + c
-		return decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}, true, detail
+		*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
+		return true, detail
 
-	case table.ReasonGroupPath:
+	case ruleGroupPath:
 		gp := e.groupPath(j.File)
 		if gp == nil {
-			if q.explain {
+			if explain {
 				note = fmt.Sprintf("job file %q matches no group path", j.File)
 			}
-			return d, false, note
+			return false, note
 		}
-		if q.explain || !e.isBlocked(gp.cluster) {
+		if explain || !e.isBlocked(gp.cluster) {
 			note = fmt.Sprintf("job file matches group %s path %q", gp.cluster, gp.pattern)
 		}
 		if e.isBlocked(gp.cluster) {
-			return d, false, note + blockedNote(gp.cluster)
+			return false, note + blockedNote(gp.cluster)
 		}
-		return decision{kind: fixedJob, reason: rule, cluster: gp.cluster, detail: note}, true, note
+		*d = decision{kind: fixedJob, reason: rule, cluster: gp.cluster, detail: note}
+		return true, note
 
-	case table.ReasonBalanced:
+	case ruleBalanced:
 		if e.usable == 0 {
-			return d, false, "no usable cluster to balance onto"
+			return false, "no usable cluster to balance onto"
 		}
-		return decision{kind: balanceJob, reason: rule, set: e.usable, detail: e.balancedDetail}, true, e.balancedDetail
+		*d = decision{kind: balanceJob, reason: rule, set: e.usable, detail: e.balancedDetail}
+		return true, e.balancedDetail
 
-	case table.ReasonDefault:
+	case ruleDefault:
 		c := e.in.Config.Default
-		return decision{kind: fixedJob, reason: rule, cluster: c, detail: "no usable cluster to balance onto: the config's default " + c},
-			true, "the config's default " + c + " is the fallback"
+		*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: "no usable cluster to balance onto: the config's default " + c}
+		return true, "the config's default " + c + " is the fallback"
 	}
-	panic("engine: no such rule " + string(rule))
+	panic("engine: no such rule " + string(r.reason))
+}
+
+// applyConstraint is apply for rules 6 and 7 (capability, kvm, no-builds,
+// cloud), kept apart so that apply's frame stays small for the other rules.
+func (e *Engine) applyConstraint(rule table.Reason, j *jobs.Job, prev *previousRow, explain bool, d *decision) (ok bool, note string) {
+	if !e.hasConstraint(rule, &j.Requirements) {
+		if explain {
+			note = e.unmatchedConstraint(rule, &j.Requirements)
+		}
+		return false, note
+	}
+	var buf [4]constraint
+	cons := e.constraints(&j.Requirements, buf[:0])
+	for _, c := range cons {
+		if c.reason != rule {
+			continue
+		}
+		if explain {
+			note = fmt.Sprintf("%s: %d usable cluster(s) qualify (%s)", c.desc, c.set.len(), e.names(c.set))
+		}
+		break
+	}
+	// The first constraint decides; the later ones narrow its clusters.
+	set, ignored := eligible(cons)
+	if set == 0 {
+		*d = e.fallback(cons[:1], *prev)
+		return true, note
+	}
+	*d = decision{kind: balanceJob, reason: cons[0].reason, set: set, detail: e.constraintDetail(cons, ignored, set)}
+	return true, note
 }
 
 // clusterJob returns the cluster a cluster job's name captures, and the
@@ -311,23 +337,40 @@ func (e *Engine) sshBastion(j *jobs.Job) (cluster string, ok bool, note string) 
 // decides the reason and must be met; later ones narrow the clusters when
 // some cluster meets them too (see eligible).
 func (e *Engine) constraints(r *jobs.Requirements, buf []constraint) []constraint {
-	if len(r.Capabilities) > 0 {
+	if e.hasConstraint(table.ReasonCapability, r) {
 		set := e.usable
 		for _, cp := range r.Capabilities {
 			set &= e.capSets[cp]
 		}
 		buf = append(buf, constraint{reason: table.ReasonCapability, desc: "capabilities [" + strings.Join(r.Capabilities, " ") + "]", set: set})
 	}
-	if r.KVM && len(e.in.Config.KVM) > 0 {
+	if e.hasConstraint(table.ReasonKVM, r) {
 		buf = append(buf, constraint{reason: table.ReasonKVM, desc: "kvm", set: e.usable & e.kvm})
 	}
-	if r.NoBuilds && len(e.in.Config.NoBuilds) > 0 {
+	if e.hasConstraint(table.ReasonNoBuilds, r) {
 		buf = append(buf, constraint{reason: table.ReasonNoBuilds, desc: "no-builds", set: e.usable & e.noBuilds})
 	}
 	if p, ok := e.cloudProvider(r.Cloud); ok {
 		buf = append(buf, constraint{reason: table.ReasonCloud, desc: "cloud " + r.Cloud + " (provider " + p + ")", set: e.usable & e.providers[p]})
 	}
 	return buf
+}
+
+// hasConstraint reports whether constraint rule applies to a job of
+// requirements r: the one place that says when rules 6 and 7 apply.
+func (e *Engine) hasConstraint(rule table.Reason, r *jobs.Requirements) bool {
+	switch rule {
+	case table.ReasonCapability:
+		return len(r.Capabilities) > 0
+	case table.ReasonKVM:
+		return r.KVM && len(e.in.Config.KVM) > 0
+	case table.ReasonNoBuilds:
+		return r.NoBuilds && len(e.in.Config.NoBuilds) > 0
+	case table.ReasonCloud:
+		_, ok := e.cloudProvider(r.Cloud)
+		return ok
+	}
+	return false
 }
 
 // cloudProvider maps a cloud label value to a provider of the cluster config,
