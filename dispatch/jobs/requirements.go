@@ -50,30 +50,38 @@ type Requirements struct {
 	Cloud string `json:"cloud,omitempty"`
 }
 
-// Requirements extracts placement requirements from a job's labels. It is the
-// only place that parses capabilities: "capability/NAME: NAME" requires NAME;
+// Requirements extracts placement requirements from a job's labels. It and
+// apply, which the job file reader calls label by label, are the only place
+// that parses capabilities: "capability/NAME: NAME" requires NAME;
 // a capability label whose value differs from its suffix still requires the
 // suffix, so a typo in the value cannot silently drop a requirement.
 func (l Labels) Requirements(labels map[string]string) Requirements {
 	var r Requirements
 	for k, v := range labels {
-		switch {
-		case l.CapabilityPrefix != "" && strings.HasPrefix(k, l.CapabilityPrefix):
-			if name := strings.TrimPrefix(k, l.CapabilityPrefix); name != "" {
-				r.Capabilities = append(r.Capabilities, name)
-			}
-		case k == l.Cluster:
-			r.Pin = v
-		case k == l.KVM:
-			r.KVM = true
-		case k == l.NoBuilds:
-			r.NoBuilds = true
-		case k == l.SSHBastion:
-			r.SSHBastion = true
-		case k == l.Cloud:
-			r.Cloud = v
-		}
+		l.apply(&r, k, v)
 	}
 	sort.Strings(r.Capabilities)
 	return r
+}
+
+// apply records in r what the label k: v asks for. A caller that applies a
+// job's labels one by one, each key once, and then sorts r.Capabilities gets
+// what Requirements gives for the same labels.
+func (l Labels) apply(r *Requirements, k, v string) {
+	switch {
+	case l.CapabilityPrefix != "" && strings.HasPrefix(k, l.CapabilityPrefix):
+		if name := strings.TrimPrefix(k, l.CapabilityPrefix); name != "" {
+			r.Capabilities = append(r.Capabilities, name)
+		}
+	case k == l.Cluster:
+		r.Pin = v
+	case k == l.KVM:
+		r.KVM = true
+	case k == l.NoBuilds:
+		r.NoBuilds = true
+	case k == l.SSHBastion:
+		r.SSHBastion = true
+	case k == l.Cloud:
+		r.Cloud = v
+	}
 }

@@ -1,0 +1,624 @@
+package jobs
+
+import (
+	"bytes"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// fastParser reads the jobs of one job file without decoding it in full. It
+// takes only a plain subset of YAML, the one prowgen and most people write:
+// printable ASCII, spaces for indentation, block mappings and sequences, keys
+// made of letters, digits and "_./-", one-line plain and quoted scalars,
+// "[]" and "{}", comments. For a file in that subset it knows exactly what
+// go-yaml v2 and encoding/json, which prow's reader uses, make of the name,
+// agent, cluster and labels of each job, and it checks that the rest is
+// well-formed YAML. Anything else (tabs, multi-line or block scalars, flow
+// collections, anchors, aliases, tags, several documents, non-ASCII text,
+// keys that differ from a known field only in case, duplicate keys, values
+// of the wrong type where dispatch reads them, presets) makes it give up, and
+// the file goes through prow's decoding instead.
+type fastParser struct {
+	buf  []byte
+	next int    // offset of the line after the current one
+	ind  int    // indentation of the current line; -1 at the end of the file
+	text []byte // current line after its indentation, trailing spaces cut
+
+	jobs   []Job
+	labels [][2][]byte // the current job's labels
+	r      *fileReader
+	file   string
+}
+
+// giveUp is the panic value that ends parsing a file the parser does not take.
+type giveUp struct{}
+
+// fail gives up on the file.
+func (p *fastParser) fail() { panic(giveUp{}) }
+
+// parse returns the jobs of the job file data, named file in their File,
+// and true; or false when the file is not in the subset it takes. The jobs
+// are only valid until the next call.
+func (p *fastParser) parse(data []byte, r *fileReader, file string) (jobs []Job, ok bool) {
+	for _, c := range data {
+		if (c < 0x20 || c > 0x7e) && c != '\n' {
+			return nil, false
+		}
+	}
+	*p = fastParser{buf: data, jobs: p.jobs[:0], labels: p.labels[:0], r: r, file: file}
+	defer func() {
+		if v := recover(); v != nil {
+			if _, is := v.(giveUp); !is {
+				panic(v)
+			}
+			jobs, ok = nil, false
+		}
+	}()
+	p.document()
+	return p.jobs, true
+}
+
+// advance moves to the next line that is neither blank nor only a comment.
+func (p *fastParser) advance() {
+	for p.next < len(p.buf) {
+		line := p.buf[p.next:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+			p.next += i + 1
+		} else {
+			p.next = len(p.buf)
+		}
+		ind := 0
+		for ind < len(line) && line[ind] == ' ' {
+			ind++
+		}
+		if ind == len(line) || line[ind] == '#' {
+			continue
+		}
+		if ind == 0 && (bytes.HasPrefix(line, []byte("---")) || bytes.HasPrefix(line, []byte("..."))) {
+			// Document markers.
+			p.fail()
+		}
+		end := len(line)
+		for line[end-1] == ' ' {
+			end--
+		}
+		p.ind, p.text = ind, line[ind:end]
+		return
+	}
+	p.ind, p.text = -1, nil
+}
+
+// The fields of the job config that dispatch reads. encoding/json matches
+// keys to fields regardless of case, so a key that differs from one of
+// these only in case is left to prow's decoding.
+var (
+	topFields = []string{"presubmits", "postsubmits", "periodics", "presets"}
+	jobFields = []string{"name", "agent", "cluster", "labels"}
+)
+
+// foldsTo tells whether key equals one of fields but for case.
+func foldsTo(key []byte, fields []string) bool {
+	for _, f := range fields {
+		if len(f) == len(key) && bytes.EqualFold(key, []byte(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+// document parses the whole file: nothing, or a mapping at column 0.
+func (p *fastParser) document() {
+	p.advance()
+	if p.ind < 0 {
+		return
+	}
+	if p.ind != 0 {
+		p.fail()
+	}
+	var seen [3]bool
+	once := func(i int) {
+		if seen[i] {
+			p.fail()
+		}
+		seen[i] = true
+	}
+	p.mapping(0, p.text, func(key, rest []byte) {
+		switch string(key) {
+		case "presubmits":
+			once(0)
+			p.repos(0, rest, Presubmit)
+		case "postsubmits":
+			once(1)
+			p.repos(0, rest, Postsubmit)
+		case "periodics":
+			once(2)
+			p.jobList(0, rest, Periodic)
+		default:
+			if foldsTo(key, topFields) {
+				p.fail()
+			}
+			p.skipValue(0, rest)
+		}
+	})
+	if p.ind >= 0 {
+		p.fail()
+	}
+}
+
+// mapping parses a block mapping at column col whose first entry is on the
+// current line, with first its text from the key on. handle gets each key
+// and the rest of its line and must consume the value.
+func (p *fastParser) mapping(col int, first []byte, handle func(key, rest []byte)) {
+	text := first
+	for {
+		key, rest := keyLine(text)
+		if key == nil || resolvePlain(key) == plainNull {
+			// Not a key, or a null key, which prow cannot convert to JSON.
+			p.fail()
+		}
+		handle(key, rest)
+		if p.ind != col {
+			if p.ind > col {
+				p.fail()
+			}
+			return
+		}
+		text = p.text
+	}
+}
+
+// keyLine splits "key: rest" or "key:" into the key and the rest, after the
+// spaces and without a comment; key is nil when text is not such a line.
+func keyLine(text []byte) (key, rest []byte) {
+	i := 0
+	for i < len(text) && isKeyByte(text[i]) {
+		i++
+	}
+	if i == 0 || i >= 1024 || i == len(text) || text[i] != ':' || text[0] == '-' {
+		return nil, nil
+	}
+	if i+1 < len(text) && text[i+1] != ' ' {
+		return nil, nil
+	}
+	rest = text[i+1:]
+	for len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	if len(rest) > 0 && rest[0] == '#' {
+		rest = nil
+	}
+	return text[:i], rest
+}
+
+// isKeyByte tells whether c may be in a key of the subset.
+func isKeyByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '/' || c == '-'
+}
+
+// isDash tells whether text starts a sequence entry.
+func isDash(text []byte) bool {
+	return len(text) > 0 && text[0] == '-' && (len(text) == 1 || text[1] == ' ')
+}
+
+// The kinds of inline value.
+const (
+	inlineNull = iota
+	inlineString
+	inlineOther // a bool or a number
+	inlineEmptySeq
+	inlineEmptyMap
+)
+
+// inline parses the value rest on the current line, owned by a key or a
+// sequence dash at column col, and moves past the line; the next line must
+// not be deeper than col, where YAML would continue a plain scalar. For a
+// string it returns its value.
+func (p *fastParser) inline(col int, rest []byte) (kind int, value []byte) {
+	kind, value = inlineValue(rest)
+	if kind < 0 {
+		p.fail()
+	}
+	p.advance()
+	if p.ind > col {
+		p.fail()
+	}
+	return kind, value
+}
+
+// inlineValue parses a one-line value; kind is -1 for one outside the subset.
+func inlineValue(rest []byte) (kind int, value []byte) {
+	switch rest[0] {
+	case '\'':
+		escaped := false
+		i := 1
+		for ; i < len(rest); i++ {
+			if rest[i] == '\'' {
+				if i+1 < len(rest) && rest[i+1] == '\'' {
+					escaped = true
+					i++
+					continue
+				}
+				break
+			}
+		}
+		if i >= len(rest) || !commentOrEnd(rest[i+1:]) {
+			return -1, nil
+		}
+		if escaped {
+			return inlineString, bytes.ReplaceAll(rest[1:i], []byte("''"), []byte("'"))
+		}
+		return inlineString, rest[1:i]
+	case '"':
+		i := bytes.IndexByte(rest[1:], '"') + 1
+		if i == 0 || bytes.IndexByte(rest[1:i], '\\') >= 0 || !commentOrEnd(rest[i+1:]) {
+			return -1, nil
+		}
+		return inlineString, rest[1:i]
+	case '[', '{':
+		switch {
+		case !commentOrEnd(rest[min(2, len(rest)):]):
+		case bytes.HasPrefix(rest, []byte("[]")):
+			return inlineEmptySeq, nil
+		case bytes.HasPrefix(rest, []byte("{}")):
+			return inlineEmptyMap, nil
+		}
+		// Other flow collections are left to prow.
+		return -1, nil
+	}
+	if !plainStart(rest) {
+		return -1, nil
+	}
+	v := rest
+	if i := bytes.Index(v, []byte(" #")); i >= 0 {
+		v = v[:i]
+	}
+	v = bytes.TrimRight(v, " ")
+	if v[len(v)-1] == ':' || bytes.Contains(v, []byte(": ")) {
+		// A mapping where YAML allows none.
+		return -1, nil
+	}
+	switch resolvePlain(v) {
+	case plainString:
+		return inlineString, v
+	case plainNull:
+		return inlineNull, nil
+	case plainOther:
+		return inlineOther, nil
+	}
+	// NaN and infinities, which prow cannot convert to JSON.
+	return -1, nil
+}
+
+// commentOrEnd tells whether what follows a quoted scalar or flow collection
+// on its line is nothing or a comment.
+func commentOrEnd(s []byte) bool {
+	if len(s) == 0 {
+		return true
+	}
+	t := bytes.TrimLeft(s, " ")
+	return len(t) > 0 && len(t) < len(s) && t[0] == '#'
+}
+
+// plainStart tells whether s may start a plain scalar of the subset: not an
+// indicator, and "-" only before a non-space.
+func plainStart(s []byte) bool {
+	c := s[0]
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	case c == '-':
+		return len(s) > 1 && s[1] != ' '
+	}
+	return bytes.IndexByte([]byte("^/.($_~+=\\;)<"), c) >= 0 && !bytes.HasPrefix(s, []byte("<<"))
+}
+
+// How go-yaml v2 resolves a plain scalar.
+const (
+	plainString = iota
+	plainNull
+	plainOther // bool, int, float, merge key
+	plainBad   // NaN or an infinity: encoding/json refuses them
+)
+
+// yamlStyleFloat is go-yaml v2's float syntax.
+var yamlStyleFloat = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+
+// resolvePlain resolves the plain scalar s as go-yaml v2's resolve does
+// (YAML 1.1: yes, no, on and off are booleans), where a timestamp stays a
+// string as v2 leaves it when decoding into interface{}.
+func resolvePlain(s []byte) int {
+	if len(s) == 0 {
+		return plainNull
+	}
+	switch c := s[0]; {
+	case c == 'y' || c == 'Y' || c == 'n' || c == 'N' || c == 't' || c == 'T' || c == 'f' || c == 'F' || c == 'o' || c == 'O' || c == '~':
+		switch string(s) {
+		case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+			"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF":
+			return plainOther
+		case "~", "null", "Null", "NULL":
+			return plainNull
+		}
+		return plainString
+	case c == '.':
+		switch string(s) {
+		case ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF":
+			return plainBad
+		}
+		if _, err := strconv.ParseFloat(string(s), 64); err == nil {
+			return plainOther
+		}
+		return plainString
+	case c == '<':
+		if string(s) == "<<" {
+			return plainOther
+		}
+		return plainString
+	case c == '+' || c == '-' || '0' <= c && c <= '9':
+		switch string(s) {
+		case "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF":
+			return plainBad
+		}
+		if !maybeNumber(s) || isTimestamp(s) {
+			return plainString
+		}
+		plain := string(bytes.ReplaceAll(s, []byte("_"), nil))
+		if _, err := strconv.ParseInt(plain, 0, 64); err == nil {
+			return plainOther
+		}
+		if _, err := strconv.ParseUint(plain, 0, 64); err == nil {
+			return plainOther
+		}
+		if yamlStyleFloat.MatchString(plain) {
+			if _, err := strconv.ParseFloat(plain, 64); err == nil {
+				return plainOther
+			}
+		}
+		if len(plain) > 2 && plain[:2] == "0b" {
+			if _, err := strconv.ParseInt(plain[2:], 2, 64); err == nil {
+				return plainOther
+			}
+			if _, err := strconv.ParseUint(plain[2:], 2, 64); err == nil {
+				return plainOther
+			}
+		} else if len(plain) > 3 && plain[:3] == "-0b" {
+			if _, err := strconv.ParseInt("-"+plain[3:], 2, 64); err == nil {
+				return plainOther
+			}
+		}
+	}
+	return plainString
+}
+
+// maybeNumber tells whether s has only bytes that a number or a timestamp can
+// have, so that anything else is quickly known to be a string.
+func maybeNumber(s []byte) bool {
+	for _, c := range s {
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		case c == 'x' || c == 'X' || c == 'o' || c == 'O' || c == 't' || c == 'T' || c == 'z' || c == 'Z':
+		case c == '_' || c == '.' || c == '+' || c == '-' || c == ':' || c == ' ':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isTimestamp tells whether go-yaml v2 takes s for a timestamp.
+func isTimestamp(s []byte) bool {
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	if i != 4 || i == len(s) || s[i] != '-' {
+		return false
+	}
+	for _, format := range []string{"2006-1-2T15:4:5.999999999Z07:00", "2006-1-2t15:4:5.999999999Z07:00", "2006-1-2 15:4:5.999999999", "2006-1-2"} {
+		if _, err := time.Parse(format, string(s)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// skipValue checks, without keeping it, the value of a key at column col
+// whose line went on with rest.
+func (p *fastParser) skipValue(col int, rest []byte) {
+	if len(rest) > 0 {
+		p.inline(col, rest)
+		return
+	}
+	p.advance()
+	switch {
+	case p.ind > col && isDash(p.text):
+		p.skipSequence(p.ind)
+	case p.ind > col:
+		p.skipMapping(p.ind, p.text)
+	case p.ind == col && isDash(p.text):
+		// A sequence may sit at its key's column.
+		p.skipSequence(col)
+	}
+}
+
+// skipMapping checks a block mapping at column col.
+func (p *fastParser) skipMapping(col int, first []byte) {
+	p.mapping(col, first, func(_, rest []byte) { p.skipValue(col, rest) })
+}
+
+// skipSequence checks a block sequence at column col.
+func (p *fastParser) skipSequence(col int) {
+	for p.ind == col && isDash(p.text) {
+		if ccol, first := p.entry(col); first != nil {
+			p.skipMapping(ccol, first)
+		}
+	}
+}
+
+// entry parses the start of the sequence entry on the current line, whose
+// dash is at column col. A scalar entry it consumes; for a mapping entry it
+// returns the column of the mapping and its first line from the key on.
+func (p *fastParser) entry(col int) (ccol int, first []byte) {
+	rest := p.text[1:]
+	for len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 || rest[0] == '#' || isDash(rest) {
+		// An entry on the next lines, or a sequence in a sequence.
+		p.fail()
+	}
+	if key, _ := keyLine(rest); key != nil {
+		return col + len(p.text) - len(rest), rest
+	}
+	p.inline(col, rest)
+	return 0, nil
+}
+
+// repos parses the value of presubmits or postsubmits, at column col: a
+// mapping of repo to jobs of type t.
+func (p *fastParser) repos(col int, rest []byte, t Type) {
+	if len(rest) > 0 {
+		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptyMap {
+			p.fail()
+		}
+		return
+	}
+	p.advance()
+	if p.ind < col || p.ind == col && !isDash(p.text) {
+		return
+	}
+	if p.ind == col || isDash(p.text) {
+		p.fail()
+	}
+	mcol := p.ind
+	var seen [][]byte
+	p.mapping(mcol, p.text, func(repo, rest []byte) {
+		if resolvePlain(repo) != plainString {
+			p.fail()
+		}
+		for _, s := range seen {
+			if bytes.Equal(s, repo) {
+				p.fail()
+			}
+		}
+		seen = append(seen, repo)
+		p.jobList(mcol, rest, t)
+	})
+}
+
+// jobList parses a list of jobs of type t, the value of a key at column col.
+func (p *fastParser) jobList(col int, rest []byte, t Type) {
+	if len(rest) > 0 {
+		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptySeq {
+			p.fail()
+		}
+		return
+	}
+	p.advance()
+	if p.ind < col || p.ind == col && !isDash(p.text) {
+		return
+	}
+	if !isDash(p.text) {
+		p.fail()
+	}
+	scol := p.ind
+	for p.ind == scol && isDash(p.text) {
+		ccol, first := p.entry(scol)
+		if first == nil {
+			p.fail()
+		}
+		p.job(ccol, first, t)
+	}
+}
+
+// job parses the mapping of one job at column col.
+func (p *fastParser) job(col int, first []byte, t Type) {
+	var name, agent, cluster []byte
+	var seen [4]bool
+	once := func(i int) {
+		if seen[i] {
+			p.fail()
+		}
+		seen[i] = true
+	}
+	p.labels = p.labels[:0]
+	p.mapping(col, first, func(key, rest []byte) {
+		switch string(key) {
+		case "name":
+			once(0)
+			name = p.scalar(col, rest)
+		case "agent":
+			once(1)
+			agent = p.scalar(col, rest)
+		case "cluster":
+			once(2)
+			cluster = p.scalar(col, rest)
+		case "labels":
+			once(3)
+			p.jobLabels(col, rest)
+		default:
+			if foldsTo(key, jobFields) {
+				p.fail()
+			}
+			p.skipValue(col, rest)
+		}
+	})
+	j := Job{Name: string(name), File: p.file, Type: t, Agent: Agent, Cluster: p.r.str(cluster)}
+	if len(agent) > 0 {
+		j.Agent = p.r.str(agent)
+	}
+	for _, kv := range p.labels {
+		p.r.labels.apply(&j.Requirements, p.r.str(kv[0]), p.r.str(kv[1]))
+	}
+	sort.Strings(j.Requirements.Capabilities)
+	p.jobs = append(p.jobs, j)
+}
+
+// scalar parses the value of a string field, a key at column col: a string,
+// or null, which leaves the field empty.
+func (p *fastParser) scalar(col int, rest []byte) []byte {
+	if len(rest) > 0 {
+		kind, v := p.inline(col, rest)
+		if kind != inlineString && kind != inlineNull {
+			p.fail()
+		}
+		return v
+	}
+	p.advance()
+	if p.ind > col || p.ind == col && isDash(p.text) {
+		p.fail()
+	}
+	return nil
+}
+
+// jobLabels parses a job's labels, the value of a key at column col.
+func (p *fastParser) jobLabels(col int, rest []byte) {
+	if len(rest) > 0 {
+		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptyMap {
+			p.fail()
+		}
+		return
+	}
+	p.advance()
+	if p.ind < col || p.ind == col && !isDash(p.text) {
+		return
+	}
+	if p.ind == col || isDash(p.text) {
+		p.fail()
+	}
+	lcol := p.ind
+	p.mapping(lcol, p.text, func(key, rest []byte) {
+		if resolvePlain(key) != plainString {
+			p.fail()
+		}
+		for _, kv := range p.labels {
+			if bytes.Equal(kv[0], key) {
+				p.fail()
+			}
+		}
+		p.labels = append(p.labels, [2][]byte{key, p.scalar(lcol, rest)})
+	})
+}
