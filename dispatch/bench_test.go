@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"k8s.io/utils/clock"
 	"testing"
 	"time"
 
@@ -28,16 +29,19 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-func BenchmarkAssignHit(b *testing.B) {
+// BenchmarkAdmitHit measures Admit for a job of the job config the table holds: the admission hot path.
+func BenchmarkAdmitHit(b *testing.B) {
 	c := table.NewCache()
-	c.Replace(&table.Table{Assignments: []table.Assignment{{Job: "j", Cluster: "build01"}}})
-	d := &Dispatcher{cache: c}
+	c.Replace(&table.Table{Assignments: []table.Assignment{{Job: "j", Cluster: "build01", File: "org/repo/org-repo-main-presubmits.yaml"}}})
+	d := &Dispatcher{cache: c, clock: clock.RealClock{}, provisional: map[string]*provisionalJob{}}
+	d.in.Store(&inputs{manual: map[string]bool{"vsphere02": true}})
 	ctx := context.Background()
+	req := AdmissionRequest{Job: "j", Agent: jobs.Agent, Cluster: "default"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := d.Admit(ctx, AdmissionRequest{Job: "j", Agent: jobs.Agent}); err != nil {
-			b.Fatal(err)
+		if dec, err := d.Admit(ctx, req); err != nil || !dec.Patch {
+			b.Fatal(dec, err)
 		}
 	}
 }
