@@ -477,23 +477,34 @@ func (p *fastParser) entry(col int) (ccol int, first []byte) {
 	return 0, nil
 }
 
-// repos parses the value of presubmits or postsubmits, at column col: a
-// mapping of repo to jobs of type t.
-func (p *fastParser) repos(col int, rest []byte, t Type) {
+// blockMapping starts the value of a key at column col that must be a
+// block mapping, or null or {}: it returns the mapping's column, or -1 when
+// the value is empty or inline (marking the file for prow's decoder when
+// it is anything else).
+func (p *fastParser) blockMapping(col int, rest []byte) int {
 	if len(rest) > 0 {
 		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptyMap {
 			p.fail()
 		}
-		return
+		return -1
 	}
 	p.advance()
 	if p.ind < col || p.ind == col && !isDash(p.text) {
-		return
+		return -1
 	}
 	if p.ind == col || isDash(p.text) {
 		p.fail()
 	}
-	mcol := p.ind
+	return p.ind
+}
+
+// repos parses the value of presubmits or postsubmits, at column col: a
+// mapping of repo to jobs of type t.
+func (p *fastParser) repos(col int, rest []byte, t Type) {
+	mcol := p.blockMapping(col, rest)
+	if mcol < 0 {
+		return
+	}
 	var seen [][]byte
 	p.mapping(mcol, p.text, func(repo, rest []byte) {
 		if resolvePlain(repo) != plainString {
@@ -596,20 +607,10 @@ func (p *fastParser) scalar(col int, rest []byte) []byte {
 
 // jobLabels parses a job's labels, the value of a key at column col.
 func (p *fastParser) jobLabels(col int, rest []byte) {
-	if len(rest) > 0 {
-		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptyMap {
-			p.fail()
-		}
+	lcol := p.blockMapping(col, rest)
+	if lcol < 0 {
 		return
 	}
-	p.advance()
-	if p.ind < col || p.ind == col && !isDash(p.text) {
-		return
-	}
-	if p.ind == col || isDash(p.text) {
-		p.fail()
-	}
-	lcol := p.ind
 	p.mapping(lcol, p.text, func(key, rest []byte) {
 		if resolvePlain(key) != plainString {
 			p.fail()
