@@ -291,33 +291,9 @@ func (r *fileReader) read(f *jobFile) {
 		return
 	}
 	f.presets = jc.Presets
-	add := func(t Type, base prowconfig.JobBase) {
-		agent := base.Agent
-		if agent == "" {
-			agent = Agent
-		}
-		f.jobs = append(f.jobs, Job{
-			Name:         base.Name,
-			File:         file,
-			Type:         t,
-			Agent:        agent,
-			Cluster:      base.Cluster,
-			Requirements: r.labels.Requirements(base.Labels),
-		})
-	}
-	for _, ps := range jc.PresubmitsStatic {
-		for _, p := range ps {
-			add(Presubmit, p.JobBase)
-		}
-	}
-	for _, ps := range jc.PostsubmitsStatic {
-		for _, p := range ps {
-			add(Postsubmit, p.JobBase)
-		}
-	}
-	for _, p := range jc.Periodics {
-		add(Periodic, p.JobBase)
-	}
+	eachJob(&jc, func(t Type, base prowconfig.JobBase) {
+		f.jobs = append(f.jobs, r.labels.jobOf(t, base, file))
+	})
 }
 
 // readFile reads path into the reader's buffer, with os.ReadFile's errors,
@@ -368,4 +344,32 @@ func (r *fileReader) str(b []byte) string {
 	s := string(b)
 	r.intern[s] = s
 	return s
+}
+
+// eachJob calls f for every job of a decoded job config: presubmits,
+// postsubmits, then periodics.
+func eachJob(jc *prowconfig.JobConfig, f func(Type, prowconfig.JobBase)) {
+	for _, ps := range jc.PresubmitsStatic {
+		for _, p := range ps {
+			f(Presubmit, p.JobBase)
+		}
+	}
+	for _, ps := range jc.PostsubmitsStatic {
+		for _, p := range ps {
+			f(Postsubmit, p.JobBase)
+		}
+	}
+	for _, p := range jc.Periodics {
+		f(Periodic, p.JobBase)
+	}
+}
+
+// jobOf is the engine's view of a job of prow's job config, read from file:
+// an empty agent is kubernetes, the labels give the requirements.
+func (l Labels) jobOf(t Type, base prowconfig.JobBase, file string) Job {
+	agent := base.Agent
+	if agent == "" {
+		agent = Agent
+	}
+	return Job{Name: base.Name, File: file, Type: t, Agent: agent, Cluster: base.Cluster, Requirements: l.Requirements(base.Labels)}
 }

@@ -42,33 +42,15 @@ func prowParse(data []byte, labels Labels) ([]Job, []string, error) {
 	var jobs []Job
 	var keys []string
 	seen := map[string]bool{}
-	add := func(t Type, base prowconfig.JobBase) {
-		agent := base.Agent
-		if agent == "" {
-			agent = Agent
-		}
-		jobs = append(jobs, Job{Name: base.Name, File: "f.yaml", Type: t, Agent: agent, Cluster: base.Cluster,
-			Requirements: labels.Requirements(base.Labels)})
+	eachJob(&jc, func(t Type, base prowconfig.JobBase) {
+		jobs = append(jobs, labels.jobOf(t, base, "f.yaml"))
 		for k := range base.Labels {
 			if !seen[k] {
 				seen[k] = true
 				keys = append(keys, k)
 			}
 		}
-	}
-	for _, ps := range jc.PresubmitsStatic {
-		for _, p := range ps {
-			add(Presubmit, p.JobBase)
-		}
-	}
-	for _, ps := range jc.PostsubmitsStatic {
-		for _, p := range ps {
-			add(Postsubmit, p.JobBase)
-		}
-	}
-	for _, p := range jc.Periodics {
-		add(Periodic, p.JobBase)
-	}
+	})
 	sortFully(jobs)
 	return jobs, keys, nil
 }

@@ -18,33 +18,9 @@ func loadWithProwReader(dir string, labels Labels) ([]Job, error) {
 		return nil, fmt.Errorf("job config %s: %w", dir, err)
 	}
 	var all []Job
-	add := func(t Type, base prowconfig.JobBase) {
-		agent := base.Agent
-		if agent == "" {
-			agent = Agent
-		}
-		all = append(all, Job{
-			Name:         base.Name,
-			File:         relativeFile(dir, base.SourcePath),
-			Type:         t,
-			Agent:        agent,
-			Cluster:      base.Cluster,
-			Requirements: labels.Requirements(base.Labels),
-		})
-	}
-	for _, ps := range jc.PresubmitsStatic {
-		for _, p := range ps {
-			add(Presubmit, p.JobBase)
-		}
-	}
-	for _, ps := range jc.PostsubmitsStatic {
-		for _, p := range ps {
-			add(Postsubmit, p.JobBase)
-		}
-	}
-	for _, p := range jc.Periodics {
-		add(Periodic, p.JobBase)
-	}
+	eachJob(&jc, func(t Type, base prowconfig.JobBase) {
+		all = append(all, labels.jobOf(t, base, relativeFile(dir, base.SourcePath)))
+	})
 	sortJobs(all)
 	if err := duplicates(dir, all); err != nil {
 		return nil, err
