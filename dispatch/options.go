@@ -10,6 +10,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // Defaults of Options.
@@ -70,6 +71,10 @@ type Options struct {
 	// than this fraction against the last good one (an empty answer always
 	// is refused); default DefaultDemandMaxDrop, and 1 accepts any fall.
 	DemandMaxDrop float64
+	// OnDispatched, when set, is called after each full dispatch that
+	// replaced the table, with the new table and its report. It runs on the
+	// dispatch loop: it must return quickly (hand the work to a goroutine).
+	OnDispatched func(t *table.Table, r *engine.Report)
 }
 
 func (o Options) withDefaults() Options {

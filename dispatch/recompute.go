@@ -104,6 +104,9 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 
 	d.metrics.dispatched(report, t.GeneratedAt)
 	d.metrics.setTableSize(len(t.Assignments))
+	if d.opts.OnDispatched != nil {
+		d.opts.OnDispatched(t, report)
+	}
 	if err := d.save(); err != nil {
 		// The new table is in force; every later save retries.
 		return report, resultPersistError, fmt.Errorf("dispatch: the new table is in force but %w", err)
