@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,8 @@ type Dispatcher struct {
 	timerMu    sync.Mutex
 	saveTimer  *time.Timer // a pending coalesced save
 	saveFailed atomic.Bool
+
+	loggedService string // the service clusters last logged, comma-separated
 }
 
 // New loads and validates the configs and the job config (errors are fatal)
@@ -117,6 +120,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	if d.eng, err = d.newEngine(in, prev); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	d.noteServiceClusters(d.eng)
 	if err := d.applyRestoredOverrides(); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
@@ -198,6 +202,17 @@ func (d *Dispatcher) restore() {
 	if st.JournalRows > 0 || len(st.Recovered) > 0 {
 		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
 	}
+}
+
+// noteServiceClusters logs the service clusters of eng when they differ
+// from the ones logged last: once at start and once per change.
+func (d *Dispatcher) noteServiceClusters(eng *engine.Engine) {
+	names := strings.Join(eng.ServiceClusters(), ",")
+	if names == d.loggedService {
+		return
+	}
+	d.loggedService = names
+	d.log.Info("Service clusters: named by the dispatcher config or a job's cluster label, not in the cluster config; they run exactly the jobs that name them and are never balanced onto", "clusters", names)
 }
 
 // newEngine builds an engine on the inputs, the last good demand, prev as

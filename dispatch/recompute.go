@@ -74,6 +74,7 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 	if err != nil {
 		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
 	}
+	d.noteServiceClusters(eng)
 	if len(t.Assignments) == 0 {
 		return nil, resultRefused, fmt.Errorf("dispatch: job config %s: no job is dispatched (no job of agent %q)", d.opts.JobConfigDir, "kubernetes")
 	}

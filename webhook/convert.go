@@ -57,7 +57,7 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 	for i, l := range loads {
 		out[i] = api.ClusterStatus{
 			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
-			Blocked: l.Blocked, Manual: l.Manual, Jobs: l.Jobs, Demand: l.Demand,
+			Blocked: l.Blocked, Manual: l.Manual, Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
 		}
 	}

@@ -59,3 +59,14 @@ type BuildFarmCluster struct {
 func (d *DispatcherConfig) Marshal() ([]byte, error) {
 	return yaml.Marshal(d)
 }
+
+// MatchPath reports whether a group path regex matches a job file, a path
+// relative to the job config dir. The regex is tried on the path and on the
+// path with a leading "/": OpenShift CI's dispatcher matched paths that
+// began with the job config dir, so its configs hold regexes such as
+// `[^-]infra-periodics.yaml`, meant to match a top-level
+// infra-periodics.yaml but not openshift-release-infra-periodics.yaml,
+// while anchored ones such as `^openshift/hive/` match the relative path.
+func MatchPath(re *regexp.Regexp, file string) bool {
+	return re.MatchString(file) || re.MatchString("/"+file)
+}

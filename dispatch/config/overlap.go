@@ -41,7 +41,7 @@ func (d *DispatcherConfig) CheckPathOverlaps(files []string) error {
 	for _, f := range sorted {
 		matched = matched[:0]
 		for k, r := range regexes {
-			if r.re.MatchString(f) {
+			if MatchPath(r.re, f) {
 				matched = append(matched, k)
 			}
 		}

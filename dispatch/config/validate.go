@@ -1,12 +1,21 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
-// Validate runs the checks that need both files: a manual cluster must not
-// also be in the cluster config; every cluster the dispatcher config names
-// (groups, default, sshBastion, kvm, noBuilds, buildFarm) must be in the
-// cluster config or manual; every cloudMapping target must be a provider.
-// All errors are returned together, each naming both files.
+// Validate runs the checks that need both files, and returns every error
+// together, each naming both files:
+//   - a manual cluster must not also be in the cluster config;
+//   - default and every buildFarm cluster must be in the cluster config or
+//     manual;
+//   - a cluster that groups, sshBastion, kvm or noBuilds name and that is
+//     neither is a service cluster (see ServiceClusters) and is accepted,
+//     but a name equal to a known cluster, or to another name, but for case
+//     is refused: it is a typo that would send jobs to a cluster Prow
+//     does not know;
+//   - every cloudMapping target must be a provider.
 func Validate(d *DispatcherConfig, c *Clusters) error {
 	if d == nil || c == nil {
 		return fmt.Errorf("validate: dispatcher config and cluster config are both required")
@@ -23,27 +32,42 @@ func Validate(d *DispatcherConfig, c *Clusters) error {
 			errs.add(index("manualClusters", i), "cluster %q is manual but also in the cluster config", m)
 		}
 	}
-	check := func(field, cluster string) {
-		if cluster != "" && !known[cluster] && !manual[cluster] {
-			errs.add(field, "unknown cluster %q: neither in the cluster config nor in manualClusters", cluster)
+	fold := d.knownFold(c)
+	caseVariant := func(field, cluster string) bool {
+		if other, ok := fold[strings.ToLower(cluster)]; ok && other != cluster {
+			errs.add(field, "cluster %q differs only in case from %q", cluster, other)
+			return true
+		}
+		return false
+	}
+	for i, m := range d.ManualClusters {
+		if other, ok := fold[strings.ToLower(m)]; ok && other != m && known[other] {
+			errs.add(index("manualClusters", i), "cluster %q differs only in case from %q", m, other)
 		}
 	}
+	check := func(field, cluster string) {
+		if cluster == "" || known[cluster] || manual[cluster] || caseVariant(field, cluster) {
+			return
+		}
+		errs.add(field, "unknown cluster %q: neither in the cluster config nor in manualClusters", cluster)
+	}
 	check("default", d.Default)
-	check("sshBastion", d.SSHBastion)
-	for i, k := range d.KVM {
-		check(index("kvm", i), k)
-	}
-	for i, n := range d.NoBuilds {
-		check(index("noBuilds", i), n)
-	}
-	for _, cluster := range sortedKeys(d.Groups) {
-		check(key("groups", cluster), cluster)
-	}
 	for _, provider := range sortedKeys(d.BuildFarm) {
 		for _, cluster := range sortedKeys(d.BuildFarm[provider]) {
 			check(key(key("buildFarm", provider), cluster), cluster)
 		}
 	}
+	service := map[string]string{} // lower-cased service cluster name -> first spelling
+	d.eachServiceField(func(field, cluster string) {
+		if cluster == "" || known[cluster] || manual[cluster] || caseVariant(field, cluster) {
+			return
+		}
+		if other, ok := service[strings.ToLower(cluster)]; ok && other != cluster {
+			errs.add(field, "service cluster %q differs only in case from service cluster %q", cluster, other)
+			return
+		}
+		service[strings.ToLower(cluster)] = cluster
+	})
 	for _, cloud := range sortedKeys(d.CloudMapping) {
 		p := d.CloudMapping[cloud]
 		if _, ok := c.Providers[p]; !ok {

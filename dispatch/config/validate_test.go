@@ -18,11 +18,11 @@ func TestValidate(t *testing.T) {
 		{"good.yaml", nil},
 		{"cross-file-bad.yaml", []string{
 			prefix + `manualClusters[0]: cluster "build01" is manual but also in the cluster config`,
-			prefix + `default: unknown cluster "build99"`,
-			prefix + `sshBastion: unknown cluster "build98"`,
-			prefix + `kvm[0]: unknown cluster "build97"`,
-			prefix + `groups["build96"]: unknown cluster "build96"`,
-			prefix + `buildFarm["gcp"]["build95"]: unknown cluster "build95"`,
+			prefix + `default: unknown cluster "build99": neither in the cluster config nor in manualClusters`,
+			prefix + `buildFarm["gcp"]["build95"]: unknown cluster "build95": neither in the cluster config nor in manualClusters`,
+			prefix + `groups["HIVE"]: cluster "HIVE" differs only in case from "hive"`,
+			prefix + `kvm[1]: cluster "Build02" differs only in case from "build02"`,
+			prefix + `noBuilds[1]: service cluster "App.CI" differs only in case from service cluster "app.ci"`,
 			prefix + `cloudMapping["azure"]: "azure4" is not a provider of the cluster config`,
 		}},
 	} {

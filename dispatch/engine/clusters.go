@@ -14,7 +14,8 @@ import (
 const maxKnownClusters = 64
 
 // clusterInfo is one cluster the engine knows: from the cluster config, a
-// manual cluster, or a cluster only a pin, an override or the previous table names.
+// manual cluster, a service cluster, or a cluster only an override or the
+// previous table names.
 type clusterInfo struct {
 	name      string
 	provider  string
@@ -22,14 +23,29 @@ type clusterInfo struct {
 	caps      []string
 	blocked   bool
 	manual    bool
+	service   bool // config.RoleService: named by the dispatcher config or a job's pin only
 	inventory bool
 }
 
 // usable reports whether balancing may choose the cluster.
 func (c *clusterInfo) usable() bool { return c.inventory && !c.blocked && !c.manual }
 
-// known reports whether the cluster is in the cluster config or manual.
-func (c *clusterInfo) known() bool { return c.inventory || c.manual }
+// known reports whether the cluster is in the cluster config, manual, or a
+// service cluster: a cluster that may run the jobs that name it.
+func (c *clusterInfo) known() bool { return c.inventory || c.manual || c.service }
+
+// role is the cluster's config.Role*, empty for a cluster only an override or the previous table names.
+func (c *clusterInfo) role() string {
+	switch {
+	case c.manual:
+		return config.RoleManual
+	case c.inventory:
+		return config.RoleBuild
+	case c.service:
+		return config.RoleService
+	}
+	return ""
+}
 
 // clusterSet is a set of known clusters: bit i is e.clusters[i].
 type clusterSet uint64
@@ -49,8 +65,8 @@ func (s clusterSet) each(f func(i int)) {
 func setOf(i int) clusterSet { return 1 << uint(i) }
 
 // indexClusters builds the sorted list of known clusters: every cluster of the
-// cluster config and every manual cluster.
-func indexClusters(cc *config.Clusters, manual []string) ([]clusterInfo, error) {
+// cluster config, every manual cluster and every service cluster.
+func indexClusters(cc *config.Clusters, manual, service []string) ([]clusterInfo, error) {
 	byName := map[string]*clusterInfo{}
 	var list []*clusterInfo
 	if cc != nil {
@@ -85,8 +101,16 @@ func indexClusters(cc *config.Clusters, manual []string) ([]clusterInfo, error) 
 		byName[m] = ci
 		list = append(list, ci)
 	}
+	for _, n := range service {
+		if _, ok := byName[n]; ok {
+			continue
+		}
+		ci := &clusterInfo{name: n, service: true}
+		byName[n] = ci
+		list = append(list, ci)
+	}
 	if len(list) > maxKnownClusters {
-		return nil, fmt.Errorf("%d clusters (cluster config and manual clusters): at most %d supported", len(list), maxKnownClusters)
+		return nil, fmt.Errorf("%d clusters (cluster config, manual and service clusters): at most %d supported", len(list), maxKnownClusters)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 	out := make([]clusterInfo, len(list))
@@ -128,4 +152,18 @@ func (e *Engine) lookup(name string) (*clusterInfo, bool) {
 		return nil, false
 	}
 	return &e.clusters[i], true
+}
+
+// ServiceClusters returns the names of the service clusters the engine
+// knows (config.RoleService), sorted.
+func (e *Engine) ServiceClusters() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for i := range e.clusters {
+		if e.clusters[i].role() == config.RoleService {
+			out = append(out, e.clusters[i].name)
+		}
+	}
+	return out
 }

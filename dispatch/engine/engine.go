@@ -9,9 +9,11 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -99,7 +101,7 @@ func New(in Input) (*Engine, error) {
 		overrides:  make(map[string]table.Override, len(in.Overrides)),
 		rowIndex:   map[string]int{},
 	}
-	clusters, err := indexClusters(in.Clusters, in.Config.ManualClusters)
+	clusters, err := indexClusters(in.Clusters, in.Config.ManualClusters, serviceClusters(in))
 	if err != nil {
 		return nil, fmt.Errorf("engine input: %w", err)
 	}
@@ -138,6 +140,38 @@ func New(in Input) (*Engine, error) {
 	e.defaultDemand = defaultDemand(in)
 	e.indexPrevious()
 	return e, nil
+}
+
+// serviceClusters lists the service clusters of the input: those of the
+// dispatcher config (config.ServiceClusters), then the clusters that jobs of
+// the job config pin to that no config knows, in job order, as long as the
+// known clusters stay within maxKnownClusters. A pin to a name equal to a
+// known cluster but for case is not one: the pinned rule ignores it.
+func serviceClusters(in Input) []string {
+	svc := config.ServiceClusters(in.Config, in.Clusters)
+	out := make([]string, 0, len(svc))
+	fold := map[string]bool{}
+	for _, c := range in.Clusters.All() {
+		fold[strings.ToLower(c.Name)] = true
+	}
+	for _, m := range in.Config.ManualClusters {
+		fold[strings.ToLower(m)] = true
+	}
+	for _, s := range svc {
+		out = append(out, s.Name)
+		fold[strings.ToLower(s.Name)] = true
+	}
+	room := maxKnownClusters - len(fold)
+	for i := range in.Jobs {
+		pin := in.Jobs[i].Requirements.Pin
+		if pin == "" || fold[strings.ToLower(pin)] || room <= 0 {
+			continue
+		}
+		fold[strings.ToLower(pin)] = true
+		out = append(out, pin)
+		room--
+	}
+	return out
 }
 
 func (o Options) withDefaults() Options {

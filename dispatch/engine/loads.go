@@ -3,6 +3,8 @@ package engine
 import (
 	"sort"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -43,6 +45,7 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		Capabilities:   c.caps,
 		Blocked:        c.blocked,
 		Manual:         c.manual,
+		Role:           c.role(),
 		Jobs:           l.jobs,
 		Demand:         l.demand,
 		BalancedJobs:   l.balancedJobs,
@@ -83,7 +86,7 @@ func (e *Engine) loadsLocked() []ClusterLoad {
 func imbalance(loads []ClusterLoad) float64 {
 	var m float64
 	for _, l := range loads {
-		if !l.Blocked && !l.Manual && l.Capacity > 0 && l.Ratio > m {
+		if !l.Blocked && l.Role == config.RoleBuild && l.Capacity > 0 && l.Ratio > m {
 			m = l.Ratio
 		}
 	}

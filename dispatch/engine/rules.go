@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -139,7 +140,12 @@ func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d 
 			return false, "not a cluster job"
 		}
 		if info, ok := e.lookup(c); !ok || !info.known() {
-			return false, "name matches " + pattern + ", but " + c + " is neither in the cluster config nor a manual cluster"
+			return false, "name matches " + pattern + ", but no config names cluster " + c
+		}
+		// A group that lists the job by name is explicit config: OpenShift
+		// CI runs the apply jobs of every build cluster on app.ci.
+		if g, listed := e.groupJobs[j.Name]; listed && g != c {
+			return false, "name matches " + pattern + ", but group " + g + " lists the job: the group decides"
 		}
 		detail := "works on cluster " + c + " (name matches " + pattern + "): kept there, blocked or not"
 		*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
@@ -158,12 +164,16 @@ func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d 
 		if pin == "" {
 			return false, "no cluster label"
 		}
-		// A pin is honoured only to a cluster that can run jobs: the same at
-		// admission, where the label is whatever the ProwJob carries, as in
-		// a full dispatch.
+		// A pin is honoured only to a cluster that can run jobs: one of the
+		// cluster config, a manual one, or a service cluster, which the
+		// configs and the job config name (a ProwJob's labels at admission
+		// never add one). A name equal to a known one but for case is a typo.
 		switch c, ok := e.lookup(pin); {
 		case !ok || !c.known():
-			return false, "label pins the job to " + pin + ", which is neither in the cluster config nor a manual cluster: ignored"
+			if other := e.caseVariantOf(pin); other != "" {
+				return false, "label pins the job to " + pin + ", which differs only in case from " + other + ": ignored"
+			}
+			return false, "label pins the job to " + pin + ", which no config names: ignored"
 		case c.blocked:
 			return false, "label pins the job to " + pin + ", which is blocked: ignored"
 		}
@@ -461,7 +471,7 @@ func (e *Engine) groupPath(file string) *groupPath {
 	if !ok {
 		k = -1
 		for i := range e.groupPaths {
-			if e.groupPaths[i].re.MatchString(file) {
+			if config.MatchPath(e.groupPaths[i].re, file) {
 				k = i
 				break
 			}
@@ -472,6 +482,17 @@ func (e *Engine) groupPath(file string) *groupPath {
 		return nil
 	}
 	return &e.groupPaths[k]
+}
+
+// caseVariantOf returns the known cluster whose name equals name but for
+// case, or "" for none.
+func (e *Engine) caseVariantOf(name string) string {
+	for i := range e.clusters {
+		if c := &e.clusters[i]; c.known() && c.name != name && strings.EqualFold(c.name, name) {
+			return c.name
+		}
+	}
+	return ""
 }
 
 func (e *Engine) isManual(name string) bool {

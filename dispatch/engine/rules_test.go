@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -22,6 +23,10 @@ type ruleCase struct {
 	reason      table.Reason
 	detail      string // a substring of the Detail
 	unplaceable bool
+	// placeWant and placeReason, when set, are where Place puts the job
+	// when the engine's input lacks it (a job first seen at admission).
+	placeWant   []string
+	placeReason table.Reason
 }
 
 func ruleCases() []ruleCase {
@@ -53,7 +58,11 @@ func ruleCases() []ruleCase {
 			previous: prev("manual-prev-override", "vsphere02", table.ReasonOverride), want: usableFixture, reason: table.ReasonBalanced},
 		{name: "pinned", job: req("pinned", jobs.Requirements{Pin: "build03", SSHBastion: true, Capabilities: []string{"arm64"}}),
 			want: []string{"build03"}, reason: table.ReasonPinned, detail: "label pins the job to build03"},
-		{name: "pinned outside the cluster config: ignored", job: req("pinned-unknown", jobs.Requirements{Pin: "build99"}),
+		{name: "pinned outside every config: a service cluster", job: req("pinned-unknown", jobs.Requirements{Pin: "build99"}),
+			want: []string{"build99"}, reason: table.ReasonPinned, detail: "label pins the job to build99",
+			// A ProwJob's labels at admission never add a service cluster.
+			placeWant: usableFixture, placeReason: table.ReasonBalanced},
+		{name: "pinned to a case variant of a known cluster: ignored", job: req("pinned-case", jobs.Requirements{Pin: "BUILD03"}),
 			want: usableFixture, reason: table.ReasonBalanced},
 		{name: "pinned to a blocked cluster: ignored", job: req("pinned-blocked", jobs.Requirements{Pin: "build04", Capabilities: []string{"arm64"}}),
 			want: []string{"build01", "build05"}, reason: table.ReasonCapability},
@@ -172,15 +181,22 @@ func TestClusterJobsStayOnTheirCluster(t *testing.T) {
 		job    jobs.Job
 		want   []string
 		reason table.Reason
+		group  string // a group that lists the job
 	}{
-		{job("periodic-build04-upgrade"), []string{"build04"}, table.ReasonClusterJob}, // blocked, kept
-		{job("periodic-openshift-release-master-build02-apply"), []string{"build02"}, table.ReasonClusterJob},
-		{job("periodic-openshift-release-master-vsphere02-apply"), []string{"vsphere02"}, table.ReasonClusterJob}, // manual
-		{job("periodic-build99-upgrade"), usableFixture, table.ReasonBalanced},                                    // no such cluster
-		{job("periodic-ci-openshift-release-master-nightly-4.18-upgrade"), usableFixture, table.ReasonBalanced},   // not a cluster
+		{job: job("periodic-build04-upgrade"), want: []string{"build04"}, reason: table.ReasonClusterJob}, // blocked, kept
+		// OpenShift CI lists the apply jobs in group app.ci, a service cluster: they run there.
+		{job: job("periodic-openshift-release-master-build03-apply"), want: []string{"app.ci"}, reason: table.ReasonGroupJob, group: "app.ci"},
+		{job: job("periodic-build03-upgrade"), want: []string{"build03"}, reason: table.ReasonClusterJob, group: "build03"},
+		{job: job("periodic-openshift-release-master-build02-apply"), want: []string{"build02"}, reason: table.ReasonClusterJob},
+		{job: job("periodic-openshift-release-master-vsphere02-apply"), want: []string{"vsphere02"}, reason: table.ReasonClusterJob}, // manual
+		{job: job("periodic-build99-upgrade"), want: usableFixture, reason: table.ReasonBalanced},                                    // no such cluster
+		{job: job("periodic-ci-openshift-release-master-nightly-4.18-upgrade"), want: usableFixture, reason: table.ReasonBalanced},   // not a cluster
 	} {
 		t.Run(tc.job.Name, func(t *testing.T) {
 			in := fixture(t, tc.job)
+			if tc.group != "" {
+				in.Config.Groups[tc.group] = config.Group{Jobs: []string{tc.job.Name}}
+			}
 			in.Options.ClusterJobs = patterns
 			in.Overrides = map[string]table.Override{}
 			e, tb, _ := dispatch(t, in)

@@ -74,6 +74,9 @@ type ClusterLoad struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Blocked      bool     `json:"blocked,omitempty"`
 	Manual       bool     `json:"manual,omitempty"`
+	// Role is config.RoleBuild, RoleManual or RoleService; empty for a
+	// cluster only an override or the previous table names.
+	Role string `json:"role,omitempty"`
 	// Jobs is the number of jobs assigned to the cluster, by any rule.
 	Jobs int `json:"jobs"`
 	// Demand is the summed demand of those jobs.

@@ -118,6 +118,12 @@ type ClusterStatus struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Blocked      bool     `json:"blocked,omitempty"`
 	Manual       bool     `json:"manual,omitempty"`
+	// Role is "build" (in the cluster config: balancing may choose it),
+	// "manual" (manualClusters) or "service" (named only by groups,
+	// sshBastion, kvm, noBuilds or a job's cluster label, such as app.ci:
+	// runs exactly the jobs that name it); empty for a cluster only an
+	// override or an old table names.
+	Role string `json:"role,omitempty"`
 	// Jobs is the number of jobs assigned to the cluster, by any rule.
 	Jobs int `json:"jobs"`
 	// Demand is the summed demand of those jobs.
