@@ -30,9 +30,12 @@ type Decision struct {
 	// Cluster is where the job runs; empty when the ProwJob is left as created.
 	Cluster string
 	// Reason is the rule that chose Cluster, or why the ProwJob is left as
-	// created: table.ReasonAgent (not a kubernetes job) or table.ReasonManual
-	// (created on a manual cluster).
+	// created: table.ReasonAgent (not a kubernetes job), table.ReasonManual
+	// (created on a manual cluster) or table.ReasonUnplaceable (no usable
+	// cluster meets its requirements, and it ran on none that does).
 	Reason table.Reason
+	// Detail says why, for table.ReasonUnplaceable.
+	Detail string
 	// Patch reports whether spec.cluster must be set to Cluster.
 	Patch bool
 }
@@ -61,7 +64,12 @@ func (d *Dispatcher) Admit(ctx context.Context, req AdmissionRequest) (Decision,
 	switch {
 	case !ok:
 		var err error
-		if a, err = d.placeNew(ctx, req); err != nil {
+		a, err = d.placeNew(ctx, req)
+		if errors.Is(err, engine.ErrUnplaceable) {
+			d.metrics.unplaceableAdmission()
+			return Decision{Reason: table.ReasonUnplaceable, Detail: err.Error()}, nil
+		}
+		if err != nil {
 			return Decision{}, err
 		}
 	case a.File == "" && !req.DryRun: // a job only admission knows: provisional
@@ -110,7 +118,10 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 		a, err = d.eng.PlaceProvisional(j, 1)
 	}
 	if err != nil {
-		if errors.Is(err, engine.ErrNoCluster) || errors.Is(err, engine.ErrNotDispatched) {
+		switch {
+		case errors.Is(err, engine.ErrUnplaceable):
+			return table.Assignment{}, err
+		case errors.Is(err, engine.ErrNoCluster) || errors.Is(err, engine.ErrNotDispatched):
 			err = fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		return table.Assignment{}, fmt.Errorf("admit: %w", err)

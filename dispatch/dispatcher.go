@@ -55,8 +55,9 @@ type Dispatcher struct {
 	lastDispatch time.Time
 	lastError    string
 	demandError  string
-	saveError    string   // the last failed save's error, empty once a save works
-	recovery     []string // what the start did about bad state files
+	saveError    string               // the last failed save's error, empty once a save works
+	recovery     []string             // what the start did about bad state files
+	unplaceable  []engine.Unplaceable // the last dispatch's
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -242,6 +243,7 @@ func (d *Dispatcher) Status() Status {
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch,
 		LastError: d.lastError, DemandError: d.demandError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional),
+		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
 	}
 	s.Ready = s.TableSize > 0
 	if !s.Ready {

@@ -38,6 +38,8 @@ type metrics struct {
 	overLimit     prometheus.Counter
 	recovered     prometheus.Gauge
 	demandRefused *prometheus.CounterVec
+	unplaceable   *prometheus.GaugeVec
+	unplaceableAd prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg; nil reg -> nil metrics.
@@ -95,11 +97,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		demandRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "demand_refused_total", Help: "Demand answers refused as implausible (the last good demand was kept), by reason.",
 		}, []string{"reason"}),
+		unplaceable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricPrefix + "unplaceable_jobs",
+			Help: "Jobs of the last dispatch that need what no usable cluster has (a capability, kvm): kept on their last eligible cluster (kept=\"true\"), or left on their job config's cluster (kept=\"false\").",
+		}, []string{"kept"}),
+		unplaceableAd: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricPrefix + "unplaceable_admissions_total", Help: "Admissions of jobs no eligible cluster can run: the ProwJob was left on the cluster it was created with.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
 		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
-		m.provisional, m.overLimit, m.recovered, m.demandRefused,
+		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
@@ -128,6 +137,14 @@ func (m *metrics) dispatched(r *engine.Report, at time.Time) {
 		m.clusterDemand.WithLabelValues(c.Name).Set(c.Demand)
 	}
 	m.imbalance.Set(r.Imbalance)
+	kept := 0
+	for _, u := range r.Unplaceable {
+		if u.Cluster != "" {
+			kept++
+		}
+	}
+	m.unplaceable.WithLabelValues("true").Set(float64(kept))
+	m.unplaceable.WithLabelValues("false").Set(float64(len(r.Unplaceable) - kept))
 	for reason, n := range r.MovedByReason {
 		m.moved.WithLabelValues(string(reason)).Add(float64(n))
 	}
@@ -185,5 +202,11 @@ func (m *metrics) stateRecovered() {
 func (m *metrics) demandRefusedFor(reason string) {
 	if m != nil {
 		m.demandRefused.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *metrics) unplaceableAdmission() {
+	if m != nil {
+		m.unplaceableAd.Inc()
 	}
 }

@@ -42,7 +42,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context) (*engine.Report, error) {
 		d.log.Error(err, "Dispatch failed: the table in force stays", "result", result)
 		return nil, err
 	}
-	d.log.Info("Dispatched", "jobs", report.Jobs, "moved", len(report.Moves), "imbalance", report.Imbalance, "took", d.clock.Since(start))
+	d.log.Info("Dispatched", "jobs", report.Jobs, "moved", len(report.Moves), "imbalance", report.Imbalance, "unplaceable", len(report.Unplaceable), "took", d.clock.Since(start))
+	for _, u := range report.Unplaceable[:min(len(report.Unplaceable), maxStatusUnplaceable)] {
+		d.log.Info("Unplaceable job", "job", u.Job, "problem", u.Problem, "keptOn", u.Cluster)
+	}
 	return report, nil
 }
 
@@ -101,6 +104,7 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 	d.in.Store(in)
 	d.cache.Replace(t)
 	d.lastDispatch = t.GeneratedAt
+	d.unplaceable = report.Unplaceable
 	d.mu.Unlock()
 
 	d.metrics.dispatched(report, t.GeneratedAt)

@@ -1,6 +1,10 @@
 package dispatch
 
-import "time"
+import (
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+)
 
 // Status is the Dispatcher's readiness and its last errors; /readyz serves it as JSON.
 type Status struct {
@@ -26,4 +30,13 @@ type Status struct {
 	// Provisional is the number of jobs first seen at admission that the job
 	// config lacks.
 	Provisional int `json:"provisional"`
+	// Unplaceable is the number of jobs of the last dispatch that need what
+	// no usable cluster has (a capability, kvm); UnplaceableJobs lists the
+	// first of them. Each stays on its last eligible cluster, or, with none,
+	// its ProwJobs keep the cluster their job config gives.
+	Unplaceable     int                  `json:"unplaceable"`
+	UnplaceableJobs []engine.Unplaceable `json:"unplaceableJobs,omitempty"`
 }
+
+// maxStatusUnplaceable bounds Status.UnplaceableJobs.
+const maxStatusUnplaceable = 20

@@ -146,5 +146,30 @@ func (p *Plugin) refresh(ctx context.Context) (string, error) {
 			fmt.Fprintf(&b, "| %s | %d |\n", code(c), r.MovedTo[c])
 		}
 	}
+	writeUnplaceable(&b, *r)
 	return b.String(), nil
+}
+
+// maxUnplaceableLines bounds the unplaceable jobs a reply lists.
+const maxUnplaceableLines = 10
+
+// writeUnplaceable lists the jobs no usable cluster can run, if any.
+func writeUnplaceable(b *strings.Builder, r api.DispatchResponse) {
+	if r.Unplaceable == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n%d job(s) need what no usable cluster has; none was sent to a cluster that lacks it:\n", r.Unplaceable)
+	for i, u := range r.UnplaceableJobs {
+		if i == maxUnplaceableLines {
+			break
+		}
+		where := "left on the cluster its job config gives"
+		if u.Cluster != "" {
+			where = "kept on its last eligible cluster " + code(u.Cluster)
+		}
+		fmt.Fprintf(b, "- %s: %s; %s\n", code(u.Job), u.Problem, where)
+	}
+	if r.Unplaceable > min(len(r.UnplaceableJobs), maxUnplaceableLines) {
+		fmt.Fprintf(b, "- ... and %d more (see /readyz)\n", r.Unplaceable-min(len(r.UnplaceableJobs), maxUnplaceableLines))
+	}
 }

@@ -123,7 +123,11 @@ func (d *fakeDispatcher) Dispatch(ctx context.Context) (*api.DispatchResponse, e
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dispatches++
-	return &api.DispatchResponse{Jobs: 120, Moved: 3, MovedTo: map[string]int{"build02": 2, "build01": 1}, Imbalance: 1.05}, nil
+	return &api.DispatchResponse{Jobs: 120, Moved: 3, MovedTo: map[string]int{"build02": 2, "build01": 1}, Imbalance: 1.05,
+		Unplaceable: 12, UnplaceableJobs: []api.UnplaceableJob{
+			{Job: "pull-ci-gpu-e2e", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build04"},
+			{Job: "pull-ci-gpu-new", Problem: "no usable cluster meets capabilities [gpu]"},
+		}}, nil
 }
 
 // Reschedule records the request, then refuses an unknown job (404) or

@@ -55,7 +55,11 @@ func TestHandleIssueComment(t *testing.T) {
 		{
 			name: "dispatch refresh by an org member", login: orgMember, body: "/dispatch refresh",
 			wantComments: 1, wantDispatches: 1,
-			want: []string{"dispatched 120 jobs; 3 moved (largest load/target ratio 1.05)", "| `build01` | 1 |", "| `build02` | 2 |"},
+			want: []string{"dispatched 120 jobs; 3 moved (largest load/target ratio 1.05)", "| `build01` | 1 |", "| `build02` | 2 |",
+				"12 job(s) need what no usable cluster has; none was sent to a cluster that lacks it",
+				"- `pull-ci-gpu-e2e`: no usable cluster meets capabilities [gpu]; kept on its last eligible cluster `build04`",
+				"- `pull-ci-gpu-new`: no usable cluster meets capabilities [gpu]; left on the cluster its job config gives",
+				"- ... and 10 more (see /readyz)"},
 		},
 		{
 			name: "dispatch refresh by a stranger is refused", login: stranger, body: "/dispatch refresh",

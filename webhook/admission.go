@@ -117,6 +117,9 @@ func (a *Admission) decide(ctx context.Context, req admission.Request) (admissio
 	case dec.Reason == table.ReasonAgent:
 		d.outcome, d.reason = OutcomeNotKubernetes, "agent "+string(pj.Spec.Agent)
 		return allow(d)
+	case dec.Reason == table.ReasonUnplaceable:
+		d.outcome, d.reason = OutcomeUnplaceable, dec.Detail
+		return allow(d)
 	case dec.Cluster == "":
 		d.outcome, d.reason = OutcomeError, "admit: no cluster"
 		return allow(d)

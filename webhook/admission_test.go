@@ -169,6 +169,15 @@ func TestAdmissionHandle(t *testing.T) {
 			admits:  []dispatch.AdmissionRequest{with(armReq, func(r *dispatch.AdmissionRequest) { r.Cluster = "vsphere02" })},
 		},
 		{
+			name: "a job no usable cluster can run is left as created",
+			req:  func(t testing.TB) admission.Request { return request(t) },
+			decide: answer(dispatch.Decision{Reason: table.ReasonUnplaceable,
+				Detail: `job "x": no usable cluster meets capabilities [arm64]: unplaceable`}, nil),
+			outcome: OutcomeUnplaceable,
+			message: "no usable cluster meets capabilities [arm64]",
+			admits:  []dispatch.AdmissionRequest{armReq},
+		},
+		{
 			name:    "non-kubernetes agent is left alone",
 			req:     func(t testing.TB) admission.Request { return request(t, withSpec(map[string]any{"agent": "jenkins"})) },
 			decide:  answer(dispatch.Decision{Reason: table.ReasonAgent}, nil),

@@ -66,7 +66,10 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 
 // apiDispatchResponse summarises a report, listing at most maxMoves moves.
 func apiDispatchResponse(rep *engine.Report, maxMoves int) api.DispatchResponse {
-	out := api.DispatchResponse{Jobs: rep.Jobs, Moved: len(rep.Moves), Imbalance: rep.Imbalance}
+	out := api.DispatchResponse{Jobs: rep.Jobs, Moved: len(rep.Moves), Imbalance: rep.Imbalance, Unplaceable: len(rep.Unplaceable)}
+	for _, u := range rep.Unplaceable[:min(len(rep.Unplaceable), maxMoves)] {
+		out.UnplaceableJobs = append(out.UnplaceableJobs, api.UnplaceableJob{Job: u.Job, Problem: u.Problem, Cluster: u.Cluster})
+	}
 	if len(rep.Moves) == 0 {
 		return out
 	}

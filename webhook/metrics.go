@@ -18,6 +18,7 @@ const (
 	OutcomeManual        Outcome = "manual"         // spec.cluster is a manual cluster, kept
 	OutcomeNotKubernetes Outcome = "not_kubernetes" // agent is not kubernetes
 	OutcomeSkipped       Outcome = "skipped"        // carries a skip label (a rehearsal): left as created
+	OutcomeUnplaceable   Outcome = "unplaceable"    // no usable cluster meets its requirements: left as created
 	OutcomeNotCreate     Outcome = "not_create"     // not a CREATE
 	OutcomeWrongKind     Outcome = "wrong_kind"     // not a prow.k8s.io/v1 ProwJob
 	OutcomeUndecodable   Outcome = "undecodable"    // empty or undecodable object, or no spec.job

@@ -145,8 +145,19 @@ func printReport(w io.Writer, r *engine.Report, maxMoves int) error {
 			return err
 		}
 	}
-	for _, u := range r.Unplaceable {
-		fmt.Fprintf(w, "unplaceable: %s\n", u)
+	if len(r.Unplaceable) > 0 {
+		fmt.Fprintf(w, "\n%d unplaceable (no usable cluster meets what they need; none is sent to a cluster that lacks it):\n", len(r.Unplaceable))
+		for i, u := range r.Unplaceable {
+			if i == maxMoves {
+				fmt.Fprintf(w, "... and %d more\n", len(r.Unplaceable)-maxMoves)
+				break
+			}
+			where := "left on its job config's cluster"
+			if u.Cluster != "" {
+				where = "kept on " + u.Cluster
+			}
+			fmt.Fprintf(w, "  %s: %s; %s\n", u.Job, u.Problem, where)
+		}
 	}
 	return nil
 }

@@ -209,3 +209,28 @@ func TestPlanLabelFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanListsUnplaceableJobs(t *testing.T) {
+	clusters := filepath.Join(t.TempDir(), "clusters.yaml")
+	if err := os.WriteFile(clusters, []byte("aws:\n- name: build01\n  capabilities: [arm64]\n  blocked: true\n- name: build03\ngcp:\n- name: build02\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := planArgs()
+	for i := range args {
+		if args[i] == "--cluster-config" {
+			args[i+1] = clusters
+		}
+	}
+	stdout, _, err := runPlanTest(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"1 unplaceable (no usable cluster meets what they need; none is sent to a cluster that lacks it):",
+		"pull-ci-org-repo-main-e2e-arm64: no usable cluster meets capabilities [arm64]; left on its job config's cluster",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, stdout)
+		}
+	}
+}

@@ -22,11 +22,17 @@ func (e *Engine) Dispatch() (*table.Table, *Report, error) {
 	rows := make([]table.Assignment, 0, len(js))
 	unitOf := map[unitKey]int{}
 	var units []unit
-	var unplaced []string
+	var unplaced []Unplaceable
 	for _, j := range js {
 		d := e.decide(j, e.previous[j.Name])
 		if d.kind == skipJob {
 			continue
+		}
+		if d.kind == unplaceable {
+			unplaced = append(unplaced, Unplaceable{Job: j.Name, Problem: d.problem, Cluster: d.cluster})
+			if d.cluster == "" {
+				continue // no row: its ProwJobs keep their job config's cluster
+			}
 		}
 		a := table.Assignment{Job: j.Name, Reason: d.reason, Detail: d.detail, File: j.File, Demand: e.demandOf(j.Name)}
 		switch d.kind {
@@ -35,9 +41,6 @@ func (e *Engine) Dispatch() (*table.Table, *Report, error) {
 				return nil, nil, fmt.Errorf("job %q: %s, and the dispatcher config names no default cluster: %w", j.Name, d.detail, ErrNoCluster)
 			}
 			a.Cluster = d.cluster
-			if d.kind == unplaceable {
-				unplaced = append(unplaced, fmt.Sprintf("%s: %s; placed on %s", j.Name, d.problem, d.cluster))
-			}
 		case balanceJob:
 			key := unitKey{file: j.File, set: d.set}
 			if j.File == "" {

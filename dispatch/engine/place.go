@@ -70,6 +70,9 @@ func (e *Engine) place(j *jobs.Job) (table.Assignment, error) {
 	a := table.Assignment{Job: j.Name, Reason: d.reason, Detail: d.detail, File: j.File, Demand: e.demandOf(j.Name), AssignedAt: e.in.Now}
 	switch d.kind {
 	case fixedJob, unplaceable:
+		if d.kind == unplaceable && d.cluster == "" {
+			return table.Assignment{}, fmt.Errorf("job %q: %s: %w", j.Name, d.problem, ErrUnplaceable)
+		}
 		if d.cluster == "" {
 			return table.Assignment{}, fmt.Errorf("job %q: %s, and the dispatcher config names no default cluster: %w", j.Name, d.detail, ErrNoCluster)
 		}

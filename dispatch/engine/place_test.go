@@ -47,6 +47,12 @@ func TestPlaceFollowsEveryRule(t *testing.T) {
 				}
 				return
 			}
+			if tc.stranded {
+				if !errors.Is(err, engine.ErrUnplaceable) {
+					t.Fatalf("Place: %+v, %v, want ErrUnplaceable", a, err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Place: %v", err)
 			}

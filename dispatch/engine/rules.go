@@ -16,17 +16,17 @@ const (
 	skipJob     decisionKind = iota // agent is not kubernetes: not in the table
 	fixedJob                        // a rule named the cluster
 	balanceJob                      // balanced among set
-	unplaceable                     // a constraint no usable cluster meets: previous cluster or default
+	unplaceable                     // a requirement no usable cluster meets: its last eligible cluster, or none (cluster "")
 )
 
 // decision is the outcome of the rules for one job.
 type decision struct {
 	kind    decisionKind
 	reason  table.Reason
-	cluster string     // fixedJob, unplaceable
+	cluster string     // fixedJob; unplaceable: the last eligible cluster, "" for none
 	set     clusterSet // balanceJob
 	detail  string
-	problem string // unplaceable: what no cluster meets
+	problem string // unplaceable: what no usable cluster meets
 }
 
 // constraint is one of rules 6 and 7 that applies to a job.
@@ -34,6 +34,14 @@ type constraint struct {
 	reason table.Reason
 	desc   string
 	set    clusterSet // the usable clusters that meet it
+	all    clusterSet // every known cluster that meets it, blocked or not balanced onto
+}
+
+// hard reports whether a job cannot run on a cluster that does not meet the
+// constraint: a capability or kvm devices. A cloud or no-builds constraint
+// is a preference: when no usable cluster meets it, it is ignored.
+func (c *constraint) hard() bool {
+	return c.reason == table.ReasonCapability || c.reason == table.ReasonKVM
 }
 
 // rule is one placement rule.
@@ -248,23 +256,82 @@ func (e *Engine) applyConstraint(rule table.Reason, j *jobs.Job, prev *previousR
 	}
 	var buf [4]constraint
 	cons := e.constraints(&j.Requirements, buf[:0])
+	// A preference (cloud, no-builds) that no usable cluster meets is
+	// ignored: the later rules decide, as if the job had no such label.
+	kept := cons[:0]
 	for _, c := range cons {
-		if c.reason != rule {
+		if c.set != 0 || c.hard() {
+			kept = append(kept, c)
 			continue
 		}
-		if explain {
-			note = fmt.Sprintf("%s: %d usable cluster(s) qualify (%s)", c.desc, c.set.len(), e.names(c.set))
+		if c.reason == rule {
+			if alt, ok := e.namedTarget(c); ok {
+				*d = decision{kind: fixedJob, reason: rule, cluster: alt, detail: c.desc + ": no usable build cluster; " + alt + ", which the config lists, runs it"}
+				return true, d.detail
+			}
+			if explain {
+				note = c.desc + ": no usable cluster meets it: ignored"
+			}
+			return false, note
 		}
-		break
+	}
+	cons = kept
+	if explain {
+		for _, c := range cons {
+			if c.reason == rule {
+				note = fmt.Sprintf("%s: %d usable cluster(s) qualify (%s)", c.desc, c.set.len(), e.names(c.set))
+				if c.reason != cons[0].reason {
+					note += "; " + string(cons[0].reason) + " decides, this narrows"
+				}
+			}
+		}
+	}
+	if cons[0].reason != rule {
+		return false, note // an earlier constraint decides
 	}
 	// The first constraint decides; the later ones narrow its clusters.
 	set, ignored := eligible(cons)
 	if set == 0 {
-		*d = e.fallback(cons[:1], *prev)
+		if alt, ok := e.namedTarget(cons[0]); ok {
+			*d = decision{kind: fixedJob, reason: rule, cluster: alt, detail: cons[0].desc + ": no usable build cluster; " + alt + ", which the config lists, runs it"}
+			return true, note
+		}
+		*d = e.fallback(cons[0], *prev)
+		if explain {
+			note += "; " + d.detail
+		}
 		return true, note
 	}
 	*d = decision{kind: balanceJob, reason: cons[0].reason, set: set, detail: e.constraintDetail(cons, ignored, set)}
 	return true, note
+}
+
+// namedTarget returns, for a kvm or no-builds constraint that no usable
+// build cluster meets, the first cluster by name that its list names and
+// that may run jobs without being balanced onto: a service or manual
+// cluster, not blocked. Such a cluster runs exactly the jobs that name it.
+func (e *Engine) namedTarget(c constraint) (string, bool) {
+	if c.reason != table.ReasonKVM && c.reason != table.ReasonNoBuilds {
+		return "", false
+	}
+	found := ""
+	(c.all &^ e.blockedSet()).each(func(i int) {
+		if found == "" && !e.clusters[i].inventory {
+			found = e.clusters[i].name
+		}
+	})
+	return found, found != ""
+}
+
+// blockedSet is the set of blocked known clusters.
+func (e *Engine) blockedSet() clusterSet {
+	var s clusterSet
+	for i := range e.clusters {
+		if i < maxKnownClusters && e.clusters[i].blocked {
+			s |= setOf(i)
+		}
+	}
+	return s
 }
 
 // clusterJob returns the cluster a cluster job's name captures, and the
@@ -348,20 +415,20 @@ func (e *Engine) sshBastion(j *jobs.Job) (cluster string, ok bool, note string) 
 // some cluster meets them too (see eligible).
 func (e *Engine) constraints(r *jobs.Requirements, buf []constraint) []constraint {
 	if e.hasConstraint(table.ReasonCapability, r) {
-		set := e.usable
+		all := ^clusterSet(0)
 		for _, cp := range r.Capabilities {
-			set &= e.capSets[cp]
+			all &= e.capSets[cp]
 		}
-		buf = append(buf, constraint{reason: table.ReasonCapability, desc: "capabilities [" + strings.Join(r.Capabilities, " ") + "]", set: set})
+		buf = append(buf, constraint{reason: table.ReasonCapability, desc: "capabilities [" + strings.Join(r.Capabilities, " ") + "]", set: e.usable & all, all: all})
 	}
 	if e.hasConstraint(table.ReasonKVM, r) {
-		buf = append(buf, constraint{reason: table.ReasonKVM, desc: "kvm", set: e.usable & e.kvm})
+		buf = append(buf, constraint{reason: table.ReasonKVM, desc: "kvm", set: e.usable & e.kvm, all: e.kvm})
 	}
 	if e.hasConstraint(table.ReasonNoBuilds, r) {
-		buf = append(buf, constraint{reason: table.ReasonNoBuilds, desc: "no-builds", set: e.usable & e.noBuilds})
+		buf = append(buf, constraint{reason: table.ReasonNoBuilds, desc: "no-builds", set: e.usable & e.noBuilds, all: e.noBuilds})
 	}
 	if p, ok := e.cloudProvider(r.Cloud); ok {
-		buf = append(buf, constraint{reason: table.ReasonCloud, desc: "cloud " + r.Cloud + " (provider " + p + ")", set: e.usable & e.providers[p]})
+		buf = append(buf, constraint{reason: table.ReasonCloud, desc: "cloud " + r.Cloud + " (provider " + p + ")", set: e.usable & e.providers[p], all: e.providers[p]})
 	}
 	return buf
 }
@@ -442,23 +509,23 @@ func (e *Engine) constraintDetail(cons []constraint, ignored uint, set clusterSe
 	return d
 }
 
-// fallback places a job whose constraints no usable cluster meets: on its
-// previous cluster if that is still known and not blocked (and was not
-// itself the default fallback), else on the default.
-func (e *Engine) fallback(cons []constraint, prev previousRow) decision {
-	descs := make([]string, len(cons))
-	for i, c := range cons {
-		descs[i] = c.desc
+// fallback places a job whose hard constraint c no usable cluster meets.
+// Sending it to a cluster without the capability would only make it fail,
+// so it stays on its last eligible cluster (the previous one, when that
+// meets c, blocked or not), and with none it gets no cluster at all: its
+// ProwJob keeps the cluster its job config gives.
+func (e *Engine) fallback(c constraint, prev previousRow) decision {
+	problem := "no usable cluster meets " + c.desc
+	if i, ok := e.byName[prev.cluster]; ok && c.all.has(i) {
+		state := ""
+		if e.clusters[i].blocked {
+			state = ", blocked"
+		}
+		return decision{kind: unplaceable, reason: c.reason, cluster: prev.cluster, problem: problem,
+			detail: "unplaceable: " + problem + "; kept on its last eligible cluster " + prev.cluster + state}
 	}
-	problem := "no usable cluster meets " + strings.Join(descs, ", ")
-	// A previous default placement is not kept as such: the default applies again.
-	if c, ok := e.lookup(prev.cluster); ok && c.known() && !c.blocked && prev.reason != table.ReasonDefault {
-		return decision{kind: unplaceable, reason: cons[0].reason, cluster: prev.cluster, problem: problem,
-			detail: "unplaceable: " + problem + "; kept on previous cluster " + prev.cluster}
-	}
-	d := e.in.Config.Default
-	return decision{kind: unplaceable, reason: table.ReasonDefault, cluster: d, problem: problem,
-		detail: "unplaceable: " + problem + "; the config's default " + d}
+	return decision{kind: unplaceable, reason: c.reason, problem: problem,
+		detail: "unplaceable: " + problem + ", and it ran on no cluster that does: left on the cluster its job config gives"}
 }
 
 // groupPath returns the first group path regex matching the job file, in

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,6 +25,9 @@ type ruleCase struct {
 	reason      table.Reason
 	detail      string // a substring of the Detail
 	unplaceable bool
+	// stranded: no cluster meets the job's requirement and it ran on none
+	// that does: no row, and Place refuses with ErrUnplaceable.
+	stranded bool
 	// placeWant and placeReason, when set, are where Place puts the job
 	// when the engine's input lacks it (a job first seen at admission).
 	placeWant   []string
@@ -74,15 +79,17 @@ func ruleCases() []ruleCase {
 			want: []string{"build01", "build05"}, reason: table.ReasonCapability, detail: "capabilities [arm64]: balanced among 2 eligible clusters (build01, build05)"},
 		{name: "two capabilities", job: req("arm-rce", jobs.Requirements{Capabilities: []string{"arm64", "rce"}}),
 			want: []string{"build05"}, reason: table.ReasonCapability},
-		{name: "capability only a blocked cluster has: default", job: req("gpu", jobs.Requirements{Capabilities: []string{"gpu"}}),
-			want: []string{"build01"}, reason: table.ReasonDefault, detail: "unplaceable: no usable cluster meets capabilities [gpu]", unplaceable: true},
-		{name: "unplaceable keeps a previous cluster that still qualifies", job: req("gpu-prev", jobs.Requirements{Capabilities: []string{"gpu"}}),
-			previous: prev("gpu-prev", "build03", table.ReasonCapability), want: []string{"build03"}, reason: table.ReasonCapability,
-			detail: "kept on previous cluster build03", unplaceable: true},
-		{name: "unplaceable leaves a blocked previous cluster", job: req("gpu-blocked", jobs.Requirements{Capabilities: []string{"gpu"}}),
-			previous: prev("gpu-blocked", "build04", table.ReasonCapability), want: []string{"build01"}, reason: table.ReasonDefault, unplaceable: true},
+		{name: "capability only a blocked cluster has, new job: no row", job: req("gpu", jobs.Requirements{Capabilities: []string{"gpu"}}),
+			reason: table.ReasonCapability, stranded: true, detail: "unplaceable: no usable cluster meets capabilities [gpu]", unplaceable: true},
+		{name: "an incapable previous cluster is not kept", job: req("gpu-prev", jobs.Requirements{Capabilities: []string{"gpu"}}),
+			previous: prev("gpu-prev", "build03", table.ReasonCapability), reason: table.ReasonCapability, stranded: true, unplaceable: true},
+		{name: "the last eligible cluster is kept, blocked or not", job: req("gpu-blocked", jobs.Requirements{Capabilities: []string{"gpu"}}),
+			previous: prev("gpu-blocked", "build04", table.ReasonCapability), want: []string{"build04"}, reason: table.ReasonCapability,
+			detail: "kept on its last eligible cluster build04, blocked", unplaceable: true},
 		{name: "unknown capability", job: req("quantum", jobs.Requirements{Capabilities: []string{"quantum"}}),
-			want: []string{"build01"}, reason: table.ReasonDefault, unplaceable: true},
+			reason: table.ReasonCapability, stranded: true, unplaceable: true},
+		{name: "unknown capability, previously on the default: not kept", job: req("quantum-default", jobs.Requirements{Capabilities: []string{"quantum"}}),
+			previous: prev("quantum-default", "build01", table.ReasonDefault), reason: table.ReasonCapability, stranded: true, unplaceable: true},
 		{name: "kvm", job: req("kvm", jobs.Requirements{KVM: true}), want: []string{"build02"}, reason: table.ReasonKVM},
 		{name: "no-builds", job: req("nobuilds", jobs.Requirements{NoBuilds: true}), want: []string{"build03"}, reason: table.ReasonNoBuilds},
 		{name: "capability decides, kvm narrows when it can", job: req("arm-kvm", jobs.Requirements{Capabilities: []string{"rce"}, NoBuilds: true}),
@@ -118,6 +125,15 @@ func TestDispatchRules(t *testing.T) {
 			_, tb, rep := dispatch(t, in)
 			rows := tb.ByJob()
 			a, ok := rows[tc.job.Name]
+			if tc.stranded {
+				if ok {
+					t.Fatalf("stranded job in the table: %+v", a)
+				}
+				if len(rep.Unplaceable) != 1 || rep.Unplaceable[0].Job != tc.job.Name || rep.Unplaceable[0].Cluster != "" {
+					t.Errorf("unplaceable report %+v, want the job with no cluster", rep.Unplaceable)
+				}
+				return
+			}
 			if tc.skipped {
 				if ok {
 					t.Fatalf("job in the table: %+v", a)
@@ -133,7 +149,7 @@ func TestDispatchRules(t *testing.T) {
 			if !strings.Contains(a.Detail, tc.detail) {
 				t.Errorf("detail %q does not contain %q", a.Detail, tc.detail)
 			}
-			reported := len(rep.Unplaceable) == 1 && strings.HasPrefix(rep.Unplaceable[0], tc.job.Name+": ")
+			reported := len(rep.Unplaceable) == 1 && rep.Unplaceable[0].Job == tc.job.Name && rep.Unplaceable[0].Cluster == a.Cluster
 			if reported != tc.unplaceable {
 				t.Errorf("unplaceable report %q, want the job listed: %v", rep.Unplaceable, tc.unplaceable)
 			}
@@ -149,26 +165,93 @@ func TestUnplaceableReportNamesJobAndCapabilities(t *testing.T) {
 	j.Requirements.Capabilities = []string{"gpu", "quantum"}
 	_, _, rep := dispatch(t, fixture(t, j, job("plain")))
 	if len(rep.Unplaceable) != 1 {
-		t.Fatalf("unplaceable %q, want one entry", rep.Unplaceable)
+		t.Fatalf("unplaceable %+v, want one entry", rep.Unplaceable)
 	}
-	for _, want := range []string{"needs-gpu-and-quantum", "gpu", "quantum", "build01"} {
-		if !strings.Contains(rep.Unplaceable[0], want) {
-			t.Errorf("unplaceable entry %q does not name %q", rep.Unplaceable[0], want)
-		}
+	u := rep.Unplaceable[0]
+	if u.Job != "needs-gpu-and-quantum" || u.Cluster != "" || !strings.Contains(u.Problem, "capabilities [gpu quantum]") {
+		t.Errorf("unplaceable entry %+v, want the job, no cluster and both capabilities", u)
 	}
 }
 
 func TestDispatchWithoutDefaultFails(t *testing.T) {
-	j := job("gpu")
-	j.Requirements.Capabilities = []string{"gpu"}
-	in := fixture(t, j)
+	in := fixture(t, job("plain"))
+	for p, cs := range in.Clusters.Providers {
+		for i := range cs {
+			in.Clusters.Providers[p][i].Blocked = true
+		}
+	}
 	in.Config.Default = ""
 	e, err := engine.New(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.Dispatch(); err == nil || !strings.Contains(err.Error(), `"gpu"`) {
-		t.Errorf("Dispatch error %v, want one naming the job", err)
+	if _, _, err := e.Dispatch(); !errors.Is(err, engine.ErrNoCluster) || !strings.Contains(err.Error(), `"plain"`) {
+		t.Errorf("Dispatch error %v, want ErrNoCluster naming the job", err)
+	}
+}
+
+// TestNeverOnAnIncapableCluster is the workload of issue 10: when the one
+// gpu cluster is blocked, no gpu job may land on a cluster without gpu (the
+// old fallback sent every one of them to the default, where each ProwJob
+// would fail). Jobs that ran there stay; new ones get no row. Preferences
+// (cloud, no-builds) that no usable cluster meets are ignored instead.
+func TestNeverOnAnIncapableCluster(t *testing.T) {
+	var js []jobs.Job
+	var prev []table.Assignment
+	for i := range 40 {
+		j := job(fmt.Sprintf("gpu-%02d", i))
+		j.Requirements.Capabilities = []string{"gpu"}
+		js = append(js, j)
+		if i%2 == 0 { // half ran on the gpu cluster before it was blocked
+			prev = append(prev, table.Assignment{Job: j.Name, Cluster: "build04", Reason: table.ReasonCapability, Demand: 1})
+		}
+	}
+	for i := range 20 {
+		js = append(js, job(fmt.Sprintf("plain-%02d", i)))
+	}
+	in := fixture(t, js...)
+	in.Previous = &table.Table{Assignments: prev}
+	_, tb, rep := dispatch(t, in)
+	rows := tb.ByJob()
+	kept, stranded := 0, 0
+	for _, j := range js[:40] {
+		a, ok := rows[j.Name]
+		switch {
+		case !ok:
+			stranded++
+		case a.Cluster == "build04":
+			kept++
+		default:
+			t.Errorf("%s on %s, which has no gpu", j.Name, a.Cluster)
+		}
+	}
+	if kept != 20 || stranded != 20 || len(rep.Unplaceable) != 40 {
+		t.Errorf("kept %d on build04, %d without a row, %d reported; want 20, 20, 40", kept, stranded, len(rep.Unplaceable))
+	}
+
+	// A preference no usable cluster meets is ignored: every gcp cluster blocked.
+	cloud := job("e2e-gcp")
+	cloud.Requirements.Cloud = "gcp"
+	in = fixture(t, cloud, job("plain"))
+	for i := range in.Clusters.Providers["gcp"] {
+		in.Clusters.Providers["gcp"][i].Blocked = true
+	}
+	_, tb, rep = dispatch(t, in)
+	if a := tb.ByJob()["e2e-gcp"]; a.Reason != table.ReasonBalanced || len(rep.Unplaceable) != 0 {
+		t.Errorf("gcp job with every gcp cluster blocked: %+v, unplaceable %+v; want balanced", a, rep.Unplaceable)
+	}
+
+	// kvm listing only a service cluster: kvm jobs go there, nothing else does.
+	kvm := job("needs-kvm")
+	kvm.Requirements.KVM = true
+	in = fixture(t, kvm, job("plain"))
+	in.Config.KVM = []string{"kvm01"}
+	_, tb, _ = dispatch(t, in)
+	if a := tb.ByJob()["needs-kvm"]; a.Cluster != "kvm01" || a.Reason != table.ReasonKVM {
+		t.Errorf("kvm job: %+v, want kvm01 (kvm)", a)
+	}
+	if a := tb.ByJob()["plain"]; a.Cluster == "kvm01" {
+		t.Errorf("plain job balanced onto service cluster kvm01")
 	}
 }
 

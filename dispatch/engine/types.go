@@ -104,8 +104,20 @@ type Report struct {
 	Clusters []ClusterLoad `json:"clusters"`
 	// Imbalance is the largest Ratio among balanced (not blocked, not manual) clusters.
 	Imbalance float64 `json:"imbalance"`
-	// Unplaceable lists jobs no cluster can take (e.g. a capability nobody has), with why; they keep their previous cluster or get the default.
-	Unplaceable []string `json:"unplaceable,omitempty"`
+	// Unplaceable lists, by job, the jobs that need what no usable cluster
+	// has (a capability, kvm): each stays on its last eligible cluster, or,
+	// with none, gets no row.
+	Unplaceable []Unplaceable `json:"unplaceable,omitempty"`
+}
+
+// Unplaceable is a job that needs what no usable cluster has.
+type Unplaceable struct {
+	Job string `json:"job"`
+	// Problem says what no usable cluster meets.
+	Problem string `json:"problem"`
+	// Cluster is the last eligible cluster the job stays on; empty when it
+	// has none, so its ProwJobs keep the cluster their job config gives.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Step is one rule the engine evaluated for a job.

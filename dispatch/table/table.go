@@ -26,6 +26,10 @@ const (
 	ReasonGroupPath  Reason = "group-path"  // its job file matches a group's path regex
 	ReasonBalanced   Reason = "balanced"    // capacity-weighted balancing
 	ReasonDefault    Reason = "default"     // no usable cluster to balance onto: the config's default
+	// ReasonUnplaceable is never a row: the job needs what no usable cluster
+	// has and ran on no cluster that has it, so admission leaves its ProwJob
+	// on the cluster its job config gives.
+	ReasonUnplaceable Reason = "unplaceable"
 )
 
 // Balanced reports whether the rule balances jobs by load (capability, kvm,

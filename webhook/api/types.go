@@ -157,6 +157,20 @@ type DispatchResponse struct {
 	Moves []Move `json:"moves,omitempty"`
 	// Imbalance is the largest load/target ratio among balanced clusters.
 	Imbalance float64 `json:"imbalance"`
+	// Unplaceable is the number of jobs that need what no usable cluster
+	// has (a capability, kvm); UnplaceableJobs lists the first of them.
+	Unplaceable     int              `json:"unplaceable,omitempty"`
+	UnplaceableJobs []UnplaceableJob `json:"unplaceableJobs,omitempty"`
+}
+
+// UnplaceableJob is a job no usable cluster can run.
+type UnplaceableJob struct {
+	Job string `json:"job"`
+	// Problem says what no usable cluster meets.
+	Problem string `json:"problem"`
+	// Cluster is the last eligible cluster the job stays on; empty when its
+	// ProwJobs keep the cluster their job config gives.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // RescheduleRequest moves a job to the named cluster, or to the best other eligible one when Cluster is empty.
