@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -122,8 +123,8 @@ func printReport(w io.Writer, r *engine.Report, maxMoves int) error {
 		switch {
 		case c.Blocked:
 			note = "blocked"
-		case c.Manual:
-			note = "manual"
+		case c.Role != config.RoleBuild:
+			note = c.Role // manual or service: runs only the jobs that name it
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.3f\t%s\n", c.Name, c.Provider, c.Capacity, c.Jobs, c.Demand, c.Target, c.Ratio, note)
 	}
