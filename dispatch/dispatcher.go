@@ -46,18 +46,20 @@ type Dispatcher struct {
 	dispatchMu sync.Mutex
 	opMu       sync.Mutex
 
-	mu           sync.Mutex // guards the fields below; Lookup never takes it
-	eng          *engine.Engine
-	overrides    map[string]table.Override
-	provisional  map[string]*provisionalJob  // jobs first seen at admission that the job config lacks
-	unsaved      map[string]table.Assignment // rows set since the state file was written: the journal's
-	lastDemand   map[string]float64          // the last good demand; nil before the first
-	lastDispatch time.Time
-	lastError    string
-	demandError  string
-	saveError    string               // the last failed save's error, empty once a save works
-	recovery     []string             // what the start did about bad state files
-	unplaceable  []engine.Unplaceable // the last dispatch's
+	mu        sync.Mutex // guards the fields below; Lookup never takes it
+	eng       *engine.Engine
+	overrides map[string]table.Override
+	// clusterOverrides are the drains and capacity caps, by cluster.
+	clusterOverrides map[string]table.ClusterOverride
+	provisional      map[string]*provisionalJob  // jobs first seen at admission that the job config lacks
+	unsaved          map[string]table.Assignment // rows set since the state file was written: the journal's
+	lastDemand       map[string]float64          // the last good demand; nil before the first
+	lastDispatch     time.Time
+	lastError        string
+	demandError      string
+	saveError        string               // the last failed save's error, empty once a save works
+	recovery         []string             // what the start did about bad state files
+	unplaceable      []engine.Unplaceable // the last dispatch's
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -91,7 +93,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	d := &Dispatcher{
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1),
-		overrides: map[string]table.Override{}, provisional: map[string]*provisionalJob{},
+		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		unsaved: map[string]table.Assignment{},
 	}
 	if d.source == nil {
@@ -183,6 +185,11 @@ func (d *Dispatcher) restore() {
 			d.overrides[o.Job] = o
 		}
 	}
+	for _, o := range st.ClusterOverrides {
+		if o.Cluster != "" && o.Active(now) {
+			d.clusterOverrides[o.Cluster] = o
+		}
+	}
 	for _, p := range st.Provisional {
 		if p.Job.Name != "" {
 			d.provisional[p.Job.Name] = &provisionalJob{job: p.Job, lastAdmitted: p.LastAdmitted, admissions: max(p.Admissions, 1)}
@@ -219,6 +226,11 @@ func (d *Dispatcher) noteServiceClusters(eng *engine.Engine) {
 // newEngine builds an engine on the inputs, the last good demand, prev as
 // the table in force and the active overrides. Callers hold mu or own d.
 func (d *Dispatcher) newEngine(in *inputs, prev *table.Table) (*engine.Engine, error) {
+	return d.newEngineWith(in, prev, d.clusterOverrides)
+}
+
+// newEngineWith is newEngine with the given cluster overrides. Callers hold mu.
+func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrides map[string]table.ClusterOverride) (*engine.Engine, error) {
 	if prev != nil && len(prev.Assignments) == 0 {
 		prev = nil // the engine then starts from the dispatcher config's buildFarm
 	}
@@ -231,7 +243,7 @@ func (d *Dispatcher) newEngine(in *inputs, prev *table.Table) (*engine.Engine, e
 	}
 	return engine.New(engine.Input{
 		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: d.lastDemand, Provisional: d.provisionalDemandLocked(),
-		Previous: prev, Overrides: overrides, Now: now, Options: d.opts.Engine,
+		Previous: prev, Overrides: overrides, ClusterOverrides: clusterOverrides, Now: now, Options: d.opts.Engine,
 	})
 }
 

@@ -71,6 +71,8 @@ type Options struct {
 	// than this fraction against the last good one (an empty answer always
 	// is refused); default DefaultDemandMaxDrop, and 1 accepts any fall.
 	DemandMaxDrop float64
+	// MaxDrainTTL bounds the TTL of a drain or capacity cap; default DefaultMaxDrainTTL.
+	MaxDrainTTL time.Duration
 	// OnDispatched, when set, is called after each full dispatch that
 	// replaced the table, with the new table and its report. It runs on the
 	// dispatch loop: it must return quickly (hand the work to a goroutine).
@@ -101,6 +103,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ProvisionalTTL <= 0 {
 		o.ProvisionalTTL = DefaultProvisionalTTL
+	}
+	if o.MaxDrainTTL <= 0 {
+		o.MaxDrainTTL = DefaultMaxDrainTTL
 	}
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop

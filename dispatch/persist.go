@@ -211,3 +211,21 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 	sort.Slice(out, func(i, j int) bool { return out[i].Job < out[j].Job })
 	return out
 }
+
+// saveClusterOverrides writes the cluster overrides' file now: what makes a
+// drain survive a restart.
+func (d *Dispatcher) saveClusterOverrides() error {
+	if d.store == nil {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	overrides := d.clusterOverridesLocked()
+	d.mu.Unlock()
+	if err := d.store.SaveClusterOverrides(overrides); err != nil {
+		return d.saveFailedWith(err, d.store.ClusterOverridesPath())
+	}
+	d.savedOK()
+	return nil
+}

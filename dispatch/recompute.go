@@ -61,6 +61,13 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	return d.redispatch(in)
+}
+
+// redispatch runs the engine on in (the table in force as the previous
+// one, the active overrides and cluster overrides) and puts the new table in
+// force, then saves it. Callers hold opMu.
+func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	d.mu.Lock()
 	now := d.clock.Now()
 	for job, o := range d.overrides {
@@ -68,39 +75,27 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 			delete(d.overrides, job)
 		}
 	}
-	eng, err := d.newEngine(in, d.cache.Snapshot())
-	d.mu.Unlock()
+	run, err := d.recompute(in, d.clusterOverrides)
 	if err != nil {
+		d.mu.Unlock()
 		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
 	}
-	t, report, err := eng.Dispatch()
-	if err != nil {
-		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
-	}
-	d.noteServiceClusters(eng)
-	if len(t.Assignments) == 0 {
+	if len(run.table.Assignments) == 0 {
+		d.mu.Unlock()
 		return nil, resultRefused, fmt.Errorf("dispatch: job config %s: no job is dispatched (no job of agent %q)", d.opts.JobConfigDir, "kubernetes")
 	}
-
-	d.mu.Lock()
-	// Provisional jobs keep a row (where they are, while that is eligible)
-	// until the job config has them.
-	for _, name := range slices.Sorted(maps.Keys(d.provisional)) {
-		p := d.provisional[name]
+	d.noteServiceClusters(run.eng)
+	for name := range d.provisional {
 		if _, known := in.byName[name]; known {
 			delete(d.provisional, name)
-			continue
 		}
-		a, err := eng.PlaceProvisional(p.job, float64(p.admissions))
-		if err != nil {
-			delete(d.provisional, name)
-			continue
-		}
-		t.Assignments = append(t.Assignments, a)
+	}
+	for _, name := range run.droppedProvisional {
+		delete(d.provisional, name)
 	}
 	d.metrics.setProvisional(len(d.provisional))
-	t.Sort()
-	d.eng = eng
+	t, report := run.table, run.report
+	d.eng = run.eng
 	d.in.Store(in)
 	d.cache.Replace(t)
 	d.lastDispatch = t.GeneratedAt
@@ -117,6 +112,47 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 		return report, resultPersistError, fmt.Errorf("dispatch: the new table is in force but %w", err)
 	}
 	return report, resultSuccess, nil
+}
+
+// engineRun is one engine run of recompute: not in force until committed.
+type engineRun struct {
+	eng                *engine.Engine
+	table              *table.Table
+	report             *engine.Report
+	droppedProvisional []string // provisional jobs no cluster can take any more
+}
+
+// recompute runs the engine on in with the given cluster overrides, the
+// table in force as the previous one and the active job overrides, and
+// places the provisional jobs the job config still lacks. It changes
+// nothing: redispatch commits the run, a drain preview only reads it.
+// Callers hold mu.
+func (d *Dispatcher) recompute(in *inputs, clusterOverrides map[string]table.ClusterOverride) (*engineRun, error) {
+	eng, err := d.newEngineWith(in, d.cache.Snapshot(), clusterOverrides)
+	if err != nil {
+		return nil, err
+	}
+	t, report, err := eng.Dispatch()
+	if err != nil {
+		return nil, err
+	}
+	run := &engineRun{eng: eng, table: t, report: report}
+	// Provisional jobs keep a row (where they are, while that is eligible)
+	// until the job config has them.
+	for _, name := range slices.Sorted(maps.Keys(d.provisional)) {
+		p := d.provisional[name]
+		if _, known := in.byName[name]; known {
+			continue
+		}
+		a, err := eng.PlaceProvisional(p.job, float64(p.admissions))
+		if err != nil {
+			run.droppedProvisional = append(run.droppedProvisional, name)
+			continue
+		}
+		t.Assignments = append(t.Assignments, a)
+	}
+	t.Sort()
+	return run, nil
 }
 
 // refreshDemand asks the demand source; on failure, or an answer that

@@ -67,6 +67,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")
 			}
+			if _, err := d.expireClusterOverrides(); err != nil {
+				d.log.Error(err, "Dropping expired cluster overrides")
+			}
 			if _, err := d.expireProvisional(); err != nil {
 				d.log.Error(err, "Dropping provisional jobs")
 			}

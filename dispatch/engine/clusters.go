@@ -5,8 +5,10 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // maxKnownClusters bounds the clusters of the cluster config plus the manual
@@ -21,7 +23,9 @@ type clusterInfo struct {
 	provider  string
 	capacity  int
 	caps      []string
-	blocked   bool
+	blocked   bool // takes no new job: blocked in the cluster config, or drained
+	cfgBlock  bool // blocked in the cluster config
+	override  *table.ClusterOverride
 	manual    bool
 	service   bool // config.RoleService: named by the dispatcher config or a job's pin only
 	inventory bool
@@ -86,7 +90,7 @@ func indexClusters(cc *config.Clusters, manual, service []string) ([]clusterInfo
 				}
 				caps := append([]string(nil), c.Capabilities...)
 				sort.Strings(caps)
-				ci := &clusterInfo{name: c.Name, provider: p, capacity: capacity, caps: caps, blocked: c.Blocked, inventory: true}
+				ci := &clusterInfo{name: c.Name, provider: p, capacity: capacity, caps: caps, blocked: c.Blocked, cfgBlock: c.Blocked, inventory: true}
 				byName[c.Name] = ci
 				list = append(list, ci)
 			}
@@ -166,4 +170,31 @@ func (e *Engine) ServiceClusters() []string {
 		}
 	}
 	return out
+}
+
+// applyClusterOverrides applies the drains and capacity caps active at now
+// to the clusters of the cluster config.
+func applyClusterOverrides(clusters []clusterInfo, overrides map[string]table.ClusterOverride, now time.Time) {
+	for i := range clusters {
+		c := &clusters[i]
+		o, ok := overrides[c.name]
+		if !ok || !c.inventory || !o.Active(now) {
+			continue
+		}
+		c.override = &o
+		if o.Drain() {
+			c.blocked = true
+		} else if o.Capacity < c.capacity {
+			c.capacity = o.Capacity
+		}
+	}
+}
+
+// unavailableNote says why rules naming cluster skip it: blocked in the
+// cluster config, or drained.
+func (e *Engine) unavailableNote(cluster string) string {
+	if c, ok := e.lookup(cluster); ok && c.override != nil && c.override.Drain() && !c.cfgBlock {
+		return " (" + cluster + " is drained until " + c.override.Expires.UTC().Format(time.RFC3339) + ": skipped)"
+	}
+	return " (" + cluster + " is blocked: skipped)"
 }

@@ -74,8 +74,3 @@ func (e *Engine) unmatchedConstraint(rule table.Reason, r *jobs.Requirements) st
 		}
 	}
 }
-
-// blockedNote says that a rule naming cluster is skipped because it is blocked.
-func blockedNote(cluster string) string {
-	return " (" + cluster + " is blocked: skipped)"
-}

@@ -43,7 +43,8 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		Name:           c.name,
 		Provider:       c.provider,
 		Capabilities:   c.caps,
-		Blocked:        c.blocked,
+		Blocked:        c.cfgBlock,
+		Override:       c.override,
 		Manual:         c.manual,
 		Role:           c.role(),
 		Jobs:           l.jobs,
@@ -52,7 +53,7 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		BalancedDemand: l.balancedDemand,
 		Target:         e.target(i),
 	}
-	if c.inventory {
+	if c.inventory && (c.override == nil || !c.override.Drain()) {
 		cl.Capacity = c.capacity
 	}
 	if cl.Target > 0 {

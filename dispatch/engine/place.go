@@ -196,7 +196,7 @@ func (e *Engine) CanRun(job jobs.Job, cluster string) error {
 		return fmt.Errorf("job %q: cluster %q is neither in the cluster config nor a manual cluster: %w", job.Name, cluster, ErrUnknownCluster)
 	}
 	if c.blocked {
-		return fmt.Errorf("job %q: cluster %q is blocked: %w", job.Name, cluster, ErrBlockedCluster)
+		return fmt.Errorf("job %q: cluster %q%s: %w", job.Name, cluster, e.unavailableNote(cluster), ErrBlockedCluster)
 	}
 	var missing []string
 	for _, need := range job.Requirements.Capabilities {

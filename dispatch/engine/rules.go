@@ -183,7 +183,7 @@ func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d 
 			}
 			return false, "label pins the job to " + pin + ", which no config names: ignored"
 		case c.blocked:
-			return false, "label pins the job to " + pin + ", which is blocked: ignored"
+			return false, "label pins the job to " + pin + e.unavailableNote(pin)
 		}
 		detail := "label pins the job to " + pin
 		*d = decision{kind: fixedJob, reason: rule, cluster: pin, detail: detail}
@@ -207,7 +207,7 @@ func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d 
 		case !listed:
 			return false, "not listed in a group"
 		case e.isBlocked(c):
-			return false, "listed in group " + c + blockedNote(c)
+			return false, "listed in group " + c + e.unavailableNote(c)
 		}
 		detail := "listed in group " + c
 		*d = decision{kind: fixedJob, reason: rule, cluster: c, detail: detail}
@@ -225,7 +225,7 @@ func (e *Engine) apply(r *rule, j *jobs.Job, prev *previousRow, explain bool, d 
 			note = fmt.Sprintf("job file matches group %s path %q", gp.cluster, gp.pattern)
 		}
 		if e.isBlocked(gp.cluster) {
-			return false, note + blockedNote(gp.cluster)
+			return false, note + e.unavailableNote(gp.cluster)
 		}
 		*d = decision{kind: fixedJob, reason: rule, cluster: gp.cluster, detail: note}
 		return true, note
@@ -403,7 +403,7 @@ func (e *Engine) sshBastion(j *jobs.Job) (cluster string, ok bool, note string) 
 	case c == "":
 		return "", false, "ssh-bastion label, but the config names no sshBastion cluster"
 	case e.isBlocked(c):
-		return "", false, "ssh-bastion label, but sshBastion " + c + " is blocked"
+		return "", false, "ssh-bastion label, but sshBastion " + c + e.unavailableNote(c)
 	default:
 		return c, true, ""
 	}
@@ -519,7 +519,7 @@ func (e *Engine) fallback(c constraint, prev previousRow) decision {
 	if i, ok := e.byName[prev.cluster]; ok && c.all.has(i) {
 		state := ""
 		if e.clusters[i].blocked {
-			state = ", blocked"
+			state = ", blocked or drained"
 		}
 		return decision{kind: unplaceable, reason: c.reason, cluster: prev.cluster, problem: problem,
 			detail: "unplaceable: " + problem + "; kept on its last eligible cluster " + prev.cluster + state}

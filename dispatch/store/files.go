@@ -16,6 +16,18 @@ import (
 // OverridesPath is the overrides' file.
 func (s *Store) OverridesPath() string { return filepath.Join(s.dir, OverridesFileName) }
 
+// ClusterOverridesPath is the cluster overrides' file.
+func (s *Store) ClusterOverridesPath() string { return filepath.Join(s.dir, ClusterOverridesFileName) }
+
+// SaveClusterOverrides replaces the cluster overrides' file; it is written
+// on every drain, cap and cancel.
+func (s *Store) SaveClusterOverrides(overrides []table.ClusterOverride) error {
+	if overrides == nil {
+		overrides = []table.ClusterOverride{}
+	}
+	return s.saveApart(s.ClusterOverridesPath(), overrides)
+}
+
 // AdmissionsPath is the admission counts' file.
 func (s *Store) AdmissionsPath() string { return filepath.Join(s.dir, AdmissionsFileName) }
 

@@ -21,6 +21,8 @@ const (
 	JournalFileName = "journal.json"
 	// OverridesFileName holds the overrides.
 	OverridesFileName = "overrides.json"
+	// ClusterOverridesFileName holds the cluster drains and capacity caps.
+	ClusterOverridesFileName = "cluster-overrides.json"
 	// AdmissionsFileName holds the admission counts.
 	AdmissionsFileName = "admissions.json"
 	// DemandFileName holds the last good demand.
@@ -37,6 +39,10 @@ type State struct {
 	// them from overrides.json (SaveOverrides) when it holds a good copy, so
 	// a bad state file never costs an override.
 	Overrides []table.Override `json:"overrides,omitempty"`
+	// ClusterOverrides are the operators' cluster drains and capacity caps,
+	// sorted by cluster, kept in cluster-overrides.json alone (written on
+	// every change).
+	ClusterOverrides []table.ClusterOverride `json:"-"`
 	// Provisional are the jobs first seen at admission that the job config
 	// lacks, sorted by name: a restart keeps their rows, their demand and
 	// when they were last admitted.

@@ -155,6 +155,13 @@ func (s *Store) readApart(st *State, sum string) []error {
 	case !errors.Is(err, fs.ErrNotExist):
 		errs = append(errs, err)
 	}
+	var clusterOverrides []table.ClusterOverride
+	switch err := readEnvelope("cluster overrides", s.ClusterOverridesPath(), &clusterOverrides); {
+	case err == nil:
+		st.ClusterOverrides = clusterOverrides
+	case !errors.Is(err, fs.ErrNotExist):
+		errs = append(errs, err)
+	}
 	var counts demand.AdmissionCounts
 	switch err := readEnvelope("admission counts", s.AdmissionsPath(), &counts); {
 	case err == nil:

@@ -1,0 +1,275 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// DefaultMaxDrainTTL bounds how long a drain or capacity cap may last.
+const DefaultMaxDrainTTL = 7 * 24 * time.Hour
+
+// ErrStranded: a drain would leave jobs that no other usable cluster can
+// run (the cluster is the last with a capability they need); it is refused
+// unless forced (HTTP 409).
+var ErrStranded = errors.New("would strand jobs")
+
+// DrainRequest drains a cluster of the cluster config (every job that can
+// move leaves it and no job is balanced onto it) or, with Capacity above 0,
+// caps its capacity, for TTL.
+type DrainRequest struct {
+	Cluster string
+	// Capacity, when above 0, caps the capacity instead of draining.
+	Capacity int
+	// TTL is how long the override lasts: required, at most Options.MaxDrainTTL.
+	TTL        time.Duration
+	Reason, By string
+	// Force drains even when jobs would be stranded (see ErrStranded).
+	Force bool
+}
+
+// DrainPlan is what a drain or cap does to the table in force.
+type DrainPlan struct {
+	// Override is the cluster override the plan applies.
+	Override table.ClusterOverride `json:"override"`
+	// Moves are the jobs whose cluster changes, sorted by job.
+	Moves []engine.Move `json:"moves,omitempty"`
+	// To sums the moves by the cluster they go to.
+	To map[string]Flow `json:"to,omitempty"`
+	// Staying are the jobs that stay on a drained cluster, with why.
+	Staying []StayingJob `json:"staying,omitempty"`
+	// Stranded are the jobs that would need what no usable cluster has
+	// once the override applies, and did not before.
+	Stranded []engine.Unplaceable `json:"stranded,omitempty"`
+}
+
+// Flow is the jobs and demand a plan moves to one cluster.
+type Flow struct {
+	Jobs   int     `json:"jobs"`
+	Demand float64 `json:"demand"`
+}
+
+// StayingJob is a job that cannot leave a drained cluster.
+type StayingJob struct {
+	Job    string       `json:"job"`
+	Reason table.Reason `json:"reason"`
+	Detail string       `json:"detail"`
+}
+
+// PreviewDrain computes what Drain would do, changing nothing. It refuses
+// what Drain refuses, except stranded jobs, which it lists.
+func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*DrainPlan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.planDrainLocked(req)
+}
+
+// Drain applies a drain or capacity cap at once: jobs move off (or, for a
+// cap, rebalance) in a dispatch on the inputs in force, and the override is
+// saved before Drain returns. It is refused (ErrInvalid) for a cluster
+// outside the cluster config, a TTL out of range, a missing reason or a
+// capacity out of 1..100, with ErrNotReady before the first table, and with
+// ErrStranded when jobs would be stranded and req.Force is not set. An
+// override in force but not saved wraps ErrNotSaved.
+func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	plan, err := d.planDrainLocked(req)
+	if err == nil && len(plan.Stranded) > 0 && !req.Force {
+		err = fmt.Errorf("drain %s: %w: %d job(s) need what no other usable cluster has: %s; force to drain anyway",
+			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
+	}
+	if err != nil {
+		d.mu.Unlock()
+		return nil, err
+	}
+	d.clusterOverrides[req.Cluster] = plan.Override
+	d.mu.Unlock()
+	// The same engine run as the plan's, committed.
+	if _, _, err := d.redispatch(d.in.Load()); err != nil && !errors.Is(err, ErrNotSaved) {
+		d.log.Error(err, "Drain: the override is in force, the dispatch that applies it failed", "cluster", req.Cluster)
+	}
+	d.log.Info("Cluster override", "cluster", req.Cluster, "drain", plan.Override.Drain(), "capacity", plan.Override.Capacity,
+		"expires", plan.Override.Expires, "by", req.By, "reason", req.Reason, "moved", len(plan.Moves), "stranded", len(plan.Stranded))
+	if err := d.saveClusterOverrides(); err != nil {
+		return plan, fmt.Errorf("drain %s: in force, but %w", req.Cluster, err)
+	}
+	return plan, nil
+}
+
+// Undrain cancels the cluster's drain or cap; its jobs flow back as
+// balancing moves them (within the move budget). A cluster without one wraps
+// ErrNotFound.
+func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	o, ok := d.clusterOverrides[cluster]
+	if !ok {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
+	}
+	delete(d.clusterOverrides, cluster)
+	d.mu.Unlock()
+	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
+	return d.afterClusterOverrideChange("undrain " + cluster)
+}
+
+// ClusterOverrides returns the drains and caps in force, sorted by cluster.
+func (d *Dispatcher) ClusterOverrides() []table.ClusterOverride {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.clusterOverridesLocked()
+}
+
+func (d *Dispatcher) clusterOverridesLocked() []table.ClusterOverride {
+	out := make([]table.ClusterOverride, 0, len(d.clusterOverrides))
+	for _, c := range slices.Sorted(maps.Keys(d.clusterOverrides)) {
+		out = append(out, d.clusterOverrides[c])
+	}
+	return out
+}
+
+// expireClusterOverrides drops the drains and caps past their expiry and,
+// if any, redispatches so that jobs flow back. Callers hold no lock.
+func (d *Dispatcher) expireClusterOverrides() (int, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	now := d.clock.Now()
+	var expired []string
+	for c, o := range d.clusterOverrides {
+		if !o.Active(now) {
+			expired = append(expired, c)
+			delete(d.clusterOverrides, c)
+		}
+	}
+	d.mu.Unlock()
+	if len(expired) == 0 {
+		return 0, nil
+	}
+	slices.Sort(expired)
+	d.log.Info("Cluster overrides expired", "clusters", expired)
+	_, err := d.afterClusterOverrideChange("expiry of " + strings.Join(expired, ", "))
+	return len(expired), err
+}
+
+// afterClusterOverrideChange redispatches on the inputs in force and saves
+// the cluster overrides. Callers hold opMu.
+func (d *Dispatcher) afterClusterOverrideChange(what string) (*engine.Report, error) {
+	report, _, err := d.redispatch(d.in.Load())
+	if err != nil && !errors.Is(err, ErrNotSaved) {
+		d.log.Error(err, "Dispatch after "+what+" failed: the next one applies it")
+	}
+	if serr := d.saveClusterOverrides(); serr != nil {
+		return report, fmt.Errorf("%s: in force, but %w", what, serr)
+	}
+	return report, err
+}
+
+// planDrainLocked validates req and computes its plan on the inputs and
+// table in force. Callers hold opMu and mu.
+func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
+	in := d.in.Load()
+	if err := d.validateDrain(in, req); err != nil {
+		return nil, err
+	}
+	if d.cache.Len() == 0 {
+		return nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
+	}
+	now := d.clock.Now()
+	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
+	with := maps.Clone(d.clusterOverrides)
+	with[req.Cluster] = o
+	run, err := d.recompute(in, with)
+	if err != nil {
+		return nil, fmt.Errorf("drain %s: %w", req.Cluster, err)
+	}
+	plan := &DrainPlan{Override: o, To: map[string]Flow{}}
+	before := d.cache.Snapshot().ByJob()
+	for _, a := range run.table.Assignments {
+		if b, ok := before[a.Job]; ok && b.Cluster != a.Cluster {
+			plan.Moves = append(plan.Moves, engine.Move{Job: a.Job, From: b.Cluster, To: a.Cluster, Reason: a.Reason})
+			f := plan.To[a.Cluster]
+			f.Jobs++
+			f.Demand += a.Demand
+			plan.To[a.Cluster] = f
+		}
+		if o.Drain() && a.Cluster == req.Cluster {
+			plan.Staying = append(plan.Staying, StayingJob{Job: a.Job, Reason: a.Reason, Detail: a.Detail})
+		}
+	}
+	was := map[string]bool{}
+	for _, u := range d.unplaceable {
+		was[u.Job] = true
+	}
+	for _, u := range run.report.Unplaceable {
+		if !was[u.Job] {
+			plan.Stranded = append(plan.Stranded, u)
+		}
+	}
+	return plan, nil
+}
+
+// validateDrain refuses what no drain can mean.
+func (d *Dispatcher) validateDrain(in *inputs, req DrainRequest) error {
+	c := req.Cluster
+	_, inConfig := in.clusters.Get(c)
+	max := d.opts.MaxDrainTTL
+	switch {
+	case c == "":
+		return fmt.Errorf("drain: no cluster: %w", ErrInvalid)
+	case !inConfig && d.isServiceCluster(c):
+		return fmt.Errorf("drain %s: a service cluster (named by the dispatcher config, not in the cluster config) runs exactly the jobs that name it; only clusters of the cluster config can be drained: %w", c, ErrInvalid)
+	case !inConfig && in.manual[c]:
+		return fmt.Errorf("drain %s: a manual cluster takes no balanced jobs; only clusters of the cluster config can be drained: %w", c, ErrInvalid)
+	case !inConfig:
+		return fmt.Errorf("drain: cluster %q is not in the cluster config %s: %w", c, d.opts.ClusterConfigPath, ErrNotFound)
+	case strings.TrimSpace(req.Reason) == "":
+		return fmt.Errorf("drain %s: a reason is required: %w", c, ErrInvalid)
+	case req.TTL <= 0:
+		return fmt.Errorf("drain %s: ttl %s: want a positive duration (drains always expire): %w", c, req.TTL, ErrInvalid)
+	case req.TTL > max:
+		return fmt.Errorf("drain %s: ttl %s is over the maximum %s: %w", c, req.TTL, max, ErrInvalid)
+	case req.Capacity < 0 || req.Capacity > 100:
+		return fmt.Errorf("drain %s: capacity %d not in 1..100 (0 drains): %w", c, req.Capacity, ErrInvalid)
+	}
+	return nil
+}
+
+// isServiceCluster reports whether the engine in force knows name as a
+// service cluster. Callers hold mu.
+func (d *Dispatcher) isServiceCluster(name string) bool {
+	return slices.Contains(d.eng.ServiceClusters(), name) || slices.ContainsFunc(config.ServiceClusters(d.in.Load().config, d.in.Load().clusters), func(s config.ServiceCluster) bool { return s.Name == name })
+}
+
+func strandedNames(us []engine.Unplaceable, n int) string {
+	names := make([]string, 0, min(len(us), n))
+	for _, u := range us[:min(len(us), n)] {
+		names = append(names, u.Job+" ("+u.Problem+")")
+	}
+	if len(us) > n {
+		names = append(names, fmt.Sprintf("and %d more", len(us)-n))
+	}
+	return strings.Join(names, ", ")
+}
