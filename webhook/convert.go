@@ -57,7 +57,7 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 	for i, l := range loads {
 		out[i] = api.ClusterStatus{
 			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
-			Blocked: l.Blocked, Manual: l.Manual, Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
+			Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
 		}
 	}
@@ -81,4 +81,12 @@ func apiDispatchResponse(rep *engine.Report, maxMoves int) api.DispatchResponse 
 		out.Moves = append(out.Moves, api.Move{Job: m.Job, From: m.From, To: m.To, Reason: string(m.Reason)})
 	}
 	return out
+}
+
+// apiClusterOverride converts a drain or cap; nil stays nil.
+func apiClusterOverride(o *table.ClusterOverride) *api.ClusterOverride {
+	if o == nil {
+		return nil
+	}
+	return &api.ClusterOverride{Cluster: o.Cluster, Capacity: o.Capacity, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
 }

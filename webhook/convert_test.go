@@ -19,7 +19,8 @@ func TestConversionsKeepEveryField(t *testing.T) {
 	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
 	row := table.Assignment{Job: "j", Cluster: "build01", Reason: table.ReasonCapability, Detail: "d", File: "f.yaml", Demand: 3.5, AssignedAt: at}
 	override := table.Override{Job: "j", Cluster: "build02", Reason: "r", By: "alice", CreatedAt: at, Expires: at.Add(time.Hour)}
-	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual",
+	capped := table.ClusterOverride{Cluster: "build01", Capacity: 50, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)}
+	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual", Override: &capped,
 		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, Target: 2, Ratio: 1.5}
 	explanation := &engine.Explanation{
 		Job:          "j",

@@ -118,6 +118,9 @@ type ClusterStatus struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	Blocked      bool     `json:"blocked,omitempty"`
 	Manual       bool     `json:"manual,omitempty"`
+	// Override is the cluster's active drain or capacity cap, if any;
+	// Capacity is then the capped capacity (0 while drained).
+	Override *ClusterOverride `json:"override,omitempty"`
 	// Role is "build" (in the cluster config: balancing may choose it),
 	// "manual" (manualClusters) or "service" (named only by groups,
 	// sshBastion, kvm, noBuilds or a job's cluster label, such as app.ci:
@@ -198,4 +201,16 @@ type RescheduleResponse struct {
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// ClusterOverride is an operator's drain (Capacity 0) or capacity cap of a
+// cluster, until Expires.
+type ClusterOverride struct {
+	Cluster string `json:"cluster"`
+	// Capacity, when above 0, is the capped capacity; 0 is a drain.
+	Capacity  int       `json:"capacity,omitempty"`
+	Reason    string    `json:"reason"`
+	By        string    `json:"by,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	Expires   time.Time `json:"expires"`
 }
