@@ -37,7 +37,8 @@ type serveFlags struct {
 	webhookBodyTimeout               time.Duration
 	skipLabels                       string
 	maxProvisional                   int
-	provisionalTTL                   time.Duration
+	provisionalTTL, maxDrainTTL      time.Duration
+	housekeeping                     time.Duration
 	demandMaxDrop                    float64
 	bindAddress                      string
 	webhookPort, apiPort, healthPort int
@@ -54,6 +55,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
 	fs.IntVar(&f.maxProvisional, "max-provisional-jobs", dispatch.DefaultMaxProvisional, "most jobs first seen at admission, not in the job config, that get a row; beyond, such jobs are placed but not recorded")
 	fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
+	fs.DurationVar(&f.housekeeping, "housekeeping-interval", dispatch.DefaultHousekeeping, "how often expired overrides, drains and caps are dropped and admission counts saved")
+	fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have")
 	fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
@@ -94,6 +97,12 @@ func (f *serveFlags) validate() error {
 	}
 	if f.provisionalTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--provisional-ttl %s: want a positive duration", f.provisionalTTL))
+	}
+	if f.housekeeping <= 0 {
+		errs = append(errs, fmt.Errorf("--housekeeping-interval %s: want a positive duration", f.housekeeping))
+	}
+	if f.maxDrainTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--max-drain-ttl %s: want a positive duration", f.maxDrainTTL))
 	}
 	if !(f.demandMaxDrop > 0 && f.demandMaxDrop <= 1) {
 		errs = append(errs, fmt.Errorf("--demand-max-drop %v: want more than 0, at most 1", f.demandMaxDrop))
@@ -178,6 +187,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := f.inputs.options(source)
 	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
+	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	d, err := dispatch.New(ctx, opts)
 	if err != nil {
