@@ -242,3 +242,52 @@ func compiled(t *testing.T, patterns []string) []*regexp.Regexp {
 	}
 	return out
 }
+
+// TestServiceClusterMarkedBlocked: the only way to mark app.ci blocked is to
+// list it in the cluster config, which makes it a build cluster; blocked, it
+// runs nothing, and the jobs its group names go where the next rules say,
+// each saying why, instead of failing the load or being sent there anyway.
+func TestServiceClusterMarkedBlocked(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(releaseFixture, "_clusters.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters := filepath.Join(t.TempDir(), "_clusters.yaml")
+	writeFile(t, clusters, string(data)+"service:\n  - name: app.ci\n    blocked: true\n")
+	d, err := New(context.Background(), Options{
+		DispatcherConfigPath: filepath.Join(releaseFixture, "_config.yaml"), ClusterConfigPath: clusters,
+		JobConfigDir: filepath.Join(releaseFixture, "jobs"), Logger: testLogger(t),
+		Engine: engine.Options{ClusterJobs: compiled(t, engine.DefaultClusterJobPatterns)},
+	})
+	if err != nil {
+		t.Fatalf("a blocked app.ci in the cluster config: %v; want it to load", err)
+	}
+	if _, err := d.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var appCI *engine.ClusterLoad
+	for _, c := range d.Clusters() {
+		if c.Name == "app.ci" {
+			appCI = &c
+		}
+	}
+	if appCI == nil || appCI.Role != config.RoleBuild || !appCI.Blocked || appCI.Jobs != 0 {
+		t.Fatalf("app.ci: %+v; want role build, blocked, no jobs", appCI)
+	}
+	const applyJob = "periodic-openshift-release-master-build01-apply" // groups["app.ci"].jobs
+	a := mustLookup(t, d, applyJob)
+	if a.Cluster == "app.ci" || a.Reason == table.ReasonGroupJob {
+		t.Errorf("%s on %s (%s): a blocked group cluster must be skipped", applyJob, a.Cluster, a.Reason)
+	}
+	x, err := d.Explain(applyJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := false
+	for _, s := range x.Steps {
+		said = said || (s.Rule == table.ReasonGroupJob && strings.Contains(s.Detail, "app.ci is blocked"))
+	}
+	if !said {
+		t.Errorf("explanation of %s does not say its group's cluster is blocked: %+v", applyJob, x.Steps)
+	}
+}
