@@ -25,6 +25,14 @@ func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
 	return out, nil
 }
 
+// BuildFarm returns the buildFarm section regenerated from the table in
+// force, the one BuildFarmConfig renders, for a Git backup of the table
+// (dispatch/gitbackup).
+func (d *Dispatcher) BuildFarm() map[string]map[string]*config.BuildFarmCluster {
+	in := d.in.Load()
+	return BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
+}
+
 // BuildFarmFromTable regenerates the buildFarm section from an assignment
 // table, so that file-based scheduling can serve as a backup: provider ->
 // cluster -> sorted base names of the job files whose jobs the balanced
