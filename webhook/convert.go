@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
@@ -67,9 +68,7 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 // apiDispatchResponse summarises a report, listing at most maxMoves moves.
 func apiDispatchResponse(rep *engine.Report, maxMoves int) api.DispatchResponse {
 	out := api.DispatchResponse{Jobs: rep.Jobs, Moved: len(rep.Moves), Imbalance: rep.Imbalance, Unplaceable: len(rep.Unplaceable)}
-	for _, u := range rep.Unplaceable[:min(len(rep.Unplaceable), maxMoves)] {
-		out.UnplaceableJobs = append(out.UnplaceableJobs, api.UnplaceableJob{Job: u.Job, Problem: u.Problem, Cluster: u.Cluster})
-	}
+	out.UnplaceableJobs = apiUnplaceable(rep.Unplaceable, maxMoves)
 	if len(rep.Moves) == 0 {
 		return out
 	}
@@ -77,8 +76,53 @@ func apiDispatchResponse(rep *engine.Report, maxMoves int) api.DispatchResponse 
 	for _, m := range rep.Moves {
 		out.MovedTo[m.To]++
 	}
-	for _, m := range rep.Moves[:min(len(rep.Moves), maxMoves)] {
-		out.Moves = append(out.Moves, api.Move{Job: m.Job, From: m.From, To: m.To, Reason: string(m.Reason)})
+	out.Moves = apiMoves(rep.Moves, maxMoves)
+	return out
+}
+
+// apiMoves converts the first n moves; none stays nil.
+func apiMoves(moves []engine.Move, n int) []api.Move {
+	var out []api.Move
+	for _, m := range moves[:min(len(moves), n)] {
+		out = append(out, api.Move{Job: m.Job, From: m.From, To: m.To, Reason: string(m.Reason)})
+	}
+	return out
+}
+
+// apiUnplaceable converts the first n unplaceable jobs; none stays nil.
+func apiUnplaceable(us []engine.Unplaceable, n int) []api.UnplaceableJob {
+	var out []api.UnplaceableJob
+	for _, u := range us[:min(len(us), n)] {
+		out = append(out, api.UnplaceableJob{Job: u.Job, Problem: u.Problem, Cluster: u.Cluster})
+	}
+	return out
+}
+
+// apiDrainPlan converts a drain's plan, listing at most max moves, staying
+// and stranded jobs (the counts are complete).
+func apiDrainPlan(p *dispatch.DrainPlan, dryRun bool, max int) api.DrainPlan {
+	out := api.DrainPlan{
+		DryRun: dryRun, Override: *apiClusterOverride(&p.Override),
+		Moved: len(p.Moves), Moves: apiMoves(p.Moves, max),
+		Staying: len(p.Staying), Stranded: len(p.Stranded), StrandedJobs: apiUnplaceable(p.Stranded, max),
+	}
+	if len(p.To) > 0 {
+		out.Flows = make(map[string]api.Flow, len(p.To))
+		for c, f := range p.To {
+			out.Flows[c] = api.Flow{Jobs: f.Jobs, Demand: f.Demand}
+		}
+	}
+	for _, s := range p.Staying[:min(len(p.Staying), max)] {
+		out.StayingJobs = append(out.StayingJobs, api.StayingJob{Job: s.Job, Reason: string(s.Reason), Detail: s.Detail})
+	}
+	return out
+}
+
+// apiClusterOverrides converts the drains and caps in force; none is an empty list.
+func apiClusterOverrides(list []table.ClusterOverride) []api.ClusterOverride {
+	out := make([]api.ClusterOverride, len(list))
+	for i := range list {
+		out[i] = *apiClusterOverride(&list[i])
 	}
 	return out
 }

@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
 // TestConversionsKeepEveryField converts fully populated dispatcher values
@@ -38,6 +42,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"override", override, apiOverride(override)},
 		{"cluster load", load, apiClusters([]engine.ClusterLoad{load})[0]},
 		{"explanation", explanation, apiExplanation(explanation)},
+		{"cluster override", capped, *apiClusterOverride(&capped)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assertAllSet(t, reflect.ValueOf(tc.internal), tc.name)
@@ -46,9 +51,46 @@ func TestConversionsKeepEveryField(t *testing.T) {
 			}
 		})
 	}
+	if got := apiClusterOverrides([]table.ClusterOverride{capped, capped}); len(got) != 2 || got[1] != *apiClusterOverride(&capped) {
+		t.Errorf("apiClusterOverrides: %+v", got)
+	}
 	withOverride := jsonMap(t, apiAssignment(row, &override))
 	if o, ok := withOverride["override"].(map[string]any); !ok || !reflect.DeepEqual(o, jsonMap(t, override)) {
 		t.Errorf("assignment with override: %v", withOverride)
+	}
+}
+
+// TestDrainPlanConversionKeepsEveryField: a fully populated drain plan
+// converts to a fully populated wire plan with the same values (the wire
+// plan adds the counts and renames To to Flows, so the JSON differs).
+func TestDrainPlanConversionKeepsEveryField(t *testing.T) {
+	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	plan := &dispatch.DrainPlan{
+		Override: table.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
+		Moves:    []engine.Move{{Job: "j", From: "build03", To: "build01", Reason: table.ReasonBalanced}},
+		To:       map[string]dispatch.Flow{"build01": {Jobs: 1, Demand: 2.5}},
+		Staying:  []dispatch.StayingJob{{Job: "k", Reason: table.ReasonClusterJob, Detail: "d"}},
+		Stranded: []engine.Unplaceable{{Job: "g", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build03"}},
+	}
+	assertAllSet(t, reflect.ValueOf(plan), "DrainPlan")
+	got := apiDrainPlan(plan, true, 10)
+	assertAllSet(t, reflect.ValueOf(got), "api.DrainPlan")
+	want := api.DrainPlan{
+		DryRun:   true,
+		Override: api.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
+		Moved:    1, Moves: []api.Move{{Job: "j", From: "build03", To: "build01", Reason: "balanced"}},
+		Flows:   map[string]api.Flow{"build01": {Jobs: 1, Demand: 2.5}},
+		Staying: 1, StayingJobs: []api.StayingJob{{Job: "k", Reason: "cluster-job", Detail: "d"}},
+		Stranded: 1, StrandedJobs: []api.UnplaceableJob{{Job: "g", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build03"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("apiDrainPlan (-want +got):\n%s", diff)
+	}
+	for name, wire := range map[string]any{"move": got.Moves[0], "stranded": got.StrandedJobs[0], "staying": got.StayingJobs[0]} {
+		internal := map[string]any{"move": plan.Moves[0], "stranded": plan.Stranded[0], "staying": plan.Staying[0]}[name]
+		if w, i := jsonMap(t, wire), jsonMap(t, internal); !reflect.DeepEqual(w, i) {
+			t.Errorf("%s: wire JSON %v, internal %v", name, w, i)
+		}
 	}
 }
 

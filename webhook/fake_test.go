@@ -2,9 +2,11 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
@@ -49,6 +51,20 @@ type fakeBackend struct {
 	reschedules []dispatch.RescheduleRequest
 	deleted     []string
 	dispatches  int
+
+	// clusterOverrides are the drains and caps in force; drainPlan answers
+	// PreviewDrain and Drain (with the request's override), drainErr fails
+	// Drain (a plan with it when drainErr wraps ErrNotSaved), previewErr
+	// fails PreviewDrain, undrainErr fails Undrain (with report when it
+	// wraps ErrNotSaved).
+	clusterOverrides []table.ClusterOverride
+	drainPlan        dispatch.DrainPlan
+	drainErr         error
+	previewErr       error
+	undrainErr       error
+
+	previews, drains []dispatch.DrainRequest
+	undrains         []string // "cluster by"
 }
 
 func newFakeBackend() *fakeBackend {
@@ -121,5 +137,63 @@ func (f *fakeBackend) Explain(job string) (*engine.Explanation, error) {
 func (f *fakeBackend) Clusters() []engine.ClusterLoad { return f.clusters }
 
 func (f *fakeBackend) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
+
+func (f *fakeBackend) ClusterOverrides() []table.ClusterOverride {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]table.ClusterOverride(nil), f.clusterOverrides...)
+}
+
+// planFor is drainPlan with req's override. Callers hold mu.
+func (f *fakeBackend) planFor(req dispatch.DrainRequest) *dispatch.DrainPlan {
+	p := f.drainPlan
+	p.Override = table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: fakeNow(), Expires: fakeNow().Add(req.TTL)}
+	return &p
+}
+
+func (f *fakeBackend) PreviewDrain(_ context.Context, req dispatch.DrainRequest) (*dispatch.DrainPlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.previews = append(f.previews, req)
+	if f.previewErr != nil {
+		return nil, f.previewErr
+	}
+	return f.planFor(req), nil
+}
+
+func (f *fakeBackend) Drain(_ context.Context, req dispatch.DrainRequest) (*dispatch.DrainPlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drains = append(f.drains, req)
+	if f.drainErr != nil && !errors.Is(f.drainErr, dispatch.ErrNotSaved) {
+		return nil, f.drainErr
+	}
+	p := f.planFor(req)
+	f.clusterOverrides = append(f.clusterOverrides, p.Override)
+	return p, f.drainErr
+}
+
+func (f *fakeBackend) Undrain(_ context.Context, cluster, by string) (*engine.Report, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.undrains = append(f.undrains, cluster+" "+by)
+	if f.undrainErr != nil && !errors.Is(f.undrainErr, dispatch.ErrNotSaved) {
+		return nil, f.undrainErr
+	}
+	for i, o := range f.clusterOverrides {
+		if o.Cluster == cluster {
+			f.clusterOverrides = append(f.clusterOverrides[:i], f.clusterOverrides[i+1:]...)
+			rep := f.report
+			if rep == nil {
+				rep = &engine.Report{}
+			}
+			return rep, f.undrainErr
+		}
+	}
+	return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, dispatch.ErrNotFound)
+}
+
+// fakeNow is when the fake's drains are made.
+func fakeNow() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
 
 var _ Backend = (*fakeBackend)(nil)

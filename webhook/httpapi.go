@@ -13,12 +13,13 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
-// maxMoves bounds the moves listed in a DispatchResponse.
+// maxMoves bounds the moves listed in a DispatchResponse, and the moves,
+// staying and stranded jobs listed in a DrainPlan.
 const maxMoves = 100
 
 // API serves the dispatcher's HTTP API (the paths of package api). The
-// schedule endpoint and every GET are open; dispatch, reschedule and
-// override deletion go through Auth.
+// schedule endpoint and every GET are open; dispatch, reschedule, override
+// deletion, drains (previews included) and undrains go through Auth.
 type API struct {
 	// Backend answers every request.
 	Backend Backend
@@ -39,6 +40,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+api.DispatchPath, a.Auth.wrap(a.dispatch))
 	mux.HandleFunc("POST "+api.ReschedulePath, a.Auth.wrap(a.reschedule))
 	mux.HandleFunc("DELETE "+api.ReschedulePath+"/{job}", a.Auth.wrap(a.deleteOverride))
+	mux.HandleFunc("GET "+api.ClusterOverridesPath, a.clusterOverrides)
+	mux.HandleFunc("POST "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.drain))
+	mux.HandleFunc("DELETE "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.undrain))
 }
 
 // Handler returns a mux serving the API alone.
@@ -156,12 +160,7 @@ func (a *API) reschedule(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Who asked is the authenticated caller; what the request says of
-	// itself only adds for whom (the plugin names the commenter).
-	by := callerOf(r)
-	if req.By != "" && req.By != by {
-		by += " for " + req.By
-	}
+	by := requester(r, req.By)
 	res, err := a.Backend.Reschedule(r.Context(), dispatch.RescheduleRequest{Job: req.Job, Cluster: req.Cluster, TTL: ttl, Reason: req.Reason, By: by})
 	if err != nil {
 		a.writeServiceError(w, "reschedule", err)
@@ -181,15 +180,113 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// requester is who asked: the authenticated caller; what the request says
+// of itself (forWhom) only adds for whom (the plugin names the commenter).
+func requester(r *http.Request, forWhom string) string {
+	by := callerOf(r)
+	if forWhom != "" && forWhom != by {
+		by += " for " + forWhom
+	}
+	return by
+}
+
+func (a *API) clusterOverrides(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, apiClusterOverrides(a.Backend.ClusterOverrides()))
+}
+
+// drain drains or caps the cluster of the path, or previews that (dryRun).
+// A drain that would strand jobs is answered 409 with the jobs listed.
+func (a *API) drain(w http.ResponseWriter, r *http.Request) {
+	var body api.DrainRequest
+	if err := readJSON(w, r, &body, false); err != nil {
+		writeError(w, err.code, "%s", err.msg)
+		return
+	}
+	cluster := r.PathValue("cluster")
+	if strings.TrimSpace(body.Reason) == "" {
+		writeError(w, http.StatusBadRequest, "reason is required")
+		return
+	}
+	if body.TTL == "" {
+		writeError(w, http.StatusBadRequest, "ttl is required: drains and caps always expire")
+		return
+	}
+	ttl, err := time.ParseDuration(body.TTL)
+	if err != nil || ttl <= 0 {
+		writeError(w, http.StatusBadRequest, "ttl %q: want a positive duration such as \"4h\"", body.TTL)
+		return
+	}
+	req := dispatch.DrainRequest{Cluster: cluster, Capacity: body.Capacity, TTL: ttl, Reason: body.Reason, By: requester(r, body.By), Force: body.Force}
+	if body.DryRun {
+		plan, err := a.Backend.PreviewDrain(r.Context(), req)
+		if err != nil {
+			a.writeServiceError(w, "drain preview", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, apiDrainPlan(plan, true, maxMoves))
+		return
+	}
+	plan, err := a.Backend.Drain(r.Context(), req)
+	if errors.Is(err, dispatch.ErrStranded) {
+		a.writeStranded(w, r, req, err)
+		return
+	}
+	if err != nil && (plan == nil || !errors.Is(err, dispatch.ErrNotSaved)) {
+		a.writeServiceError(w, "drain", err)
+		return
+	}
+	a.Log.Info("cluster override over the API", "cluster", cluster, "capacity", body.Capacity, "ttl", ttl, "by", req.By,
+		"reason", body.Reason, "force", body.Force, "moved", len(plan.Moves), "stranded", len(plan.Stranded), "saved", err == nil)
+	if err != nil {
+		a.writeServiceError(w, "drain", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiDrainPlan(plan, false, maxMoves))
+}
+
+// writeStranded answers a drain refused because it would strand jobs: 409,
+// naming them (from a preview of the same request).
+func (a *API) writeStranded(w http.ResponseWriter, r *http.Request, req dispatch.DrainRequest, err error) {
+	out := api.Error{Error: "drain: " + err.Error()}
+	if plan, perr := a.Backend.PreviewDrain(r.Context(), req); perr == nil {
+		out.Stranded, out.StrandedJobs = len(plan.Stranded), apiUnplaceable(plan.Stranded, maxMoves)
+	}
+	writeJSON(w, http.StatusConflict, out)
+}
+
+// undrain cancels the drain or cap of the path's cluster and answers the
+// dispatch that followed.
+func (a *API) undrain(w http.ResponseWriter, r *http.Request) {
+	cluster := r.PathValue("cluster")
+	by := requester(r, r.URL.Query().Get("by"))
+	var cancelled *api.ClusterOverride
+	for _, o := range a.Backend.ClusterOverrides() {
+		if o.Cluster == cluster {
+			cancelled = apiClusterOverride(&o)
+		}
+	}
+	rep, err := a.Backend.Undrain(r.Context(), cluster, by)
+	if err != nil {
+		a.writeServiceError(w, "undrain", err)
+		return
+	}
+	a.Log.Info("cluster override cancelled over the API", "cluster", cluster, "by", by, "moved", len(rep.Moves))
+	writeJSON(w, http.StatusOK, api.UndrainResponse{Cluster: cluster, Cancelled: cancelled, Dispatch: apiDispatchResponse(rep, maxMoves)})
+}
+
 // writeServiceError maps the dispatcher's errors to HTTP: ErrInvalid 400,
-// ErrNotFound 404, ErrNotSaved 507 (in force, but a restart would lose it),
-// anything else 500.
+// ErrNotFound 404, ErrStranded 409, ErrNotReady 503, ErrNotSaved 507 (in
+// force, but a restart would lose it), anything else 500.
 func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	switch {
 	case errors.Is(err, dispatch.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrNotFound):
 		writeError(w, http.StatusNotFound, "%s: %v", op, err)
+	case errors.Is(err, dispatch.ErrStranded):
+		writeError(w, http.StatusConflict, "%s: %v", op, err)
+	case errors.Is(err, dispatch.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrNotSaved):
 		a.Log.Error(err, "API write not saved", "op", op)
 		writeError(w, http.StatusInsufficientStorage, "%s: %v", op, err)

@@ -17,15 +17,25 @@ import (
 // newRealDispatcher is a *dispatch.Dispatcher over the docs' example configs.
 func newRealDispatcher(t *testing.T) *dispatch.Dispatcher {
 	t.Helper()
+	return newRealDispatcherWith(t, nil)
+}
+
+// newRealDispatcherWith is newRealDispatcher with the options edit changes.
+func newRealDispatcherWith(t *testing.T, edit func(*dispatch.Options)) *dispatch.Dispatcher {
+	t.Helper()
 	ex := filepath.Join("..", "docs", "examples")
-	d, err := dispatch.New(context.Background(), dispatch.Options{
+	opts := dispatch.Options{
 		DispatcherConfigPath: filepath.Join(ex, "dispatcher.yaml"),
 		ClusterConfigPath:    filepath.Join(ex, "clusters.yaml"),
 		JobConfigDir:         filepath.Join(ex, "jobs"),
 		StateDir:             t.TempDir(),
 		Demand:               demand.File{Path: filepath.Join(ex, "demand.yaml")},
 		Logger:               logr.Discard(),
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	d, err := dispatch.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ type Client struct {
 type StatusError struct {
 	Code    int
 	Message string
+	// Stranded and StrandedJobs are the jobs a refused drain would strand
+	// (HTTP 409), as in Error.
+	Stranded     int
+	StrandedJobs []UnplaceableJob
 }
 
 func (e *StatusError) Error() string {
@@ -75,6 +79,30 @@ func (c *Client) DeleteOverride(ctx context.Context, job string) error {
 	return c.do(ctx, http.MethodDelete, ReschedulePath+"/"+url.PathEscape(job), nil, nil)
 }
 
+// ClusterOverrides lists the drains and capacity caps in force, sorted by cluster.
+func (c *Client) ClusterOverrides(ctx context.Context) ([]ClusterOverride, error) {
+	var out []ClusterOverride
+	return out, c.do(ctx, http.MethodGet, ClusterOverridesPath, nil, &out)
+}
+
+// Drain drains or caps cluster, or with req.DryRun previews that. A drain
+// that would strand jobs is refused with a 409 *StatusError listing them.
+func (c *Client) Drain(ctx context.Context, cluster string, req DrainRequest) (*DrainPlan, error) {
+	var out DrainPlan
+	return &out, c.do(ctx, http.MethodPost, DrainPath(cluster), req, &out)
+}
+
+// Undrain cancels cluster's drain or cap; by, when set, is for whom the
+// caller asks (as in RescheduleRequest.By). A cluster without one is a 404.
+func (c *Client) Undrain(ctx context.Context, cluster, by string) (*UndrainResponse, error) {
+	path := DrainPath(cluster)
+	if by != "" {
+		path += "?" + url.Values{"by": {by}}.Encode()
+	}
+	var out UndrainResponse
+	return &out, c.do(ctx, http.MethodDelete, path, nil, &out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -112,7 +140,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &StatusError{Code: resp.StatusCode, Message: e.Error}
+		return &StatusError{Code: resp.StatusCode, Message: e.Error, Stranded: e.Stranded, StrandedJobs: e.StrandedJobs}
 	}
 	if out == nil || len(data) == 0 {
 		return nil

@@ -4,7 +4,10 @@
 // them. The webhook serves it; the plugin and operators call it.
 package api
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Paths served by the dispatcher's API port.
 const (
@@ -12,8 +15,11 @@ const (
 	SchedulePath = "/api/v1/schedule"
 	// AssignmentsPath + "{job}" returns one assignment; + "{job}/explain" explains it.
 	AssignmentsPath = "/api/v1/assignments/"
-	// ClustersPath lists the clusters and their loads.
+	// ClustersPath lists the clusters and their loads; DrainPath(cluster)
+	// drains or caps one of them.
 	ClustersPath = "/api/v1/clusters"
+	// ClusterOverridesPath lists the drains and capacity caps in force.
+	ClusterOverridesPath = "/api/v1/cluster-overrides"
 	// DispatchPath runs a full dispatch now.
 	DispatchPath = "/api/v1/dispatch"
 	// ReschedulePath creates an override (POST); + "{job}" deletes one (DELETE).
@@ -23,6 +29,12 @@ const (
 	// OverridesPath lists the overrides.
 	OverridesPath = "/api/v1/overrides"
 )
+
+// DrainPath is where a cluster is drained or capped (POST a DrainRequest)
+// and where that is cancelled (DELETE): ClustersPath + "/{cluster}/drain".
+func DrainPath(cluster string) string {
+	return ClustersPath + "/" + url.PathEscape(cluster) + "/drain"
+}
 
 // ScheduleRequest is what Prow's `external` scheduler strategy posts.
 type ScheduleRequest struct {
@@ -201,6 +213,12 @@ type RescheduleResponse struct {
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
+	// Stranded and StrandedJobs are set on the 409 answer to a drain that
+	// would strand jobs (the cluster is the last usable one with something
+	// they need): how many, and the first of them. The drain was not
+	// applied; DrainRequest.Force applies it anyway.
+	Stranded     int              `json:"stranded,omitempty"`
+	StrandedJobs []UnplaceableJob `json:"strandedJobs,omitempty"`
 }
 
 // ClusterOverride is an operator's drain (Capacity 0) or capacity cap of a
@@ -213,4 +231,74 @@ type ClusterOverride struct {
 	By        string    `json:"by,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	Expires   time.Time `json:"expires"`
+}
+
+// DrainRequest drains the cluster that DrainPath names (Capacity 0: every
+// job that can move leaves it and none is balanced onto it) or caps its
+// capacity, for TTL. Only clusters of the cluster config can be drained.
+type DrainRequest struct {
+	// Capacity, when above 0, caps the cluster's capacity (1..100) instead of draining it.
+	Capacity int `json:"capacity,omitempty"`
+	// TTL is how long the drain or cap lasts ("4h"); required, at most the
+	// dispatcher's --max-drain-ttl.
+	TTL string `json:"ttl"`
+	// Reason is recorded with the drain; required.
+	Reason string `json:"reason"`
+	// By is for whom the caller asks, as in RescheduleRequest.
+	By string `json:"by,omitempty"`
+	// Force drains even when jobs would be stranded (see Error.Stranded):
+	// they then stay on the drained cluster.
+	Force bool `json:"force,omitempty"`
+	// DryRun previews the drain: the answer says what it would move, and
+	// nothing changes. A preview lists stranded jobs instead of refusing.
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// DrainPlan is what a drain or cap moved or, for a DryRun, would move.
+type DrainPlan struct {
+	// DryRun is set when the plan is a preview and nothing was changed.
+	DryRun bool `json:"dryRun,omitempty"`
+	// Override is the drain or cap applied (or previewed).
+	Override ClusterOverride `json:"override"`
+	// Moved is the number of jobs whose cluster changes.
+	Moved int `json:"moved"`
+	// Moves lists the moves, sorted by job (at most 100; Moved has the full count).
+	Moves []Move `json:"moves,omitempty"`
+	// Flows sums every move by the cluster it goes to.
+	Flows map[string]Flow `json:"flows,omitempty"`
+	// Staying is the number of jobs that stay on a drained cluster;
+	// StayingJobs lists the first 100, each with why.
+	Staying     int          `json:"staying,omitempty"`
+	StayingJobs []StayingJob `json:"stayingJobs,omitempty"`
+	// Stranded is the number of jobs that the drain leaves without a usable
+	// cluster having what they need (only with Force, or in a preview);
+	// StrandedJobs lists the first 100.
+	Stranded     int              `json:"stranded,omitempty"`
+	StrandedJobs []UnplaceableJob `json:"strandedJobs,omitempty"`
+}
+
+// Flow is the jobs and demand a drain moves to one cluster.
+type Flow struct {
+	Jobs   int     `json:"jobs"`
+	Demand float64 `json:"demand"`
+}
+
+// StayingJob is a job that does not leave a drained cluster.
+type StayingJob struct {
+	Job string `json:"job"`
+	// Reason is the rule that keeps it there ("cluster-job", "override", "capability", ...).
+	Reason string `json:"reason"`
+	// Detail explains the rule's decision for people.
+	Detail string `json:"detail,omitempty"`
+}
+
+// UndrainResponse reports a cancelled drain or cap.
+type UndrainResponse struct {
+	// Cluster is the cluster whose drain or cap was cancelled.
+	Cluster string `json:"cluster"`
+	// Cancelled is the drain or cap in force when the request arrived.
+	Cancelled *ClusterOverride `json:"cancelled,omitempty"`
+	// Dispatch is the dispatch that followed: jobs flow back as balance
+	// moves them, within the move budget.
+	Dispatch DispatchResponse `json:"dispatch"`
 }
