@@ -3,7 +3,8 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,19 +136,20 @@ func (p *Plugin) refresh(ctx context.Context) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "dispatched %d jobs; %d moved (largest load/target ratio %.2f).\n", r.Jobs, r.Moved, r.Imbalance)
-	if len(r.MovedTo) > 0 {
-		clusters := make([]string, 0, len(r.MovedTo))
-		for c := range r.MovedTo {
-			clusters = append(clusters, c)
-		}
-		sort.Strings(clusters)
-		b.WriteString("\n| Cluster | Jobs moved in |\n| --- | --- |\n")
-		for _, c := range clusters {
-			fmt.Fprintf(&b, "| %s | %d |\n", code(c), r.MovedTo[c])
-		}
-	}
+	writeMovedTo(&b, r.MovedTo)
 	writeUnplaceable(&b, *r)
 	return b.String(), nil
+}
+
+// writeMovedTo writes a dispatch's moves per cluster, if any.
+func writeMovedTo(b *strings.Builder, movedTo map[string]int) {
+	if len(movedTo) == 0 {
+		return
+	}
+	b.WriteString("\n| Cluster | Jobs moved in |\n| --- | --- |\n")
+	for _, c := range slices.Sorted(maps.Keys(movedTo)) {
+		fmt.Fprintf(b, "| %s | %d |\n", code(c), movedTo[c])
+	}
 }
 
 // maxUnplaceableLines bounds the unplaceable jobs a reply lists.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
@@ -18,14 +19,11 @@ const maxReasonLen = 500
 func describeError(err error) string {
 	var se *api.StatusError
 	if errors.As(err, &se) {
-		reason := se.Message
-		if len(reason) > maxReasonLen {
-			reason = reason[:maxReasonLen] + "…"
-		}
+		reason := truncate(se.Message)
 		switch {
 		case se.Code == http.StatusNotFound:
 			return fmt.Sprintf("the dispatcher does not know that: %s. Nothing was changed.", reason)
-		case se.Code == http.StatusBadRequest:
+		case se.Code == http.StatusBadRequest || se.Code == http.StatusConflict:
 			return fmt.Sprintf("the dispatcher refused the request: %s. Nothing was changed.", reason)
 		case se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden:
 			return "the dispatcher refused this plugin's credentials, so nothing was changed. Please tell the CI operators."
@@ -42,6 +40,14 @@ func describeError(err error) string {
 		return "the dispatcher did not answer in time. Nothing was changed, unless the dispatcher finished after I stopped waiting: check with `/dispatch` before you try again."
 	}
 	return "the dispatcher could not be reached. Nothing was changed; please try again later."
+}
+
+// truncate bounds a dispatcher's message quoted in a reply to maxReasonLen bytes.
+func truncate(message string) string {
+	if len(message) <= maxReasonLen {
+		return message
+	}
+	return strings.ToValidUTF8(message[:maxReasonLen], "") + "…"
 }
 
 // isNotFound reports whether the dispatcher answered 404.

@@ -38,17 +38,37 @@ type fakeDispatcher struct {
 	// delay holds every call this long, or until its context ends.
 	delay time.Duration
 
+	// overrides are the drains and caps in force, by cluster, shown by Clusters.
+	overrides map[string]api.ClusterOverride
+	// stranding are the jobs a drain of build01 (the only arm64 cluster) strands.
+	stranding []api.UnplaceableJob
+	// clustersErr, when set, is the answer of Clusters alone.
+	clustersErr error
+
 	calls       int
 	dispatches  int
 	reschedules []api.RescheduleRequest
+	drains      []fakeDrain
+	undrains    []string // "cluster by"
 	// inFlight and maxInFlight count the calls running at once.
 	inFlight, maxInFlight int
+}
+
+// fakeDrain is one Drain call that reached the fake.
+type fakeDrain struct {
+	Cluster string
+	Req     api.DrainRequest
 }
 
 func newFakeDispatcher() *fakeDispatcher {
 	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	return &fakeDispatcher{
-		clusters: sets.New("build01", "build02", "build03"),
+		clusters:  sets.New("build01", "build02", "build03"),
+		overrides: map[string]api.ClusterOverride{},
+		stranding: []api.UnplaceableJob{
+			{Job: "pull-ci-openshift-origin-main-e2e-aws-arm64", Problem: "no usable cluster meets capabilities [arm64]", Cluster: "build01"},
+			{Job: "periodic-arm64-nightly", Problem: "no usable cluster meets capabilities [arm64]", Cluster: "build01"},
+		},
 		assignments: map[string]api.Assignment{
 			"pull-ci-openshift-origin-main-unit": {
 				Job: "pull-ci-openshift-origin-main-unit", Cluster: "build01", Reason: "balanced", Detail: "lowest load | of 3"},
@@ -155,6 +175,99 @@ func (d *fakeDispatcher) Reschedule(ctx context.Context, req api.RescheduleReque
 	created := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	return &api.RescheduleResponse{Job: req.Job, From: a.Cluster, To: to,
 		Override: api.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: created, Expires: created.Add(ttl)}}, nil
+}
+
+// fakeCreated is when the fake's overrides are made.
+func fakeCreated() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
+
+// Clusters lists the fake's clusters, each with its drain or cap.
+func (d *fakeDispatcher) Clusters(ctx context.Context) ([]api.ClusterStatus, error) {
+	defer d.end()
+	if err := d.begin(ctx); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.clustersErr != nil {
+		return nil, d.clustersErr
+	}
+	var out []api.ClusterStatus
+	for _, name := range sets.List(d.clusters) {
+		cs := api.ClusterStatus{Name: name, Capacity: 100}
+		if o, ok := d.overrides[name]; ok {
+			cs.Override, cs.Capacity = &o, o.Capacity
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+// Drain records the call, then answers as the dispatcher would: 404 for an
+// unknown cluster, 400 for a TTL that does not parse or is over 168h, 409
+// for a drain of build01 without force (it strands d.stranding). Moves:
+// unit to build02; a drain of build01 keeps d.stranding there; a preview
+// changes nothing.
+func (d *fakeDispatcher) Drain(ctx context.Context, cluster string, req api.DrainRequest) (*api.DrainPlan, error) {
+	defer d.end()
+	if err := d.begin(ctx); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.drains = append(d.drains, fakeDrain{Cluster: cluster, Req: req})
+	ttl, err := time.ParseDuration(req.TTL)
+	switch {
+	case !d.clusters.Has(cluster):
+		return nil, notFound("drain: cluster %q is not in the cluster config", cluster)
+	case err != nil || ttl <= 0:
+		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("ttl %q: want a positive duration such as \"4h\"", req.TTL)}
+	case ttl > 168*time.Hour:
+		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("drain %s: ttl %s is over the maximum 168h0m0s: invalid", cluster, ttl)}
+	}
+	plan := &api.DrainPlan{DryRun: req.DryRun,
+		Override: api.ClusterOverride{Cluster: cluster, Capacity: req.Capacity, Reason: req.Reason, By: "plugin for " + req.By, CreatedAt: fakeCreated(), Expires: fakeCreated().Add(ttl)},
+		Moved:    1, Moves: []api.Move{{Job: "pull-ci-openshift-origin-main-unit", From: cluster, To: "build02", Reason: "balanced"}},
+		Flows: map[string]api.Flow{"build02": {Jobs: 1, Demand: 900}},
+	}
+	if cluster == "build01" && req.Capacity == 0 {
+		if !req.Force && !req.DryRun {
+			return nil, &api.StatusError{Code: http.StatusConflict, Message: "drain: drain build01: would strand jobs: ...", Stranded: len(d.stranding), StrandedJobs: d.stranding}
+		}
+		plan.Stranded, plan.StrandedJobs = len(d.stranding), d.stranding
+		plan.Staying = len(d.stranding)
+		for _, u := range d.stranding {
+			plan.StayingJobs = append(plan.StayingJobs, api.StayingJob{Job: u.Job, Reason: "capability", Detail: "unplaceable: " + u.Problem})
+		}
+	}
+	if !req.DryRun {
+		d.overrides[cluster] = plan.Override
+	}
+	return plan, nil
+}
+
+// Undrain records the call and cancels the cluster's drain or cap (404
+// without one); the dispatch that followed moves unit back.
+func (d *fakeDispatcher) Undrain(ctx context.Context, cluster, by string) (*api.UndrainResponse, error) {
+	defer d.end()
+	if err := d.begin(ctx); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.undrains = append(d.undrains, cluster+" "+by)
+	o, ok := d.overrides[cluster]
+	if !ok {
+		return nil, notFound("undrain: cluster %q has no drain or capacity cap: not found", cluster)
+	}
+	delete(d.overrides, cluster)
+	return &api.UndrainResponse{Cluster: cluster, Cancelled: &o, Dispatch: api.DispatchResponse{Jobs: 120, Moved: 1, MovedTo: map[string]int{cluster: 1}, Imbalance: 1.01}}, nil
+}
+
+// changes returns the drains and undrains that reached the fake so far.
+func (d *fakeDispatcher) changes() ([]fakeDrain, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]fakeDrain(nil), d.drains...), append([]string(nil), d.undrains...)
 }
 
 // snapshot returns what reached the fake so far.

@@ -13,21 +13,22 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 	who := whoMayUse(p.opts.Config)
 	h := &pluginhelp.PluginHelp{
 		Description: "The prowjob-dispatcher plugin shows which build cluster runs each job of a pull request and why, " +
-			"and lets trusted people move a job to another cluster or re-run the dispatch.",
+			"and lets trusted people move a job to another cluster, drain or cap a cluster for a while, or re-run the dispatch.",
 		Config: map[string]string{
 			"": fmt.Sprintf("Trusted commands may be used by %s. A /reschedule lasts %s.", who, p.opts.Config.TTL),
 		},
 	}
 	h.AddCommand(pluginhelp.Command{
-		Usage:       "/dispatch",
-		Description: "Lists the presubmits that could run on this PR, the build cluster each is assigned to, and the reason (with the override's expiry when there is one).",
-		Featured:    true,
-		WhoCanUse:   "Anyone.",
-		Examples:    []string{"/dispatch"},
+		Usage: "/dispatch",
+		Description: "Lists the presubmits that could run on this PR, the build cluster each is assigned to, and the reason (with the override's expiry when there is one), " +
+			"then the cluster drains and capacity caps in force.",
+		Featured:  true,
+		WhoCanUse: "Anyone.",
+		Examples:  []string{"/dispatch"},
 	})
 	h.AddCommand(pluginhelp.Command{
 		Usage:       "/dispatch refresh",
-		Description: "Runs a full dispatch now and reports how many jobs moved to each cluster.",
+		Description: "Runs a full dispatch now and reports how many jobs moved to each cluster, and the cluster drains and capacity caps in force.",
 		WhoCanUse:   who,
 		Examples:    []string{"/dispatch refresh"},
 	})
@@ -38,6 +39,29 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 		Featured:  true,
 		WhoCanUse: who,
 		Examples:  []string{"/reschedule pull-ci-openshift-origin-main-e2e-aws build03", "/reschedule periodic-ci-openshift-release-master-nightly-4.18-e2e-aws"},
+	})
+	h.AddCommand(pluginhelp.Command{
+		Usage: drainUsage,
+		Description: "Drains a build cluster for the TTL (at most the dispatcher's --max-drain-ttl): every job that can move leaves it, and no job is balanced onto it. " +
+			"The reply lists the jobs moved per target cluster and the jobs that stay, with why. " +
+			"Draining the last cluster with a capability some jobs need is refused, naming those jobs, unless --force is given (they then stay on the cluster). " +
+			"--dry-run previews and changes nothing. When the drain expires or is cancelled, jobs flow back as balance requires, within the move budget.",
+		WhoCanUse: who,
+		Examples: []string{"/dispatch drain build03 4h node pool upgrade", "/dispatch drain build03 4h node pool upgrade --dry-run",
+			"/dispatch drain build01 2h arm64 nodes replaced --force"},
+	})
+	h.AddCommand(pluginhelp.Command{
+		Usage: capUsage,
+		Description: "Caps a build cluster's capacity (its share of the balanced load, 1 to 100) for the TTL; jobs move off it within the move budget. " +
+			"--dry-run previews and changes nothing.",
+		WhoCanUse: who,
+		Examples:  []string{"/dispatch cap build02 40 12h half the nodes are cordoned", "/dispatch cap build02 40 12h half the nodes are cordoned --dry-run"},
+	})
+	h.AddCommand(pluginhelp.Command{
+		Usage:       undrainUsage,
+		Description: "Cancels a cluster's drain or capacity cap now; jobs flow back as balance requires, within the move budget.",
+		WhoCanUse:   who,
+		Examples:    []string{"/dispatch undrain build03"},
 	})
 	return h, nil
 }

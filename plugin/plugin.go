@@ -32,6 +32,9 @@ type dispatcherClient interface {
 	Assignment(ctx context.Context, job string) (*api.Assignment, error)
 	Dispatch(ctx context.Context) (*api.DispatchResponse, error)
 	Reschedule(ctx context.Context, req api.RescheduleRequest) (*api.RescheduleResponse, error)
+	Clusters(ctx context.Context) ([]api.ClusterStatus, error)
+	Drain(ctx context.Context, cluster string, req api.DrainRequest) (*api.DrainPlan, error)
+	Undrain(ctx context.Context, cluster, by string) (*api.UndrainResponse, error)
 }
 
 // Options configure a Plugin.
@@ -52,7 +55,8 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Plugin handles the /dispatch and /reschedule commands.
+// Plugin handles the /dispatch (with its drain, cap and undrain forms) and
+// /reschedule commands.
 type Plugin struct {
 	opts Options
 }
@@ -117,11 +121,13 @@ func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic g
 func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueCommentEvent, c command) (string, error) {
 	switch c.kind {
 	case cmdDispatch:
-		return p.dispatchTable(ctx, ic)
-	case cmdDispatchUsage:
-		return fmt.Sprintf("I did not understand that. Usage: %s", code(dispatchUsage)), errors.New("malformed /dispatch")
-	case cmdRescheduleUsage:
-		return fmt.Sprintf("I did not understand that. Usage: %s (the cluster is optional: without it the dispatcher picks the best other eligible cluster).", code(rescheduleUsage)), errors.New("malformed /reschedule")
+		message, err := p.dispatchTable(ctx, ic)
+		if err == nil {
+			message += p.clusterOverridesSection(ctx, log)
+		}
+		return message, err
+	case cmdDispatchUsage, cmdRescheduleUsage, cmdDrainUsage, cmdCapUsage, cmdUndrainUsage:
+		return "I did not understand that. Usage: " + usageHelp(c.kind), errors.New(c.kind.String())
 	}
 	login := ic.Comment.User.Login
 	ok, err := trusted(p.opts.GitHub, p.opts.Config, login)
@@ -135,7 +141,15 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 	}
 	switch c.kind {
 	case cmdRefresh:
-		return p.refresh(ctx)
+		message, err := p.refresh(ctx)
+		if err == nil && !p.opts.DryRun {
+			message += p.clusterOverridesSection(ctx, log)
+		}
+		return message, err
+	case cmdDrain, cmdCap:
+		return p.drain(ctx, ic, c)
+	case cmdUndrain:
+		return p.undrain(ctx, ic, c)
 	default:
 		return p.reschedule(ctx, ic, c)
 	}
@@ -150,14 +164,26 @@ func (k commandKind) String() string {
 		return "dispatch refresh"
 	case cmdReschedule:
 		return "reschedule"
+	case cmdDrain:
+		return "dispatch drain"
+	case cmdCap:
+		return "dispatch cap"
+	case cmdUndrain:
+		return "dispatch undrain"
 	case cmdDispatchUsage:
 		return "malformed dispatch"
+	case cmdDrainUsage:
+		return "malformed dispatch drain"
+	case cmdCapUsage:
+		return "malformed dispatch cap"
+	case cmdUndrainUsage:
+		return "malformed dispatch undrain"
 	default:
 		return "malformed reschedule"
 	}
 }
 
-// typed is the command as typed, for section headings.
+// typed is the command as typed, for section headings and hints.
 func (c command) typed() string {
 	switch c.kind {
 	case cmdDispatch:
@@ -166,17 +192,45 @@ func (c command) typed() string {
 		return "/dispatch refresh"
 	case cmdReschedule:
 		return strings.TrimSpace("/reschedule " + c.job + " " + c.cluster)
+	case cmdDrain, cmdCap:
+		s := "/dispatch drain " + c.cluster + " " + c.ttl + " " + c.reason
+		if c.kind == cmdCap {
+			s = fmt.Sprintf("/dispatch cap %s %d %s %s", c.cluster, c.capacity, c.ttl, c.reason)
+		}
+		if c.force {
+			s += " --force"
+		}
+		if c.dryRun {
+			s += " --dry-run"
+		}
+		return s
+	case cmdUndrain:
+		return "/dispatch undrain " + c.cluster
 	case cmdDispatchUsage:
 		return "/dispatch ..."
+	case cmdDrainUsage:
+		return "/dispatch drain ..."
+	case cmdCapUsage:
+		return "/dispatch cap ..."
+	case cmdUndrainUsage:
+		return "/dispatch undrain ..."
 	default:
 		return "/reschedule ..."
 	}
 }
 
-// word is the command as typed.
+// word is the trusted command's name, for refusals.
 func (k commandKind) word() string {
-	if k == cmdRefresh {
+	switch k {
+	case cmdRefresh:
 		return "/dispatch refresh"
+	case cmdDrain:
+		return "/dispatch drain"
+	case cmdCap:
+		return "/dispatch cap"
+	case cmdUndrain:
+		return "/dispatch undrain"
+	default:
+		return "/reschedule"
 	}
-	return "/reschedule"
 }

@@ -190,7 +190,7 @@ func TestServer(t *testing.T) {
 			}
 			usages = append(usages, c.Usage)
 		}
-		if got, want := fmt.Sprint(usages), "[/dispatch /dispatch refresh /reschedule <job-name> [cluster]]"; got != want {
+		if got, want := fmt.Sprint(usages), "[/dispatch /dispatch refresh /reschedule <job-name> [cluster] "+drainUsage+" "+capUsage+" "+undrainUsage+"]"; got != want {
 			t.Errorf("commands = %s, want %s", got, want)
 		}
 		if !strings.Contains(help.Commands[2].WhoCanUse, "`openshift`") {
