@@ -21,7 +21,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
@@ -47,6 +50,7 @@ type serveFlags struct {
 	tokenFile                        string
 	insecureAllowUnauthenticated     bool
 	logLevel                         string
+	backup                           backupFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -71,10 +75,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.backup.register(fs)
 }
 
 func (f *serveFlags) validate() error {
-	errs := []error{f.inputs.validate()}
+	errs := []error{f.inputs.validate(), f.backup.validate()}
 	for _, p := range []struct {
 		name string
 		port int
@@ -189,8 +194,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
-	d, err := dispatch.New(ctx, opts)
+	var d *dispatch.Dispatcher // the backup reads the table only once Run starts, after New
+	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
 	if err != nil {
+		return err
+	}
+	defer cleanBackup()
+	if backup != nil {
+		opts.OnDispatched = func(_ *table.Table, r *engine.Report) { backup.Notify(r) }
+	}
+	if d, err = dispatch.New(ctx, opts); err != nil {
 		return err
 	}
 	metrics, err := webhook.NewMetrics(reg)
@@ -242,6 +255,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	srvCtx, stopServers := context.WithCancel(ctx)
 	defer stopServers()
+	if backup != nil { // never waited for: a run in progress must not hold up the shutdown
+		go func() { _ = backup.Run(srvCtx) }()
+	}
 	errs := make(chan error, len(servers)+1)
 	hookDone := make(chan struct{})
 	go func() {
