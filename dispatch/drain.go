@@ -180,6 +180,7 @@ func (d *Dispatcher) afterClusterOverrideChange(what string) (*engine.Report, er
 	report, _, err := d.redispatch(d.in.Load())
 	if err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Dispatch after "+what+" failed: the next one applies it")
+		err = fmt.Errorf("%s is in force, but the dispatch that applies it failed (the next one will): %w", what, err)
 	}
 	if serr := d.saveClusterOverrides(); serr != nil {
 		return report, fmt.Errorf("%s: in force, but %w", what, serr)
