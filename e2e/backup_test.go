@@ -65,73 +65,9 @@ groups:
 // dispatch is never held up: the API answers throughout, and the
 // token never reaches the log.
 func TestBackupPullRequest(t *testing.T) {
-	s := require(t)
-	bin := s.requireBinary(t)
+	sc, gitSrv, gh, seed := startBackup(t, 2, "--backup-labels", "lgtm,approved")
 	ctx := testContext(t)
-	dir, err := os.MkdirTemp(s.workDir, "backup-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed := backupHead + backupStaleSection + backupTail
-	gitSrv := newGitServer(t, filepath.Join(dir, "git"), map[string]string{backupPath: seed, "README.md": "release\n"})
-	gh := newBackupGitHub(t, 2)
-
-	sc := &scenario{t: t, s: s, name: "backup", dir: dir}
-	if err := framework.CopyDir("testdata", filepath.Join(dir, "config")); err != nil {
-		t.Fatalf("copying testdata: %v", err)
-	}
-	sc.config.dispatcher = filepath.Join(dir, "config", "dispatcher.yaml")
-	sc.config.clusters = filepath.Join(dir, "config", "clusters.yaml")
-	sc.config.jobs = filepath.Join(dir, "config", "jobs")
-	tokenFile := filepath.Join(dir, "github-token")
-	if err := os.WriteFile(tokenFile, []byte(backupToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sc.d, err = framework.StartServe(ctx, framework.ServeConfig{
-		Bin: bin, Dir: dir, Name: "dispatcher-backup",
-		DispatcherConfig: sc.config.dispatcher, ClusterConfig: sc.config.clusters, JobConfig: sc.config.jobs,
-		PrometheusURL: s.prom.URL,
-		ExtraArgs: []string{
-			"--backup-repo", backupOrg + "/" + backupRepo,
-			"--backup-labels", "lgtm,approved",
-			"--backup-interval", "1s", "--backup-retry-delay", "1s",
-			"--backup-cache-dir", filepath.Join(dir, "git-cache"),
-			"--github-token-path", tokenFile,
-			"--github-endpoint", gh.URL,
-			"--github-host", strings.TrimPrefix(gitSrv.URL, "http://"),
-			"--backup-git-insecure-http",
-			"--github-client.max-retries", "1", "--github-client.initial-delay", "100ms",
-		},
-	})
-	if err != nil {
-		t.Fatalf("starting the dispatcher: %v", err)
-	}
-	t.Cleanup(func() { sc.d.Kill() })
-
-	// Block build02 or build03, whichever holds balanced jobs: a dispatch
-	// (through the file watch) that moves jobs.
-	before := map[string]string{}
-	victim := ""
-	for _, jobs := range balancedJobs {
-		for _, job := range jobs {
-			before[job] = sc.assignment(job).Cluster
-			if c := before[job]; victim == "" && (c == "build02" || c == "build03") {
-				victim = c
-			}
-		}
-	}
-	if victim == "" {
-		t.Fatalf("no balanced job on build02 or build03: %v", before)
-	}
-	sc.setClusterBlocked(victim)
-	eventually(t, 30*time.Second, "the file watch to move every job off "+victim, func() error {
-		for job, was := range before {
-			if was == victim && sc.assignment(job).Cluster == victim {
-				return fmt.Errorf("%s still on %s", job, victim)
-			}
-		}
-		return nil
-	})
+	victim := blockBalancedCluster(sc)
 
 	// The backup: the fork's branch holds the live buildFarm, and the pull
 	// request is opened once GitHub stops failing.
@@ -234,6 +170,126 @@ func TestBackupPullRequest(t *testing.T) {
 	} else if strings.Contains(string(log), backupToken) {
 		t.Error("the GitHub token is in the dispatcher's log")
 	}
+}
+
+// TestBackupDryRun: with --backup-dry-run a dispatch that moves jobs
+// prints the unified diff of the file's buildFarm on stdout, and nothing is
+// pushed and no pull request is asked of GitHub.
+func TestBackupDryRun(t *testing.T) {
+	sc, gitSrv, gh, seed := startBackup(t, 0, "--backup-dry-run")
+	ctx := testContext(t)
+	blockBalancedCluster(sc)
+	var metrics string
+	eventually(t, 60*time.Second, "a dry run", func() error {
+		if err := getText(ctx, sc.d.HealthURL+"/metrics", &metrics); err != nil {
+			return err
+		}
+		if !regexp.MustCompile(`prowjob_dispatcher_backup_runs_total\{result="dry_run"\} [1-9]`).MatchString(metrics) {
+			return errors.New("no dry run counted yet")
+		}
+		return nil
+	})
+	log, err := os.ReadFile(sc.d.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n--- a/" + backupPath + "\n", "\n+++ b/" + backupPath + "\n", "\n-      - stale-presubmits.yaml\n", "\n+  aws:\n", "\n buildFarm:\n"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the dispatcher's output lacks the diff line %q:\n%s", want, sc.d.LogTail(40))
+		}
+	}
+	if strings.Contains(string(log), "\n-default: build02") || strings.Contains(string(log), "\n-# Jobs that must run") {
+		t.Error("the diff changes a line outside buildFarm")
+	}
+	if got := gitSrv.show(backupBot, backupBranch, backupPath); got != "" {
+		t.Errorf("a dry run pushed to the fork:\n%s", got)
+	}
+	if got := gitSrv.show(backupOrg, "master", backupPath); got != seed {
+		t.Errorf("a dry run changed the base branch:\n%s", got)
+	}
+	if n := len(gh.pullRequests()) + gh.updates() + gh.refused(); n != 0 {
+		t.Errorf("a dry run asked GitHub for %d pull request changes", n)
+	}
+}
+
+// startBackup starts a dispatcher whose Git backup points at a new git
+// server (the release repository and the bot's fork, seeded with the
+// returned file) and a new fake GitHub refusing failCreates pull requests.
+func startBackup(t *testing.T, failCreates int, extraArgs ...string) (*scenario, *gitServer, *backupGitHub, string) {
+	t.Helper()
+	s := require(t)
+	bin := s.requireBinary(t)
+	ctx := testContext(t)
+	dir, err := os.MkdirTemp(s.workDir, "backup-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := backupHead + backupStaleSection + backupTail
+	gitSrv := newGitServer(t, filepath.Join(dir, "git"), map[string]string{backupPath: seed, "README.md": "release\n"})
+	gh := newBackupGitHub(t, failCreates)
+
+	sc := &scenario{t: t, s: s, name: "backup", dir: dir}
+	if err := framework.CopyDir("testdata", filepath.Join(dir, "config")); err != nil {
+		t.Fatalf("copying testdata: %v", err)
+	}
+	sc.config.dispatcher = filepath.Join(dir, "config", "dispatcher.yaml")
+	sc.config.clusters = filepath.Join(dir, "config", "clusters.yaml")
+	sc.config.jobs = filepath.Join(dir, "config", "jobs")
+	tokenFile := filepath.Join(dir, "github-token")
+	if err := os.WriteFile(tokenFile, []byte(backupToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc.d, err = framework.StartServe(ctx, framework.ServeConfig{
+		Bin: bin, Dir: dir, Name: "dispatcher-" + filepath.Base(dir),
+		DispatcherConfig: sc.config.dispatcher, ClusterConfig: sc.config.clusters, JobConfig: sc.config.jobs,
+		PrometheusURL: s.prom.URL,
+		ExtraArgs: append([]string{
+			"--backup-repo", backupOrg + "/" + backupRepo,
+			"--backup-interval", "1s", "--backup-retry-delay", "1s",
+			"--backup-cache-dir", filepath.Join(dir, "git-cache"),
+			"--github-token-path", tokenFile,
+			"--github-endpoint", gh.URL,
+			"--github-host", strings.TrimPrefix(gitSrv.URL, "http://"),
+			"--backup-git-insecure-http",
+			"--github-client.max-retries", "1", "--github-client.initial-delay", "100ms",
+		}, extraArgs...),
+	})
+	if err != nil {
+		t.Fatalf("starting the dispatcher: %v", err)
+	}
+	t.Cleanup(func() { sc.d.Kill() })
+	return sc, gitSrv, gh, seed
+}
+
+// blockBalancedCluster blocks build02 or build03, whichever holds balanced
+// jobs, and waits for the file watch's dispatch to move them: a dispatch
+// that moves jobs. It returns the blocked cluster.
+func blockBalancedCluster(sc *scenario) string {
+	t := sc.t
+	t.Helper()
+	before := map[string]string{}
+	victim := ""
+	for _, jobs := range balancedJobs {
+		for _, job := range jobs {
+			before[job] = sc.assignment(job).Cluster
+			if c := before[job]; victim == "" && (c == "build02" || c == "build03") {
+				victim = c
+			}
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no balanced job on build02 or build03: %v", before)
+	}
+	sc.setClusterBlocked(victim)
+	eventually(t, 30*time.Second, "the file watch to move every job off "+victim, func() error {
+		for job, was := range before {
+			if was == victim && sc.assignment(job).Cluster == victim {
+				return fmt.Errorf("%s still on %s", job, victim)
+			}
+		}
+		return nil
+	})
+	return victim
 }
 
 // buildFarmOf decodes the buildFarm of a dispatcher config.
