@@ -80,6 +80,10 @@ sshBastion: build01
 		in:   "buildFarm: {aws: {build01: {filenames: [z.yaml]}}}\ndefault: build01\n",
 		want: section + "default: build01\n",
 	}, {
+		name: "null section: the next key stays",
+		in:   "default: build01\nbuildFarm:   # generated\ngroups: {}\n",
+		want: "default: build01\n" + section + "groups: {}\n",
+	}, {
 		name: "no section: appended",
 		in:   "default: build01\ncloudMapping:\n  aws: aws\n",
 		want: "default: build01\ncloudMapping:\n  aws: aws\n" + section,
