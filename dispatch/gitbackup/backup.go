@@ -211,7 +211,7 @@ func New(opts Options) (*Backup, error) {
 // Notify asks for a backup after a full dispatch; it never blocks. A report
 // that moved no job asks for nothing. Requests coalesce: those made while
 // one waits or runs give one more run, with the table as it is then.
-// It fits dispatch.Options.OnDispatched.
+// Call it from dispatch.Options.OnDispatched.
 func (b *Backup) Notify(r *engine.Report) {
 	if r == nil || len(r.Moves) == 0 {
 		return
@@ -288,7 +288,10 @@ func (b *Backup) Run(ctx context.Context) error {
 		case <-b.notify:
 		default:
 		}
-		result, pr, err := b.runOnce(ctx)
+		result, pr, err := b.safeRunOnce(ctx)
+		if ctx.Err() != nil { // shutting down: the run may have been cut short
+			return nil
+		}
 		now := b.opts.Clock.Now()
 		if err != nil {
 			failures++
@@ -307,6 +310,17 @@ func (b *Backup) Run(ctx context.Context) error {
 		}
 		b.ran(now, result, pr, failures, err, lastPush)
 	}
+}
+
+// safeRunOnce is runOnce with a panic (of a client) turned into a failed
+// run: the backup never takes the process down.
+func (b *Backup) safeRunOnce(ctx context.Context) (result string, pr int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			result, pr, err = ResultError, 0, fmt.Errorf("git backup: panic: %v", p)
+		}
+	}()
+	return b.runOnce(ctx)
 }
 
 func (b *Backup) setPending(p bool, next time.Time) {

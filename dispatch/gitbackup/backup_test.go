@@ -557,3 +557,28 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSurvivesPanic: a run that panics (here the BuildFarm func) is a
+// failed run, retried after the backoff; Run goes on.
+func TestRunSurvivesPanic(t *testing.T) {
+	var calls int
+	f := newFixture(t, nil)
+	live := f.b.opts.BuildFarm
+	f.b.opts.BuildFarm = func() map[string]map[string]*config.BuildFarmCluster {
+		if calls++; calls == 1 {
+			panic("boom")
+		}
+		return live()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	f.b.Notify(moved)
+	waitFor(t, "the failed run", func() bool { return f.runs(ResultError) == 1 && f.clock.HasWaiters() })
+	if st := f.b.Status(); !strings.Contains(st.LastError, "panic: boom") {
+		t.Errorf("last error %q, want the panic", st.LastError)
+	}
+	f.clock.Step(DefaultInitialBackoff)
+	waitFor(t, "the retry", func() bool { return f.runs(ResultPushed) == 1 })
+}
