@@ -3,6 +3,8 @@ package webhook
 import (
 	"net/http"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -11,6 +13,10 @@ import (
 type HealthOptions struct {
 	// Status answers /readyz.
 	Status StatusReporter
+	// Backup, when set, reports the Git backup of the table under "backup"
+	// in /readyz's body. It never changes readiness: a failing GitHub must
+	// not take the webhook out of service.
+	Backup func() any
 	// Gatherer is served at /metrics; /metrics is not served when nil.
 	Gatherer prometheus.Gatherer
 }
@@ -32,9 +38,19 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 		if !st.Ready {
 			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, st)
+		body := readiness{Status: st}
+		if opts.Backup != nil {
+			body.Backup = opts.Backup()
+		}
+		writeJSON(w, code, body)
 	})
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
+}
+
+// readiness is /readyz's body: the dispatcher's status, and the backup's.
+type readiness struct {
+	dispatch.Status
+	Backup any `json:"backup,omitempty"`
 }

@@ -55,6 +55,35 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestReadyzReportsTheBackup: the Git backup's status is in /readyz's body,
+// and its failure leaves readiness as the dispatcher's status says.
+func TestReadyzReportsTheBackup(t *testing.T) {
+	type backupStatus struct {
+		LastError string `json:"lastError"`
+	}
+	mux := http.NewServeMux()
+	RegisterHealth(mux, HealthOptions{
+		Status: fixedStatus(dispatch.Status{Ready: true, TableSize: 7}),
+		Backup: func() any { return backupStatus{LastError: "github: 502"} },
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	code, body := call(t, "GET", srv.URL+"/readyz", "", "")
+	if code != http.StatusOK {
+		t.Errorf("HTTP %d with a failing backup, want 200: %s", code, body)
+	}
+	var got struct {
+		dispatch.Status
+		Backup *backupStatus `json:"backup"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.TableSize != 7 || got.Backup == nil || got.Backup.LastError != "github: 502" {
+		t.Errorf("readyz body %s: want tableSize 7 and backup.lastError", body)
+	}
+}
+
 func TestMetricsEndpoint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)

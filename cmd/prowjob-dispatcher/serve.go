@@ -231,6 +231,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	apiMux := http.NewServeMux()
 	(&webhook.API{Backend: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}).Register(apiMux)
 	health := webhook.HealthOptions{Status: d, Gatherer: reg}
+	if backup != nil {
+		health.Backup = func() any { return backup.Status() }
+	}
 	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
 	if f.healthPort == 0 || f.healthPort == f.apiPort {
 		webhook.RegisterHealth(apiMux, health)
