@@ -85,6 +85,25 @@ func TestAdmissionSetsCluster(t *testing.T) {
 		})
 	}
 
+	// pj-rehearse names a rehearsal rehearse-<PR>-<job>; when the PR adds
+	// the job, the job config in force has no base job at all. The ProwJob
+	// keeps the cluster the PR's config gave it, and the table gets no row
+	// (a provisional row would let the rehearsal's name steer balance).
+	t.Run("rehearsal with no base job", func(t *testing.T) {
+		job := "rehearse-4321-pull-ci-openshift-brand-new-main-e2e"
+		pj, err := sc.createProwJob(framework.ProwJob{Job: job, Cluster: clusterARM64,
+			Labels: map[string]string{"ci.openshift.org/rehearse": "4321"}})
+		if err != nil {
+			t.Fatalf("creating a ProwJob of %s: %v", job, err)
+		}
+		if pj.Spec.Cluster != clusterARM64 {
+			t.Errorf("rehearsal %s admitted to %q, want the cluster it was created with, %q", job, pj.Spec.Cluster, clusterARM64)
+		}
+		if a := sc.assignmentOrNil(job); a != nil {
+			t.Errorf("rehearsal %s got a table row (%s, %s); rehearsals must leave the table alone", job, a.Cluster, a.Reason)
+		}
+	})
+
 	t.Run("blocked never", func(t *testing.T) {
 		for i := range 8 {
 			job := fmt.Sprintf("pull-ci-openshift-new%d-main-unit", i)

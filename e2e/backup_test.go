@@ -165,6 +165,24 @@ func TestBackupPullRequest(t *testing.T) {
 			t.Errorf("/metrics lacks %s", re)
 		}
 	}
+	var ready struct {
+		Ready  bool `json:"ready"`
+		Backup *struct {
+			PullRequest int    `json:"pullRequest"`
+			LastError   string `json:"lastError"`
+			LastPush    string `json:"lastPush"`
+		} `json:"backup"`
+	}
+	var readyz string
+	if err := getText(ctx, sc.d.HealthURL+"/readyz", &readyz); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(readyz), &ready); err != nil {
+		t.Fatalf("/readyz: %v: %s", err, readyz)
+	}
+	if !ready.Ready || ready.Backup == nil || ready.Backup.PullRequest != pr.Number || ready.Backup.LastError != "" || ready.Backup.LastPush == "" {
+		t.Errorf("/readyz %s: want ready, backup with pullRequest %d, a last push and no error", readyz, pr.Number)
+	}
 	if log, err := os.ReadFile(sc.d.LogPath); err != nil {
 		t.Error(err)
 	} else if strings.Contains(string(log), backupToken) {
