@@ -3,14 +3,11 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -36,7 +33,7 @@ import (
 // on that placement: it drains whichever cluster holds the job, and fails,
 // with the loads, if the job does not come back.
 func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
-	sc := newDrainScenario(t, "drain", "--max-drain-ttl", "1h", "--housekeeping-interval", "1s")
+	sc := newScenario(t, "drain", scenarioOptions{extraArgs: []string{"--max-drain-ttl", "1h", "--housekeeping-interval", "1s"}})
 	ctx := testContext(t)
 	job := jobOriginUnit
 	from := sc.assignment(job).Cluster
@@ -153,42 +150,6 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	if got := sc.admit(job); got != from {
 		t.Errorf("after the undrain, a ProwJob of %s landed on %q, want %s", job, got, from)
 	}
-}
-
-// newDrainScenario is newScenario with extra serve flags: the same configs,
-// shared Prometheus, fresh namespace and webhook.
-func newDrainScenario(t *testing.T, name string, extraArgs ...string) *scenario {
-	t.Helper()
-	s := require(t)
-	bin := s.requireBinary(t)
-	ctx := testContext(t)
-	dir, err := os.MkdirTemp(s.workDir, name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := &scenario{t: t, s: s, name: name, dir: dir, ns: name}
-	if err := framework.CopyDir("testdata", filepath.Join(dir, "config")); err != nil {
-		t.Fatalf("copying testdata: %v", err)
-	}
-	sc.config.dispatcher = filepath.Join(dir, "config", "dispatcher.yaml")
-	sc.config.clusters = filepath.Join(dir, "config", "clusters.yaml")
-	sc.config.jobs = filepath.Join(dir, "config", "jobs")
-	sc.d, err = framework.StartServe(ctx, framework.ServeConfig{
-		Bin: bin, Dir: dir, Name: "dispatcher-" + name,
-		DispatcherConfig: sc.config.dispatcher, ClusterConfig: sc.config.clusters, JobConfig: sc.config.jobs,
-		PrometheusURL: s.prom.URL,
-		ExtraArgs:     extraArgs,
-	})
-	if err != nil {
-		t.Fatalf("starting the dispatcher: %v", err)
-	}
-	t.Cleanup(func() { sc.d.Kill() })
-	if err := s.api.CreateNamespace(ctx, sc.ns, map[string]string{framework.ScenarioLabel: name}); err != nil {
-		t.Fatal(err)
-	}
-	sc.registerWebhook(sc.d.WebhookURL)
-	sc.waitWebhookActive()
-	return sc
 }
 
 // clusterOverride is cluster's drain or cap as GET /api/v1/clusters shows it.

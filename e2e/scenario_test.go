@@ -40,6 +40,8 @@ type scenario struct {
 type scenarioOptions struct {
 	// prometheusURL replaces the shared Prometheus.
 	prometheusURL string
+	// extraArgs are more serve flags.
+	extraArgs []string
 }
 
 // newScenario copies testdata's configs, starts a dispatcher on them with the
@@ -73,6 +75,7 @@ func newScenario(t *testing.T, name string, opts scenarioOptions) *scenario {
 		ClusterConfig:    sc.config.clusters,
 		JobConfig:        sc.config.jobs,
 		PrometheusURL:    promURL,
+		ExtraArgs:        opts.extraArgs,
 	})
 	if err != nil {
 		t.Fatalf("starting the dispatcher: %v", err)
