@@ -55,6 +55,7 @@ type Dispatcher struct {
 	unsaved          map[string]table.Assignment // rows set since the state file was written: the journal's
 	lastDemand       map[string]float64          // the last good demand; nil before the first
 	lastDispatch     time.Time
+	lastMoves        *int // moves of the last dispatch of this process
 	lastError        string
 	demandError      string
 	saveError        string               // the last failed save's error, empty once a save works
@@ -252,7 +253,7 @@ func (d *Dispatcher) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{
-		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch,
+		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves,
 		LastError: d.lastError, DemandError: d.demandError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),

@@ -99,6 +99,8 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	d.in.Store(in)
 	d.cache.Replace(t)
 	d.lastDispatch = t.GeneratedAt
+	moves := len(report.Moves)
+	d.lastMoves = &moves
 	d.unplaceable = report.Unplaceable
 	d.mu.Unlock()
 

@@ -16,6 +16,10 @@ type Status struct {
 	TableSize int `json:"tableSize"`
 	// LastDispatch is when the last full dispatch succeeded (zero if never).
 	LastDispatch time.Time `json:"lastDispatch,omitzero"`
+	// LastDispatchMoves is how many jobs the last full dispatch of this
+	// process moved; nil before this process's first dispatch (a table
+	// loaded from state does not say).
+	LastDispatchMoves *int `json:"lastDispatchMoves,omitempty"`
 	// LastError is the last dispatch's error, empty once a dispatch succeeds.
 	LastError string `json:"lastError,omitempty"`
 	// DemandError is the last demand query's error, empty once a query succeeds.

@@ -22,6 +22,8 @@ type (
 
 	// Backend answers the HTTP API.
 	Backend interface {
+		// StatusReporter gives the status page the table size and the last dispatch.
+		StatusReporter
 		// Lookup returns a job's row of the table in force.
 		Lookup(job string) (table.Assignment, bool)
 		// Overrides lists the overrides in force, sorted by job.

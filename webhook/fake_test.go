@@ -47,6 +47,7 @@ type fakeBackend struct {
 	clusters      []engine.ClusterLoad
 	buildFarm     []byte
 	buildFarmErr  error
+	status        dispatch.Status
 
 	reschedules []dispatch.RescheduleRequest
 	deleted     []string
@@ -135,6 +136,8 @@ func (f *fakeBackend) Explain(job string) (*engine.Explanation, error) {
 }
 
 func (f *fakeBackend) Clusters() []engine.ClusterLoad { return f.clusters }
+
+func (f *fakeBackend) Status() dispatch.Status { return f.status }
 
 func (f *fakeBackend) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
 

@@ -31,6 +31,7 @@ type API struct {
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+StatusPagePath+"{$}", a.statusPage)
 	mux.HandleFunc("POST "+api.SchedulePath, a.schedule)
 	mux.HandleFunc("GET "+api.AssignmentsPath+"{job}", a.assignment)
 	mux.HandleFunc("GET "+api.AssignmentsPath+"{job}/explain", a.explain)

@@ -1,0 +1,221 @@
+package webhook
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// statusFake is a fake holding three clusters (one over target, one
+// drained, one capped and blocked), a job override and a dispatch status.
+func statusFake() *fakeBackend {
+	f := newFakeBackend()
+	expires := time.Date(2026, 11, 23, 8, 30, 0, 0, time.UTC)
+	moves := 7
+	f.status = dispatch.Status{Ready: true, TableSize: 2, LastDispatch: time.Date(2026, 11, 22, 9, 15, 0, 0, time.UTC), LastDispatchMoves: &moves, Unplaceable: 1,
+		UnplaceableJobs: []engine.Unplaceable{{Job: "periodic-gpu", Problem: "capability gpu: no usable cluster"}}}
+	f.clusters = []engine.ClusterLoad{
+		{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, Jobs: 40, BalancedDemand: 50, Target: 40, Ratio: 1.25},
+		{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, Jobs: 3, Target: 0,
+			Override: &table.ClusterOverride{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}},
+		{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, Jobs: 10, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
+			Override: &table.ClusterOverride{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}},
+		{Name: "app.ci", Role: "service", Jobs: 2},
+	}
+	f.overrides = []table.Override{{Job: unitJob, Cluster: "build05", Reason: "flaky on build01", By: "carol", Expires: expires}}
+	f.rows[unitJob] = table.Assignment{Job: unitJob, Cluster: "build01", Reason: table.ReasonBalanced, Detail: "lowest load of 3", File: "openshift/origin/origin-main.yaml"}
+	return f
+}
+
+// rowOf returns the HTML of the clusters table row of cluster.
+func rowOf(t *testing.T, page, cluster string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<tr class="cluster[^"]*" data-cluster="` + regexp.QuoteMeta(cluster) + `">.*?</tr>`).FindString(page)
+	if m == "" {
+		t.Fatalf("no row for cluster %s in:\n%s", cluster, page)
+	}
+	return m
+}
+
+func TestStatusPage(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		path    string
+		code    int
+		want    []string          // substrings of the page
+		notWant []string          // substrings the page must not hold
+		rows    map[string]string // cluster -> a substring of its row
+		fake    func(*fakeBackend)
+	}{{
+		name: "clusters with their bars and states",
+		path: "/", code: http.StatusOK,
+		want: []string{
+			`<b id="table-size">2</b>`, `<b id="last-dispatch">2026-11-22 09:15:00 UTC</b>`, `<b id="last-moves">7</b> moved`,
+			`<b id="unplaceable">1</b>`, "periodic-gpu", "capability gpu: no usable cluster",
+			// the job override
+			"<td>" + unitJob + "</td><td>build05</td><td>2026-11-23 08:30:00 UTC</td><td>carol</td><td>flaky on build01</td>",
+		},
+		notWant: []string{`id="result"`, `id="not-found"`},
+		rows: map[string]string{
+			"build01": `style="width: 100%"`,
+			"build02": `<span class="state-drained">drained</span> until 2026-11-23 08:30:00 UTC by alice: etcd defrag`,
+			"build05": `<span class="state-blocked">blocked</span> <span class="state-capped">capped to 30</span> until 2026-11-23 08:30:00 UTC by bob: half the nodes`,
+			"app.ci":  `no target`,
+		},
+	}, {
+		name: "bar widths and over target",
+		path: "/", code: http.StatusOK,
+		rows: map[string]string{
+			"build01": `50.0 / 40.0 (125 %)`,
+			"build05": `style="width: 50%"`,
+			"build02": `style="width: 0%"`,
+		},
+		want: []string{`<tr class="cluster over" data-cluster="build01">`, `<tr class="cluster" data-cluster="build05">`},
+	}, {
+		name: "no dispatch yet, not ready",
+		path: "/", code: http.StatusOK,
+		fake: func(f *fakeBackend) {
+			f.status = dispatch.Status{Reason: "no assignment table yet"}
+			f.clusters, f.overrides = nil, nil
+		},
+		want:    []string{`<b id="last-dispatch">never</b>`, "not ready: no assignment table yet", "no clusters", "<p class=\"muted\">none</p>"},
+		notWant: []string{`id="last-moves"`},
+	}, {
+		name: "known job",
+		path: "/?job=" + unitJob, code: http.StatusOK,
+		want: []string{
+			`value="` + unitJob + `"`,
+			`<td id="result-cluster">build01</td>`, `<td id="result-reason">balanced</td>`,
+			`<td id="result-detail">lowest load of 3</td>`, `<td id="result-file">openshift/origin/origin-main.yaml</td>`,
+			"override to <b>build05</b> until 2026-11-23 08:30:00 UTC by carol: flaky on build01",
+			"<tr><td>balanced</td><td><b>yes</b></td><td>fake</td></tr>",
+		},
+		notWant: []string{`id="not-found"`},
+	}, {
+		name: "known job, explain fails",
+		path: "/?job=" + armJob, code: http.StatusOK,
+		fake: func(f *fakeBackend) { f.explainErr = dispatch.ErrNotReady },
+		want: []string{`<td id="result-cluster">build05</td>`, `<p class="error">explain: `},
+	}, {
+		name: "unknown job",
+		path: "/?job=no-such-job", code: http.StatusNotFound,
+		want:    []string{`<p class="notfound" id="not-found">Job <b>no-such-job</b> is not in the assignment table.</p>`, `data-cluster="build01"`},
+		notWant: []string{`id="result-cluster"`},
+	}, {
+		name: "hostile job name is escaped",
+		path: "/?job=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22", code: http.StatusNotFound,
+		want:    []string{"&lt;script&gt;alert(1)&lt;/script&gt;&#34;"},
+		notWant: []string{"<script>"},
+	}, {
+		name: "hostile cluster override reason is escaped",
+		path: "/", code: http.StatusOK,
+		fake: func(f *fakeBackend) {
+			f.clusters[1].Override.Reason = `<img src=x onerror=alert(1)>`
+			f.clusters[1].Name = `b"><script>`
+		},
+		want:    []string{"&lt;img src=x onerror=alert(1)&gt;", `data-cluster="b&#34;&gt;&lt;script&gt;"`},
+		notWant: []string{"<img", "<script>"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := statusFake()
+			if tc.fake != nil {
+				tc.fake(f)
+			}
+			srv := startAPI(t, f)
+			code, page := call(t, http.MethodGet, srv.URL+tc.path, "", "")
+			if code != tc.code {
+				t.Errorf("status %d, want %d", code, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("page lacks %q:\n%s", w, page)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(page, w) {
+					t.Errorf("page holds %q:\n%s", w, page)
+				}
+			}
+			for cluster, w := range tc.rows {
+				if row := rowOf(t, page, cluster); !strings.Contains(row, w) {
+					t.Errorf("row of %s lacks %q:\n%s", cluster, w, row)
+				}
+			}
+			if tc.fake == nil { // every cluster of the fake has its row and a bar
+				for _, c := range f.clusters {
+					if row := rowOf(t, page, c.Name); !strings.Contains(row, `<div class="bar"`) {
+						t.Errorf("row of %s has no bar:\n%s", c.Name, row)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStatusPageMethodsAndPaths(t *testing.T) {
+	srv := startAPI(t, statusFake())
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		html         bool
+	}{
+		{http.MethodGet, "/", http.StatusOK, true},
+		{http.MethodHead, "/", http.StatusOK, true},
+		{http.MethodHead, "/?job=no-such-job", http.StatusNotFound, true},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed, false},
+		{http.MethodDelete, "/", http.StatusMethodNotAllowed, false},
+		{http.MethodGet, "/nothing-here", http.StatusNotFound, false},
+		{http.MethodGet, "/api/v1/clusters", http.StatusOK, false},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+			isHTML := resp.Header.Get("Content-Type") == "text/html; charset=utf-8"
+			if isHTML != tc.html {
+				t.Errorf("Content-Type %q, want HTML: %v", resp.Header.Get("Content-Type"), tc.html)
+			}
+			if tc.html && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+				t.Errorf("Content-Security-Policy %q lacks default-src 'none'", resp.Header.Get("Content-Security-Policy"))
+			}
+		})
+	}
+}
+
+func TestNewClusterRow(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		load  engine.ClusterLoad
+		width int
+		over  bool
+	}{
+		{"on target", engine.ClusterLoad{Target: 10, Ratio: 1}, 100, false},
+		{"within 5 %", engine.ClusterLoad{Target: 10, Ratio: 1.04}, 100, false},
+		{"over, capped", engine.ClusterLoad{Target: 10, Ratio: 3}, 100, true},
+		{"under", engine.ClusterLoad{Target: 10, Ratio: 0.333}, 33, false},
+		{"no target", engine.ClusterLoad{Ratio: 0}, 0, false},
+		{"negative", engine.ClusterLoad{Target: 10, Ratio: -1}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row := newClusterRow(tc.load)
+			if row.BarWidth != tc.width || row.Over != tc.over {
+				t.Errorf("width %d over %v, want %d %v", row.BarWidth, row.Over, tc.width, tc.over)
+			}
+		})
+	}
+}
