@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the e2e suite runs for real: etcd and Prometheus from Debian's
-# packages, and kube-apiserver built from the k8s.io/kubernetes Go module (no
+# Installs what the e2e suite runs for real: etcd, Prometheus and Chromium from
+# Debian's packages, and kube-apiserver built from the k8s.io/kubernetes Go module (no
 # Docker, no prebuilt downloads). The kube-apiserver build is cached under
 # $ASSETS_DIR, so only the first run pays for it (about 8 minutes on 2 cores
 # with cold Go caches).
@@ -20,6 +20,7 @@ command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)   # TestStatusPage's headless browser
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing ${need_apt[*]}; run as root or install them with apt-get"
