@@ -33,6 +33,9 @@ func TestStatusPage(t *testing.T) {
 	if size := pageText(t, browser, "#table-size"); size == "" || size == "0" {
 		t.Errorf("table size %q on the page, want the table's rows", size)
 	}
+	if moves := pageText(t, browser, "#last-moves"); moves != "0" { // the first dispatch moves nothing
+		t.Errorf("moves of the last dispatch %q on the page, want 0", moves)
+	}
 	rows, err := chromedp.Run(browser, chromedp.Nodes(chromedp.CSSAll("#clusters tr.cluster")))
 	if err != nil {
 		t.Fatalf("reading the clusters table: %v", err)
