@@ -387,3 +387,27 @@ func TestJournalCompaction(t *testing.T) {
 		t.Errorf("%d rows still unsaved after compaction", left)
 	}
 }
+
+// TestStatusCountsTheLastDispatchMoves: Status says how many jobs the last
+// full dispatch of this process moved, and nothing before the first.
+func TestStatusCountsTheLastDispatchMoves(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDispatcher(e.options())
+	if m := d.Status().LastDispatchMoves; m != nil {
+		t.Fatalf("moves %d before any dispatch, want none", *m)
+	}
+	e.dispatch(d)
+	data, err := os.ReadFile(e.clusterConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.clusterConfig, strings.Replace(string(data), "- name: build03\n", "- name: build03\n  blocked: true\n", 1))
+	rep, err := d.Dispatch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := d.Status().LastDispatchMoves
+	if len(rep.Moves) == 0 || m == nil || *m != len(rep.Moves) {
+		t.Errorf("Status moves %v after a dispatch that moved %d jobs off the blocked build03", m, len(rep.Moves))
+	}
+}
