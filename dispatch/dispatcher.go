@@ -17,6 +17,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -27,16 +28,17 @@ import (
 // recomputes the whole table on a schedule, on config change and on demand.
 // All methods are safe for concurrent use.
 type Dispatcher struct {
-	opts       Options
-	log        logr.Logger
-	clock      clock.PassiveClock
-	store      *store.Store // nil: state is kept in memory only
-	cache      *table.Cache
-	metrics    *metrics
-	source     demand.Source
-	admissions *demand.Admissions // the embedded demand source; nil when Options.Demand is set
-	schedule   cron.Schedule
-	trigger    chan struct{}
+	opts          Options
+	log           logr.Logger
+	clock         clock.PassiveClock
+	store         *store.Store // nil: state is kept in memory only
+	cache         *table.Cache
+	metrics       *metrics
+	healthMetrics *healthMetrics
+	source        demand.Source
+	admissions    *demand.Admissions // the embedded demand source; nil when Options.Demand is set
+	schedule      cron.Schedule
+	trigger       chan struct{}
 
 	in atomic.Pointer[inputs] // the inputs in force; IsManual reads them without locking
 
@@ -58,9 +60,11 @@ type Dispatcher struct {
 	lastMoves        *int // moves of the last dispatch of this process
 	lastError        string
 	demandError      string
-	saveError        string               // the last failed save's error, empty once a save works
-	recovery         []string             // what the start did about bad state files
-	unplaceable      []engine.Unplaceable // the last dispatch's
+	saveError        string                   // the last failed save's error, empty once a save works
+	recovery         []string                 // what the start did about bad state files
+	unplaceable      []engine.Unplaceable     // the last dispatch's
+	health           map[string]health.Status // each cluster's health at the last evaluation
+	healthError      string                   // the last health evaluation's error, empty once one works
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -91,8 +95,20 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Health.enabled() {
+		if err := opts.Health.Thresholds.Validate(); err != nil {
+			return nil, fmt.Errorf("dispatcher: %w", err)
+		}
+		if opts.Health.DrainTTL > opts.MaxDrainTTL {
+			return nil, fmt.Errorf("dispatcher: health drain TTL %s is over the maximum drain TTL %s", opts.Health.DrainTTL, opts.MaxDrainTTL)
+		}
+	}
+	hm, err := newHealthMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	d := &Dispatcher{
-		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
+		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		unsaved: map[string]table.Assignment{},

@@ -18,10 +18,18 @@ func (d *Dispatcher) Explain(job string) (*engine.Explanation, error) {
 	return d.eng.Explain(j), nil
 }
 
-// Clusters lists every cluster with its load in the table in force.
+// Clusters lists every cluster with its load in the table in force and its
+// health at the last evaluation.
 func (d *Dispatcher) Clusters() []engine.ClusterLoad {
 	d.mu.Lock()
 	eng := d.eng
+	states := d.health
 	d.mu.Unlock()
-	return eng.Loads()
+	loads := eng.Loads()
+	for i := range loads {
+		if st, ok := states[loads[i].Name]; ok {
+			loads[i].Health = &st
+		}
+	}
+	return loads
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -31,6 +32,61 @@ const (
 	// against the last good one before it is taken for a failure.
 	DefaultDemandMaxDrop = 0.5
 )
+
+// Defaults of HealthOptions.
+const (
+	// DefaultHealthInterval is how often the dispatch loop evaluates cluster health.
+	DefaultHealthInterval = time.Minute
+	// DefaultHealthDrainTTL is the TTL of an automatic drain, renewed while the cluster stays unhealthy.
+	DefaultHealthDrainTTL = 6 * time.Hour
+	// DefaultHealthMaxDrained bounds the clusters drained automatically at once.
+	DefaultHealthMaxDrained = 1
+	// HealthDrainBy is the By of automatic drains: the drains health may
+	// renew and cancel. Any other drain is an operator's and is never touched.
+	HealthDrainBy = "health"
+)
+
+// HealthOptions configure health-driven failover. With no Source, or Mode
+// health.ModeOff, health is not evaluated.
+type HealthOptions struct {
+	// Source gives the clusters' samples (Prometheus).
+	Source health.Source
+	// Mode is off, report (the default: evaluate and say what would be done) or act.
+	Mode health.Mode
+	// Interval is how often Run evaluates; default DefaultHealthInterval.
+	Interval time.Duration
+	// Thresholds judge the samples; zero -> health.DefaultThresholds().
+	Thresholds health.Thresholds
+	// DrainTTL is the TTL of an automatic drain; default DefaultHealthDrainTTL.
+	DrainTTL time.Duration
+	// MaxDrained bounds the clusters drained automatically at once; default DefaultHealthMaxDrained.
+	MaxDrained int
+	// MaxDrainedShare, when above 0, also bounds the automatically drained
+	// clusters' share of the total capacity of the cluster config (0..1).
+	MaxDrainedShare float64
+}
+
+func (o HealthOptions) withDefaults() HealthOptions {
+	if o.Mode == "" {
+		o.Mode = health.ModeReport
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultHealthInterval
+	}
+	if o.Thresholds == (health.Thresholds{}) {
+		o.Thresholds = health.DefaultThresholds()
+	}
+	if o.DrainTTL <= 0 {
+		o.DrainTTL = DefaultHealthDrainTTL
+	}
+	if o.MaxDrained <= 0 {
+		o.MaxDrained = DefaultHealthMaxDrained
+	}
+	return o
+}
+
+// enabled reports whether health is evaluated.
+func (o HealthOptions) enabled() bool { return o.Source != nil && o.Mode != health.ModeOff }
 
 // Options configure a Dispatcher. Zero values take the documented defaults.
 type Options struct {
@@ -73,6 +129,8 @@ type Options struct {
 	DemandMaxDrop float64
 	// MaxDrainTTL bounds the TTL of a drain or capacity cap; default DefaultMaxDrainTTL.
 	MaxDrainTTL time.Duration
+	// Health configures health-driven failover.
+	Health HealthOptions
 	// OnDispatched, when set, is called after each full dispatch that
 	// replaced the table, with the new table and its report. It runs on the
 	// dispatch loop: it must return quickly (hand the work to a goroutine).
@@ -110,5 +168,6 @@ func (o Options) withDefaults() Options {
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop
 	}
+	o.Health = o.Health.withDefaults()
 	return o
 }

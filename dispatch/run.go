@@ -12,7 +12,8 @@ import (
 // no table is in force, then one on the cron schedule, one when a config
 // file or the job config changes (after Options.WatchDebounce of quiet), and
 // one per Trigger. It drops expired overrides and provisional jobs and saves
-// admission counts every Options.Housekeeping. A failing dispatch is logged and recorded and
+// admission counts every Options.Housekeeping, and evaluates cluster health
+// every Options.Health.Interval (when health is on). A failing dispatch is logged and recorded and
 // never ends Run. On exit it saves the state and returns the save's error.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.cache.Len() == 0 {
@@ -39,6 +40,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer debounce.Stop()
 	housekeeping := time.NewTicker(d.opts.Housekeeping)
 	defer housekeeping.Stop()
+	var healthTick <-chan time.Time
+	if d.opts.Health.enabled() {
+		t := time.NewTicker(d.opts.Health.Interval)
+		defer t.Stop()
+		healthTick = t.C
+	}
 
 	for {
 		select {
@@ -63,6 +70,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-debounce.C:
 			d.log.Info("Config changed on disk: dispatching")
 			_, _ = d.Dispatch(ctx)
+		case <-healthTick:
+			_, _ = d.evaluateHealth(ctx) // errors are logged and shown by Health
 		case <-housekeeping.C:
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")

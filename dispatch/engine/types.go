@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -97,6 +98,9 @@ type ClusterLoad struct {
 	// Ratio is BalancedDemand / Target (0 when Target is 0): jobs that rules place outright (pins, groups,
 	// overrides) do not count, as balancing cannot move them.
 	Ratio float64 `json:"ratio"`
+	// Health is the cluster's health at the dispatcher's last evaluation;
+	// nil with health off or before the first. The engine never sets it.
+	Health *health.Status `json:"-"`
 }
 
 // Report summarises a run.

@@ -27,12 +27,12 @@ const (
 // Sample is one cluster's numbers over the query window.
 type Sample struct {
 	// ErrorShare is the share of the cluster's finished ProwJobs that ended in error, 0..1.
-	ErrorShare float64 `json:"errorShare"`
+	ErrorShare float64
 	// PendingSeconds is how long the cluster's ProwJobs waited to start;
 	// NaN when unknown (no pending query, or no answer for the cluster).
-	PendingSeconds float64 `json:"pendingSeconds"`
+	PendingSeconds float64
 	// Samples is the number of finished ProwJobs behind ErrorShare.
-	Samples float64 `json:"samples"`
+	Samples float64
 }
 
 // Thresholds tune Evaluate. A cluster turns unhealthy when a number is at
@@ -83,33 +83,34 @@ func (t Thresholds) Validate() error {
 	return nil
 }
 
-// ClusterState is what Evaluate knows of one cluster.
+// ClusterState is what Evaluate knows of one cluster. It is not a wire
+// type: PendingSeconds may be NaN or +Inf, which JSON cannot carry.
 type ClusterState struct {
 	// State is the cluster's health and Since when it holds.
-	State State     `json:"state"`
-	Since time.Time `json:"since"`
+	State State
+	Since time.Time
 	// Evidence is what the last sample alone says (Unknown for too few
 	// samples); State follows it once it has lasted the dwell time.
-	Evidence State `json:"evidence"`
+	Evidence State
 	// Candidate, when set, is the state the evidence has pointed to since CandidateSince.
-	Candidate      State     `json:"candidate,omitempty"`
-	CandidateSince time.Time `json:"candidateSince,omitzero"`
+	Candidate      State
+	CandidateSince time.Time
 	// Reason gives the numbers behind Evidence.
-	Reason string `json:"reason"`
+	Reason string
 	// Sample is the last sample; nil when there was none.
-	Sample *Sample `json:"sample,omitempty"`
+	Sample *Sample
 }
 
 // Transition is a change of a cluster's state.
 type Transition struct {
-	Cluster string    `json:"cluster"`
-	From    State     `json:"from"`
-	To      State     `json:"to"`
-	At      time.Time `json:"at"`
+	Cluster string
+	From    State
+	To      State
+	At      time.Time
 	// Reason gives the numbers behind the change.
-	Reason string `json:"reason"`
+	Reason string
 	// Sample is the sample that completed the dwell; nil when there was none.
-	Sample *Sample `json:"sample,omitempty"`
+	Sample *Sample
 }
 
 // Evaluate judges each of clusters from its sample (absent: no data) and
@@ -186,5 +187,42 @@ func judge(s *Sample, current State, th Thresholds) (State, string) {
 }
 
 func seconds(s float64) string {
+	if math.IsInf(s, 1) {
+		return "without end (no job started)"
+	}
 	return (time.Duration(s) * time.Second).Round(time.Second).String()
+}
+
+// Mode is what the dispatcher does with the health of clusters.
+type Mode string
+
+// The modes of --health-mode.
+const (
+	// ModeOff evaluates nothing.
+	ModeOff Mode = "off"
+	// ModeReport evaluates and reports what it would do, changing nothing.
+	ModeReport Mode = "report"
+	// ModeAct drains unhealthy clusters automatically, within bounds.
+	ModeAct Mode = "act"
+)
+
+// ParseMode parses a --health-mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeOff, ModeReport, ModeAct:
+		return m, nil
+	}
+	return "", fmt.Errorf("health mode %q: want off, report or act", s)
+}
+
+// Status is one cluster's health as the dispatcher reports it.
+type Status struct {
+	ClusterState
+	// Mode is the health mode in force.
+	Mode Mode
+	// Action says what the dispatcher did, or in report mode would do,
+	// about the cluster at the last evaluation, and why.
+	Action string
+	// Evaluated is when the last evaluation ran.
+	Evaluated time.Time
 }
