@@ -1,8 +1,11 @@
 package webhook
 
 import (
+	"math"
+
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
@@ -60,7 +63,30 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
 			Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
+			Health: apiClusterHealth(l.Health),
 		}
+	}
+	return out
+}
+
+// apiClusterHealth converts a cluster's health; numbers JSON cannot carry
+// (NaN, an infinite pending time) are left out.
+func apiClusterHealth(h *health.Status) *api.ClusterHealth {
+	if h == nil {
+		return nil
+	}
+	out := &api.ClusterHealth{
+		State: string(h.State), Since: h.Since, Evidence: string(h.Evidence), Candidate: string(h.Candidate), CandidateSince: h.CandidateSince,
+		Reason: h.Reason, Mode: string(h.Mode), Action: h.Action, Evaluated: h.Evaluated,
+	}
+	finite := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	if s := h.Sample; s != nil {
+		out.ErrorShare, out.Samples, out.PendingSeconds = finite(s.ErrorShare), finite(s.Samples), finite(s.PendingSeconds)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
@@ -24,8 +26,13 @@ func TestConversionsKeepEveryField(t *testing.T) {
 	row := table.Assignment{Job: "j", Cluster: "build01", Reason: table.ReasonCapability, Detail: "d", File: "f.yaml", Demand: 3.5, AssignedAt: at}
 	override := table.Override{Job: "j", Cluster: "build02", Reason: "r", By: "alice", CreatedAt: at, Expires: at.Add(time.Hour)}
 	capped := table.ClusterOverride{Cluster: "build01", Capacity: 50, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)}
+	hs := &health.Status{
+		ClusterState: health.ClusterState{State: health.Unhealthy, Since: at, Evidence: health.Healthy, Candidate: health.Healthy, CandidateSince: at.Add(time.Minute),
+			Reason: "error share 5.0%", Sample: &health.Sample{ErrorShare: 0.05, PendingSeconds: 90, Samples: 40}},
+		Mode: health.ModeAct, Action: "drained automatically", Evaluated: at.Add(2 * time.Minute),
+	}
 	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual", Override: &capped,
-		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, Target: 2, Ratio: 1.5}
+		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, Target: 2, Ratio: 1.5, Health: hs}
 	explanation := &engine.Explanation{
 		Job:          "j",
 		Requirements: jobs.Requirements{Capabilities: []string{"arm64"}, Pin: "p", KVM: true, NoBuilds: true, SSHBastion: true, Cloud: "aws"},
@@ -46,10 +53,23 @@ func TestConversionsKeepEveryField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assertAllSet(t, reflect.ValueOf(tc.internal), tc.name)
-			if got, want := jsonMap(t, tc.wire), jsonMap(t, tc.internal); !reflect.DeepEqual(got, want) {
+			// Health is not in the engine's JSON (it may hold NaN); it is checked below.
+			if got, want := withoutHealth(jsonMap(t, tc.wire)), jsonMap(t, tc.internal); !reflect.DeepEqual(got, want) {
 				t.Errorf("wire JSON\n%v\nwant the internal JSON\n%v", got, want)
 			}
 		})
+	}
+	wantHealth := map[string]any{
+		"state": "unhealthy", "since": "2026-11-25T01:02:03Z", "evidence": "healthy", "candidate": "healthy", "candidateSince": "2026-11-25T01:03:03Z",
+		"errorShare": 0.05, "samples": 40.0, "pendingSeconds": 90.0, "reason": "error share 5.0%", "mode": "act", "action": "drained automatically",
+		"evaluated": "2026-11-25T01:04:03Z",
+	}
+	if got := jsonMap(t, apiClusters([]engine.ClusterLoad{load})[0])["health"]; !reflect.DeepEqual(got, wantHealth) {
+		t.Errorf("health\n%v\nwant\n%v", got, wantHealth)
+	}
+	hs.Sample.PendingSeconds = math.Inf(1)
+	if got := apiClusterHealth(hs); got.PendingSeconds != nil || *got.ErrorShare != 0.05 {
+		t.Errorf("an infinite pending time converts to %v, want none (JSON cannot carry it)", got.PendingSeconds)
 	}
 	if got := apiClusterOverrides([]table.ClusterOverride{capped, capped}); len(got) != 2 || got[1] != *apiClusterOverride(&capped) {
 		t.Errorf("apiClusterOverrides: %+v", got)
@@ -122,6 +142,24 @@ func assertAllSet(t *testing.T, v reflect.Value, path string) {
 			t.Errorf("%s is zero", path)
 		}
 	}
+}
+
+// withoutHealth drops the "health" keys of m, recursively.
+func withoutHealth(m map[string]any) map[string]any {
+	delete(m, "health")
+	for _, v := range m {
+		switch v := v.(type) {
+		case map[string]any:
+			withoutHealth(v)
+		case []any:
+			for _, e := range v {
+				if em, ok := e.(map[string]any); ok {
+					withoutHealth(em)
+				}
+			}
+		}
+	}
+	return m
 }
 
 func jsonMap(t *testing.T, v any) map[string]any {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -49,6 +50,8 @@ type clusterRow struct {
 	Percent float64
 	// Over is true when the load is more than 5 % over the target.
 	Over bool
+	// Unhealthy is true when the last health evaluation judged the cluster unhealthy.
+	Unhealthy bool
 }
 
 // jobSearch is the answer to a job search.
@@ -116,7 +119,7 @@ func (a *API) searchJob(job string, overrides []table.Override) *jobSearch {
 
 // newClusterRow sizes a cluster's bar: its balanced demand against its target.
 func newClusterRow(c engine.ClusterLoad) clusterRow {
-	row := clusterRow{ClusterLoad: c}
+	row := clusterRow{ClusterLoad: c, Unhealthy: c.Health != nil && c.Health.State == health.Unhealthy}
 	if c.Target > 0 && !math.IsNaN(c.Ratio) && !math.IsInf(c.Ratio, 0) {
 		row.Percent = c.Ratio * 100
 		row.BarWidth = int(math.Round(min(max(row.Percent, 0), 100)))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -51,6 +52,7 @@ func TestStatusPage(t *testing.T) {
 		want    []string          // substrings of the page
 		notWant []string          // substrings the page must not hold
 		rows    map[string]string // cluster -> a substring of its row
+		rowsNot map[string]string // cluster -> a substring its row must not hold
 		fake    func(*fakeBackend)
 	}{{
 		name: "clusters with their bars and states",
@@ -113,6 +115,20 @@ func TestStatusPage(t *testing.T) {
 		want:    []string{"&lt;script&gt;alert(1)&lt;/script&gt;&#34;"},
 		notWant: []string{"<script>"},
 	}, {
+		name: "an unhealthy cluster shows its state, numbers and action; a healthy one stays ok",
+		path: "/", code: http.StatusOK,
+		fake: func(f *fakeBackend) {
+			since := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+			f.clusters[0].Health = &health.Status{ClusterState: health.ClusterState{State: health.Unhealthy, Since: since,
+				Reason: "error share 42.0% of 57 finished jobs: error share at or above 30.0%"}, Mode: health.ModeReport, Action: "would drain for 6h0m0s, moving 3 job(s) (report mode)"}
+			f.clusters[3].Health = &health.Status{ClusterState: health.ClusterState{State: health.Healthy, Since: since}, Mode: health.ModeReport}
+		},
+		rows: map[string]string{
+			"build01": `<span class="state-unhealthy">unhealthy</span> since 2026-11-22 10:00:00 UTC (report mode): error share 42.0% of 57 finished jobs: error share at or above 30.0%; would drain for 6h0m0s, moving 3 job(s) (report mode)`,
+			"app.ci":  `<span class="muted">ok</span>`,
+		},
+		rowsNot: map[string]string{"build01": `<span class="muted">ok</span>`},
+	}, {
 		name: "hostile cluster override reason is escaped",
 		path: "/", code: http.StatusOK,
 		fake: func(f *fakeBackend) {
@@ -145,6 +161,11 @@ func TestStatusPage(t *testing.T) {
 			for cluster, w := range tc.rows {
 				if row := rowOf(t, page, cluster); !strings.Contains(row, w) {
 					t.Errorf("row of %s lacks %q:\n%s", cluster, w, row)
+				}
+			}
+			for cluster, w := range tc.rowsNot {
+				if row := rowOf(t, page, cluster); strings.Contains(row, w) {
+					t.Errorf("row of %s holds %q:\n%s", cluster, w, row)
 				}
 			}
 			if tc.fake == nil { // every cluster of the fake has its row and a bar

@@ -150,6 +150,39 @@ type ClusterStatus struct {
 	Target float64 `json:"target"`
 	// Ratio is BalancedDemand / Target (0 when Target is 0).
 	Ratio float64 `json:"ratio"`
+	// Health is the cluster's health at the last evaluation; absent with
+	// --health-mode=off or before the first evaluation.
+	Health *ClusterHealth `json:"health,omitempty"`
+}
+
+// ClusterHealth is a cluster's health at the dispatcher's last evaluation,
+// with the numbers behind it.
+type ClusterHealth struct {
+	// State is "unknown" (too few finished jobs to judge, or no data),
+	// "healthy" or "unhealthy", and Since is when the cluster entered it.
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Evidence is what the last numbers alone say; State follows it once
+	// it has lasted the dwell time.
+	Evidence string `json:"evidence"`
+	// Candidate is the state the evidence has pointed to since CandidateSince, if any.
+	Candidate      string    `json:"candidate,omitempty"`
+	CandidateSince time.Time `json:"candidateSince,omitzero"`
+	// ErrorShare is the share of the cluster's finished ProwJobs that
+	// ended in error, Samples how many finished; both absent without data.
+	ErrorShare *float64 `json:"errorShare,omitempty"`
+	Samples    *float64 `json:"samples,omitempty"`
+	// PendingSeconds is how long its ProwJobs wait to start; absent when
+	// unknown or without end (no job started: Reason says so).
+	PendingSeconds *float64 `json:"pendingSeconds,omitempty"`
+	// Reason gives the numbers and thresholds behind Evidence.
+	Reason string `json:"reason"`
+	// Mode is the health mode in force: "report" or "act".
+	Mode string `json:"mode"`
+	// Action says what the dispatcher did (act) or would do (report) about the cluster, and why.
+	Action string `json:"action,omitempty"`
+	// Evaluated is when the last evaluation ran.
+	Evaluated time.Time `json:"evaluated"`
 }
 
 // Move is one job whose cluster a dispatch changed.
