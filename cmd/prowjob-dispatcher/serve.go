@@ -51,6 +51,7 @@ type serveFlags struct {
 	insecureAllowUnauthenticated     bool
 	logLevel                         string
 	backup                           backupFlags
+	health                           healthFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -76,10 +77,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.backup.register(fs)
+	f.health.register(fs)
 }
 
 func (f *serveFlags) validate() error {
-	errs := []error{f.inputs.validate(), f.backup.validate()}
+	errs := []error{f.inputs.validate(), f.backup.validate(), f.health.validate()}
 	for _, p := range []struct {
 		name string
 		port int
@@ -90,6 +92,9 @@ func (f *serveFlags) validate() error {
 	}
 	if f.healthPort < 0 || f.healthPort > 65535 {
 		errs = append(errs, fmt.Errorf("--health-port %d not in 0..65535", f.healthPort))
+	}
+	if f.health.drainTTL > f.maxDrainTTL {
+		errs = append(errs, fmt.Errorf("--health-drain-ttl %s is over --max-drain-ttl %s", f.health.drainTTL, f.maxDrainTTL))
 	}
 	if f.tokenFile != "" && f.insecureAllowUnauthenticated {
 		errs = append(errs, errors.New("--token-file and --insecure-allow-unauthenticated are exclusive"))
@@ -194,6 +199,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
+	if opts.Health, err = f.health.options(f.inputs.prometheusURL, log.WithName("health")); err != nil {
+		return err
+	}
 	var d *dispatch.Dispatcher // the backup reads the table only once Run starts, after New
 	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
 	if err != nil {

@@ -257,6 +257,10 @@ func TestServeFlagErrors(t *testing.T) {
 		{name: "token and insecure", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--token-file", "t", "--insecure-allow-unauthenticated"}, want: "exclusive"},
 		{name: "stray argument", args: []string{"extra"}, want: "unexpected arguments"},
 		{name: "weight without prometheus", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--prometheus-weight-query", "avg(x) by (job_name)"}, want: "--prometheus-weight-query needs --prometheus-url"},
+		{name: "health mode", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-mode", "auto"}, want: `health mode "auto": want off, report or act`},
+		{name: "health hysteresis", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-healthy-error-share", "0.5"}, want: "healthy error share 0.5 not in [0, unhealthy error share 0.3)"},
+		{name: "health max drained", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-max-drained", "0"}, want: "--health-max-drained 0"},
+		{name: "health drain ttl over the max", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-drain-ttl", "200h"}, want: "--health-drain-ttl 200h0m0s is over --max-drain-ttl"},
 		{name: "tolerance", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--balance-tolerance", "20"}, want: "--balance-tolerance 20"},
 	}
 	for _, tc := range tests {
