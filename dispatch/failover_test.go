@@ -272,3 +272,25 @@ func TestHealthActBoundedByCapacityShare(t *testing.T) {
 		t.Errorf("build05's action %q, want a refusal by the capacity share", a)
 	}
 }
+
+// TestRunEvaluatesHealthEveryInterval: the dispatch loop evaluates health
+// on its own every Options.Health.Interval.
+func TestRunEvaluatesHealthEveryInterval(t *testing.T) {
+	src := &fakeHealth{}
+	src.set(with(allHealthy, "build03", 0.6))
+	e := newEnv(t)
+	opts := e.options()
+	th := health.DefaultThresholds()
+	th.Dwell = 0
+	opts.Health = HealthOptions{Source: src, Interval: 10 * time.Millisecond, Thresholds: th}
+	d := e.newDispatcher(opts)
+	e.dispatch(d)
+	startRun(t, d)
+	eventually(t, "build03 judged unhealthy by the loop", func() bool {
+		states, _ := d.Health()
+		return states["build03"].State == health.Unhealthy
+	})
+	if len(d.ClusterOverrides()) != 0 {
+		t.Errorf("report mode (the default) drained: %+v", d.ClusterOverrides())
+	}
+}
