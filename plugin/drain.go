@@ -184,8 +184,9 @@ func (p *Plugin) undrain(ctx context.Context, ic github.IssueCommentEvent, c com
 	return b.String(), nil
 }
 
-// clusterOverridesSection lists the drains and caps in force, for the
-// /dispatch and /dispatch refresh replies; empty when there is none. A
+// clusterOverridesSection lists the drains and caps in force and the
+// unhealthy clusters, for the /dispatch and /dispatch refresh replies;
+// empty when there is none. A
 // failing look-up is noted, not fatal: the reply's main answer stands.
 func (p *Plugin) clusterOverridesSection(ctx context.Context, log *logrus.Entry) string {
 	clusters, err := p.opts.Dispatcher.Clusters(ctx)
@@ -208,5 +209,24 @@ func (p *Plugin) clusterOverridesSection(ctx context.Context, log *logrus.Entry)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", code(cl.Name), capacity, o.Expires.UTC().Format(time.RFC3339), cell(o.By), cell(o.Reason))
 	}
+	b.WriteString(unhealthySection(clusters))
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// unhealthySection lists the clusters the dispatcher's last health
+// evaluation judged unhealthy, with the numbers and what was (or, in report
+// mode, would be) done; empty when there is none.
+func unhealthySection(clusters []api.ClusterStatus) string {
+	var b strings.Builder
+	for _, cl := range clusters {
+		h := cl.Health
+		if h == nil || h.State != "unhealthy" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\n\nUnhealthy clusters:\n\n| Cluster | Since | Mode | Why | Action |\n| --- | --- | --- | --- | --- |\n")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", code(cl.Name), h.Since.UTC().Format(time.RFC3339), cell(h.Mode), cell(h.Reason), cell(h.Action))
+	}
+	return b.String()
 }

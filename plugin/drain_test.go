@@ -158,7 +158,16 @@ func TestDrainCommands(t *testing.T) {
 
 		{name: "/dispatch shows the drains and caps in force", login: stranger, body: "/dispatch", fake: drained,
 			want: append([]string{"3 presubmit(s)"}, drainsShown...), wantOverrides: []string{"build02", "build03"}},
-		{name: "/dispatch without drains shows none", login: stranger, body: "/dispatch", want: []string{"3 presubmit(s)"}, notWant: []string{"Drains and capacity caps"}},
+		{name: "/dispatch shows the unhealthy clusters with the numbers and the action", login: stranger, body: "/dispatch",
+			fake: func(d *fakeDispatcher) {
+				d.health = map[string]api.ClusterHealth{
+					"build03": {State: "unhealthy", Since: fakeCreated(), Mode: "report", Reason: "error share 42.0% of 57 finished jobs", Action: "would drain for 6h0m0s (report mode)"},
+					"build02": {State: "healthy", Since: fakeCreated(), Mode: "report", Reason: "error share 0.0% of 80 finished jobs"},
+				}
+			},
+			want:    []string{"3 presubmit(s)", "Unhealthy clusters:", "| `build03` | 2026-11-22T10:00:00Z | report | error share 42.0% of 57 finished jobs | would drain for 6h0m0s (report mode) |"},
+			notWant: []string{"`build02` | 2026-11-22T10:00:00Z", "Drains and capacity caps"}},
+		{name: "/dispatch without drains shows none", login: stranger, body: "/dispatch", want: []string{"3 presubmit(s)"}, notWant: []string{"Drains and capacity caps", "Unhealthy clusters"}},
 		{name: "/dispatch refresh shows the drains and caps in force", login: orgMember, body: "/dispatch refresh", fake: drained,
 			want: append([]string{"dispatched 120 jobs"}, drainsShown...), wantOverrides: []string{"build02", "build03"}},
 		{name: "/dispatch when the clusters cannot be listed keeps its table", login: stranger, body: "/dispatch",

@@ -42,6 +42,8 @@ type fakeDispatcher struct {
 	overrides map[string]api.ClusterOverride
 	// stranding are the jobs a drain of build01 (the only arm64 cluster) strands.
 	stranding []api.UnplaceableJob
+	// health is each cluster's health, shown by Clusters.
+	health map[string]api.ClusterHealth
 	// clustersErr, when set, is the answer of Clusters alone.
 	clustersErr error
 
@@ -196,6 +198,9 @@ func (d *fakeDispatcher) Clusters(ctx context.Context) ([]api.ClusterStatus, err
 		cs := api.ClusterStatus{Name: name, Capacity: 100}
 		if o, ok := d.overrides[name]; ok {
 			cs.Override, cs.Capacity = &o, o.Capacity
+		}
+		if h, ok := d.health[name]; ok {
+			cs.Health = &h
 		}
 		out = append(out, cs)
 	}
