@@ -89,12 +89,27 @@ type Prometheus struct {
 // with no scrape targets and a retention long enough that no generated block is
 // dropped, and waits until it is ready.
 func StartPrometheus(ctx context.Context, bin, dataDir, logDir string) (*Prometheus, error) {
+	return startPrometheus(ctx, bin, dataDir, logDir, "global:\n  scrape_interval: 1h\n")
+}
+
+// StartScrapingPrometheus starts prometheus on a free loopback port with an
+// empty dataDir, scraping target (host:port, path /metrics) every second,
+// and waits until it is ready.
+func StartScrapingPrometheus(ctx context.Context, bin, dataDir, logDir, target string) (*Prometheus, error) {
+	return startPrometheus(ctx, bin, dataDir, logDir, fmt.Sprintf(
+		"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: prow\n  static_configs:\n  - targets: [%q]\n", target))
+}
+
+func startPrometheus(ctx context.Context, bin, dataDir, logDir, config string) (*Prometheus, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(filepath.Dir(dataDir), filepath.Base(dataDir)+".yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
