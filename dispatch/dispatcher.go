@@ -270,7 +270,7 @@ func (d *Dispatcher) Status() Status {
 	defer d.mu.Unlock()
 	s := Status{
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves,
-		LastError: d.lastError, DemandError: d.demandError, SaveError: d.saveError,
+		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
 	}

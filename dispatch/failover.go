@@ -197,8 +197,12 @@ func (d *Dispatcher) healthActions(ctx context.Context, clusters []config.Cluste
 			note(c, healthRenew, "automatic drain renewed for "+ho.DrainTTL.String())
 		case st.State == health.Unhealthy && blocked[c]:
 			actions[c] = "left alone: blocked by the cluster config"
-		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy && overridden && o.Drain():
-			actions[c] = fmt.Sprintf("left alone: drained by %s: %s", o.By, o.Reason)
+		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy && overridden && o.By != HealthDrainBy:
+			what := "drained"
+			if !o.Drain() {
+				what = fmt.Sprintf("capped to %d", o.Capacity)
+			}
+			actions[c] = fmt.Sprintf("left alone: %s by %s: %s", what, o.By, o.Reason)
 		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy:
 			share := 0.0
 			if total > 0 {

@@ -190,6 +190,22 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 		t.Errorf("build01's action %q, want a refusal for stranded jobs", a)
 	}
 
+	// An operator's cap of build03 is not replaced by an automatic drain.
+	if _, err := d.Drain(context.Background(), DrainRequest{Cluster: "build03", Capacity: 40, TTL: time.Hour, Reason: "half the nodes", By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	src.set(with(allHealthy, "build03", 0.6))
+	evaluate(t, e, d, 3)
+	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "bob" || os[0].Capacity != 40 {
+		t.Fatalf("overrides %+v, want bob's cap untouched", os)
+	}
+	if states, _ := d.Health(); !strings.Contains(states["build03"].Action, "left alone: capped to 40 by bob") {
+		t.Errorf("build03's action %q, want it left alone", states["build03"].Action)
+	}
+	if _, err := d.Undrain(context.Background(), "build03", "bob"); err != nil {
+		t.Fatal(err)
+	}
+
 	// An operator's drain of build03 outlives build03's recovery.
 	if _, err := d.Drain(context.Background(), DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "upgrade", By: "alice"}); err != nil {
 		t.Fatal(err)
@@ -222,6 +238,16 @@ func TestHealthFailingSourceKeepsStates(t *testing.T) {
 	after, msg := d.Health()
 	if !reflect.DeepEqual(before, after) || !strings.Contains(msg, "connection refused") {
 		t.Errorf("a failing source changed the states or hid its error (%q)", msg)
+	}
+	if st := d.Status(); !st.Ready || !strings.Contains(st.HealthError, "connection refused") {
+		t.Errorf("status %+v, want ready with the health error", st)
+	}
+	src.mu.Lock()
+	src.err = nil
+	src.mu.Unlock()
+	evaluate(t, e, d, 1)
+	if st := d.Status(); st.HealthError != "" {
+		t.Errorf("health error %q after a good evaluation, want none", st.HealthError)
 	}
 	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
 		t.Errorf("overrides %+v, want build03's drain kept", os)

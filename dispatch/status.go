@@ -24,6 +24,10 @@ type Status struct {
 	LastError string `json:"lastError,omitempty"`
 	// DemandError is the last demand query's error, empty once a query succeeds.
 	DemandError string `json:"demandError,omitempty"`
+	// HealthError is the last health evaluation's error, empty once one
+	// works: while it is set, cluster health states are kept as they were
+	// and nothing is drained or undrained by health.
+	HealthError string `json:"healthError,omitempty"`
 	// SaveError is the last failed save's error, empty once a save works:
 	// while it is set, what changed since the last good save would be lost
 	// by a restart.
