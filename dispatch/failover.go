@@ -129,15 +129,28 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	for _, t := range transitions {
 		d.log.Info("Cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "mode", ho.Mode)
 	}
-	actions := d.healthActions(ctx, in.clusters.All(), next, overrides)
-	states := make(map[string]health.Status, len(next))
-	for c, st := range next {
-		states[c] = health.Status{ClusterState: st, Mode: ho.Mode, Action: actions[c], Evaluated: now}
+	publish := func(actions map[string]string) map[string]health.Status {
+		states := make(map[string]health.Status, len(next))
+		for c, st := range next {
+			states[c] = health.Status{ClusterState: st, Mode: ho.Mode, Action: actions[c], Evaluated: now}
+		}
+		d.mu.Lock()
+		d.health = states
+		d.mu.Unlock()
+		return states
 	}
-	d.mu.Lock()
-	d.health = states
-	d.mu.Unlock()
+	// The new states are shown before any drain changes, so a reader never
+	// sees a drain cancelled for a cluster still shown unhealthy; the
+	// actions follow once taken.
+	publish(nil)
+	actions := d.healthActions(ctx, in.clusters.All(), next, overrides)
+	states := publish(actions)
 	d.healthMetrics.record(states, transitions)
+	if ho.Events != nil {
+		for _, t := range transitions {
+			ho.Events.HealthTransition(t, ho.Mode, actions[t.Cluster])
+		}
+	}
 	return transitions, nil
 }
 

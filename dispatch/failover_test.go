@@ -257,6 +257,43 @@ func TestHealthFailingSourceKeepsStates(t *testing.T) {
 	}
 }
 
+// recordedEvents keeps the transitions told to HealthEvents.
+type recordedEvents struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recordedEvents) HealthTransition(t health.Transition, mode health.Mode, action string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, t.Cluster+" "+string(t.From)+">"+string(t.To)+" "+string(mode)+": "+action)
+}
+
+func TestHealthEventsPerTransition(t *testing.T) {
+	src := &fakeHealth{}
+	src.set(with(allHealthy, "build03", 0.6))
+	e := newEnv(t)
+	opts := e.options()
+	th := health.DefaultThresholds()
+	th.Dwell = 0
+	events := &recordedEvents{}
+	opts.Health = HealthOptions{Source: src, Mode: health.ModeAct, Thresholds: th, Events: events}
+	d := e.newDispatcher(opts)
+	e.dispatch(d)
+	evaluate(t, e, d, 2) // the second evaluation changes nothing: no event
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	var build03 []string
+	for _, s := range events.seen {
+		if strings.HasPrefix(s, "build03 ") {
+			build03 = append(build03, s)
+		}
+	}
+	if len(events.seen) != 4 || len(build03) != 1 || !strings.HasPrefix(build03[0], "build03 unknown>unhealthy act: drained automatically for 6h0m0s") {
+		t.Errorf("events %q, want one per cluster, build03's with its drain", events.seen)
+	}
+}
+
 func TestHealthOffEvaluatesNothing(t *testing.T) {
 	src := &fakeHealth{}
 	src.set(with(allHealthy, "build03", 0.6))

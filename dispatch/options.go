@@ -61,9 +61,19 @@ type HealthOptions struct {
 	DrainTTL time.Duration
 	// MaxDrained bounds the clusters drained automatically at once; default DefaultHealthMaxDrained.
 	MaxDrained int
+	// Events, when set, is told of every transition with the action taken
+	// for the cluster (a Kubernetes Event); it must not block.
+	Events HealthEvents
 	// MaxDrainedShare, when above 0, also bounds the automatically drained
 	// clusters' share of the total capacity of the cluster config (0..1).
 	MaxDrainedShare float64
+}
+
+// HealthEvents records health transitions outside the dispatcher.
+type HealthEvents interface {
+	// HealthTransition records one transition; action is what the
+	// dispatcher did (or in report mode would do) about the cluster.
+	HealthTransition(t health.Transition, mode health.Mode, action string)
 }
 
 func (o HealthOptions) withDefaults() HealthOptions {

@@ -11,6 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
@@ -84,7 +87,7 @@ func (sc *scenario) clusterHealth(cluster string) (*api.ClusterHealth, *api.Clus
 // prowjob_state_transitions. When the error share of the cluster holding
 // jobOriginUnit rises past the threshold, the act-mode dispatcher drains it
 // within two evaluation periods after the dwell (the drain's reason carries
-// the numbers), the job's next ProwJob lands elsewhere, and once the errors
+// the numbers, a Warning Event says why), the job's next ProwJob lands elsewhere, and once the errors
 // stop the drain is cancelled and the job comes back; all the while the
 // report-mode dispatcher on the same Prometheus drains nothing, keeps the
 // job where it was, and says it would drain.
@@ -102,7 +105,8 @@ func TestHealthFailover(t *testing.T) {
 	t.Cleanup(prom.Kill)
 	health := []string{"--health-prometheus-url", prom.URL, "--health-interval", "1s", "--health-dwell", "2s",
 		"--health-window", "15s", "--health-min-samples", "5", "--health-pending-query", "-"}
-	act := newScenario(t, "health-act", scenarioOptions{extraArgs: append([]string{"--health-mode", "act"}, health...)})
+	act := newScenario(t, "health-act", scenarioOptions{extraArgs: append([]string{"--health-mode", "act",
+		"--health-events-kubeconfig", s.api.KubeconfigPath, "--health-events-namespace", "health-act", "--health-events-pod", "dispatcher-0"}, health...)})
 	report := newScenario(t, "health-report", scenarioOptions{extraArgs: health})
 
 	job := jobOriginUnit
@@ -138,6 +142,33 @@ func TestHealthFailover(t *testing.T) {
 	if got := act.admit(job); got == from || !usableClusters[got] {
 		t.Errorf("while %s is drained by health, a ProwJob of %s landed on %q", from, job, got)
 	}
+	// The transition is a Kubernetes Event regarding the dispatcher's Pod, with the numbers and the drain.
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.api.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	waitFor(t, 30*time.Second, "a ClusterUnhealthy Event for "+from, func() bool {
+		list, err := cs.EventsV1().Events("health-act").List(testContext(t), metav1.ListOptions{})
+		if err != nil {
+			t.Fatalf("listing Events: %v", err)
+		}
+		notes = nil
+		for _, ev := range list.Items {
+			notes = append(notes, ev.Reason+" "+ev.Action+": "+ev.Note)
+			if ev.Reason == "ClusterUnhealthy" && ev.Type == "Warning" && ev.Action == "HealthTransition/"+from && ev.Regarding.Kind == "Pod" && ev.Regarding.Name == "dispatcher-0" &&
+				ev.ReportingController == "prowjob-dispatcher" && strings.Contains(ev.Note, "cluster "+from+": healthy -> unhealthy (act mode): error share") &&
+				strings.Contains(ev.Note, "drained automatically") {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("Events: %q", notes)
 
 	// Report mode: the same numbers, nothing drained, and it says what it would do.
 	waitFor(t, 30*time.Second, "report mode judging "+from+" unhealthy", func() bool {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,14 +15,15 @@ import (
 
 // healthFlags are serve's flags of health-driven failover.
 type healthFlags struct {
-	mode, prometheusURL                      string
-	errorsQuery, finishedQuery, pendingQuery string
-	window, interval, drainTTL, dwell        time.Duration
-	unhealthyErrorShare, healthyErrorShare   float64
-	unhealthyPending, healthyPending         time.Duration
-	minSamples                               float64
-	maxDrained                               int
-	maxDrainedShare                          float64
+	mode, prometheusURL                          string
+	errorsQuery, finishedQuery, pendingQuery     string
+	window, interval, drainTTL, dwell            time.Duration
+	unhealthyErrorShare, healthyErrorShare       float64
+	unhealthyPending, healthyPending             time.Duration
+	minSamples                                   float64
+	maxDrained                                   int
+	maxDrainedShare                              float64
+	eventsKubeconfig, eventsNamespace, eventsPod string
 }
 
 func (f *healthFlags) register(fs *flag.FlagSet) {
@@ -41,6 +43,9 @@ func (f *healthFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.dwell, "health-dwell", th.Dwell, "how long the evidence must last before a cluster's health changes")
 	fs.IntVar(&f.maxDrained, "health-max-drained", dispatch.DefaultHealthMaxDrained, "most clusters drained automatically at once")
 	fs.Float64Var(&f.maxDrainedShare, "health-max-drained-share", 0, "most share (0..1) of the total capacity drained automatically at once (0: only --health-max-drained bounds)")
+	fs.StringVar(&f.eventsKubeconfig, "health-events-kubeconfig", "", `kubeconfig of the API server that gets a Kubernetes Event per health transition ("in-cluster": the Pod's service account, which then needs create on events.k8s.io events; empty: no Events)`)
+	fs.StringVar(&f.eventsNamespace, "health-events-namespace", envOr("POD_NAMESPACE", "default"), "namespace of the Events and of the Pod they regard (default $POD_NAMESPACE)")
+	fs.StringVar(&f.eventsPod, "health-events-pod", envOr("POD_NAME", "prowjob-dispatcher"), "the Pod the Events regard: the dispatcher's own (default $POD_NAME)")
 	fs.DurationVar(&f.drainTTL, "health-drain-ttl", dispatch.DefaultHealthDrainTTL, "TTL of an automatic drain, renewed while the cluster stays unhealthy")
 }
 
@@ -72,8 +77,9 @@ func (f *healthFlags) validate() error {
 }
 
 // options builds the health options; demandURL is --prometheus-url. With no
-// Prometheus to ask, health is off and that is logged.
-func (f *healthFlags) options(demandURL string, log logr.Logger) (dispatch.HealthOptions, error) {
+// Prometheus to ask, health is off and that is logged. Events, when asked
+// for, are sent until ctx ends; the returned func flushes them.
+func (f *healthFlags) options(ctx context.Context, demandURL string, log logr.Logger) (dispatch.HealthOptions, func(), error) {
 	mode, _ := health.ParseMode(f.mode) // validated
 	url := f.prometheusURL
 	if url == "" {
@@ -81,19 +87,27 @@ func (f *healthFlags) options(demandURL string, log logr.Logger) (dispatch.Healt
 	}
 	opts := dispatch.HealthOptions{Mode: mode, Interval: f.interval, Thresholds: f.thresholds(), DrainTTL: f.drainTTL,
 		MaxDrained: f.maxDrained, MaxDrainedShare: f.maxDrainedShare}
+	stop := func() {}
 	if mode == health.ModeOff {
-		return opts, nil
+		return opts, stop, nil
 	}
 	if url == "" {
 		log.Info("Cluster health is off: no --health-prometheus-url or --prometheus-url", "mode", mode)
-		return opts, nil
+		return opts, stop, nil
 	}
 	src, err := health.NewPrometheus(health.PrometheusOptions{URL: url, ErrorsQuery: f.errorsQuery, FinishedQuery: f.finishedQuery,
 		PendingQuery: f.pendingQuery, Window: f.window, Logger: log})
 	if err != nil {
-		return opts, fmt.Errorf("--health-prometheus-url: %w", err)
+		return opts, stop, fmt.Errorf("--health-prometheus-url: %w", err)
 	}
 	opts.Source = src
+	if f.eventsKubeconfig != "" {
+		ev, evStop, err := newKubeEvents(ctx, f.eventsKubeconfig, f.eventsNamespace, f.eventsPod, log)
+		if err != nil {
+			return opts, stop, err
+		}
+		opts.Events, stop = ev, evStop
+	}
 	log.Info("Cluster health", "mode", mode, "prometheus", url, "interval", f.interval, "thresholds", fmt.Sprintf("%+v", opts.Thresholds))
-	return opts, nil
+	return opts, stop, nil
 }

@@ -199,9 +199,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
-	if opts.Health, err = f.health.options(f.inputs.prometheusURL, log.WithName("health")); err != nil {
+	var stopEvents func()
+	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, log.WithName("health")); err != nil {
 		return err
 	}
+	defer stopEvents()
 	var d *dispatch.Dispatcher // the backup reads the table only once Run starts, after New
 	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
 	if err != nil {
