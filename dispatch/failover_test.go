@@ -357,3 +357,22 @@ func TestRunEvaluatesHealthEveryInterval(t *testing.T) {
 		t.Errorf("report mode (the default) drained: %+v", d.ClusterOverrides())
 	}
 }
+
+// TestHealthDrainTTLDefaultsWithinMaxDrainTTL: a --max-drain-ttl shorter
+// than the default automatic drain TTL shortens it, and does not refuse the start.
+func TestHealthDrainTTLDefaultsWithinMaxDrainTTL(t *testing.T) {
+	e := newEnv(t)
+	opts := e.options()
+	opts.MaxDrainTTL = time.Hour
+	opts.Health = HealthOptions{Source: &fakeHealth{}}
+	d := e.newDispatcher(opts)
+	if got := d.opts.Health.DrainTTL; got != time.Hour {
+		t.Errorf("automatic drain TTL %s, want the 1h of MaxDrainTTL", got)
+	}
+	opts = e.options()
+	opts.MaxDrainTTL = time.Hour
+	opts.Health = HealthOptions{Source: &fakeHealth{}, DrainTTL: 2 * time.Hour}
+	if _, err := New(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "over the maximum drain TTL") {
+		t.Errorf("New with a health drain TTL over MaxDrainTTL: %v, want a refusal", err)
+	}
+}

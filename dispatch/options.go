@@ -57,7 +57,8 @@ type HealthOptions struct {
 	Interval time.Duration
 	// Thresholds judge the samples; zero -> health.DefaultThresholds().
 	Thresholds health.Thresholds
-	// DrainTTL is the TTL of an automatic drain; default DefaultHealthDrainTTL.
+	// DrainTTL is the TTL of an automatic drain; default DefaultHealthDrainTTL,
+	// or Options.MaxDrainTTL when that is shorter.
 	DrainTTL time.Duration
 	// MaxDrained bounds the clusters drained automatically at once; default DefaultHealthMaxDrained.
 	MaxDrained int
@@ -76,7 +77,7 @@ type HealthEvents interface {
 	HealthTransition(t health.Transition, mode health.Mode, action string)
 }
 
-func (o HealthOptions) withDefaults() HealthOptions {
+func (o HealthOptions) withDefaults(maxDrainTTL time.Duration) HealthOptions {
 	if o.Mode == "" {
 		o.Mode = health.ModeReport
 	}
@@ -87,7 +88,7 @@ func (o HealthOptions) withDefaults() HealthOptions {
 		o.Thresholds = health.DefaultThresholds()
 	}
 	if o.DrainTTL <= 0 {
-		o.DrainTTL = DefaultHealthDrainTTL
+		o.DrainTTL = min(DefaultHealthDrainTTL, maxDrainTTL)
 	}
 	if o.MaxDrained <= 0 {
 		o.MaxDrained = DefaultHealthMaxDrained
@@ -178,6 +179,6 @@ func (o Options) withDefaults() Options {
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop
 	}
-	o.Health = o.Health.withDefaults()
+	o.Health = o.Health.withDefaults(o.MaxDrainTTL)
 	return o
 }

@@ -46,7 +46,7 @@ func (f *healthFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.eventsKubeconfig, "health-events-kubeconfig", "", `kubeconfig of the API server that gets a Kubernetes Event per health transition ("in-cluster": the Pod's service account, which then needs create on events.k8s.io events; empty: no Events)`)
 	fs.StringVar(&f.eventsNamespace, "health-events-namespace", envOr("POD_NAMESPACE", "default"), "namespace of the Events and of the Pod they regard (default $POD_NAMESPACE)")
 	fs.StringVar(&f.eventsPod, "health-events-pod", envOr("POD_NAME", "prowjob-dispatcher"), "the Pod the Events regard: the dispatcher's own (default $POD_NAME)")
-	fs.DurationVar(&f.drainTTL, "health-drain-ttl", dispatch.DefaultHealthDrainTTL, "TTL of an automatic drain, renewed while the cluster stays unhealthy")
+	fs.DurationVar(&f.drainTTL, "health-drain-ttl", 0, "TTL of an automatic drain, renewed while the cluster stays unhealthy (0: "+dispatch.DefaultHealthDrainTTL.String()+", or --max-drain-ttl when shorter)")
 }
 
 func (f *healthFlags) thresholds() health.Thresholds {
@@ -64,8 +64,8 @@ func (f *healthFlags) validate() error {
 	if err := f.thresholds().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--health-*: %w", err))
 	}
-	if f.interval <= 0 || f.window <= 0 || f.drainTTL <= 0 {
-		errs = append(errs, fmt.Errorf("--health-interval %s, --health-window %s, --health-drain-ttl %s: want positive durations", f.interval, f.window, f.drainTTL))
+	if f.interval <= 0 || f.window <= 0 || f.drainTTL < 0 {
+		errs = append(errs, fmt.Errorf("--health-interval %s, --health-window %s, --health-drain-ttl %s: want positive durations (0 for the default drain TTL)", f.interval, f.window, f.drainTTL))
 	}
 	if f.maxDrained < 1 {
 		errs = append(errs, fmt.Errorf("--health-max-drained %d: want at least 1", f.maxDrained))

@@ -261,6 +261,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{name: "health hysteresis", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-healthy-error-share", "0.5"}, want: "healthy error share 0.5 not in [0, unhealthy error share 0.3)"},
 		{name: "health max drained", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-max-drained", "0"}, want: "--health-max-drained 0"},
 		{name: "health drain ttl over the max", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-drain-ttl", "200h"}, want: "--health-drain-ttl 200h0m0s is over --max-drain-ttl"},
+		{name: "health drain ttl over a short max", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--max-drain-ttl", "1h", "--health-drain-ttl", "2h"}, want: "--health-drain-ttl 2h0m0s is over --max-drain-ttl 1h0m0s"},
 		{name: "tolerance", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--balance-tolerance", "20"}, want: "--balance-tolerance 20"},
 	}
 	for _, tc := range tests {
