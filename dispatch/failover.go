@@ -118,8 +118,9 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	}
 	d.mu.Lock()
 	prev := make(map[string]health.ClusterState, len(d.health))
+	prevActions := make(map[string]string, len(d.health))
 	for c, st := range d.health {
-		prev[c] = st.ClusterState
+		prev[c], prevActions[c] = st.ClusterState, st.Action
 	}
 	next, transitions := health.Evaluate(names, samples, prev, now, ho.Thresholds)
 	overrides := maps.Clone(d.clusterOverrides)
@@ -141,8 +142,8 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	}
 	// The new states are shown before any drain changes, so a reader never
 	// sees a drain cancelled for a cluster still shown unhealthy; the
-	// actions follow once taken.
-	publish(nil)
+	// actions (the previous ones until then) follow once taken.
+	publish(prevActions)
 	actions := d.healthActions(ctx, in.clusters.All(), next, overrides)
 	states := publish(actions)
 	d.healthMetrics.record(states, transitions)
