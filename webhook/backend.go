@@ -46,6 +46,8 @@ type (
 		PreviewDrain(ctx context.Context, req dispatch.DrainRequest) (*dispatch.DrainPlan, error)
 		// Drain drains or caps a cluster.
 		Drain(ctx context.Context, req dispatch.DrainRequest) (*dispatch.DrainPlan, error)
+		// WhatIf says what a dispatch on proposed configs would do, changing nothing.
+		WhatIf(ctx context.Context, req dispatch.WhatIfRequest) (*dispatch.WhatIf, error)
 		// Undrain cancels a cluster's drain or cap.
 		Undrain(ctx context.Context, cluster, by string) (*engine.Report, error)
 	}

@@ -160,3 +160,25 @@ func apiClusterOverride(o *table.ClusterOverride) *api.ClusterOverride {
 	}
 	return &api.ClusterOverride{Cluster: o.Cluster, Capacity: o.Capacity, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
 }
+
+// apiPlan converts a what-if, listing at most max moves and unplaceable
+// jobs (the counts are complete).
+func apiPlan(w *dispatch.WhatIf, max int) api.PlanResponse {
+	return api.PlanResponse{
+		Moved: w.MovedJobs, MovedDemand: w.MovedDemand, Moves: apiMoves(w.Moves, max),
+		To: apiFlows(w.To), From: apiFlows(w.From), Clusters: apiClusters(w.Clusters),
+		Unplaceable: w.UnplaceableJobs, UnplaceableJobs: apiUnplaceable(w.Unplaceable, max),
+	}
+}
+
+// apiFlows converts flows by cluster; none stays nil.
+func apiFlows(m map[string]dispatch.Flow) map[string]api.Flow {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]api.Flow, len(m))
+	for c, f := range m {
+		out[c] = api.Flow{Jobs: f.Jobs, Demand: f.Demand}
+	}
+	return out
+}

@@ -66,6 +66,11 @@ type fakeBackend struct {
 
 	previews, drains []dispatch.DrainRequest
 	undrains         []string // "cluster by"
+
+	// whatIf answers WhatIf, failing with whatIfErr; whatIfs records the requests.
+	whatIf    dispatch.WhatIf
+	whatIfErr error
+	whatIfs   []dispatch.WhatIfRequest
 }
 
 func newFakeBackend() *fakeBackend {
@@ -194,6 +199,17 @@ func (f *fakeBackend) Undrain(_ context.Context, cluster, by string) (*engine.Re
 		}
 	}
 	return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, dispatch.ErrNotFound)
+}
+
+func (f *fakeBackend) WhatIf(_ context.Context, req dispatch.WhatIfRequest) (*dispatch.WhatIf, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.whatIfs = append(f.whatIfs, req)
+	if f.whatIfErr != nil {
+		return nil, f.whatIfErr
+	}
+	w := f.whatIf
+	return &w, nil
 }
 
 // fakeNow is when the fake's drains are made.

@@ -17,6 +17,10 @@ import (
 // staying and stranded jobs listed in a DrainPlan.
 const maxMoves = 100
 
+// MaxPlanRequestBytes bounds the body of a plan request, which carries
+// whole config files.
+const MaxPlanRequestBytes = 8 << 20
+
 // API serves the dispatcher's HTTP API (the paths of package api). The
 // schedule endpoint and every GET are open; dispatch, reschedule, override
 // deletion, drains (previews included) and undrains go through Auth.
@@ -44,6 +48,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.ClusterOverridesPath, a.clusterOverrides)
 	mux.HandleFunc("POST "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.drain))
 	mux.HandleFunc("DELETE "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.undrain))
+	mux.HandleFunc("POST "+api.PlanPath, a.Auth.wrap(a.plan))
 }
 
 // Handler returns a mux serving the API alone.
@@ -295,4 +300,32 @@ func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 		a.Log.Error(err, "API request failed", "op", op)
 		writeError(w, http.StatusInternalServerError, "%s: %v", op, err)
 	}
+}
+
+// plan answers what a dispatch on the proposed configs would do, changing
+// nothing; configs that do not load are answered 400 with every problem.
+func (a *API) plan(w http.ResponseWriter, r *http.Request) {
+	var body api.PlanRequest
+	if err := readJSONLimit(w, r, &body, true, MaxPlanRequestBytes); err != nil {
+		writeError(w, err.code, "%s", err.msg)
+		return
+	}
+	req := dispatch.WhatIfRequest{DispatcherConfigPath: body.DispatcherConfigPath, ClusterConfigPath: body.ClusterConfigPath, MaxMoves: maxMoves}
+	if body.DispatcherConfig != nil {
+		req.DispatcherConfig = []byte(*body.DispatcherConfig)
+	}
+	if body.ClusterConfig != nil {
+		req.ClusterConfig = []byte(*body.ClusterConfig)
+	}
+	wi, err := a.Backend.WhatIf(r.Context(), req)
+	var ce *dispatch.ConfigError
+	if errors.As(err, &ce) {
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: "plan: " + err.Error(), Problems: ce.Problems})
+		return
+	}
+	if err != nil {
+		a.writeServiceError(w, "plan", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiPlan(wi, maxMoves))
 }

@@ -46,7 +46,12 @@ func (e *bodyError) Error() string { return e.msg }
 // MaxRequestBytes, no unknown fields, nothing after the value. An empty body
 // is an error unless allowEmpty, when v is left as it is.
 func readJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) *bodyError {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	return readJSONLimit(w, r, v, allowEmpty, MaxRequestBytes)
+}
+
+// readJSONLimit is readJSON with a body of at most limit bytes.
+func readJSONLimit(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool, limit int64) *bodyError {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError

@@ -32,6 +32,8 @@ type StatusError struct {
 	// (HTTP 409), as in Error.
 	Stranded     int
 	StrandedJobs []UnplaceableJob
+	// Problems are the validation errors of a plan's proposed configs (HTTP 400), as in Error.
+	Problems []string
 }
 
 func (e *StatusError) Error() string {
@@ -103,6 +105,13 @@ func (c *Client) Undrain(ctx context.Context, cluster, by string) (*UndrainRespo
 	return &out, c.do(ctx, http.MethodDelete, path, nil, &out)
 }
 
+// Plan says what a dispatch on the proposed configs would do, changing
+// nothing. Configs that do not load are a 400 *StatusError with Problems.
+func (c *Client) Plan(ctx context.Context, req PlanRequest) (*PlanResponse, error) {
+	var out PlanResponse
+	return &out, c.do(ctx, http.MethodPost, PlanPath, req, &out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -140,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &StatusError{Code: resp.StatusCode, Message: e.Error, Stranded: e.Stranded, StrandedJobs: e.StrandedJobs}
+		return &StatusError{Code: resp.StatusCode, Message: e.Error, Stranded: e.Stranded, StrandedJobs: e.StrandedJobs, Problems: e.Problems}
 	}
 	if out == nil || len(data) == 0 {
 		return nil

@@ -28,6 +28,8 @@ const (
 	BuildFarmPath = "/api/v1/buildfarm"
 	// OverridesPath lists the overrides.
 	OverridesPath = "/api/v1/overrides"
+	// PlanPath computes what a dispatch on proposed configs would do (POST a PlanRequest).
+	PlanPath = "/api/v1/plan"
 )
 
 // DrainPath is where a cluster is drained or capped (POST a DrainRequest)
@@ -252,6 +254,9 @@ type Error struct {
 	// applied; DrainRequest.Force applies it anyway.
 	Stranded     int              `json:"stranded,omitempty"`
 	StrandedJobs []UnplaceableJob `json:"strandedJobs,omitempty"`
+	// Problems are set on the 400 answer to a plan whose proposed configs
+	// do not load: every validation error, each naming file, field and value.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // ClusterOverride is an operator's drain (Capacity 0) or capacity cap of a
@@ -334,4 +339,36 @@ type UndrainResponse struct {
 	// Dispatch is the dispatch that followed: jobs flow back as balance
 	// moves them, within the move budget.
 	Dispatch DispatchResponse `json:"dispatch"`
+}
+
+// PlanRequest proposes config files, as a pull request changes them; an
+// absent file is the one in force. Nothing changes: the answer says what a
+// dispatch on them would do to the table in force.
+type PlanRequest struct {
+	// DispatcherConfig and ClusterConfig are the proposed files' contents.
+	DispatcherConfig *string `json:"dispatcherConfig,omitempty"`
+	ClusterConfig    *string `json:"clusterConfig,omitempty"`
+	// DispatcherConfigPath and ClusterConfigPath name the files in
+	// validation errors (their paths in the repository); empty: the names of
+	// the files the dispatcher loads.
+	DispatcherConfigPath string `json:"dispatcherConfigPath,omitempty"`
+	ClusterConfigPath    string `json:"clusterConfigPath,omitempty"`
+}
+
+// PlanResponse is what a dispatch on the proposed configs would do.
+type PlanResponse struct {
+	// Moved and MovedDemand count the jobs whose cluster would change and their demand.
+	Moved       int     `json:"moved"`
+	MovedDemand float64 `json:"movedDemand"`
+	// Moves lists the moves, sorted by job (at most 100; Moved has the full count).
+	Moves []Move `json:"moves,omitempty"`
+	// To and From sum every move by the cluster it goes to and leaves.
+	To   map[string]Flow `json:"to,omitempty"`
+	From map[string]Flow `json:"from,omitempty"`
+	// Clusters are the clusters with their loads after the dispatch.
+	Clusters []ClusterStatus `json:"clusters"`
+	// Unplaceable is the number of jobs that would become unplaceable;
+	// UnplaceableJobs lists the first 100.
+	Unplaceable     int              `json:"unplaceable,omitempty"`
+	UnplaceableJobs []UnplaceableJob `json:"unplaceableJobs,omitempty"`
 }
