@@ -11,7 +11,7 @@ import (
 // starts with a digit ("4h", "90m"); a drain's and a cap's flags come after
 // the reason, at the end of the line.
 var (
-	dispatchRe   = regexp.MustCompile(`(?mi)^/dispatch(?:\s+(refresh))?\s*$`)
+	dispatchRe   = regexp.MustCompile(`(?mi)^/dispatch(?:\s+(refresh|plan))?\s*$`)
 	drainRe      = regexp.MustCompile(`(?mi)^/dispatch\s+drain\s+(\S+)\s+(\d\S*)\s+(.*?\S)((?:\s+--(?:force|dry-run))*)\s*$`)
 	capRe        = regexp.MustCompile(`(?mi)^/dispatch\s+cap\s+(\S+)\s+(\d+)\s+(\d\S*)\s+(.*?\S)((?:\s+--dry-run)*)\s*$`)
 	undrainRe    = regexp.MustCompile(`(?mi)^/dispatch\s+undrain\s+(\S+)\s*$`)
@@ -34,6 +34,7 @@ const (
 	cmdDispatch commandKind = iota
 	cmdRefresh
 	cmdReschedule
+	cmdPlan
 	cmdDrain
 	cmdCap
 	cmdUndrain
@@ -59,7 +60,7 @@ type command struct {
 
 // Usage strings, shown in help and in replies to malformed commands.
 const (
-	dispatchUsage   = "/dispatch [refresh]"
+	dispatchUsage   = "/dispatch [refresh|plan]"
 	rescheduleUsage = "/reschedule <job-name> [cluster]"
 	drainUsage      = "/dispatch drain <cluster> <ttl> <reason...> [--force] [--dry-run]"
 	capUsage        = "/dispatch cap <cluster> <capacity 1-100> <ttl> <reason...> [--dry-run]"
@@ -104,8 +105,11 @@ func parseCommands(body string) []command {
 // parseLine returns the command of one line, if it has one.
 func parseLine(line string) (command, bool) {
 	if m := dispatchRe.FindStringSubmatch(line); m != nil {
-		if m[1] != "" {
+		switch strings.ToLower(m[1]) {
+		case "refresh":
 			return command{kind: cmdRefresh}, true
+		case "plan":
+			return command{kind: cmdPlan}, true
 		}
 		return command{kind: cmdDispatch}, true
 	}

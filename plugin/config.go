@@ -27,6 +27,12 @@ type Config struct {
 	// DispatcherTokenFile holds the bearer token for the dispatcher API's mutating calls.
 	DispatcherTokenFile string `json:"dispatcher_token_file,omitempty"`
 
+	// DispatcherConfigPath and ClusterConfigPath are the config files'
+	// paths in the release repository: a PR changing one gets a plan
+	// comment. DefaultDispatcherConfigPath and DefaultClusterConfigPath when empty.
+	DispatcherConfigPath string `json:"dispatcher_config_path,omitempty"`
+	ClusterConfigPath    string `json:"cluster_config_path,omitempty"`
+
 	// TTL is DefaultTTL parsed, set by LoadConfig and ParseConfig.
 	TTL time.Duration `json:"-"`
 }
@@ -60,6 +66,15 @@ func ParseConfig(data []byte) (*Config, error) {
 // complete fills defaults and validates the fields.
 func (c *Config) complete() error {
 	c.TTL = DefaultTTL
+	if c.DispatcherConfigPath == "" {
+		c.DispatcherConfigPath = DefaultDispatcherConfigPath
+	}
+	if c.ClusterConfigPath == "" {
+		c.ClusterConfigPath = DefaultClusterConfigPath
+	}
+	if c.DispatcherConfigPath == c.ClusterConfigPath {
+		return fmt.Errorf("dispatcher_config_path and cluster_config_path are both %q", c.ClusterConfigPath)
+	}
 	if c.DefaultTTL != "" {
 		ttl, err := time.ParseDuration(c.DefaultTTL)
 		if err != nil {

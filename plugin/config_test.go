@@ -31,6 +31,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "team without org", yaml: "allowed_teams: [test-platform]", wantErr: `allowed_teams[0] "test-platform": want org/team-slug`},
 		{name: "org with a slash", yaml: "allowed_orgs: [openshift/origin]", wantErr: `allowed_orgs[0] "openshift/origin"`},
 		{name: "empty user", yaml: `allowed_users: [""]`, wantErr: `allowed_users[0] ""`},
+		{name: "the same path for both configs", yaml: "dispatcher_config_path: c.yaml\ncluster_config_path: c.yaml", wantErr: `both "c.yaml"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,5 +67,21 @@ func TestShippedConfigsLoad(t *testing.T) {
 		if cfg.DispatcherURL == "" || len(cfg.AllowedOrgs)+len(cfg.AllowedTeams)+len(cfg.AllowedUsers) == 0 {
 			t.Errorf("%s: want a dispatcher_url and at least one trust rule, got %+v", path, cfg)
 		}
+	}
+}
+
+// TestConfigPlanPaths: the config files' paths default to the release
+// repository's, and a config may name others.
+func TestConfigPlanPaths(t *testing.T) {
+	cfg, err := ParseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DispatcherConfigPath != DefaultDispatcherConfigPath || cfg.ClusterConfigPath != DefaultClusterConfigPath {
+		t.Errorf("defaults %q, %q", cfg.DispatcherConfigPath, cfg.ClusterConfigPath)
+	}
+	cfg, err = ParseConfig([]byte("dispatcher_config_path: a/d.yaml\ncluster_config_path: a/c.yaml\n"))
+	if err != nil || cfg.DispatcherConfigPath != "a/d.yaml" || cfg.ClusterConfigPath != "a/c.yaml" {
+		t.Errorf("config %+v, error %v", cfg, err)
 	}
 }

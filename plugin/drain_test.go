@@ -137,7 +137,7 @@ func TestDrainCommands(t *testing.T) {
 		{name: "undrain without a cluster", login: orgMember, body: "/dispatch undrain", want: []string{"Usage: `" + undrainUsage + "`."}},
 		{name: "undrain of two clusters", login: orgMember, body: "/dispatch undrain build02 build03", want: []string{"Usage: `" + undrainUsage + "`."}},
 		{name: "an unknown /dispatch form lists every form", login: orgMember, body: "/dispatch drain-preview build03 4h",
-			want: []string{"Usage: `/dispatch [refresh]`, `" + drainUsage + "`, `" + capUsage + "` or `" + undrainUsage + "`."}},
+			want: []string{"Usage: `/dispatch [refresh|plan]`, `" + drainUsage + "`, `" + capUsage + "` or `" + undrainUsage + "`."}},
 
 		{
 			name: "undrain", login: orgMember, body: "/dispatch undrain build03", fake: drained,

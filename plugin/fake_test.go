@@ -47,6 +47,10 @@ type fakeDispatcher struct {
 	// clustersErr, when set, is the answer of Clusters alone.
 	clustersErr error
 
+	// plan answers Plan (nil: an empty plan); plans records the requests.
+	plan  *api.PlanResponse
+	plans []api.PlanRequest
+
 	calls       int
 	dispatches  int
 	reschedules []api.RescheduleRequest
@@ -266,6 +270,22 @@ func (d *fakeDispatcher) Undrain(ctx context.Context, cluster, by string) (*api.
 	}
 	delete(d.overrides, cluster)
 	return &api.UndrainResponse{Cluster: cluster, Cancelled: &o, Dispatch: api.DispatchResponse{Jobs: 120, Moved: 1, MovedTo: map[string]int{cluster: 1}, Imbalance: 1.01}}, nil
+}
+
+// Plan records the request and answers d.plan.
+func (d *fakeDispatcher) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResponse, error) {
+	defer d.end()
+	if err := d.begin(ctx); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.plans = append(d.plans, req)
+	if d.plan == nil {
+		return &api.PlanResponse{}, nil
+	}
+	out := *d.plan
+	return &out, nil
 }
 
 // changes returns the drains and undrains that reached the fake so far.

@@ -33,6 +33,15 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 		Examples:    []string{"/dispatch refresh"},
 	})
 	h.AddCommand(pluginhelp.Command{
+		Usage: "/dispatch plan",
+		Description: fmt.Sprintf("On a PR that changes %s or %s, re-runs the plan comment: what a dispatch on the PR's head content would do "+
+			"(validation errors, or the jobs and demand moving per cluster, the loads against target after, the jobs that would become unplaceable). "+
+			"The plan comment is also written when such a PR is opened and edited on each push. Changes nothing.",
+			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath)),
+		WhoCanUse: "Anyone.",
+		Examples:  []string{"/dispatch plan"},
+	})
+	h.AddCommand(pluginhelp.Command{
 		Usage: rescheduleUsage,
 		Description: fmt.Sprintf("Moves a job (any job, not only this PR's) to the named cluster, or to the best other eligible cluster when none is named, for %s. "+
 			"The dispatcher refuses unknown jobs and unknown, blocked or incapable clusters.", p.opts.Config.TTL),

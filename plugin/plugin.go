@@ -25,6 +25,10 @@ type githubClient interface {
 	IsMember(org, user string) (bool, error)
 	TeamBySlugHasMember(org, teamSlug, memberLogin string) (bool, error)
 	BotUserChecker() (func(candidate string) bool, error)
+	GetPullRequestChanges(org, repo string, number int) ([]github.PullRequestChange, error)
+	GetFile(org, repo, filepath, commit string) ([]byte, error)
+	ListIssueComments(org, repo string, number int) ([]github.IssueComment, error)
+	EditComment(org, repo string, id int, comment string) error
 }
 
 // dispatcherClient is what the plugin needs of the dispatcher's API; *api.Client satisfies it.
@@ -35,6 +39,7 @@ type dispatcherClient interface {
 	Clusters(ctx context.Context) ([]api.ClusterStatus, error)
 	Drain(ctx context.Context, cluster string, req api.DrainRequest) (*api.DrainPlan, error)
 	Undrain(ctx context.Context, cluster, by string) (*api.UndrainResponse, error)
+	Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResponse, error)
 }
 
 // Options configure a Plugin.
@@ -55,8 +60,9 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Plugin handles the /dispatch (with its drain, cap and undrain forms) and
-// /reschedule commands.
+// Plugin handles the /dispatch (with its refresh, plan, drain, cap and
+// undrain forms) and /reschedule commands, and comments the plan of PRs
+// that change the config files.
 type Plugin struct {
 	opts Options
 }
@@ -109,10 +115,16 @@ func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic g
 		if err != nil {
 			log.WithError(err).WithField("command", c.kind.String()).Info("Command failed.")
 		}
+		if message == "" {
+			continue // the command's answer is elsewhere (the plan comment)
+		}
 		if len(unique) > 1 {
 			message = "**" + code(c.typed()) + "**: " + message
 		}
 		sections = append(sections, message)
+	}
+	if len(sections) == 0 {
+		return nil
 	}
 	return reply(p.opts.GitHub, ic, strings.Join(sections, "\n\n"))
 }
@@ -126,6 +138,8 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 			message += p.clusterOverridesSection(ctx, log)
 		}
 		return message, err
+	case cmdPlan:
+		return p.runPlan(ctx, log, ic)
 	case cmdDispatchUsage, cmdRescheduleUsage, cmdDrainUsage, cmdCapUsage, cmdUndrainUsage:
 		return "I did not understand that. Usage: " + usageHelp(c.kind), errors.New(c.kind.String())
 	}
@@ -162,6 +176,8 @@ func (k commandKind) String() string {
 		return "dispatch"
 	case cmdRefresh:
 		return "dispatch refresh"
+	case cmdPlan:
+		return "dispatch plan"
 	case cmdReschedule:
 		return "reschedule"
 	case cmdDrain:
@@ -190,6 +206,8 @@ func (c command) typed() string {
 		return "/dispatch"
 	case cmdRefresh:
 		return "/dispatch refresh"
+	case cmdPlan:
+		return "/dispatch plan"
 	case cmdReschedule:
 		return strings.TrimSpace("/reschedule " + c.job + " " + c.cluster)
 	case cmdDrain, cmdCap:

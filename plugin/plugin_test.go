@@ -112,7 +112,7 @@ func TestHandleIssueComment(t *testing.T) {
 		},
 		{
 			name: "dispatch with an unknown argument gets the usage", login: stranger, body: "/dispatch everything",
-			wantComments: 1, want: []string{"Usage: `/dispatch [refresh]`"},
+			wantComments: 1, want: []string{"Usage: `/dispatch [refresh|plan]`"},
 		},
 		{
 			name: "two commands in one comment get one reply with a section each", login: orgMember, body: "/dispatch\n/dispatch refresh",

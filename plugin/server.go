@@ -18,7 +18,7 @@ const MaxPayloadBytes = 1 << 20
 
 // Server receives GitHub webhooks (Prow's hook forwards them to external
 // plugins as they came), checks their HMAC signature and hands issue comments
-// to the plugin in the background, so GitHub gets its answer at once.
+// and pull request events to the plugin in the background, so GitHub gets its answer at once.
 type Server struct {
 	plugin         *Plugin
 	tokenGenerator func() []byte
@@ -68,11 +68,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.log.WithFields(logrus.Fields{"event-type": eventType, github.EventGUID: guid})
-	if eventType != "issue_comment" {
+	switch eventType {
+	case "issue_comment":
+		s.issueComment(w, l, guid, payload)
+	case "pull_request":
+		s.pullRequest(w, l, guid, payload)
+	default:
 		l.Debug("Ignoring an event the plugin does not handle.")
 		fmt.Fprint(w, "Event ignored.")
-		return
 	}
+}
+
+// issueComment starts handling an issue_comment delivery.
+func (s *Server) issueComment(w http.ResponseWriter, l *logrus.Entry, guid string, payload []byte) {
 	var ic github.IssueCommentEvent
 	if err := json.Unmarshal(payload, &ic); err != nil {
 		l.WithError(err).Info("Malformed issue_comment payload.")
@@ -92,6 +100,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.wg.Done()
 		if err := s.plugin.HandleIssueComment(s.ctx, l, ic); err != nil {
 			l.WithError(err).Error("Handling the comment failed.")
+		}
+	}()
+}
+
+// pullRequest starts handling a pull_request delivery.
+func (s *Server) pullRequest(w http.ResponseWriter, l *logrus.Entry, guid string, payload []byte) {
+	var pe github.PullRequestEvent
+	if err := json.Unmarshal(payload, &pe); err != nil {
+		l.WithError(err).Info("Malformed pull_request payload.")
+		http.Error(w, "400 Bad Request: malformed pull_request payload", http.StatusBadRequest)
+		return
+	}
+	pe.GUID = guid
+	fmt.Fprint(w, "Event received. Have a nice day.")
+	l = l.WithFields(logrus.Fields{
+		github.OrgLogField:  pe.Repo.Owner.Login,
+		github.RepoLogField: pe.Repo.Name,
+		github.PrLogField:   pe.Number,
+		"action":            string(pe.Action),
+	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.plugin.HandlePullRequest(s.ctx, l, pe); err != nil {
+			l.WithError(err).Error("Handling the pull request failed.")
 		}
 	}()
 }

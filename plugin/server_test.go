@@ -117,7 +117,7 @@ func TestServer(t *testing.T) {
 			headers: signed(issueCommentPayload(t, orgMember, "hi"), testHMAC), want: http.StatusForbidden},
 		{name: "oversized payload", event: "issue_comment", payload: oversized, headers: signed(oversized, testHMAC), want: http.StatusRequestEntityTooLarge},
 		{name: "missing event header", payload: reschedule, headers: signed(reschedule, testHMAC), want: http.StatusBadRequest},
-		{name: "other events are acknowledged and ignored", event: "pull_request", payload: reschedule, headers: signed(reschedule, testHMAC), want: http.StatusOK},
+		{name: "other events are acknowledged and ignored", event: "push", payload: reschedule, headers: signed(reschedule, testHMAC), want: http.StatusOK},
 		{name: "signed with SHA-256 only", event: "issue_comment", payload: reschedule,
 			headers: map[string]string{signatureSHA256Header: sign256(reschedule, testHMAC)}, want: http.StatusOK, wantReschedules: 1, wantComments: 1},
 		{name: "signed with both, as GitHub sends", event: "issue_comment", payload: reschedule, headers: signed(reschedule, testHMAC),
@@ -169,6 +169,22 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("pull_request of a config PR gets a plan comment", func(t *testing.T) {
+		pushFile(ghc, DefaultClusterConfigPath, headSHA, "aws:\n- name: build01\n")
+		fake.plan = &api.PlanResponse{Moved: 7, MovedDemand: 70}
+		payload, err := json.Marshal(prEvent(github.PullRequestActionSynchronize, headSHA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := deliver(t, srv.URL, "pull_request", payload, signed(payload, testHMAC)); got != http.StatusOK {
+			t.Fatalf("status = %d", got)
+		}
+		s.Wait()
+		if c := planComments(ghc); len(c) != 1 || !strings.Contains(c[0].Body, "**7 job(s) move** (demand 70.0)") {
+			t.Errorf("plan comments %+v, want one with the fake's plan", c)
+		}
+	})
+
 	t.Run("help", func(t *testing.T) {
 		// Prow's hook posts the repos that enable the plugin.
 		resp, err := http.Post(srv.URL+"/help", "application/json", strings.NewReader(`[{"Org":"openshift","Repo":"origin"}]`))
@@ -190,11 +206,11 @@ func TestServer(t *testing.T) {
 			}
 			usages = append(usages, c.Usage)
 		}
-		if got, want := fmt.Sprint(usages), "[/dispatch /dispatch refresh /reschedule <job-name> [cluster] "+drainUsage+" "+capUsage+" "+undrainUsage+"]"; got != want {
+		if got, want := fmt.Sprint(usages), "[/dispatch /dispatch refresh /dispatch plan /reschedule <job-name> [cluster] "+drainUsage+" "+capUsage+" "+undrainUsage+"]"; got != want {
 			t.Errorf("commands = %s, want %s", got, want)
 		}
-		if !strings.Contains(help.Commands[2].WhoCanUse, "`openshift`") {
-			t.Errorf("/reschedule's WhoCanUse does not name the allowed org: %q", help.Commands[2].WhoCanUse)
+		if !strings.Contains(help.Commands[3].WhoCanUse, "`openshift`") {
+			t.Errorf("/reschedule's WhoCanUse does not name the allowed org: %q", help.Commands[3].WhoCanUse)
 		}
 	})
 }
