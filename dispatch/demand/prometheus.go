@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"text/template"
 	"time"
@@ -15,6 +14,8 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"k8s.io/utils/clock"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/promquery"
 )
 
 // DefaultQuery is the demand query: pending transitions per job over the
@@ -165,37 +166,15 @@ func weigh(demand, weights map[string]float64) map[string]float64 {
 // without a job name, or with a value that is not a finite number >= 0, are
 // skipped and logged.
 func (p *Prometheus) vector(ctx context.Context, query string, at time.Time) (map[string]float64, error) {
-	value, warnings, _, err := p.api.Query(ctx, query, at)
-	if len(warnings) > 0 {
-		p.log.Info("Prometheus query returned warnings", "query", query, "warnings", []string(warnings))
+	res, err := promquery.SumBy(ctx, p.api, query, at, JobLabel, false)
+	if len(res.Warnings) > 0 {
+		p.log.Info("Prometheus query returned warnings", "query", query, "warnings", []string(res.Warnings))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("prometheus demand: query %q: %w", query, err)
+		return nil, fmt.Errorf("prometheus demand: %w", err)
 	}
-	vec, ok := value.(model.Vector)
-	if !ok {
-		return nil, fmt.Errorf("prometheus demand: query %q: result is a %s, want a vector", query, valueType(value))
+	if res.Skipped > 0 {
+		p.log.Info("Prometheus query returned unusable samples", "query", query, "skipped", res.Skipped)
 	}
-	out := make(map[string]float64, len(vec))
-	skipped := 0
-	for _, s := range vec {
-		job := string(s.Metric[JobLabel])
-		v := float64(s.Value)
-		if job == "" || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			skipped++
-			continue
-		}
-		out[job] += v
-	}
-	if skipped > 0 {
-		p.log.Info("Prometheus query returned unusable samples", "query", query, "skipped", skipped)
-	}
-	return out, nil
-}
-
-func valueType(v model.Value) string {
-	if v == nil {
-		return "nothing"
-	}
-	return v.Type().String()
+	return res.Sums, nil
 }

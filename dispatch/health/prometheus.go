@@ -15,6 +15,8 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"k8s.io/utils/clock"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/promquery"
 )
 
 // The default queries, on the metrics of Prow's own controllers (sigs.k8s.io/prow
@@ -173,37 +175,15 @@ func (p *Prometheus) Samples(ctx context.Context) (map[string]Sample, error) {
 // without a cluster, NaN or negative, or infinite unless allowInf (a pending
 // time with no job starting), are skipped and logged.
 func (p *Prometheus) vector(ctx context.Context, query string, at time.Time, allowInf bool) (map[string]float64, error) {
-	value, warnings, _, err := p.api.Query(ctx, query, at)
-	if len(warnings) > 0 {
-		p.log.Info("Prometheus health query returned warnings", "query", query, "warnings", []string(warnings))
+	res, err := promquery.SumBy(ctx, p.api, query, at, ClusterLabel, allowInf)
+	if len(res.Warnings) > 0 {
+		p.log.Info("Prometheus health query returned warnings", "query", query, "warnings", []string(res.Warnings))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("prometheus health: query %q: %w", query, err)
+		return nil, fmt.Errorf("prometheus health: %w", err)
 	}
-	vec, ok := value.(model.Vector)
-	if !ok {
-		return nil, fmt.Errorf("prometheus health: query %q: result is a %s, want a vector", query, valueType(value))
+	if res.Skipped > 0 {
+		p.log.Info("Prometheus health query returned unusable samples", "query", query, "skipped", res.Skipped)
 	}
-	out := make(map[string]float64, len(vec))
-	skipped := 0
-	for _, s := range vec {
-		c := string(s.Metric[ClusterLabel])
-		v := float64(s.Value)
-		if c == "" || math.IsNaN(v) || v < 0 || (math.IsInf(v, 1) && !allowInf) {
-			skipped++
-			continue
-		}
-		out[c] += v
-	}
-	if skipped > 0 {
-		p.log.Info("Prometheus health query returned unusable samples", "query", query, "skipped", skipped)
-	}
-	return out, nil
-}
-
-func valueType(v model.Value) string {
-	if v == nil {
-		return "nothing"
-	}
-	return v.Type().String()
+	return res.Sums, nil
 }

@@ -1,0 +1,58 @@
+// Package promquery runs the instant queries of dispatch's Prometheus
+// sources (demand by job, health by cluster) with the client_golang API
+// client, and sums their samples by one label.
+package promquery
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// Result is one query's samples summed by label, and what was left out.
+type Result struct {
+	// Sums maps each value of the label to the sum of its samples.
+	Sums map[string]float64
+	// Skipped counts the samples without the label or with an unusable value.
+	Skipped int
+	// Warnings are Prometheus's warnings about the query.
+	Warnings promv1.Warnings
+}
+
+// SumBy runs query at at and sums its samples by label. A sample without
+// the label, NaN, negative, -Inf, or +Inf unless allowInf, is skipped. A
+// failed query, or an answer that is not a vector, is an error naming the
+// query.
+func SumBy(ctx context.Context, api promv1.API, query string, at time.Time, label model.LabelName, allowInf bool) (Result, error) {
+	value, warnings, _, err := api.Query(ctx, query, at)
+	res := Result{Warnings: warnings}
+	if err != nil {
+		return res, fmt.Errorf("query %q: %w", query, err)
+	}
+	vec, ok := value.(model.Vector)
+	if !ok {
+		return res, fmt.Errorf("query %q: result is a %s, want a vector", query, valueType(value))
+	}
+	res.Sums = make(map[string]float64, len(vec))
+	for _, s := range vec {
+		key := string(s.Metric[label])
+		v := float64(s.Value)
+		if key == "" || math.IsNaN(v) || v < 0 || (math.IsInf(v, 1) && !allowInf) {
+			res.Skipped++
+			continue
+		}
+		res.Sums[key] += v
+	}
+	return res, nil
+}
+
+func valueType(v model.Value) string {
+	if v == nil {
+		return "nothing"
+	}
+	return v.Type().String()
+}

@@ -1,0 +1,72 @@
+package promquery
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+)
+
+func TestSumBy(t *testing.T) {
+	const vector = `{"status":"success","data":{"resultType":"vector","result":[
+		{"metric":{"cluster":"build01"},"value":[1764590400,"4"]},
+		{"metric":{"cluster":"build01","state":"error"},"value":[1764590400,"1.5"]},
+		{"metric":{"cluster":"build02"},"value":[1764590400,"+Inf"]},
+		{"metric":{"cluster":"build03"},"value":[1764590400,"NaN"]},
+		{"metric":{"cluster":"build04"},"value":[1764590400,"-1"]},
+		{"metric":{},"value":[1764590400,"9"]}]}}`
+	tests := []struct {
+		name        string
+		answer      string
+		allowInf    bool
+		want        map[string]float64
+		wantSkipped int
+		wantErr     string
+	}{
+		{name: "sums by label, skips the unusable", answer: vector, want: map[string]float64{"build01": 5.5}, wantSkipped: 4},
+		{name: "+Inf kept when allowed", answer: vector, allowInf: true, want: map[string]float64{"build01": 5.5, "build02": 0}, wantSkipped: 3},
+		{name: "not a vector", answer: `{"status":"success","data":{"resultType":"scalar","result":[1764590400,"3"]}}`, wantErr: "result is a scalar, want a vector"},
+		{name: "query error", answer: `{"status":"error","errorType":"bad_data","error":"parse error"}`, wantErr: `query "q"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if strings.Contains(tc.answer, `"status":"error"`) {
+					w.WriteHeader(http.StatusBadRequest)
+				}
+				_, _ = w.Write([]byte(tc.answer))
+			}))
+			defer srv.Close()
+			client, err := promapi.NewClient(promapi.Config{Address: srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := SumBy(context.Background(), promv1.NewAPI(client), "q", time.Unix(1764590400, 0), "cluster", tc.allowInf)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.allowInf { // +Inf does not compare with DeepEqual's ==; check it apart
+				if v, ok := res.Sums["build02"]; !ok || v <= 1e308 {
+					t.Errorf("build02 %v, want +Inf kept", v)
+				}
+				res.Sums["build02"] = 0
+			}
+			if !reflect.DeepEqual(res.Sums, tc.want) || res.Skipped != tc.wantSkipped {
+				t.Errorf("sums %v skipped %d, want %v and %d", res.Sums, res.Skipped, tc.want, tc.wantSkipped)
+			}
+		})
+	}
+}
