@@ -1,18 +1,15 @@
 package demand
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"text/template"
 	"time"
 
 	"github.com/go-logr/logr"
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
 	"k8s.io/utils/clock"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/promquery"
@@ -82,7 +79,7 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus demand: URL %q: %w", opts.URL, err)
 	}
-	window := promDuration(opts.Window)
+	window := opts.Window
 	query, err := render("query", opts.Query, window)
 	if err != nil {
 		return nil, err
@@ -100,23 +97,12 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 }
 
 // promDuration formats d for PromQL, in whole days when it is some ("14d").
-func promDuration(d time.Duration) string {
-	if d%day == 0 {
-		return fmt.Sprintf("%dd", d/day)
-	}
-	return model.Duration(d).String()
-}
-
-func render(what, text, window string) (string, error) {
-	tmpl, err := template.New(what).Option("missingkey=error").Parse(text)
+func render(what, text string, window time.Duration) (string, error) {
+	q, err := promquery.Render(text, window)
 	if err != nil {
 		return "", fmt.Errorf("prometheus demand: %s %q: %w", what, text, err)
 	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, struct{ Window string }{window}); err != nil {
-		return "", fmt.Errorf("prometheus demand: %s %q: %w", what, text, err)
-	}
-	return b.String(), nil
+	return q, nil
 }
 
 // Query is the rendered demand query.

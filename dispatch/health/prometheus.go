@@ -1,19 +1,16 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"text/template"
 	"time"
 
 	"github.com/go-logr/logr"
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
 	"k8s.io/utils/clock"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/promquery"
@@ -101,7 +98,7 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus health: URL %q: %w", opts.URL, err)
 	}
-	window := model.Duration(opts.Window).String()
+	window := opts.Window
 	p := &Prometheus{api: promv1.NewAPI(client), timeout: opts.Timeout, log: opts.Logger, clock: opts.Clock}
 	for _, q := range []struct {
 		what, text string
@@ -117,16 +114,12 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	return p, nil
 }
 
-func render(what, text, window string) (string, error) {
-	tmpl, err := template.New(what).Option("missingkey=error").Parse(text)
+func render(what, text string, window time.Duration) (string, error) {
+	q, err := promquery.Render(text, window)
 	if err != nil {
 		return "", fmt.Errorf("prometheus health: %s %q: %w", what, text, err)
 	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, struct{ Window string }{window}); err != nil {
-		return "", fmt.Errorf("prometheus health: %s %q: %w", what, text, err)
-	}
-	return b.String(), nil
+	return q, nil
 }
 
 // Queries are the rendered queries: errors, finished, pending (empty when skipped).

@@ -4,9 +4,11 @@
 package promquery
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
+	"text/template"
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -55,4 +57,28 @@ func valueType(v model.Value) string {
 		return "nothing"
 	}
 	return v.Type().String()
+}
+
+// Render fills a query template's {{.Window}} with window as a Prometheus
+// duration ("14d", "30m"). An unknown key or a bad template is an error.
+func Render(text string, window time.Duration) (string, error) {
+	tmpl, err := template.New("query").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, struct{ Window string }{Duration(window)}); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// Duration formats d as a Prometheus duration, in whole days when it is
+// some ("14d" rather than "2w").
+func Duration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d > 0 && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return model.Duration(d).String()
 }

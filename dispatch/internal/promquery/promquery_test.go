@@ -70,3 +70,25 @@ func TestSumBy(t *testing.T) {
 		})
 	}
 }
+
+func TestRender(t *testing.T) {
+	tests := []struct {
+		text    string
+		window  time.Duration
+		want    string
+		wantErr bool
+	}{
+		{text: `increase(x[{{.Window}}])`, window: 14 * 24 * time.Hour, want: `increase(x[14d])`},
+		{text: `increase(x[{{.Window}}])`, window: 30 * time.Minute, want: `increase(x[30m])`},
+		{text: `increase(x[{{.Window}}])`, window: 90 * time.Minute, want: `increase(x[1h30m])`},
+		{text: `no template`, window: time.Hour, want: `no template`},
+		{text: `{{.Nope}}`, window: time.Hour, wantErr: true},
+		{text: `{{.Window`, window: time.Hour, wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := Render(tc.text, tc.window)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("Render(%q, %s) = %q, %v; want %q, error %v", tc.text, tc.window, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
