@@ -55,17 +55,7 @@ func TestDrainAPI(t *testing.T) {
 			t.Errorf("a refused request reached the backend: drains %+v previews %+v undrains %v", f.drains, f.previews, f.undrains)
 		}
 	}
-	tests := []struct {
-		name     string
-		fake     func(*fakeBackend)
-		method   string
-		path     string
-		token    string
-		body     string
-		wantCode int
-		want     string // a substring of the body
-		check    func(t *testing.T, f *fakeBackend, body string)
-	}{
+	tests := []apiCase{
 		{name: "drain", method: "POST", path: drainPath, token: testToken, body: `{"ttl":"4h","reason":"node upgrade"}`, wantCode: 200,
 			fake: func(f *fakeBackend) { f.drainPlan = bigDrainPlan() },
 			check: func(t *testing.T, f *fakeBackend, body string) {
@@ -234,28 +224,7 @@ func TestDrainAPI(t *testing.T) {
 			},
 			want: `[{"cluster":"build02","capacity":40,"reason":"r","by":"api","createdAt":"2026-11-22T10:00:00Z","expires":"2026-11-22T11:00:00Z"}]`},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeBackend()
-			if tc.fake != nil {
-				tc.fake(f)
-			}
-			srv := startAPI(t, f)
-			code, body := call(t, tc.method, srv.URL+tc.path, tc.token, tc.body)
-			if code != tc.wantCode {
-				t.Errorf("HTTP %d, want %d: %s", code, tc.wantCode, body)
-			}
-			if !strings.Contains(body, tc.want) {
-				t.Errorf("body %s does not contain %s", body, tc.want)
-			}
-			if code >= 400 && code != 405 && !json.Valid([]byte(body)) {
-				t.Errorf("error body is not JSON: %s", body)
-			}
-			if tc.check != nil {
-				tc.check(t, f, body)
-			}
-		})
-	}
+	runAPICases(t, tests)
 }
 
 // TestDrainWithoutTokenFile: without --token-file, drains and undrains are

@@ -83,17 +83,7 @@ func TestAPI(t *testing.T) {
 	for i := range moves {
 		moves[i] = engine.Move{Job: fmt.Sprintf("job-%03d", i), From: "build01", To: []string{"build02", "build03"}[i%2], Reason: table.ReasonBalanced}
 	}
-	tests := []struct {
-		name     string
-		fake     func(*fakeBackend)
-		method   string
-		path     string
-		token    string
-		body     string
-		wantCode int
-		want     string // a substring of the body
-		check    func(t *testing.T, f *fakeBackend, body string)
-	}{
+	tests := []apiCase{
 		{name: "schedule known job", method: "POST", path: api.SchedulePath, body: `{"job":"` + unitJob + `"}`, wantCode: 200, want: `{"cluster":"build01"}`},
 		{name: "schedule unknown job", method: "POST", path: api.SchedulePath, body: `{"job":"nope"}`, wantCode: 404, want: `"error":"job \"nope\" is not in the assignment table"`,
 			check: func(t *testing.T, f *fakeBackend, _ string) {
@@ -229,6 +219,25 @@ func TestAPI(t *testing.T) {
 			}},
 		{name: "delete without token", method: "DELETE", path: api.ReschedulePath + "/" + unitJob, wantCode: 401},
 	}
+	runAPICases(t, tests)
+}
+
+// apiCase is one request to the API over a fake backend and what it must answer.
+type apiCase struct {
+	name     string
+	fake     func(*fakeBackend)
+	method   string
+	path     string
+	token    string
+	body     string
+	wantCode int
+	want     string // a substring of the body
+	check    func(t *testing.T, f *fakeBackend, body string)
+}
+
+// runAPICases sends each case to its own API server over a fresh fake backend.
+func runAPICases(t *testing.T, tests []apiCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeBackend()
