@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
@@ -95,9 +96,47 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 		j = *known
 	}
 	d.mu.Lock()
+	a, provisional, recorded, err := d.placeNewLocked(req, j, inConfig)
+	d.mu.Unlock()
+	if err != nil || d.shared == nil || !recorded {
+		return a, err
+	}
+	return d.claim(ctx, a, provisional), nil
+}
+
+// claimTimeout bounds how long an admission waits for the shared state to
+// record a new job's row; past it, the replica's own row is used and the
+// claim is retried in the background.
+const claimTimeout = time.Second
+
+// claim records a new job's row in the shared state unless another replica
+// recorded one first, and returns the row in force cluster-wide: the
+// winner's, which replaces this replica's. When the shared state cannot be
+// reached, this replica's row is used and Shared retries the claim.
+func (d *Dispatcher) claim(ctx context.Context, a table.Assignment, provisional *jobs.Job) table.Assignment {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	won, err := d.shared.Claim(ctx, a, provisional)
+	if err != nil {
+		d.log.Error(err, "Recording a new job's row in the shared state failed: using this replica's row, retrying in the background", "job", a.Job, "cluster", a.Cluster)
+		return a
+	}
+	if won.Cluster == a.Cluster {
+		return a
+	}
+	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.cache.Set(won)
+	return won
+}
+
+// placeNewLocked is placeNew's placement: it returns the row, whether it
+// was recorded in the table (not for a dry run, a job placed meanwhile or
+// one over the provisional limit) and, for a recorded job the job config
+// lacks, its provisional record. Callers hold mu.
+func (d *Dispatcher) placeNewLocked(req AdmissionRequest, j jobs.Job, inConfig bool) (a table.Assignment, provisional *jobs.Job, recorded bool, err error) {
 	if a, ok := d.cache.Lookup(req.Job); ok { // placed while we waited
-		return a, nil
+		return a, nil, false, nil
 	}
 	overLimit := !inConfig && len(d.provisional) >= d.opts.MaxProvisional
 	if req.DryRun || overLimit {
@@ -106,12 +145,10 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 		}
 		a, err := d.eng.Preview(j)
 		if err != nil {
-			return table.Assignment{}, fmt.Errorf("admit job %q: %w: %w", req.Job, ErrInvalid, err)
+			return table.Assignment{}, nil, false, fmt.Errorf("admit job %q: %w: %w", req.Job, ErrInvalid, err)
 		}
-		return a, nil
+		return a, nil, false, nil
 	}
-	var a table.Assignment
-	var err error
 	if inConfig {
 		a, err = d.eng.Place(j)
 	} else {
@@ -120,22 +157,23 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 	if err != nil {
 		switch {
 		case errors.Is(err, engine.ErrUnplaceable):
-			return table.Assignment{}, err
+			return table.Assignment{}, nil, false, err
 		case errors.Is(err, engine.ErrNoCluster) || errors.Is(err, engine.ErrNotDispatched):
 			err = fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
-		return table.Assignment{}, fmt.Errorf("admit: %w", err)
+		return table.Assignment{}, nil, false, fmt.Errorf("admit: %w", err)
 	}
 	d.cache.Set(a)
 	d.unsaved[a.Job] = a
 	if !inConfig {
 		d.provisional[req.Job] = &provisionalJob{job: j, lastAdmitted: d.clock.Now(), admissions: 1}
 		d.metrics.setProvisional(len(d.provisional))
+		provisional = &j
 	}
 	d.metrics.delta()
 	d.metrics.setTableSize(d.cache.Len())
 	d.saveSoon()
-	return a, nil
+	return a, provisional, true, nil
 }
 
 // Lookup returns the job's row of the table in force. It reads only the

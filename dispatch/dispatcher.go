@@ -32,6 +32,8 @@ type Dispatcher struct {
 	log           logr.Logger
 	clock         clock.PassiveClock
 	store         *store.Store // nil: state is kept in memory only
+	shared        Shared       // nil: one replica; else the state every replica shares
+	leading       atomic.Bool  // with shared: this replica leads (runs Run and publishes)
 	cache         *table.Cache
 	metrics       *metrics
 	healthMetrics *healthMetrics
@@ -113,9 +115,15 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		unsaved: map[string]table.Assignment{},
 	}
+	d.admissions, d.shared = opts.Admissions, opts.Shared
 	if d.source == nil {
-		d.admissions = demand.NewAdmissions(demand.DefaultWindow, opts.Clock)
+		if d.admissions == nil {
+			d.admissions = demand.NewAdmissions(demand.DefaultWindow, opts.Clock)
+		}
 		d.source = d.admissions
+	}
+	if d.shared != nil && opts.StateDir != "" {
+		return nil, errors.New("dispatcher: a state dir and shared state are exclusive")
 	}
 	in, err := loadInputs(&d.opts)
 	if err != nil {
@@ -128,8 +136,11 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		}
 		d.restore()
 	}
-	if d.admissions != nil {
-		if d.lastDemand, err = d.admissions.Demand(ctx); err != nil {
+	if d.shared != nil && opts.Initial != nil {
+		d.restoreFrom(opts.Initial, "shared state")
+	}
+	if d.admissions != nil && d.source != nil {
+		if d.lastDemand, err = d.source.Demand(ctx); err != nil {
 			return nil, fmt.Errorf("dispatcher: %w", err)
 		}
 	}
@@ -196,6 +207,15 @@ func (d *Dispatcher) restore() {
 			d.log.Info("State recovered: "+note, "dir", d.opts.StateDir)
 		}
 	}
+	d.restoreFrom(st, d.store.Path())
+	if st.JournalRows > 0 || len(st.Recovered) > 0 {
+		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
+	}
+}
+
+// restoreFrom puts st in force: its overrides, drains, provisional jobs,
+// admission counts, demand and table; from names where it comes from.
+func (d *Dispatcher) restoreFrom(st *store.State, from string) {
 	now := d.clock.Now()
 	for _, o := range st.Overrides {
 		if o.Job != "" && o.Active(now) {
@@ -217,16 +237,15 @@ func (d *Dispatcher) restore() {
 	}
 	if st.Demand != nil && len(st.Demand.Jobs) > 0 {
 		d.lastDemand = st.Demand.Jobs
+	} else if d.shared != nil && st.Table != nil {
+		d.lastDemand = demandOfRows(st.Table) // the leader's demand, as its rows carry it
 	}
 	d.lastDispatch = st.LastDispatch
 	if st.Table != nil && len(st.Table.Assignments) > 0 {
 		d.cache.Replace(st.Table)
 	}
-	d.log.Info("Loaded state", "path", d.store.Path(), "jobs", d.cache.Len(), "overrides", len(d.overrides), "provisional", len(d.provisional),
+	d.log.Info("Loaded state", "from", from, "jobs", d.cache.Len(), "overrides", len(d.overrides), "provisional", len(d.provisional),
 		"journalRows", st.JournalRows, "lastDispatch", st.LastDispatch, "demandJobs", len(d.lastDemand))
-	if st.JournalRows > 0 || len(st.Recovered) > 0 {
-		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
-	}
 }
 
 // noteServiceClusters logs the service clusters of eng when they differ

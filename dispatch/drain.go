@@ -100,6 +100,14 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 		d.mu.Unlock()
 		return nil, err
 	}
+	if d.shared != nil {
+		// Shared first: a drain is in force only once every replica can see it.
+		d.mu.Unlock()
+		if err := d.shared.PutClusterOverride(ctx, plan.Override); err != nil {
+			return nil, fmt.Errorf("drain %s: not done: %w: %w", req.Cluster, ErrNotSaved, err)
+		}
+		d.mu.Lock()
+	}
 	d.clusterOverrides[req.Cluster] = plan.Override
 	d.mu.Unlock()
 	// The same engine run as the plan's, committed.
@@ -129,10 +137,27 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 		d.mu.Unlock()
 		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
 	}
+	d.mu.Unlock()
+	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
+		return nil, fmt.Errorf("undrain %s: not done: %w", cluster, err)
+	}
+	d.mu.Lock()
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
 	return d.afterClusterOverrideChange("undrain " + cluster)
+}
+
+// deleteSharedClusterOverride removes the cluster's drain or cap from the
+// shared state, if there is one; the error wraps ErrNotSaved.
+func (d *Dispatcher) deleteSharedClusterOverride(ctx context.Context, cluster string) error {
+	if d.shared == nil {
+		return nil
+	}
+	if err := d.shared.DeleteClusterOverride(ctx, cluster); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotSaved, err)
+	}
+	return nil
 }
 
 // ClusterOverrides returns the drains and caps in force, sorted by cluster.
@@ -199,6 +224,9 @@ func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
 		return nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
 	}
 	now := d.clock.Now()
+	if d.shared != nil {
+		now = now.Truncate(time.Second) // what the shared state keeps, so every replica holds the same override
+	}
 	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
 	with := maps.Clone(d.clusterOverrides)
 	with[req.Cluster] = o

@@ -264,7 +264,7 @@ func (d *Dispatcher) healthActions(ctx context.Context, clusters []config.Cluste
 				note(c, healthUndrain, would("cancel the automatic drain"))
 				continue
 			}
-			if err := d.undrainHealth(c); err != nil {
+			if err := d.undrainHealth(ctx, c); err != nil {
 				note(c, healthFailed, fmt.Sprintf("cancelling the automatic drain failed: %v", err))
 				continue
 			}
@@ -279,7 +279,7 @@ func (d *Dispatcher) healthActions(ctx context.Context, clusters []config.Cluste
 
 // undrainHealth cancels the cluster's drain if it is still an automatic
 // one: an operator's drain set since is never touched.
-func (d *Dispatcher) undrainHealth(cluster string) error {
+func (d *Dispatcher) undrainHealth(ctx context.Context, cluster string) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
@@ -288,6 +288,11 @@ func (d *Dispatcher) undrainHealth(cluster string) error {
 		d.mu.Unlock()
 		return nil
 	}
+	d.mu.Unlock()
+	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
+		return err
+	}
+	d.mu.Lock()
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", HealthDrainBy, "was", o.Reason)

@@ -11,6 +11,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -142,6 +143,18 @@ type Options struct {
 	MaxDrainTTL time.Duration
 	// Health configures health-driven failover.
 	Health HealthOptions
+	// Shared, when set, is the state shared by every replica (the
+	// Kubernetes API): overrides, drains and new jobs' rows are written
+	// there before they are acknowledged, and StateDir must be empty.
+	Shared Shared
+	// Initial, with Shared, is the state to start from (the leader's last
+	// publication and the overrides in force), in place of a state dir.
+	Initial *store.State
+	// Admissions, when set, counts the admissions of this process (the
+	// counts a highly available dispatcher publishes and sums). With Demand
+	// nil, demand is counted from them; nil -> a counter of its own when
+	// Demand is nil, none otherwise.
+	Admissions *demand.Admissions
 	// OnDispatched, when set, is called after each full dispatch that
 	// replaced the table, with the new table and its report. It runs on the
 	// dispatch loop: it must return quickly (hand the work to a goroutine).

@@ -48,6 +48,19 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	if d.shared != nil {
+		// Shared first: a reschedule is in force only once every replica can see it.
+		d.mu.Lock()
+		o, _, err := d.planRescheduleLocked(req)
+		d.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if err := d.shared.PutOverride(ctx, o); err != nil {
+			return nil, fmt.Errorf("reschedule job %q: not done: %w: %w", req.Job, ErrNotSaved, err)
+		}
+		req.Cluster = o.Cluster
+	}
 	d.mu.Lock()
 	res, err := d.rescheduleLocked(req)
 	d.mu.Unlock()
@@ -62,28 +75,41 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	return res, nil
 }
 
-func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult, error) {
+// planRescheduleLocked validates req and returns the override it makes and
+// the job's row before it. Callers hold mu.
+func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override, table.Assignment, error) {
 	cur, ok := d.cache.Lookup(req.Job)
 	if !ok {
-		return nil, fmt.Errorf("reschedule: job %q is not in the table: %w", req.Job, ErrNotFound)
+		return table.Override{}, cur, fmt.Errorf("reschedule: job %q is not in the table: %w", req.Job, ErrNotFound)
 	}
 	j, _ := d.job(req.Job)
 	to := req.Cluster
 	if to != "" {
 		if err := d.eng.CanRun(j, to); err != nil {
-			return nil, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+			return table.Override{}, cur, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
 		}
 	} else {
 		best, err := d.eng.Best(j, cur.Cluster)
 		if err != nil {
-			return nil, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+			return table.Override{}, cur, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
 		}
 		to = best
 	}
 	now := d.clock.Now()
+	if d.shared != nil {
+		now = now.Truncate(time.Second) // what the shared state keeps, so every replica holds the same override
+	}
 	o := table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now}
 	if req.TTL > 0 {
 		o.Expires = now.Add(req.TTL)
+	}
+	return o, cur, nil
+}
+
+func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult, error) {
+	o, cur, err := d.planRescheduleLocked(req)
+	if err != nil {
+		return nil, err
 	}
 	prev, had := d.overrides[req.Job]
 	d.overrides[req.Job] = o
@@ -150,6 +176,17 @@ func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 	if !ok {
 		d.mu.Unlock()
 		return fmt.Errorf("delete override: job %q has no override: %w", job, ErrNotFound)
+	}
+	if d.shared != nil {
+		d.mu.Unlock()
+		if err := d.shared.DeleteOverride(ctx, job); err != nil {
+			return fmt.Errorf("delete override of job %q: not done: %w: %w", job, ErrNotSaved, err)
+		}
+		d.mu.Lock()
+		if o, ok = d.overrides[job]; !ok { // the shared state's deletion arrived first
+			d.mu.Unlock()
+			return nil
+		}
 	}
 	delete(d.overrides, job)
 	if _, err := d.replace(map[string]bool{job: true}); err != nil {

@@ -31,6 +31,10 @@ type API struct {
 	Auth Authorizer
 	// Log records state-changing requests and internal errors.
 	Log logr.Logger
+	// Leader, for a highly available dispatcher, says which replica leads:
+	// a follower forwards dispatch, reschedule, override deletion, drains
+	// and undrains to it (see toLeader). Nil: every request is served here.
+	Leader Leader
 }
 
 // Register adds the API's routes to mux.
@@ -42,12 +46,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+api.ClustersPath, a.clusters)
 	mux.HandleFunc("GET "+api.OverridesPath, a.overrides)
 	mux.HandleFunc("GET "+api.BuildFarmPath, a.buildFarm)
-	mux.HandleFunc("POST "+api.DispatchPath, a.Auth.wrap(a.dispatch))
-	mux.HandleFunc("POST "+api.ReschedulePath, a.Auth.wrap(a.reschedule))
-	mux.HandleFunc("DELETE "+api.ReschedulePath+"/{job}", a.Auth.wrap(a.deleteOverride))
+	mux.HandleFunc("POST "+api.DispatchPath, a.Auth.wrap(a.toLeader(a.dispatch, false)))
+	mux.HandleFunc("POST "+api.ReschedulePath, a.Auth.wrap(a.toLeader(a.reschedule, true)))
+	mux.HandleFunc("DELETE "+api.ReschedulePath+"/{job}", a.Auth.wrap(a.toLeader(a.deleteOverride, true)))
 	mux.HandleFunc("GET "+api.ClusterOverridesPath, a.clusterOverrides)
-	mux.HandleFunc("POST "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.drain))
-	mux.HandleFunc("DELETE "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.undrain))
+	mux.HandleFunc("POST "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.toLeader(a.drain, true)))
+	mux.HandleFunc("DELETE "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.toLeader(a.undrain, true)))
 	mux.HandleFunc("POST "+api.PlanPath, a.Auth.wrap(a.plan))
 }
 

@@ -14,7 +14,8 @@ import (
 // Single rows (delta assignments, overrides) are set in place.
 type Cache struct {
 	current atomic.Pointer[generation]
-	mu      sync.Mutex // serializes writers; readers never take it
+	version atomic.Uint64 // counts the changes: Replace, Set and Delete
+	mu      sync.Mutex    // serializes writers; readers never take it
 }
 
 type generation struct {
@@ -49,6 +50,7 @@ func (c *Cache) Replace(t *Table) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Store(&generation{rows: gocache.NewFrom(gocache.NoExpiration, 0, items), generatedAt: t.GeneratedAt})
+	c.version.Add(1)
 }
 
 // Set adds or replaces one row in the current table.
@@ -56,6 +58,7 @@ func (c *Cache) Set(a Assignment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Load().rows.SetDefault(a.Job, &a)
+	c.version.Add(1)
 }
 
 // Delete removes one row from the current table.
@@ -63,7 +66,12 @@ func (c *Cache) Delete(job string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Load().rows.Delete(job)
+	c.version.Add(1)
 }
+
+// Version changes with every Replace, Set and Delete: a reader that saw the
+// same version twice saw the same table.
+func (c *Cache) Version() uint64 { return c.version.Load() }
 
 // Len returns the number of rows.
 func (c *Cache) Len() int { return c.current.Load().rows.ItemCount() }

@@ -1,0 +1,208 @@
+package dispatch
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// A highly available dispatcher runs as replicas sharing state (Options.
+// Shared). One leads: it runs Run (dispatches, expiries, health) and its
+// table is the one published. Every replica serves admissions and reads
+// from its own table, which follows the leader's publications (AdoptTable)
+// and the shared overrides (SetOverrides, SetClusterOverrides) and rows
+// (AdoptRows). These methods are what the shared-state backend calls.
+
+// SetLeading tells the dispatcher whether this replica leads.
+func (d *Dispatcher) SetLeading(leading bool) {
+	if d.leading.Swap(leading) != leading {
+		d.log.Info("Leadership changed", "leading", leading)
+	}
+}
+
+// Leading reports whether this replica leads (always true without shared state).
+func (d *Dispatcher) Leading() bool { return d.shared == nil || d.leading.Load() }
+
+// TableVersion changes with every change of the table in force.
+func (d *Dispatcher) TableVersion() uint64 { return d.cache.Version() }
+
+// Published returns what the leader publishes: the table in force and the
+// provisional jobs, with the table version they were taken at (read
+// before the copy, so a change made during it is published next time).
+func (d *Dispatcher) Published() (*store.State, uint64) {
+	v := d.cache.Version()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &store.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, v
+}
+
+// AdmissionCounts are this replica's admission counts; nil when demand is
+// not counted from admissions.
+func (d *Dispatcher) AdmissionCounts() *demand.AdmissionCounts {
+	if d.admissions == nil {
+		return nil
+	}
+	return d.admissions.Snapshot()
+}
+
+// AdoptTable puts the leader's publication in force on a follower: its
+// table, its provisional jobs and the demand its rows carry. The overrides
+// in force that the publication does not follow yet (set since it was
+// made) are applied again on top. A leader ignores it: its own table is
+// the newest.
+func (d *Dispatcher) AdoptTable(st *store.State) {
+	if d.Leading() || st == nil || st.Table == nil || len(st.Table.Assignments) == 0 {
+		return
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leading.Load() { // became leader meanwhile
+		return
+	}
+	d.provisional = make(map[string]*provisionalJob, len(st.Provisional))
+	for _, p := range st.Provisional {
+		if p.Job.Name != "" {
+			d.provisional[p.Job.Name] = &provisionalJob{job: p.Job, lastAdmitted: p.LastAdmitted, admissions: max(p.Admissions, 1)}
+		}
+	}
+	d.lastDemand = demandOfRows(st.Table) // the leader's demand; followers do not query it
+	eng, err := d.newEngine(d.in.Load(), st.Table)
+	if err != nil {
+		d.log.Error(err, "Adopting the leader's table: the engine refused it; the table in force stays")
+		return
+	}
+	d.eng = eng
+	d.cache.Replace(st.Table)
+	if !st.LastDispatch.IsZero() {
+		d.lastDispatch = st.LastDispatch
+	} else {
+		d.lastDispatch = st.Table.GeneratedAt
+	}
+	var stale []string
+	for job, o := range d.overrides {
+		if a, ok := d.cache.Lookup(job); ok && a.Cluster != o.Cluster {
+			stale = append(stale, job)
+		}
+	}
+	if len(stale) > 0 {
+		slices.Sort(stale)
+		if _, err := d.replace(map[string]bool{}, stale...); err != nil {
+			d.log.Error(err, "Applying overrides over the leader's table")
+		}
+	}
+	d.metrics.setTableSize(d.cache.Len())
+	d.metrics.setProvisional(len(d.provisional))
+}
+
+// AdoptRows puts in force rows that replicas placed, at admission, for jobs
+// the table lacked (the first placement of each job recorded cluster-wide
+// wins), with the provisional records of those the job config lacks.
+func (d *Dispatcher) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed := false
+	for _, a := range rows {
+		if a.Job == "" || a.Cluster == "" {
+			continue
+		}
+		if cur, ok := d.cache.Lookup(a.Job); ok && cur.Cluster == a.Cluster {
+			continue
+		}
+		d.cache.Set(a)
+		changed = true
+	}
+	for _, p := range provisional {
+		if _, ok := d.provisional[p.Job.Name]; !ok && p.Job.Name != "" {
+			if _, known := d.in.Load().byName[p.Job.Name]; !known {
+				d.provisional[p.Job.Name] = &provisionalJob{job: p.Job, lastAdmitted: p.LastAdmitted, admissions: max(p.Admissions, 1)}
+			}
+		}
+	}
+	if changed {
+		d.metrics.setTableSize(d.cache.Len())
+		d.metrics.setProvisional(len(d.provisional))
+	}
+}
+
+// SetOverrides puts in force the job overrides as the shared state holds
+// them (an operator may have created or deleted one with kubectl): the jobs
+// whose override appeared, changed or went are placed anew. Writes this
+// replica made itself arrive here too and change nothing.
+func (d *Dispatcher) SetOverrides(os []table.Override) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.clock.Now()
+	want := map[string]table.Override{}
+	for _, o := range os {
+		if o.Job != "" && o.Cluster != "" && o.Active(now) {
+			want[o.Job] = o
+		}
+	}
+	var changed []string
+	dropped := map[string]bool{}
+	for job, o := range want {
+		if cur, ok := d.overrides[job]; !ok || cur != o {
+			changed = append(changed, job)
+		}
+	}
+	for job := range d.overrides {
+		if _, ok := want[job]; !ok {
+			dropped[job] = true
+		}
+	}
+	if len(changed) == 0 && len(dropped) == 0 {
+		return
+	}
+	prev := d.overrides
+	d.overrides = want
+	slices.Sort(changed)
+	if _, err := d.replace(dropped, changed...); err != nil {
+		d.overrides = prev
+		d.log.Error(err, "Applying the shared overrides failed: the ones in force stay", "changed", len(changed), "deleted", len(dropped))
+		return
+	}
+	d.log.Info("Shared overrides applied", "changed", len(changed), "deleted", len(dropped))
+}
+
+// SetClusterOverrides puts in force the drains and caps as the shared state
+// holds them. The leader dispatches on them at once (the jobs leave or come
+// back, and it publishes the table); a follower records them and takes the
+// leader's table, so that every replica ends with one table.
+func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	now := d.clock.Now()
+	want := map[string]table.ClusterOverride{}
+	for _, o := range cs {
+		if o.Cluster != "" && o.Active(now) {
+			want[o.Cluster] = o
+		}
+	}
+	if maps.Equal(want, d.clusterOverrides) {
+		d.mu.Unlock()
+		return
+	}
+	d.clusterOverrides = want
+	d.mu.Unlock()
+	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", d.Leading())
+	if d.Leading() && d.cache.Len() > 0 {
+		_, _ = d.afterClusterOverrideChange("a drain or cap changed in the shared state")
+	}
+}
+
+// demandOfRows is the demand a table's rows were balanced with.
+func demandOfRows(t *table.Table) map[string]float64 {
+	dm := make(map[string]float64, len(t.Assignments))
+	for _, a := range t.Assignments {
+		dm[a.Job] = a.Demand
+	}
+	return dm
+}

@@ -1,0 +1,285 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// memShared is Shared held in memory with the API server's semantics that
+// matter here: writes either happen or fail, claims are create-if-absent.
+// Replicas learn of writes only through sync, as they would through watches.
+type memShared struct {
+	mu        sync.Mutex
+	down      bool // every write fails, as with an unreachable API server
+	overrides map[string]table.Override
+	drains    map[string]table.ClusterOverride
+	claims    map[string]table.Assignment
+}
+
+func newMemShared() *memShared {
+	return &memShared{overrides: map[string]table.Override{}, drains: map[string]table.ClusterOverride{}, claims: map[string]table.Assignment{}}
+}
+
+var errAPIDown = errors.New("kubernetes API: connection refused: the write was not made")
+
+func (m *memShared) write(f func()) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return errAPIDown
+	}
+	f()
+	return nil
+}
+
+func (m *memShared) PutOverride(_ context.Context, o table.Override) error {
+	return m.write(func() { m.overrides[o.Job] = o })
+}
+func (m *memShared) DeleteOverride(_ context.Context, job string) error {
+	return m.write(func() { delete(m.overrides, job) })
+}
+func (m *memShared) PutClusterOverride(_ context.Context, o table.ClusterOverride) error {
+	return m.write(func() { m.drains[o.Cluster] = o })
+}
+func (m *memShared) DeleteClusterOverride(_ context.Context, c string) error {
+	return m.write(func() { delete(m.drains, c) })
+}
+func (m *memShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (table.Assignment, error) {
+	won := a
+	err := m.write(func() {
+		if cur, ok := m.claims[a.Job]; ok {
+			won = cur
+			return
+		}
+		m.claims[a.Job] = a
+	})
+	return won, err
+}
+
+// sync delivers the shared state to replicas, as the watches would.
+func (m *memShared) sync(rs ...*Dispatcher) {
+	m.mu.Lock()
+	var os []table.Override
+	for _, o := range m.overrides {
+		os = append(os, o)
+	}
+	var cs []table.ClusterOverride
+	for _, o := range m.drains {
+		cs = append(cs, o)
+	}
+	var rows []table.Assignment
+	for _, a := range m.claims {
+		rows = append(rows, a)
+	}
+	m.mu.Unlock()
+	for _, r := range rs {
+		r.SetOverrides(os)
+		r.SetClusterOverrides(cs)
+		r.AdoptRows(rows, nil)
+	}
+}
+
+// replicas starts a leader that has dispatched and n followers that took
+// its publication, all on one shared state.
+func replicas(t *testing.T, n int) (*env, *memShared, *Dispatcher, []*Dispatcher) {
+	t.Helper()
+	e := newEnv(t)
+	sh := newMemShared()
+	opts := e.options()
+	opts.StateDir, opts.Shared = "", sh
+	leader := e.newDispatcher(opts)
+	leader.SetLeading(true)
+	e.dispatch(leader)
+	var followers []*Dispatcher
+	for range n {
+		opts := e.options()
+		opts.StateDir, opts.Shared = "", sh
+		st, _ := leader.Published()
+		opts.Initial = st
+		followers = append(followers, e.newDispatcher(opts))
+	}
+	return e, sh, leader, followers
+}
+
+func sameTables(t *testing.T, a, b *Dispatcher) {
+	t.Helper()
+	at, bt := a.cache.Snapshot(), b.cache.Snapshot()
+	if len(at.Assignments) != len(bt.Assignments) {
+		t.Fatalf("tables of %d and %d rows", len(at.Assignments), len(bt.Assignments))
+	}
+	for i := range at.Assignments {
+		if at.Assignments[i].Job != bt.Assignments[i].Job || at.Assignments[i].Cluster != bt.Assignments[i].Cluster {
+			t.Errorf("row %d: %s on %s against %s on %s", i, at.Assignments[i].Job, at.Assignments[i].Cluster, bt.Assignments[i].Job, bt.Assignments[i].Cluster)
+		}
+	}
+}
+
+func TestFollowerStartsFromThePublicationAndFollowsIt(t *testing.T) {
+	_, _, leader, fs := replicas(t, 1)
+	f := fs[0]
+	if f.Leading() {
+		t.Fatal("a replica that was never told it leads says it leads")
+	}
+	sameTables(t, leader, f)
+	if !f.Status().Ready {
+		t.Errorf("a follower holding the publication is not ready: %+v", f.Status())
+	}
+
+	// The leader's table changes (a reschedule); the follower takes the next publication.
+	job := leader.cache.Snapshot().Assignments[0].Job
+	if _, err := leader.Reschedule(context.Background(), RescheduleRequest{Job: job, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	v := f.TableVersion()
+	st, _ := leader.Published()
+	f.AdoptTable(st)
+	if f.TableVersion() == v {
+		t.Error("adopting a publication left the table version as it was")
+	}
+	sameTables(t, leader, f)
+
+	// A leader never takes a publication: its own table is the newest.
+	old := &table.Table{Assignments: []table.Assignment{{Job: job, Cluster: "elsewhere"}}}
+	leader.AdoptTable(&store.State{Table: old})
+	if a := mustLookup(t, leader, job); a.Cluster == "elsewhere" {
+		t.Error("the leader adopted a publication")
+	}
+}
+
+func TestSharedWritesComeBeforeTheAnswer(t *testing.T) {
+	ctx := context.Background()
+	_, sh, leader, fs := replicas(t, 2)
+	job := leader.cache.Snapshot().Assignments[0].Job
+	from := mustLookup(t, leader, job).Cluster
+
+	// Down: refused, wrapping ErrNotSaved, and nothing is in force.
+	sh.down = true
+	if _, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "api down"}); !errors.Is(err, ErrNotSaved) {
+		t.Fatalf("reschedule with the shared state down: %v, want ErrNotSaved", err)
+	}
+	if a := mustLookup(t, leader, job); a.Cluster != from || len(leader.Overrides()) != 0 {
+		t.Fatalf("a refused reschedule is in force: %s on %s, overrides %v", job, a.Cluster, leader.Overrides())
+	}
+	if _, err := leader.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "api down"}); !errors.Is(err, ErrNotSaved) {
+		t.Fatalf("drain with the shared state down: %v, want ErrNotSaved", err)
+	}
+	if len(leader.ClusterOverrides()) != 0 {
+		t.Fatalf("a refused drain is in force: %v", leader.ClusterOverrides())
+	}
+
+	// Up: the override is in the shared state when the answer comes, and
+	// every replica holds it once the watch delivers it.
+	sh.down = false
+	res, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "move it", By: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sh.overrides[job]; got.Cluster != res.To || got.By != "alice" {
+		t.Fatalf("shared override %+v, answered %+v", got, res)
+	}
+	if res.Override.CreatedAt.Nanosecond() != 0 || res.Override.Expires.Nanosecond() != 0 {
+		t.Errorf("override times %v, %v keep sub-second digits the shared state drops", res.Override.CreatedAt, res.Override.Expires)
+	}
+	sh.sync(fs...)
+	for i, f := range fs {
+		if a := mustLookup(t, f, job); a.Cluster != res.To || a.Reason != table.ReasonOverride {
+			t.Errorf("follower %d: %s on %s (%s), want %s by override", i, job, a.Cluster, a.Reason, res.To)
+		}
+	}
+
+	// An override deleted elsewhere (kubectl delete) goes on every replica.
+	delete(sh.overrides, job)
+	sh.sync(append(fs, leader)...)
+	for i, r := range append(fs, leader) {
+		if len(r.Overrides()) != 0 {
+			t.Errorf("replica %d keeps overrides %v deleted from the shared state", i, r.Overrides())
+		}
+	}
+}
+
+func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
+	ctx := context.Background()
+	_, sh, leader, fs := replicas(t, 1)
+	f := fs[0]
+	on := func(d *Dispatcher, c string) int {
+		n := 0
+		for _, a := range d.cache.Snapshot().Assignments {
+			if a.Cluster == c {
+				n++
+			}
+		}
+		return n
+	}
+	if on(leader, "build03") == 0 {
+		t.Fatal("build03 runs nothing before the drain")
+	}
+	// A drain made elsewhere reaches the leader through the shared state:
+	// it moves the jobs off and its next publication carries the move.
+	sh.drains["build03"] = table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: leader.clock.Now(), Expires: leader.clock.Now().Add(time.Hour)}
+	sh.sync(f, leader)
+	if n := on(leader, "build03"); n != 0 {
+		t.Errorf("the leader keeps %d jobs on build03 after the shared drain", n)
+	}
+	// The follower records it but does not recompute: it waits for the leader's table.
+	if len(f.ClusterOverrides()) != 1 {
+		t.Errorf("follower drains %v, want build03", f.ClusterOverrides())
+	}
+	if on(f, "build03") == 0 {
+		t.Error("the follower recomputed the table by itself")
+	}
+	st, _ := leader.Published()
+	f.AdoptTable(st)
+	sameTables(t, leader, f)
+
+	// Undrain: deleted from the shared state before it is answered.
+	if _, err := leader.Undrain(ctx, "build03", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sh.drains) != 0 {
+		t.Errorf("shared drains after the undrain: %v", sh.drains)
+	}
+}
+
+func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
+	ctx := context.Background()
+	_, sh, _, fs := replicas(t, 2)
+	a, b := fs[0], fs[1]
+	// Make the two replicas disagree about where a new job would go, as
+	// replicas with different loads might: b's table has a build03 drain.
+	b.SetClusterOverrides([]table.ClusterOverride{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
+	if _, err := b.afterClusterOverrideChange("test"); err != nil { // b's engine on its drain, as if it had led
+		t.Fatal(err)
+	}
+
+	da, err := a.Admit(ctx, AdmissionRequest{Job: "rehearse-new-job", Agent: jobs.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := b.Admit(ctx, AdmissionRequest{Job: "rehearse-new-job", Agent: jobs.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da.Cluster != db.Cluster {
+		t.Errorf("replicas answered %s and %s for one new job", da.Cluster, db.Cluster)
+	}
+	if won := sh.claims["rehearse-new-job"]; won.Cluster != da.Cluster {
+		t.Errorf("shared row on %s, answers %s", won.Cluster, da.Cluster)
+	}
+	if row := mustLookup(t, b, "rehearse-new-job"); row.Cluster != da.Cluster {
+		t.Errorf("the loser keeps its own row on %s, the winner's is on %s", row.Cluster, da.Cluster)
+	}
+
+	// The shared state down: the replica answers from its own placement.
+	sh.down = true
+	dc, err := a.Admit(ctx, AdmissionRequest{Job: "another-new-job", Agent: jobs.Agent})
+	if err != nil || dc.Cluster == "" {
+		t.Fatalf("admission with the shared state down: %+v, %v", dc, err)
+	}
+}
