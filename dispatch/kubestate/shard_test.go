@@ -1,0 +1,305 @@
+package kubestate
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// shardObjects encodes a table and provisional jobs as the TableShards a
+// publication writes.
+func shardObjects(t testing.TB, tab *table.Table, prov []store.Provisional, n int, publication int64) []*v1alpha1.TableShard {
+	t.Helper()
+	var out []*v1alpha1.TableShard
+	for i, c := range cutShards(tab, prov, n) {
+		e, err := encodeShard(i, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := e.compress()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &v1alpha1.TableShard{
+			ObjectMeta: metav1.ObjectMeta{Name: shardName(i)},
+			Spec: v1alpha1.TableShardSpec{Shard: int32(i), Shards: int32(n), Publication: publication,
+				GeneratedAt: apiTime(tab.GeneratedAt), Rows: int32(e.rows), Checksum: e.checksum, Data: data},
+		})
+	}
+	return out
+}
+
+func decodeObject(o *v1alpha1.TableShard) (shardContent, error) { return decodeShard(&o.Spec) }
+
+func smallTable() *table.Table {
+	at := time.Date(2026, 11, 21, 8, 30, 0, 123, time.UTC)
+	tab := &table.Table{GeneratedAt: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)}
+	for i := range 200 {
+		tab.Assignments = append(tab.Assignments, table.Assignment{
+			Job: realisticName(i), Cluster: fmt.Sprintf("build%02d", 1+i%5), Reason: table.ReasonBalanced,
+			Detail: "balanced among 5 usable clusters", File: fmt.Sprintf("openshift/repo%d/x-presubmits.yaml", i%17),
+			Demand: float64(i) / 7, AssignedAt: at,
+		})
+	}
+	tab.Sort()
+	return tab
+}
+
+func TestShardRoundTrip(t *testing.T) {
+	cases := []struct {
+		name   string
+		table  *table.Table
+		prov   []store.Provisional
+		shards int
+	}{
+		{name: "small table, 16 shards", table: smallTable(), prov: someProvisional(7), shards: 16},
+		{name: "one shard", table: smallTable(), shards: 1},
+		{name: "more shards than rows", table: &table.Table{GeneratedAt: time.Unix(1e9, 0).UTC(), Assignments: smallTable().Assignments[:3]}, shards: 16},
+		{name: "empty table", table: &table.Table{GeneratedAt: time.Unix(1e9, 0).UTC()}, prov: someProvisional(2), shards: 4},
+		{name: "50,000 rows", table: bigTable(t), prov: someProvisional(300), shards: 16},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			objs := shardObjects(t, c.table, c.prov, c.shards, 3)
+			rows := 0
+			for _, o := range objs {
+				rows += int(o.Spec.Rows)
+			}
+			if rows != len(c.table.Assignments) {
+				t.Errorf("shards hold %d rows, the table %d", rows, len(c.table.Assignments))
+			}
+			set := assembleShards(objs, decodeObject)
+			if len(set.skipped) > 0 || set.publication != 3 {
+				t.Fatalf("skipped %v, publication %d", set.skipped, set.publication)
+			}
+			want := &store.State{Table: c.table, Provisional: c.prov}
+			if diff := cmp.Diff(want, set.state, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestShardDeterminism(t *testing.T) {
+	tab, prov := smallTable(), someProvisional(20)
+	first := shardObjects(t, tab, prov, 16, 1)
+
+	// The same content in another order gives the same bytes.
+	shuffled := copyTable(tab)
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(shuffled.Assignments), func(i, j int) {
+		shuffled.Assignments[i], shuffled.Assignments[j] = shuffled.Assignments[j], shuffled.Assignments[i]
+	})
+	provShuffled := slices.Clone(prov)
+	slices.Reverse(provShuffled)
+	second := shardObjects(t, shuffled, provShuffled, 16, 1)
+	for i := range first {
+		if first[i].Spec.Checksum != second[i].Spec.Checksum || !bytes.Equal(first[i].Spec.Data, second[i].Spec.Data) {
+			t.Errorf("shard %d differs between two encodings of one table", i)
+		}
+	}
+}
+
+func TestChangedShards(t *testing.T) {
+	tab := smallTable()
+	encode := func(tab *table.Table, n int) []encodedShard {
+		var out []encodedShard
+		for i, c := range cutShards(tab, nil, n) {
+			e, err := encodeShard(i, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	written := map[string]writtenShard{}
+	for _, e := range encode(tab, 16) {
+		written[shardName(e.index)] = writtenShard{shards: 16, checksum: e.checksum}
+	}
+
+	moved := copyTable(tab)
+	moved.Assignments[42].Cluster = "build99"
+	moved.GeneratedAt = moved.GeneratedAt.Add(time.Hour) // not content: no rewrite
+	added := copyTable(tab)
+	added.Assignments = append(added.Assignments, table.Assignment{Job: "a-new-job", Cluster: "build01"})
+	cases := []struct {
+		name    string
+		enc     []encodedShard
+		current map[string]writtenShard
+		want    []int
+	}{
+		{name: "first publication writes every shard", enc: encode(tab, 16), current: nil, want: seq(16)},
+		{name: "nothing changed", enc: encode(tab, 16), current: written, want: nil},
+		{name: "one row moved", enc: encode(moved, 16), current: written, want: []int{shardOf(tab.Assignments[42].Job, 16)}},
+		{name: "one row added", enc: encode(added, 16), current: written, want: []int{shardOf("a-new-job", 16)}},
+		{name: "another shard count rewrites all", enc: encode(tab, 8), current: written, want: seq(8)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []int
+			for _, e := range changedShards(c.enc, c.current) {
+				got = append(got, e.index)
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("shards written (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func TestShardTooLarge(t *testing.T) {
+	// Rows with details that hardly compress: 2,200 rows of 1 KiB of random hex (4 bits a byte).
+	r := rand.New(rand.NewPCG(3, 4))
+	tab := &table.Table{}
+	for i := range 2200 {
+		var b strings.Builder
+		for range 1024 {
+			b.WriteByte("0123456789abcdef"[r.IntN(16)])
+		}
+		tab.Assignments = append(tab.Assignments, table.Assignment{Job: fmt.Sprintf("job-%d", i), Cluster: "build01", Detail: b.String()})
+	}
+	e, err := encodeShard(0, cutShards(tab, nil, 1)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := e.compress(); err == nil || !strings.Contains(err.Error(), "raise the number of shards") {
+		t.Fatalf("a shard of %d bytes compressed: error %v", len(data), err)
+	}
+	// Cut finer, every shard fits.
+	for i, c := range cutShards(tab, nil, 4) {
+		e, err := encodeShard(i, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.compress(); err != nil {
+			t.Errorf("shard %d of 4: %v", i, err)
+		}
+	}
+}
+
+func TestCorruptShardSkipped(t *testing.T) {
+	tab := smallTable()
+	corrupt := func(mutate func(o *v1alpha1.TableShard)) []*v1alpha1.TableShard {
+		objs := shardObjects(t, tab, nil, 8, 5)
+		mutate(objs[3])
+		return objs
+	}
+	other := shardObjects(t, &table.Table{Assignments: []table.Assignment{{Job: "other", Cluster: "x"}}}, nil, 1, 5)[0]
+	misfiled := smallTable()
+	misfiled.Assignments = nil
+	for _, a := range tab.Assignments {
+		if shardOf(a.Job, 8) == 2 {
+			misfiled.Assignments = append(misfiled.Assignments, a)
+		}
+	}
+	wrongShard := shardObjects(t, misfiled, nil, 1, 5)[0]
+	cases := []struct {
+		name string
+		objs []*v1alpha1.TableShard
+		want string
+	}{
+		{name: "checksum mismatch", objs: corrupt(func(o *v1alpha1.TableShard) { o.Spec.Data = other.Spec.Data }), want: "checksum"},
+		{name: "not gzip", objs: corrupt(func(o *v1alpha1.TableShard) { o.Spec.Data = []byte("garbage") }), want: "gunzip"},
+		{name: "truncated", objs: corrupt(func(o *v1alpha1.TableShard) { o.Spec.Data = o.Spec.Data[:len(o.Spec.Data)/2] }), want: "gunzip"},
+		{name: "rows of another shard", objs: corrupt(func(o *v1alpha1.TableShard) {
+			o.Spec.Data, o.Spec.Checksum = wrongShard.Spec.Data, wrongShard.Spec.Checksum
+		}), want: "belongs in shard 2"},
+		{name: "misnamed", objs: corrupt(func(o *v1alpha1.TableShard) { o.Name = "table-x" }), want: "must be named"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			set := assembleShards(c.objs, decodeObject)
+			if len(set.skipped) != 1 || !strings.Contains(set.skipped[0].Error, c.want) {
+				t.Fatalf("skipped %v, want one shard skipped for %q", set.skipped, c.want)
+			}
+			var want []table.Assignment
+			for _, a := range tab.Assignments {
+				if shardOf(a.Job, 8) != 3 {
+					want = append(want, a)
+				}
+			}
+			if diff := cmp.Diff(want, set.state.Table.Assignments); diff != "" {
+				t.Errorf("rows of the other shards (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLatestShardSet(t *testing.T) {
+	old := shardObjects(t, smallTable(), nil, 16, 4)
+	newTab := &table.Table{Assignments: smallTable().Assignments[:50]}
+	cur := shardObjects(t, newTab, nil, 8, 5)
+	// After a change from 16 to 8 shards, table-08..15 of the old count remain.
+	set := assembleShards(append(cur, old[8:]...), decodeObject)
+	if len(set.skipped) > 0 || set.publication != 5 {
+		t.Fatalf("skipped %v, publication %d", set.skipped, set.publication)
+	}
+	if diff := cmp.Diff(newTab.Assignments, set.state.Table.Assignments); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+	if set := assembleShards(nil, decodeObject); set.state != nil {
+		t.Errorf("no shards gave a table of %d rows", len(set.state.Table.Assignments))
+	}
+}
+
+func BenchmarkShardEncode(b *testing.B) {
+	tab, prov := bigTable(b), someProvisional(500)
+	var bytes, shards int
+	b.ResetTimer()
+	for range b.N {
+		bytes, shards = 0, 0
+		for i, c := range cutShards(tab, prov, 16) {
+			e, err := encodeShard(i, c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			data, err := e.compress()
+			if err != nil {
+				b.Fatal(err)
+			}
+			bytes += len(data)
+			shards++
+		}
+	}
+	b.ReportMetric(float64(bytes)/float64(shards), "bytes/shard")
+	b.ReportMetric(float64(len(tab.Assignments)), "rows")
+}
+
+func BenchmarkShardDecode(b *testing.B) {
+	tab, prov := bigTable(b), someProvisional(500)
+	objs := shardObjects(b, tab, prov, 16, 1)
+	var raw int
+	for _, c := range cutShards(tab, prov, 16) {
+		e, _ := encodeShard(0, c)
+		raw += len(e.raw)
+	}
+	b.ResetTimer()
+	for range b.N {
+		set := assembleShards(objs, decodeObject)
+		if len(set.state.Table.Assignments) != len(tab.Assignments) {
+			b.Fatal("rows lost")
+		}
+	}
+	b.ReportMetric(float64(raw)/16, "json-bytes/shard")
+}
