@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -311,6 +312,90 @@ func TestManifestsDispatcherDeployment(t *testing.T) {
 			}
 			o.deployment(t, d, pdb)
 		})
+	}
+}
+
+// TestManifestsHARBAC applies the HA install's Role and RoleBinding for real
+// and asks the API server, as the dispatcher's ServiceAccount, what it may
+// do: what the kubernetes state backend needs, and nothing more.
+func TestManifestsHARBAC(t *testing.T) {
+	s := require(t)
+	ctx := testContext(t)
+	s.ensureNamespace(ctx, t, installNamespace)
+	// kubectl auth can-i resolves the kinds through discovery.
+	s.applyStateCRDs(ctx, t)
+	var rbac []any
+	for _, u := range renderedObjects(t, s.kustomize(ctx, t, haExampleOverlay)) {
+		if k := u.GetKind(); k == "Role" || k == "RoleBinding" || k == "ClusterRole" || k == "ClusterRoleBinding" {
+			rbac = append(rbac, u.Object)
+		}
+	}
+	if len(rbac) != 2 {
+		t.Fatalf("the HA overlay has %d RBAC objects, want a Role and a RoleBinding", len(rbac))
+	}
+	list, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": rbac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.kubectl(ctx, list, "apply", "--validate=strict", "-f", "-"); err != nil {
+		t.Fatalf("applying the HA overlay's Role and RoleBinding: %v\n%s", err, out)
+	}
+
+	as := "--as=system:serviceaccount:" + installNamespace + ":prowjob-dispatcher"
+	type check struct {
+		verb, resource string
+		namespace      string // installNamespace when empty
+		want           bool
+	}
+	checks := []check{
+		{"get", "leases.coordination.k8s.io/prowjob-dispatcher", "", true},
+		{"update", "leases.coordination.k8s.io/prowjob-dispatcher", "", true},
+		{"list", "leases.coordination.k8s.io/prowjob-dispatcher", "", true},
+		{"watch", "leases.coordination.k8s.io/prowjob-dispatcher", "", true},
+		{"create", "leases.coordination.k8s.io", "", true},
+		{"get", "leases.coordination.k8s.io/another", "", false},
+		{"update", "leases.coordination.k8s.io/another", "", false},
+		{"list", "leases.coordination.k8s.io", "", false},
+		{"delete", "leases.coordination.k8s.io/prowjob-dispatcher", "", false},
+		{"patch", "leases.coordination.k8s.io/prowjob-dispatcher", "", false},
+		{"create", "events.events.k8s.io", "", true},
+		{"patch", "events.events.k8s.io", "", true},
+		{"create", "events", "", true},
+		{"patch", "events", "", true},
+		{"list", "events.events.k8s.io", "", false},
+		{"get", "secrets", "", false},
+		{"list", "configmaps", "", false},
+		{"get", "prowjobs.prow.k8s.io", "", false},
+		{"get", "joboverrides.prowjob-dispatcher.io", "default", false},
+	}
+	for _, r := range []string{"joboverrides", "clusterdrains", "tableshards", "jobplacements", "dispatcherreplicas"} {
+		for _, verb := range []string{"get", "list", "watch", "create", "update", "delete"} {
+			checks = append(checks, check{verb, r + ".prowjob-dispatcher.io", "", true})
+		}
+		checks = append(checks, check{"patch", r + ".prowjob-dispatcher.io", "", false}, check{"deletecollection", r + ".prowjob-dispatcher.io", "", false})
+	}
+	for _, c := range checks {
+		ns := c.namespace
+		if ns == "" {
+			ns = installNamespace
+		}
+		out, err := s.kubectl(ctx, nil, "auth", "can-i", c.verb, c.resource, "-n", ns, as)
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+			t.Fatalf("kubectl auth can-i %s %s: %v\n%s", c.verb, c.resource, err, out)
+		}
+		if got := err == nil; got != c.want {
+			t.Errorf("the dispatcher may %s %s in %s: %v, want %v\n%s", c.verb, c.resource, ns, got, c.want, out)
+		}
+	}
+
+	// The requests the backend makes, as the backend makes them: its informer
+	// lists the one Lease by field selector; a list of all is refused.
+	if out, err := s.kubectl(ctx, nil, "get", "leases", "-n", installNamespace, "--field-selector=metadata.name=prowjob-dispatcher", as); err != nil {
+		t.Errorf("listing the Lease by field selector as the dispatcher: %v\n%s", err, out)
+	}
+	if out, err := s.kubectl(ctx, nil, "get", "leases", "-n", installNamespace, as); err == nil || !strings.Contains(out, "forbidden") {
+		t.Errorf("listing every Lease as the dispatcher: %v, want forbidden\n%s", err, out)
 	}
 }
 
