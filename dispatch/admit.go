@@ -90,6 +90,9 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 	if err := ctx.Err(); err != nil {
 		return table.Assignment{}, fmt.Errorf("admit job %q: %w", req.Job, err)
 	}
+	if err := d.needInputs(fmt.Sprintf("admit job %q", req.Job)); err != nil {
+		return table.Assignment{}, err
+	}
 	j := jobs.Job{Name: req.Job, Agent: jobs.Agent, Requirements: d.opts.Labels.Requirements(req.Labels)}
 	known, inConfig := d.in.Load().byName[req.Job]
 	if inConfig {

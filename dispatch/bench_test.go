@@ -82,3 +82,45 @@ func benchmarkSave(b *testing.B, save func(*Dispatcher) error) {
 
 func BenchmarkSaveStateFile(b *testing.B) { benchmarkSave(b, (*Dispatcher).save) }
 func BenchmarkSaveJournal(b *testing.B)   { benchmarkSave(b, (*Dispatcher).saveJournal) }
+
+// BenchmarkNewFromSharedTable measures a replica's start on a 50,000-row
+// shared table (Options.DeferInputs): from New to serving lookups, before
+// the job config is read.
+func BenchmarkNewFromSharedTable(b *testing.B) {
+	tbl := &table.Table{GeneratedAt: time.Now()}
+	for i := range 50000 {
+		tbl.Assignments = append(tbl.Assignments, table.Assignment{
+			Job: fmt.Sprintf("pull-ci-org-repo-main-job-%05d", i), Cluster: "build01", Reason: table.ReasonBalanced,
+			Detail: "balanced among 9 usable clusters", File: "org/repo/org-repo-main-presubmits.yaml", Demand: 12, AssignedAt: tbl.GeneratedAt,
+		})
+	}
+	opts := Options{
+		DispatcherConfigPath: "unread.yaml", ClusterConfigPath: "unread.yaml", JobConfigDir: "unread",
+		Shared: nopShared{}, Initial: &store.State{Table: tbl}, DeferInputs: true,
+		Demand: nopDemand{},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := New(context.Background(), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !d.Status().Ready {
+			b.Fatal("not ready")
+		}
+	}
+}
+
+type nopShared struct{}
+
+func (nopShared) PutOverride(context.Context, table.Override) error               { return nil }
+func (nopShared) DeleteOverride(context.Context, string) error                    { return nil }
+func (nopShared) PutClusterOverride(context.Context, table.ClusterOverride) error { return nil }
+func (nopShared) DeleteClusterOverride(context.Context, string) error             { return nil }
+func (nopShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (table.Assignment, error) {
+	return a, nil
+}
+
+type nopDemand struct{}
+
+func (nopDemand) Demand(context.Context) (map[string]float64, error) { return nil, nil }

@@ -15,6 +15,9 @@ import (
 // assignments included), so that a pull request to the release repository
 // can keep file-based scheduling as a backup of the live dispatcher.
 func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
+	if err := d.needInputs("buildfarm"); err != nil {
+		return nil, err
+	}
 	in := d.in.Load()
 	cfg := *in.config // a shallow copy: only BuildFarm is replaced
 	cfg.BuildFarm = BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
@@ -29,6 +32,9 @@ func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
 // force, the one BuildFarmConfig renders, for a Git backup of the table
 // (dispatch/gitbackup).
 func (d *Dispatcher) BuildFarm() map[string]map[string]*config.BuildFarmCluster {
+	if d.needInputs("buildfarm") != nil {
+		return nil
+	}
 	in := d.in.Load()
 	return BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
 }

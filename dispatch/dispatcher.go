@@ -34,6 +34,8 @@ type Dispatcher struct {
 	store         *store.Store // nil: state is kept in memory only
 	shared        Shared       // nil: one replica; else the state every replica shares
 	leading       atomic.Bool  // with shared: this replica leads (runs Run and publishes)
+	inputsLoaded  atomic.Bool  // the configs and the job config are in force, and eng is built on them
+	loadMu        sync.Mutex   // serializes LoadInputs
 	cache         *table.Cache
 	metrics       *metrics
 	healthMetrics *healthMetrics
@@ -125,9 +127,12 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	if d.shared != nil && opts.StateDir != "" {
 		return nil, errors.New("dispatcher: a state dir and shared state are exclusive")
 	}
-	in, err := loadInputs(&d.opts)
-	if err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
+	deferred := opts.DeferInputs && d.shared != nil && opts.Initial != nil && opts.Initial.Table != nil && len(opts.Initial.Table.Assignments) > 0
+	in := emptyInputs()
+	if !deferred {
+		if in, err = loadInputs(&d.opts); err != nil {
+			return nil, fmt.Errorf("dispatcher: %w", err)
+		}
 	}
 	d.in.Store(in)
 	if opts.StateDir != "" {
@@ -144,20 +149,102 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: %w", err)
 		}
 	}
+	d.metrics.setTableSize(d.cache.Len())
+	d.metrics.setProvisional(len(d.provisional))
+	if deferred {
+		d.log.Info("Serving the shared table; the configs and the job config load in the background", "jobs", d.cache.Len())
+		return d, nil
+	}
+	if err := d.putInputsInForce(in); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	return d, nil
+}
+
+// emptyInputs are the inputs in force before the configs and the job
+// config are loaded (Options.DeferInputs): no job, no manual cluster.
+func emptyInputs() *inputs {
+	return &inputs{byName: map[string]*jobs.Job{}, manual: map[string]bool{}}
+}
+
+// LoadInputs loads the configs and the job config when New deferred them
+// (Options.DeferInputs), builds the engine on the table in force and
+// applies the overrides it does not follow yet. It does nothing once they
+// are loaded; Run calls it first. A config error is returned (and shown in
+// Status) and the table in force stays.
+func (d *Dispatcher) LoadInputs(ctx context.Context) error {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	if d.inputsLoaded.Load() {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := d.clock.Now()
+	in, err := loadInputs(&d.opts)
+	if err == nil {
+		err = d.putInputsInForce(in)
+	}
+	if err != nil {
+		err = fmt.Errorf("loading the configs and the job config: %w", err)
+		d.mu.Lock()
+		d.lastError = err.Error()
+		d.mu.Unlock()
+		d.log.Error(err, "The shared table stays in force; jobs it lacks are admitted as created")
+		return err
+	}
+	d.log.Info("Loaded the configs and the job config", "jobs", len(in.jobs), "took", d.clock.Since(start))
+	return nil
+}
+
+// LoadInputsRetrying is LoadInputs, tried again with backoff (1 s
+// doubling, at most a minute) until it works or ctx is done, whose error it
+// then returns. A broken config at start leaves the shared table serving.
+func (d *Dispatcher) LoadInputsRetrying(ctx context.Context) error {
+	for wait := time.Second; d.LoadInputs(ctx) != nil; wait = min(2*wait, time.Minute) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
+// putInputsInForce builds the engine on in and the table in force, puts
+// both in force and applies the overrides the table does not follow.
+func (d *Dispatcher) putInputsInForce(in *inputs) error {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	if d.inputsLoaded.Load() { // loaded meanwhile (a dispatch)
+		d.mu.Unlock()
+		return nil
+	}
 	var prev *table.Table
 	if d.cache.Len() > 0 {
 		prev = d.cache.Snapshot()
 	}
-	if d.eng, err = d.newEngine(in, prev); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
+	eng, err := d.newEngine(in, prev)
+	if err != nil {
+		d.mu.Unlock()
+		return err
 	}
+	d.eng = eng
+	d.in.Store(in)
+	d.inputsLoaded.Store(true)
 	d.noteServiceClusters(d.eng)
-	if err := d.applyRestoredOverrides(); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
+	d.mu.Unlock()
+	return d.applyRestoredOverrides()
+}
+
+// needInputs wraps ErrNotReady while the job config is still loading (Options.DeferInputs).
+func (d *Dispatcher) needInputs(what string) error {
+	if d.inputsLoaded.Load() {
+		return nil
 	}
-	d.metrics.setTableSize(d.cache.Len())
-	d.metrics.setProvisional(len(d.provisional))
-	return d, nil
+	return fmt.Errorf("%s: the configs and the job config are still loading: %w", what, ErrNotReady)
 }
 
 // applyRestoredOverrides places anew the jobs whose row does not follow
@@ -290,7 +377,7 @@ func (d *Dispatcher) Status() Status {
 	s := Status{
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves,
 		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
-		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional),
+		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
 	}
 	s.Ready = s.TableSize > 0

@@ -70,6 +70,9 @@ func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*Drain
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := d.needInputs("drain " + req.Cluster); err != nil {
+		return nil, err
+	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
@@ -86,6 +89,9 @@ func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*Drain
 // override in force but not saved wraps ErrNotSaved.
 func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.needInputs("drain " + req.Cluster); err != nil {
 		return nil, err
 	}
 	d.opMu.Lock()
@@ -127,6 +133,9 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 // ErrNotFound.
 func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.needInputs("undrain " + cluster); err != nil {
 		return nil, err
 	}
 	d.opMu.Lock()

@@ -9,6 +9,9 @@ import (
 // Explain says why the job is where it is, on the inputs in force. A job
 // neither in the job config, nor in the table, nor assigned at admission wraps ErrNotFound.
 func (d *Dispatcher) Explain(job string) (*engine.Explanation, error) {
+	if err := d.needInputs("explain"); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	j, ok := d.job(job)
@@ -19,8 +22,11 @@ func (d *Dispatcher) Explain(job string) (*engine.Explanation, error) {
 }
 
 // Clusters lists every cluster with its load in the table in force and its
-// health at the last evaluation.
+// health at the last evaluation; none while the configs are still loading.
 func (d *Dispatcher) Clusters() []engine.ClusterLoad {
+	if d.needInputs("clusters") != nil {
+		return nil
+	}
 	d.mu.Lock()
 	eng := d.eng
 	states := d.health

@@ -97,7 +97,7 @@ func (d *Dispatcher) Health() (map[string]health.Status, string) {
 // changes nothing: the states are kept and the error is reported. Callers hold no lock.
 func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, error) {
 	ho := d.opts.Health
-	if !ho.enabled() {
+	if !ho.enabled() || d.needInputs("health") != nil {
 		return nil, nil
 	}
 	samples, err := ho.Source.Samples(ctx)

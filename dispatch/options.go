@@ -150,6 +150,11 @@ type Options struct {
 	// Initial, with Shared, is the state to start from (the leader's last
 	// publication and the overrides in force), in place of a state dir.
 	Initial *store.State
+	// DeferInputs, with Shared and an Initial table, makes New put that table
+	// in force at once and leave the configs and the job config to
+	// LoadInputs, so that a replica serves lookups before it has read them.
+	// Until then, jobs the table lacks are not placed (ErrNotReady).
+	DeferInputs bool
 	// Admissions, when set, counts the admissions of this process (the
 	// counts a highly available dispatcher publishes and sums). With Demand
 	// nil, demand is counted from them; nil -> a counter of its own when

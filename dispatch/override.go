@@ -46,6 +46,9 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, err)
 	}
+	if err := d.needInputs(fmt.Sprintf("reschedule job %q", req.Job)); err != nil {
+		return nil, err
+	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.shared != nil {
@@ -168,6 +171,9 @@ func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (ta
 func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete override of job %q: %w", job, err)
+	}
+	if err := d.needInputs(fmt.Sprintf("delete override of job %q", job)); err != nil {
+		return err
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()

@@ -97,6 +97,7 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	t, report := run.table, run.report
 	d.eng = run.eng
 	d.in.Store(in)
+	d.inputsLoaded.Store(true)
 	d.cache.Replace(t)
 	d.lastDispatch = t.GeneratedAt
 	moves := len(report.Moves)

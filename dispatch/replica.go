@@ -71,12 +71,14 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 		}
 	}
 	d.lastDemand = demandOfRows(st.Table) // the leader's demand; followers do not query it
-	eng, err := d.newEngine(d.in.Load(), st.Table)
-	if err != nil {
-		d.log.Error(err, "Adopting the leader's table: the engine refused it; the table in force stays")
-		return
+	if d.inputsLoaded.Load() {
+		eng, err := d.newEngine(d.in.Load(), st.Table)
+		if err != nil {
+			d.log.Error(err, "Adopting the leader's table: the engine refused it; the table in force stays")
+			return
+		}
+		d.eng = eng
 	}
-	d.eng = eng
 	d.cache.Replace(st.Table)
 	if !st.LastDispatch.IsZero() {
 		d.lastDispatch = st.LastDispatch
@@ -89,7 +91,7 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 			stale = append(stale, job)
 		}
 	}
-	if len(stale) > 0 {
+	if len(stale) > 0 && d.inputsLoaded.Load() {
 		slices.Sort(stale)
 		if _, err := d.replace(map[string]bool{}, stale...); err != nil {
 			d.log.Error(err, "Applying overrides over the leader's table")
@@ -162,6 +164,9 @@ func (d *Dispatcher) SetOverrides(os []table.Override) {
 	}
 	prev := d.overrides
 	d.overrides = want
+	if !d.inputsLoaded.Load() {
+		return // LoadInputs applies them to the table
+	}
 	slices.Sort(changed)
 	if _, err := d.replace(dropped, changed...); err != nil {
 		d.overrides = prev
@@ -193,7 +198,7 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 	d.clusterOverrides = want
 	d.mu.Unlock()
 	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", d.Leading())
-	if d.Leading() && d.cache.Len() > 0 {
+	if d.Leading() && d.cache.Len() > 0 && d.inputsLoaded.Load() {
 		_, _ = d.afterClusterOverrideChange("a drain or cap changed in the shared state")
 	}
 }

@@ -283,3 +283,59 @@ func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
 		t.Fatalf("admission with the shared state down: %+v, %v", dc, err)
 	}
 }
+
+func TestAReplicaServesTheSharedTableBeforeItLoadsTheJobConfig(t *testing.T) {
+	ctx := context.Background()
+	e, sh, leader, _ := replicas(t, 0)
+	st, _ := leader.Published()
+	job := st.Table.Assignments[0].Job
+	opts := e.options()
+	opts.StateDir, opts.Shared, opts.Initial, opts.DeferInputs = "", sh, st, true
+	opts.JobConfigDir = e.dir + "/no-such-dir" // New must not read it
+	f := e.newDispatcher(opts)
+
+	if s := f.Status(); !s.Ready || !s.Loading || s.TableSize != len(st.Table.Assignments) {
+		t.Fatalf("status before the job config: %+v, want ready and loading with the shared table", s)
+	}
+	if a := mustLookup(t, f, job); a.Cluster != mustLookup(t, leader, job).Cluster {
+		t.Errorf("%s on %s, the leader says %s", job, a.Cluster, mustLookup(t, leader, job).Cluster)
+	}
+	if dec, err := f.Admit(ctx, AdmissionRequest{Job: job, Agent: jobs.Agent}); err != nil || dec.Cluster == "" {
+		t.Errorf("admitting a job of the table before the job config: %+v, %v", dec, err)
+	}
+	if _, err := f.Admit(ctx, AdmissionRequest{Job: "a-new-job", Agent: jobs.Agent}); !errors.Is(err, ErrNotReady) {
+		t.Errorf("admitting a job the table lacks before the job config: %v, want ErrNotReady", err)
+	}
+	if _, err := f.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "r"}); !errors.Is(err, ErrNotReady) {
+		t.Errorf("reschedule before the job config: %v, want ErrNotReady", err)
+	}
+	if f.Clusters() != nil || f.BuildFarm() != nil {
+		t.Error("clusters or buildfarm answered without the configs")
+	}
+	// An override arriving meanwhile is applied once the job config is in.
+	to := "build03"
+	if mustLookup(t, f, job).Cluster == to {
+		to = "build01"
+	}
+	f.SetOverrides([]table.Override{{Job: job, Cluster: to, Reason: "kubectl", CreatedAt: e.clock.Now()}})
+
+	if err := f.LoadInputs(ctx); err == nil {
+		t.Fatal("LoadInputs on a missing job config dir succeeded")
+	}
+	if s := f.Status(); !s.Ready || !s.Loading || s.LastError == "" {
+		t.Errorf("status after a failed load: %+v, want still ready, loading, with the error", s)
+	}
+	f.opts.JobConfigDir = e.jobDir
+	if err := f.LoadInputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.Status(); s.Loading {
+		t.Errorf("still loading after LoadInputs: %+v", s)
+	}
+	if a := mustLookup(t, f, job); a.Cluster != to || a.Reason != table.ReasonOverride {
+		t.Errorf("%s on %s (%s) after the load, want %s by the override set while loading", job, a.Cluster, a.Reason, to)
+	}
+	if _, err := f.Admit(ctx, AdmissionRequest{Job: "a-new-job", Agent: jobs.Agent}); err != nil {
+		t.Errorf("admitting a new job after the load: %v", err)
+	}
+}

@@ -16,6 +16,9 @@ import (
 // every Options.Health.Interval (when health is on). A failing dispatch is logged and recorded and
 // never ends Run. On exit it saves the state and returns the save's error.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.LoadInputsRetrying(ctx); err != nil {
+		return d.flush() // ctx is done
+	}
 	if d.cache.Len() == 0 {
 		_, _ = d.Dispatch(ctx) // errors are logged and shown in Status
 	}

@@ -35,6 +35,10 @@ type Status struct {
 	// Recovery says what the start had to do about bad state files (a
 	// corrupt state file moved aside, the previous generation used).
 	Recovery []string `json:"recovery,omitempty"`
+	// Loading is set while the configs and the job config load in the
+	// background (a replica serving the shared table at start): jobs the
+	// table lacks are admitted as created until they are loaded.
+	Loading bool `json:"loading,omitempty"`
 	// Provisional is the number of jobs first seen at admission that the job
 	// config lacks.
 	Provisional int `json:"provisional"`

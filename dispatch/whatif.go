@@ -88,6 +88,9 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := d.needInputs("plan"); err != nil {
+		return nil, err
+	}
 	in := d.in.Load()
 	proposed, err := d.proposedInputs(in, req)
 	if err != nil {

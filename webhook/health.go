@@ -17,6 +17,11 @@ type HealthOptions struct {
 	// in /readyz's body. It never changes readiness: a failing GitHub must
 	// not take the webhook out of service.
 	Backup func() any
+	// Replication, when set, reports the shared state of a highly available
+	// dispatcher (role, leader, publications, API errors) under
+	// "replication". It never changes readiness either: a replica whose API
+	// server is unreachable keeps admitting from its table.
+	Replication func() any
 	// Gatherer is served at /metrics; /metrics is not served when nil.
 	Gatherer prometheus.Gatherer
 }
@@ -42,6 +47,9 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 		if opts.Backup != nil {
 			body.Backup = opts.Backup()
 		}
+		if opts.Replication != nil {
+			body.Replication = opts.Replication()
+		}
 		writeJSON(w, code, body)
 	})
 	if opts.Gatherer != nil {
@@ -49,8 +57,9 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 	}
 }
 
-// readiness is /readyz's body: the dispatcher's status, and the backup's.
+// readiness is /readyz's body: the dispatcher's status, the backup's and the replication's.
 type readiness struct {
 	dispatch.Status
-	Backup any `json:"backup,omitempty"`
+	Backup      any `json:"backup,omitempty"`
+	Replication any `json:"replication,omitempty"`
 }

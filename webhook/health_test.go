@@ -55,16 +55,18 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-// TestReadyzReportsTheBackup: the Git backup's status is in /readyz's body,
-// and its failure leaves readiness as the dispatcher's status says.
+// TestReadyzReportsTheBackup: the Git backup's and the replication's
+// status are in /readyz's body, and their failures leave readiness as the
+// dispatcher's status says.
 func TestReadyzReportsTheBackup(t *testing.T) {
 	type backupStatus struct {
 		LastError string `json:"lastError"`
 	}
 	mux := http.NewServeMux()
 	RegisterHealth(mux, HealthOptions{
-		Status: fixedStatus(dispatch.Status{Ready: true, TableSize: 7}),
-		Backup: func() any { return backupStatus{LastError: "github: 502"} },
+		Status:      fixedStatus(dispatch.Status{Ready: true, TableSize: 7}),
+		Backup:      func() any { return backupStatus{LastError: "github: 502"} },
+		Replication: func() any { return backupStatus{LastError: "kubernetes API: connection refused"} },
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -74,13 +76,17 @@ func TestReadyzReportsTheBackup(t *testing.T) {
 	}
 	var got struct {
 		dispatch.Status
-		Backup *backupStatus `json:"backup"`
+		Backup      *backupStatus `json:"backup"`
+		Replication *backupStatus `json:"replication"`
 	}
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.TableSize != 7 || got.Backup == nil || got.Backup.LastError != "github: 502" {
 		t.Errorf("readyz body %s: want tableSize 7 and backup.lastError", body)
+	}
+	if got.Replication == nil || !strings.Contains(got.Replication.LastError, "connection refused") {
+		t.Errorf("readyz body %s: want replication.lastError", body)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
@@ -52,6 +53,7 @@ type serveFlags struct {
 	logLevel                         string
 	backup                           backupFlags
 	health                           healthFlags
+	kube                             kubeFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -78,10 +80,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.backup.register(fs)
 	f.health.register(fs)
+	f.kube.register(fs)
 }
 
 func (f *serveFlags) validate() error {
-	errs := []error{f.inputs.validate(), f.backup.validate(), f.health.validate()}
+	errs := []error{f.inputs.validate(), f.backup.validate(), f.health.validate(), f.kube.validate(f.stateDir)}
 	for _, p := range []struct {
 		name string
 		port int
@@ -213,8 +216,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if backup != nil {
 		opts.OnDispatched = func(_ *table.Table, r *engine.Report) { backup.Notify(r) }
 	}
+	var shared *kubestate.Backend
+	if f.kube.enabled() {
+		if shared, err = f.kube.startShared(ctx, f.apiPort, &opts, reg, log.WithName("kubestate")); err != nil {
+			return err
+		}
+	}
 	if d, err = dispatch.New(ctx, opts); err != nil {
 		return err
+	}
+	if shared != nil {
+		shared.Attach(d)
+		go func() { _ = d.LoadInputsRetrying(ctx) }() // the shared table serves meanwhile
 	}
 	metrics, err := webhook.NewMetrics(reg)
 	if err != nil {
@@ -239,11 +252,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	apiMux := http.NewServeMux()
-	(&webhook.API{Backend: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}).Register(apiMux)
+	httpAPI := &webhook.API{Backend: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}
 	health := webhook.HealthOptions{Status: d, Gatherer: reg}
 	if backup != nil {
 		health.Backup = func() any { return backup.Status() }
 	}
+	if shared != nil {
+		_, replica, _ := f.kube.names(f.apiPort)
+		httpAPI.Leader = leaderOf{b: shared, replica: replica}
+		health.Replication = func() any { return shared.Status() }
+	}
+	httpAPI.Register(apiMux)
 	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
 	if f.healthPort == 0 || f.healthPort == f.apiPort {
 		webhook.RegisterHealth(apiMux, health)
@@ -264,7 +283,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
+	if shared == nil {
+		go func() { runDone <- d.Run(runCtx) }()
+	} else {
+		// Every replica follows the shared state; the leader alone runs the dispatch loop.
+		sharedDone := make(chan error, 1)
+		go func() { sharedDone <- shared.Run(runCtx) }()
+		go func() {
+			shared.Elect(runCtx, func(leadCtx context.Context) {
+				if err := d.Run(leadCtx); err != nil {
+					log.Error(err, "The dispatch loop ended with an error")
+				}
+			})
+			runDone <- <-sharedDone
+		}()
+	}
 
 	srvCtx, stopServers := context.WithCancel(ctx)
 	defer stopServers()
@@ -286,7 +319,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	log.Info("Serving", "webhookPort", f.webhookPort, "apiPort", f.apiPort, "healthPort", f.healthPort, "stateDir", f.stateDir)
+	log.Info("Serving", "webhookPort", f.webhookPort, "apiPort", f.apiPort, "healthPort", f.healthPort, "stateDir", f.stateDir, "stateBackend", f.kube.backend)
 
 	var failed error
 	select {
