@@ -2,9 +2,11 @@ package kubestate
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine/enginetest"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
@@ -88,4 +90,122 @@ func someProvisional(n int) []store.Provisional {
 		}
 	}
 	return out
+}
+
+// fakeReplica is the dispatcher as the backend sees it, recording what the
+// backend tells it. Its table follows AdoptTable (unless it leads) and
+// AdoptRows, as the dispatcher's does.
+type fakeReplica struct {
+	mu               sync.Mutex
+	state            store.State
+	version          uint64
+	leading          bool
+	counts           *demand.AdmissionCounts
+	adopted          int
+	rowsAdopted      []table.Assignment
+	provAdopted      []store.Provisional
+	overrides        []table.Override
+	overridesSet     int
+	clusterOverrides []table.ClusterOverride
+	leadingCalls     []bool
+}
+
+func newFakeReplica(t *table.Table, prov []store.Provisional) *fakeReplica {
+	return &fakeReplica{state: store.State{Table: t, Provisional: prov}, version: 1}
+}
+
+func (f *fakeReplica) Published() (*store.State, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &store.State{Table: copyTable(f.state.Table), Provisional: slices.Clone(f.state.Provisional)}, f.version
+}
+
+func (f *fakeReplica) TableVersion() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.version
+}
+
+func (f *fakeReplica) AdoptTable(st *store.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adopted++
+	if f.leading {
+		return
+	}
+	f.state.Table, f.state.Provisional = st.Table, st.Provisional
+	f.version++
+}
+
+func (f *fakeReplica) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rowsAdopted = append(f.rowsAdopted, rows...)
+	f.provAdopted = append(f.provAdopted, provisional...)
+	if f.state.Table == nil {
+		f.state.Table = &table.Table{}
+	}
+	t := copyTable(f.state.Table)
+	for _, a := range rows {
+		if i := slices.IndexFunc(t.Assignments, func(b table.Assignment) bool { return b.Job == a.Job }); i >= 0 {
+			t.Assignments[i] = a
+		} else {
+			t.Assignments = append(t.Assignments, a)
+		}
+	}
+	t.Sort()
+	f.state.Table = t
+	f.state.Provisional = append(f.state.Provisional, provisional...)
+	f.version++
+}
+
+func (f *fakeReplica) SetOverrides(os []table.Override) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.overrides = os
+	f.overridesSet++
+}
+
+func (f *fakeReplica) SetClusterOverrides(cs []table.ClusterOverride) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clusterOverrides = cs
+}
+
+func (f *fakeReplica) SetLeading(leading bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leading = leading
+	f.leadingCalls = append(f.leadingCalls, leading)
+}
+
+func (f *fakeReplica) AdmissionCounts() *demand.AdmissionCounts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts
+}
+
+// setRow changes one row of the table, as a dispatch would.
+func (f *fakeReplica) setRow(a table.Assignment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := copyTable(f.state.Table)
+	i := slices.IndexFunc(t.Assignments, func(b table.Assignment) bool { return b.Job == a.Job })
+	t.Assignments[i] = a
+	f.state.Table = t
+	f.version++
+}
+
+// with runs f under the replica's lock.
+func (f *fakeReplica) with(fn func(f *fakeReplica)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// leadingCallsEndWith reports whether the last SetLeading call said leading.
+func (f *fakeReplica) leadingCallsEndWith(leading bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.leadingCalls) > 0 && f.leadingCalls[len(f.leadingCalls)-1] == leading
 }

@@ -1,0 +1,180 @@
+package kubestate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// The backoff of a claim that could not be written: doubling from
+// claimRetryMin up to claimRetryMax.
+const (
+	claimRetryMin = 500 * time.Millisecond
+	claimRetryMax = 30 * time.Second
+)
+
+// pendingClaim is a claim the API server did not take, retried in the background.
+type pendingClaim struct {
+	row         table.Assignment
+	provisional *jobs.Job
+	attempts    int
+	next        time.Time
+}
+
+// errCollision is a claim whose object name another job holds.
+var errCollision = errors.New("object name collision")
+
+// Claim records the row of a job the table lacked as a JobPlacement,
+// unless one exists: the first created wins, and Claim returns its row.
+// When the API server does not take it, Claim returns the error (the
+// caller keeps its row) and retries in the background; a retry that finds
+// another row reports it through Replica.AdoptRows.
+func (b *Backend) Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error) {
+	if row.Job == "" || row.Cluster == "" {
+		return row, fmt.Errorf("claim: job %q, cluster %q: both are required", row.Job, row.Cluster)
+	}
+	won, _, err := b.claim(ctx, row, provisional)
+	if err != nil && !errors.Is(err, errCollision) {
+		b.queueClaim(row, provisional)
+	}
+	if err != nil {
+		return row, err
+	}
+	return won, nil
+}
+
+// claim creates the job's JobPlacement, or reads the one that exists, and
+// returns the row in force with its provisional record.
+func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, *store.Provisional, error) {
+	spec, err := placementSpec(row, provisional, b.opts.Replica, b.opts.Clock.Now())
+	if err != nil {
+		return row, nil, err
+	}
+	name := ObjectName(row.Job)
+	jp := &v1alpha1.JobPlacement{ObjectMeta: b.meta(name), Spec: spec}
+	err = b.write(ctx, "create", kindJobPlacement, name, func(ctx context.Context) error { return b.client.Create(ctx, jp) })
+	if err == nil {
+		return row, nil, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return row, nil, err
+	}
+	cur := &v1alpha1.JobPlacement{}
+	if err := b.read(ctx, kindJobPlacement, name, cur); err != nil {
+		if apierrors.IsNotFound(err) { // folded and deleted meanwhile: the table has the job
+			return row, nil, fmt.Errorf("claim of job %q: its placement was deleted meanwhile: %w", row.Job, err)
+		}
+		return row, nil, fmt.Errorf("claim of job %q: another replica placed it, reading its row: %w", row.Job, err)
+	}
+	if cur.Spec.Job != row.Job {
+		return row, nil, fmt.Errorf("claim of job %q: JobPlacement %s holds job %q: %w", row.Job, name, cur.Spec.Job, errCollision)
+	}
+	won, prov, err := placementRow(cur)
+	if err != nil {
+		b.log.Error(err, "Claim: the winning placement's provisional record is unreadable", "job", row.Job)
+	}
+	return won, prov, nil
+}
+
+// queueClaim queues a claim for retry; a later claim of the job replaces it.
+func (b *Backend) queueClaim(row table.Assignment, provisional *jobs.Job) {
+	b.mu.Lock()
+	b.pending[row.Job] = &pendingClaim{row: row, provisional: provisional, attempts: 1, next: b.opts.Clock.Now().Add(claimRetryMin)}
+	n := len(b.pending)
+	b.mu.Unlock()
+	b.metrics.pending.Set(float64(n))
+	signal(b.claimWake)
+}
+
+// claimLoop retries the pending claims, each with its backoff, until ctx is done.
+func (b *Backend) claimLoop(ctx context.Context) {
+	timer := b.opts.Clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		var next time.Time
+		for _, c := range b.pending {
+			if next.IsZero() || c.next.Before(next) {
+				next = c.next
+			}
+		}
+		b.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(b.opts.Clock.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.claimWake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C():
+				default:
+				}
+			}
+			continue
+		case <-timer.C():
+		}
+		b.retryClaims(ctx)
+	}
+}
+
+// retryClaims retries the claims that are due. A claim whose job the table
+// served holds now is dropped: the table's row is in force.
+func (b *Backend) retryClaims(ctx context.Context) {
+	now := b.opts.Clock.Now()
+	b.mu.Lock()
+	var due []*pendingClaim
+	for _, c := range b.pending {
+		if !c.next.After(now) {
+			due = append(due, c)
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		done := true
+		if _, ok := b.tableLookup(c.row.Job); !ok {
+			won, prov, err := b.claim(ctx, c.row, c.provisional)
+			switch {
+			case errors.Is(err, errCollision):
+				b.log.Error(err, "Retried claim dropped", "job", c.row.Job)
+			case err != nil:
+				done = false
+				c.attempts++
+				c.next = b.opts.Clock.Now().Add(min(claimRetryMin<<min(c.attempts-1, 10), claimRetryMax))
+				b.log.V(1).Info("Retried claim failed", "job", c.row.Job, "attempts", c.attempts, "error", err.Error())
+			case won.Cluster != c.row.Cluster:
+				b.log.Info("Retried claim: another replica placed the job first: adopting its row", "job", c.row.Job, "cluster", won.Cluster, "ours", c.row.Cluster)
+				if r := b.attached(); r != nil {
+					var provs []store.Provisional
+					if prov != nil {
+						provs = append(provs, *prov)
+					}
+					r.AdoptRows([]table.Assignment{won}, provs)
+				}
+			default:
+				b.log.V(1).Info("Retried claim recorded", "job", c.row.Job, "cluster", c.row.Cluster)
+			}
+		}
+		b.mu.Lock()
+		if done && b.pending[c.row.Job] == c {
+			delete(b.pending, c.row.Job)
+		}
+		n := len(b.pending)
+		b.mu.Unlock()
+		b.metrics.pending.Set(float64(n))
+	}
+}

@@ -1,0 +1,369 @@
+package kubestate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// Every replica follows the shared state: the informers' events only mark
+// what changed, and the follow loop applies it to the dispatcher from the
+// cache, after a short debounce (a publication writes several shards).
+
+// onChange is an event handler that marks (under mu) and wakes the follower.
+func (b *Backend) onChange(mark func()) toolscache.ResourceEventHandler {
+	f := func() {
+		b.mu.Lock()
+		mark()
+		b.mu.Unlock()
+		signal(b.wake)
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { f() },
+		UpdateFunc: func(any, any) { f() },
+		DeleteFunc: func(any) { f() },
+	}
+}
+
+// onPlacement marks the placements added or changed. Deletions need no
+// work: the leader deletes a placement once its table holds the job.
+func (b *Backend) onPlacement() toolscache.ResourceEventHandler {
+	mark := func(obj any) {
+		jp, ok := obj.(*v1alpha1.JobPlacement)
+		if !ok {
+			return
+		}
+		b.mu.Lock()
+		b.placementsDirty[jp.Name] = true
+		b.mu.Unlock()
+		signal(b.wake)
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc: mark,
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*v1alpha1.JobPlacement)
+			c, ok2 := cur.(*v1alpha1.JobPlacement)
+			if ok1 && ok2 && reflect.DeepEqual(o.Spec, c.Spec) {
+				return // a resync
+			}
+			mark(cur)
+		},
+	}
+}
+
+// followLoop applies what changed, debounced, until ctx is done.
+func (b *Backend) followLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+		deadline := time.After(followMaxDelay)
+		quiet := time.NewTimer(followDebounce)
+	debounce:
+		for {
+			select {
+			case <-ctx.Done():
+				quiet.Stop()
+				return
+			case <-b.wake:
+				quiet.Reset(followDebounce)
+			case <-quiet.C:
+				break debounce
+			case <-deadline:
+				quiet.Stop()
+				break debounce
+			}
+		}
+		b.follow(ctx)
+	}
+}
+
+// follow gives the attached dispatcher what changed since it last did.
+func (b *Backend) follow(ctx context.Context) {
+	b.mu.Lock()
+	r := b.replica
+	if r == nil {
+		b.mu.Unlock()
+		return // the flags stay set until Attach
+	}
+	tableDirty, overrides, drains, leading := b.tableDirty, b.overridesDirty, b.drainsDirty, b.leading
+	placements := b.placementsDirty
+	b.tableDirty, b.overridesDirty, b.drainsDirty = false, false, false
+	b.placementsDirty = map[string]bool{}
+	if leading {
+		tableDirty = false // the leader's own table is the newest; Elect marks it when the term ends
+	}
+	b.mu.Unlock()
+
+	if overrides {
+		if os, err := b.overrides(ctx); err != nil {
+			b.log.Error(err, "Listing the job overrides")
+		} else {
+			r.SetOverrides(os)
+		}
+	}
+	if drains {
+		if cs, err := b.clusterOverrides(ctx); err != nil {
+			b.log.Error(err, "Listing the cluster drains")
+		} else {
+			r.SetClusterOverrides(cs)
+		}
+	}
+	if tableDirty {
+		b.followTable(ctx, r)
+	}
+	if len(placements) > 0 {
+		b.adoptPlacements(ctx, r, placements)
+	}
+}
+
+// followTable adopts the latest publication when the shards changed.
+func (b *Backend) followTable(ctx context.Context, r Replica) {
+	set, version, err := b.shardSet(ctx)
+	if err != nil {
+		b.log.Error(err, "Listing the table shards")
+		return
+	}
+	b.mu.Lock()
+	same := version == b.adoptedShards
+	b.mu.Unlock()
+	if same || set.state == nil {
+		b.recordFollowed(set, version, nil)
+		return
+	}
+	placements, err := b.placements(ctx)
+	if err != nil {
+		b.log.Error(err, "Listing the job placements")
+	}
+	st := set.state
+	rows := st.Table.Assignments // the leader's, before the placements
+	overlayPlacements(st, placements)
+	start := time.Now()
+	r.AdoptTable(st)
+	b.recordFollowed(set, version, rows)
+	b.log.V(1).Info("Adopted the leader's table", "publication", set.publication, "rows", len(st.Table.Assignments),
+		"skipped", len(set.skipped), "took", time.Since(start))
+}
+
+// recordFollowed records the shard set adopted (rows nil: only what was skipped).
+func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assignment) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Equal(b.skipped, set.skipped) {
+		for _, s := range set.skipped {
+			b.log.Error(errors.New(s.Error), "A table shard failed its check: its rows are not applied", "shard", s.Name)
+		}
+	}
+	b.skipped = set.skipped
+	if rows != nil {
+		b.adoptedShards, b.tableRows, b.publication = version, rows, set.publication
+	}
+}
+
+// shardSet assembles the shards in the cache, and says which resource
+// versions it holds.
+func (b *Backend) shardSet(ctx context.Context) (shardSet, string, error) {
+	var l v1alpha1.TableShardList
+	if err := b.list(ctx, &l); err != nil {
+		return shardSet{}, "", err
+	}
+	objs := make([]*v1alpha1.TableShard, len(l.Items))
+	var version strings.Builder
+	slices.SortFunc(l.Items, func(x, y v1alpha1.TableShard) int { return cmp.Compare(x.Name, y.Name) })
+	present := map[string]bool{}
+	for i := range l.Items {
+		objs[i] = &l.Items[i]
+		present[objs[i].Name] = true
+		fmt.Fprintf(&version, "%s@%s,", objs[i].Name, objs[i].ResourceVersion)
+	}
+	set := assembleShards(objs, b.decodeCached)
+	b.decodeMu.Lock()
+	for name := range b.decoded {
+		if !present[name] {
+			delete(b.decoded, name)
+		}
+	}
+	b.decodeMu.Unlock()
+	return set, version.String(), nil
+}
+
+// decodeCached decodes a shard once per resource version.
+func (b *Backend) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
+	b.decodeMu.Lock()
+	d, ok := b.decoded[o.Name]
+	b.decodeMu.Unlock()
+	if ok && d.resourceVersion == o.ResourceVersion {
+		return d.content, d.err
+	}
+	c, err := decodeShard(&o.Spec)
+	b.decodeMu.Lock()
+	b.decoded[o.Name] = decodedShard{resourceVersion: o.ResourceVersion, content: c, err: err}
+	b.decodeMu.Unlock()
+	return c, err
+}
+
+// adoptPlacements gives the dispatcher the rows of the placements named
+// whose job the table served lacks (the table's row is in force otherwise).
+func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[string]bool) {
+	var l v1alpha1.JobPlacementList
+	if err := b.list(ctx, &l); err != nil {
+		b.log.Error(err, "Listing the job placements")
+		return
+	}
+	var rows []table.Assignment
+	var provisional []store.Provisional
+	for i := range l.Items {
+		jp := &l.Items[i]
+		if !names[jp.Name] {
+			continue
+		}
+		if _, ok := b.tableLookup(jp.Spec.Job); ok {
+			continue
+		}
+		row, p, err := placementRow(jp)
+		if err != nil {
+			b.log.Error(err, "A job placement's provisional record is unreadable: adopting its row alone")
+		}
+		rows = append(rows, row)
+		if p != nil {
+			provisional = append(provisional, *p)
+		}
+	}
+	if len(rows) > 0 {
+		r.AdoptRows(rows, provisional)
+	}
+}
+
+// overlayPlacements adds to st the rows (and provisional records) of the
+// placements whose job its table lacks; a table is made for them when st
+// has none.
+func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement) {
+	var have map[string]bool
+	var rows []table.Assignment
+	for i := range placements {
+		jp := &placements[i]
+		if have == nil {
+			have = map[string]bool{}
+			if st.Table != nil {
+				for _, a := range st.Table.Assignments {
+					have[a.Job] = true
+				}
+			}
+		}
+		if have[jp.Spec.Job] {
+			continue
+		}
+		row, p, _ := placementRow(jp)
+		have[row.Job] = true
+		rows = append(rows, row)
+		if p != nil && !slices.ContainsFunc(st.Provisional, func(q store.Provisional) bool { return q.Job.Name == p.Job.Name }) {
+			st.Provisional = append(st.Provisional, *p)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	if st.Table == nil {
+		st.Table = &table.Table{}
+	} else {
+		st.Table = copyOf(st.Table)
+	}
+	st.Table.Assignments = append(st.Table.Assignments, rows...)
+	st.Table.Sort()
+	slices.SortFunc(st.Provisional, func(a, b store.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
+}
+
+// Load returns the shared state once the informers listed it (Start): the
+// table of the latest publication with the placements it lacks, its
+// provisional jobs, the overrides and the drains. Table is nil when nothing
+// was ever published or placed. The process starts its dispatcher from it.
+func (b *Backend) Load(ctx context.Context) (*store.State, error) {
+	if !b.cache.WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("kubernetes state backend: the shared state is not listed: %w", context.Cause(ctx))
+	}
+	set, version, err := b.shardSet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes state backend: table shards: %w", err)
+	}
+	st := set.state
+	if st == nil {
+		st = &store.State{}
+	}
+	var rows []table.Assignment
+	if st.Table != nil {
+		rows = st.Table.Assignments
+	}
+	placements, err := b.placements(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes state backend: job placements: %w", err)
+	}
+	overlayPlacements(st, placements)
+	if st.Overrides, err = b.overrides(ctx); err != nil {
+		return nil, fmt.Errorf("kubernetes state backend: job overrides: %w", err)
+	}
+	if st.ClusterOverrides, err = b.clusterOverrides(ctx); err != nil {
+		return nil, fmt.Errorf("kubernetes state backend: cluster drains: %w", err)
+	}
+	if rows == nil {
+		rows = []table.Assignment{}
+	}
+	b.recordFollowed(set, version, rows)
+	return st, nil
+}
+
+// placements lists the job placements in the cache.
+func (b *Backend) placements(ctx context.Context) ([]v1alpha1.JobPlacement, error) {
+	var l v1alpha1.JobPlacementList
+	if err := b.list(ctx, &l); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(l.Items, func(x, y v1alpha1.JobPlacement) int {
+		return cmp.Or(x.CreationTimestamp.Compare(y.CreationTimestamp.Time), cmp.Compare(x.Name, y.Name))
+	})
+	return l.Items, nil
+}
+
+// overrides lists the job overrides in the cache, sorted by job.
+func (b *Backend) overrides(ctx context.Context) ([]table.Override, error) {
+	var l v1alpha1.JobOverrideList
+	if err := b.list(ctx, &l); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(l.Items, func(x, y v1alpha1.JobOverride) int {
+		return cmp.Or(cmp.Compare(x.Spec.Job, y.Spec.Job), cmp.Compare(x.Name, y.Name))
+	})
+	out := make([]table.Override, 0, len(l.Items))
+	for i := range l.Items {
+		out = append(out, overrideOf(&l.Items[i]))
+	}
+	return out, nil
+}
+
+// clusterOverrides lists the drains and caps in the cache, sorted by cluster.
+func (b *Backend) clusterOverrides(ctx context.Context) ([]table.ClusterOverride, error) {
+	var l v1alpha1.ClusterDrainList
+	if err := b.list(ctx, &l); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(l.Items, func(x, y v1alpha1.ClusterDrain) int {
+		return cmp.Or(cmp.Compare(x.Spec.Cluster, y.Spec.Cluster), cmp.Compare(x.Name, y.Name))
+	})
+	out := make([]table.ClusterOverride, 0, len(l.Items))
+	for i := range l.Items {
+		out = append(out, clusterOverrideOf(&l.Items[i]))
+	}
+	return out, nil
+}

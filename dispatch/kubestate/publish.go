@@ -1,0 +1,256 @@
+package kubestate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// The leader publishes its table as TableShards: whenever the dispatcher's
+// table version changes it takes a snapshot, cuts it into shards and writes
+// those whose checksum differs from the shard in the API, numbered with one
+// publication above every publication seen. Then it folds the placements:
+// a JobPlacement whose row the publication holds is deleted. A publication
+// that changes no row writes nothing, so the GeneratedAt followers see is
+// that of the last publication that changed a shard. Before its first
+// dispatch (no table) the leader publishes nothing.
+
+// publishBackoffMax caps the backoff of a failing publication.
+const publishBackoffMax = 10 * time.Second
+
+// shardWriters is how many shards a publication writes at once.
+const shardWriters = 4
+
+// placementGrace is how long a placement whose job the leader's table
+// places on another cluster stays: the row of the leader's table is in
+// force, and the placement only waited to be adopted.
+const placementGrace = time.Minute
+
+// publishLoop publishes the dispatcher's table while ctx (the term) lasts.
+func (b *Backend) publishLoop(ctx context.Context) {
+	var (
+		enc       shardEncoder
+		published bool
+		version   uint64
+		backoff   time.Duration
+	)
+	ticker := b.opts.Clock.NewTicker(b.opts.PublishInterval)
+	defer ticker.Stop()
+	for {
+		if r := b.attached(); r != nil && (!published || r.TableVersion() != version) {
+			st, v := r.Published()
+			err := b.publish(ctx, &enc, st)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				published, version, backoff = true, v, 0
+			} else {
+				backoff = min(max(2*backoff, b.opts.PublishInterval), publishBackoffMax)
+				b.log.Error(err, "Publishing the table failed: retrying", "in", backoff)
+				select {
+				case <-ctx.Done():
+					return
+				case <-b.opts.Clock.After(backoff):
+				}
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		}
+	}
+}
+
+// publish writes the shards of st that changed, deletes the shards of
+// another shard count, and folds the placements st holds.
+func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.State) (err error) {
+	defer func() {
+		b.mu.Lock()
+		b.lastPublishErr = err
+		b.mu.Unlock()
+		if err != nil {
+			b.metrics.publications.WithLabelValues(resultError).Inc()
+		}
+	}()
+	if st == nil || st.Table == nil {
+		return nil
+	}
+	start := time.Now()
+	n := b.opts.Shards
+	shards, err := enc.encode(st.Table, st.Provisional, n)
+	if err != nil {
+		return err
+	}
+	var l v1alpha1.TableShardList
+	if err := b.list(ctx, &l); err != nil {
+		return fmt.Errorf("listing the table shards: %w", err)
+	}
+	current := map[string]writtenShard{}
+	var highest int64
+	for _, o := range l.Items {
+		current[o.Name] = writtenShard{shards: o.Spec.Shards, checksum: o.Spec.Checksum, publication: o.Spec.Publication, resourceVersion: o.ResourceVersion}
+		highest = max(highest, o.Spec.Publication)
+	}
+	changed := changedShards(shards, current)
+	data := make([][]byte, len(changed))
+	for i, e := range changed { // all or nothing: refuse before writing any
+		if data[i], err = e.compress(); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	pub := max(b.lastPublished, highest) + 1
+	b.mu.Unlock()
+	var generatedAt *metav1.Time
+	if st.Table != nil {
+		generatedAt = apiTime(st.Table.GeneratedAt)
+	}
+	if len(changed) > 0 {
+		b.mu.Lock()
+		b.lastPublished = pub // consumed even if a write fails: publications only grow
+		b.mu.Unlock()
+		errs := make([]error, len(changed))
+		var next sync.Mutex
+		i := 0
+		var wg sync.WaitGroup
+		for range min(shardWriters, len(changed)) {
+			wg.Go(func() {
+				for {
+					next.Lock()
+					k := i
+					i++
+					next.Unlock()
+					if k >= len(changed) {
+						return
+					}
+					e := changed[k]
+					spec := v1alpha1.TableShardSpec{
+						Shard: int32(e.index), Shards: int32(n), Publication: pub, PublishedBy: b.opts.Replica,
+						GeneratedAt: generatedAt, Rows: int32(e.rows), Checksum: e.checksum, Data: data[k],
+					}
+					errs[k] = b.writeShard(ctx, shardName(e.index), spec)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("publication %d: %w", pub, err)
+		}
+	}
+	for _, o := range l.Items { // shards of another shard count
+		if idx := slices.IndexFunc(shards, func(e encodedShard) bool { return shardName(e.index) == o.Name }); idx < 0 {
+			pre := &metav1.Preconditions{UID: &o.UID, ResourceVersion: &o.ResourceVersion}
+			if err := b.deleteObject(ctx, kindTableShard, &v1alpha1.TableShard{ObjectMeta: b.meta(o.Name)}, pre); err != nil {
+				return fmt.Errorf("deleting the stale table shard: %w", err)
+			}
+		}
+	}
+	rows := sortedRows(st.Table)
+	if rows == nil {
+		rows = []table.Assignment{}
+	}
+	now := b.opts.Clock.Now()
+	served := highest // the shards in the API hold this table already
+	if len(changed) > 0 {
+		served = pub
+	}
+	b.mu.Lock()
+	b.tableRows, b.lastPublishTime, b.publication = rows, now, served
+	b.mu.Unlock()
+	if len(changed) > 0 {
+		b.metrics.publications.WithLabelValues(resultOK).Inc()
+		b.log.V(1).Info("Published the table", "publication", served, "shards", len(changed), "rows", len(rows), "took", time.Since(start))
+	} else {
+		b.metrics.publications.WithLabelValues(resultUnchanged).Inc()
+	}
+	b.foldPlacements(ctx)
+	return nil
+}
+
+// writeShard creates or updates one shard. On a conflict it reads the
+// shard from the API server and, unless it holds this content already,
+// writes it once more.
+func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.TableShardSpec) error {
+	_, err := upsert(ctx, b, kindTableShard, name,
+		func() *v1alpha1.TableShard { return &v1alpha1.TableShard{} },
+		func(ts *v1alpha1.TableShard) error {
+			if ts.ResourceVersion != "" && ts.Spec.Checksum == spec.Checksum && ts.Spec.Shards == spec.Shards && ts.Spec.Shard == spec.Shard {
+				return errShardCurrent // the cache lagged behind this leader's last write
+			}
+			ts.Spec = spec
+			return nil
+		})
+	if errors.Is(err, errShardCurrent) {
+		return nil
+	}
+	return err
+}
+
+// errShardCurrent says a shard holds the content to write already.
+var errShardCurrent = errors.New("the shard is current")
+
+// foldPlacements deletes the placements whose row the table served holds
+// (the table carries them now), and those whose job it places elsewhere
+// after placementGrace.
+func (b *Backend) foldPlacements(ctx context.Context) {
+	placements, err := b.placements(ctx)
+	if err != nil {
+		b.log.Error(err, "Listing the job placements to fold")
+		return
+	}
+	now := b.opts.Clock.Now()
+	for i := range placements {
+		jp := &placements[i]
+		cluster, ok := b.tableLookup(jp.Spec.Job)
+		if !ok || cluster != jp.Spec.Cluster && now.Sub(jp.CreationTimestamp.Time) < placementGrace {
+			continue
+		}
+		pre := &metav1.Preconditions{UID: &jp.UID, ResourceVersion: &jp.ResourceVersion}
+		if err := b.deleteObject(ctx, kindJobPlacement, &v1alpha1.JobPlacement{ObjectMeta: b.meta(jp.Name)}, pre); err != nil {
+			b.log.Error(err, "Folding a job placement", "job", jp.Spec.Job)
+			continue
+		}
+		if cluster != jp.Spec.Cluster {
+			b.log.Info("Dropped a job placement the table overrides", "job", jp.Spec.Job, "placed", jp.Spec.Cluster, "table", cluster)
+		}
+	}
+}
+
+// shardEncoder encodes a table into shards, encoding again only the
+// shards whose content changed since its last call.
+type shardEncoder struct {
+	contents []shardContent
+	shards   []encodedShard
+}
+
+func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n int) ([]encodedShard, error) {
+	cut := cutShards(t, provisional, n)
+	if len(e.contents) != n {
+		e.contents, e.shards = make([]shardContent, n), make([]encodedShard, n)
+	}
+	for i, c := range cut {
+		if e.shards[i].raw != nil && slices.Equal(e.contents[i].Rows, c.Rows) && reflect.DeepEqual(e.contents[i].Provisional, c.Provisional) {
+			continue
+		}
+		s, err := encodeShard(i, c)
+		if err != nil {
+			e.contents, e.shards = nil, nil
+			return nil, err
+		}
+		e.contents[i], e.shards[i] = c, s
+	}
+	return slices.Clone(e.shards), nil
+}

@@ -1,0 +1,160 @@
+package kubestate
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
+)
+
+// The writes of dispatch.Shared: each is made when it returns nil. The
+// replicas, this one included, see them through their informers.
+
+// PutOverride creates or replaces the job's JobOverride (named ObjectName(job)).
+func (b *Backend) PutOverride(ctx context.Context, o table.Override) error {
+	if o.Job == "" || o.Cluster == "" {
+		return fmt.Errorf("job override: job %q, cluster %q: both are required", o.Job, o.Cluster)
+	}
+	spec := jobOverrideSpec(o)
+	name := ObjectName(o.Job)
+	_, err := upsert(ctx, b, kindJobOverride, name,
+		func() *v1alpha1.JobOverride { return &v1alpha1.JobOverride{} },
+		func(jo *v1alpha1.JobOverride) error {
+			if jo.Spec.Job != "" && jo.Spec.Job != o.Job {
+				return fmt.Errorf("JobOverride %s holds job %q, not %q", name, jo.Spec.Job, o.Job)
+			}
+			jo.Spec = spec
+			return nil
+		})
+	return err
+}
+
+// DeleteOverride deletes the job's JobOverride, and any other object that
+// overrides the job (made with kubectl under another name).
+func (b *Backend) DeleteOverride(ctx context.Context, job string) error {
+	var l v1alpha1.JobOverrideList
+	if err := b.list(ctx, &l); err != nil {
+		return fmt.Errorf("kubernetes API: delete JobOverride of job %q: %w: the write was not made", job, err)
+	}
+	names := []string{ObjectName(job)}
+	for _, jo := range l.Items {
+		if jo.Spec.Job == job && jo.Name != names[0] {
+			names = append(names, jo.Name)
+		}
+	}
+	for _, name := range names {
+		if err := b.deleteObject(ctx, kindJobOverride, &v1alpha1.JobOverride{ObjectMeta: b.meta(name)}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutClusterOverride creates or replaces the cluster's ClusterDrain (named
+// ObjectName(cluster)). A drain must expire; its capacity is 0..100.
+func (b *Backend) PutClusterOverride(ctx context.Context, o table.ClusterOverride) error {
+	spec, err := clusterDrainSpec(o)
+	if err != nil {
+		return err
+	}
+	name := ObjectName(o.Cluster)
+	_, err = upsert(ctx, b, kindClusterDrain, name,
+		func() *v1alpha1.ClusterDrain { return &v1alpha1.ClusterDrain{} },
+		func(cd *v1alpha1.ClusterDrain) error {
+			if cd.Spec.Cluster != "" && cd.Spec.Cluster != o.Cluster {
+				return fmt.Errorf("ClusterDrain %s holds cluster %q, not %q", name, cd.Spec.Cluster, o.Cluster)
+			}
+			cd.Spec = spec
+			return nil
+		})
+	return err
+}
+
+// DeleteClusterOverride deletes the cluster's ClusterDrain, and any other
+// object that drains the cluster.
+func (b *Backend) DeleteClusterOverride(ctx context.Context, cluster string) error {
+	var l v1alpha1.ClusterDrainList
+	if err := b.list(ctx, &l); err != nil {
+		return fmt.Errorf("kubernetes API: delete ClusterDrain of cluster %q: %w: the write was not made", cluster, err)
+	}
+	names := []string{ObjectName(cluster)}
+	for _, cd := range l.Items {
+		if cd.Spec.Cluster == cluster && cd.Name != names[0] {
+			names = append(names, cd.Name)
+		}
+	}
+	for _, name := range names {
+		if err := b.deleteObject(ctx, kindClusterDrain, &v1alpha1.ClusterDrain{ObjectMeta: b.meta(name)}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Backend) meta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: b.opts.Namespace, Name: name}
+}
+
+// deleteObject deletes obj; a missing one is no error. With preconditions,
+// an object changed meanwhile is not deleted (and no error either).
+func (b *Backend) deleteObject(ctx context.Context, kind string, obj client.Object, pre *metav1.Preconditions) error {
+	var opts []client.DeleteOption
+	if pre != nil {
+		opts = append(opts, client.Preconditions(*pre))
+	}
+	err := b.write(ctx, "delete", kind, obj.GetName(), func(ctx context.Context) error { return b.client.Delete(ctx, obj, opts...) })
+	if apierrors.IsNotFound(err) || pre != nil && apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// upsert makes the object name of kind hold what set gives it: it updates
+// the object (read from the cache, and from the API server after a
+// conflict) or creates it. It returns the object written.
+func upsert[T client.Object](ctx context.Context, b *Backend, kind, name string, empty func() T, set func(T) error) (T, error) {
+	cur := empty()
+	err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: name}, cur)
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		exists = false // the cache could not say: try to create, and read on AlreadyExists
+	}
+	for attempt := 0; ; attempt++ {
+		if !exists {
+			obj := empty()
+			obj.SetNamespace(b.opts.Namespace)
+			obj.SetName(name)
+			if err := set(obj); err != nil {
+				return obj, err
+			}
+			err := b.write(ctx, "create", kind, name, func(ctx context.Context) error { return b.client.Create(ctx, obj) })
+			if err == nil || !apierrors.IsAlreadyExists(err) || attempt > 0 {
+				return obj, err
+			}
+		} else {
+			if err := set(cur); err != nil {
+				return cur, err
+			}
+			err := b.write(ctx, "update", kind, name, func(ctx context.Context) error { return b.client.Update(ctx, cur) })
+			if err == nil || !(apierrors.IsConflict(err) || apierrors.IsNotFound(err)) || attempt > 0 {
+				return cur, err
+			}
+		}
+		// Created or changed meanwhile (or deleted): read it from the API server and try once more.
+		cur = empty()
+		err := b.read(ctx, kind, name, cur)
+		switch {
+		case err == nil:
+			exists = true
+		case apierrors.IsNotFound(err):
+			exists = false
+		default:
+			return cur, &writeError{verb: "update", kind: kind, namespace: b.opts.Namespace, name: name, err: err}
+		}
+	}
+}
