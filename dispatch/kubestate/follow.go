@@ -132,15 +132,18 @@ func (b *Backend) follow(ctx context.Context) {
 
 // followTable adopts the latest publication when the shards changed.
 func (b *Backend) followTable(ctx context.Context, r Replica) {
-	set, version, err := b.shardSet(ctx)
+	b.mu.Lock()
+	adopted := b.adoptedShards
+	b.mu.Unlock()
+	set, version, err := b.shardSet(ctx, adopted)
 	if err != nil {
 		b.log.Error(err, "Listing the table shards")
 		return
 	}
-	b.mu.Lock()
-	same := version == b.adoptedShards
-	b.mu.Unlock()
-	if same || set.state == nil {
+	if version == adopted {
+		return
+	}
+	if set.state == nil {
 		b.recordFollowed(set, version, nil)
 		return
 	}
@@ -174,8 +177,8 @@ func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assi
 }
 
 // shardSet assembles the shards in the cache, and says which resource
-// versions it holds.
-func (b *Backend) shardSet(ctx context.Context) (shardSet, string, error) {
+// versions it holds; when those are unless's, it assembles nothing.
+func (b *Backend) shardSet(ctx context.Context, unless string) (shardSet, string, error) {
 	var l v1alpha1.TableShardList
 	if err := b.list(ctx, &l); err != nil {
 		return shardSet{}, "", err
@@ -188,6 +191,9 @@ func (b *Backend) shardSet(ctx context.Context) (shardSet, string, error) {
 		objs[i] = &l.Items[i]
 		present[objs[i].Name] = true
 		fmt.Fprintf(&version, "%s@%s,", objs[i].Name, objs[i].ResourceVersion)
+	}
+	if version.String() == unless {
+		return shardSet{}, unless, nil
 	}
 	set := assembleShards(objs, b.decodeCached)
 	b.decodeMu.Lock()
@@ -294,7 +300,7 @@ func (b *Backend) Load(ctx context.Context) (*store.State, error) {
 	if !b.cache.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("kubernetes state backend: the shared state is not listed: %w", context.Cause(ctx))
 	}
-	set, version, err := b.shardSet(ctx)
+	set, version, err := b.shardSet(ctx, "-")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: table shards: %w", err)
 	}

@@ -12,12 +12,14 @@ import (
 
 // gcLoop collects, every GCInterval while ctx (the term) lasts, the
 // overrides and drains that expired and the records of replicas whose
-// heartbeat is older than the demand window (their counts left it).
+// heartbeat is older than the demand window (their counts left it), and
+// folds the placements that no table change brought to a publication.
 func (b *Backend) gcLoop(ctx context.Context) {
 	ticker := b.opts.Clock.NewTicker(b.opts.GCInterval)
 	defer ticker.Stop()
 	for {
 		b.collect(ctx)
+		b.foldPlacements(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,15 +100,15 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	current := map[string]writtenShard{}
 	var highest int64
 	for _, o := range l.Items {
-		current[o.Name] = writtenShard{shards: o.Spec.Shards, checksum: o.Spec.Checksum, publication: o.Spec.Publication, resourceVersion: o.ResourceVersion}
+		current[o.Name] = writtenShard{shards: o.Spec.Shards, checksum: o.Spec.Checksum}
 		highest = max(highest, o.Spec.Publication)
 	}
 	changed := changedShards(shards, current)
 	data := make([][]byte, len(changed))
-	for i, e := range changed { // all or nothing: refuse before writing any
-		if data[i], err = e.compress(); err != nil {
-			return err
-		}
+	compressErrs := make([]error, len(changed))
+	parallel(len(changed), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
+	if err := errors.Join(compressErrs...); err != nil { // all or nothing: refuse before writing any
+		return err
 	}
 	b.mu.Lock()
 	pub := max(b.lastPublished, highest) + 1
@@ -123,29 +122,14 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 		b.lastPublished = pub // consumed even if a write fails: publications only grow
 		b.mu.Unlock()
 		errs := make([]error, len(changed))
-		var next sync.Mutex
-		i := 0
-		var wg sync.WaitGroup
-		for range min(shardWriters, len(changed)) {
-			wg.Go(func() {
-				for {
-					next.Lock()
-					k := i
-					i++
-					next.Unlock()
-					if k >= len(changed) {
-						return
-					}
-					e := changed[k]
-					spec := v1alpha1.TableShardSpec{
-						Shard: int32(e.index), Shards: int32(n), Publication: pub, PublishedBy: b.opts.Replica,
-						GeneratedAt: generatedAt, Rows: int32(e.rows), Checksum: e.checksum, Data: data[k],
-					}
-					errs[k] = b.writeShard(ctx, shardName(e.index), spec)
-				}
-			})
-		}
-		wg.Wait()
+		parallelN(len(changed), shardWriters, func(k int) {
+			e := changed[k]
+			spec := v1alpha1.TableShardSpec{
+				Shard: int32(e.index), Shards: int32(n), Publication: pub, PublishedBy: b.opts.Replica,
+				GeneratedAt: generatedAt, Rows: int32(e.rows), Checksum: e.checksum, Data: data[k],
+			}
+			errs[k] = b.writeShard(ctx, shardName(e.index), spec)
+		})
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("publication %d: %w", pub, err)
 		}
@@ -241,16 +225,21 @@ func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n
 	if len(e.contents) != n {
 		e.contents, e.shards = make([]shardContent, n), make([]encodedShard, n)
 	}
+	var todo []int
 	for i, c := range cut {
-		if e.shards[i].raw != nil && slices.Equal(e.contents[i].Rows, c.Rows) && reflect.DeepEqual(e.contents[i].Provisional, c.Provisional) {
-			continue
+		if e.shards[i].raw == nil || !slices.Equal(e.contents[i].Rows, c.Rows) || !reflect.DeepEqual(e.contents[i].Provisional, c.Provisional) {
+			todo = append(todo, i)
 		}
-		s, err := encodeShard(i, c)
-		if err != nil {
-			e.contents, e.shards = nil, nil
-			return nil, err
-		}
-		e.contents[i], e.shards[i] = c, s
+	}
+	errs := make([]error, len(todo))
+	parallel(len(todo), func(k int) {
+		i := todo[k]
+		s, err := encodeShard(i, cut[i])
+		e.contents[i], e.shards[i], errs[k] = cut[i], s, err
+	})
+	if err := errors.Join(errs...); err != nil {
+		e.contents, e.shards = nil, nil
+		return nil, err
 	}
 	return slices.Clone(e.shards), nil
 }

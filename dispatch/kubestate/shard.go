@@ -224,12 +224,10 @@ func assembleShards(objs []*v1alpha1.TableShard, decode func(*v1alpha1.TableShar
 	return set
 }
 
-// writtenShard is what a publisher knows of a shard in the API.
+// writtenShard is what a publisher compares of a shard in the API.
 type writtenShard struct {
-	shards          int32
-	checksum        string
-	publication     int64
-	resourceVersion string
+	shards   int32
+	checksum string
 }
 
 // changedShards are the shards of enc whose content differs from the shard
@@ -246,8 +244,11 @@ func changedShards(enc []encodedShard, current map[string]writtenShard) []encode
 }
 
 // parallel calls f(0) .. f(n-1) on up to GOMAXPROCS goroutines.
-func parallel(n int, f func(i int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
+func parallel(n int, f func(i int)) { parallelN(n, runtime.GOMAXPROCS(0), f) }
+
+// parallelN calls f(0) .. f(n-1) on up to workers goroutines.
+func parallelN(n, workers int, f func(i int)) {
+	workers = min(n, workers)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {

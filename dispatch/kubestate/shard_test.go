@@ -303,3 +303,25 @@ func BenchmarkShardDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(raw)/16, "json-bytes/shard")
 }
+
+// BenchmarkShardEncodeOneRowChanged is the leader's cost of a publication
+// after one row changed: the cut, the comparison with the last encoding,
+// one shard encoded again and compressed.
+func BenchmarkShardEncodeOneRowChanged(b *testing.B) {
+	tab, prov := bigTable(b), someProvisional(500)
+	var enc shardEncoder
+	if _, err := enc.encode(tab, prov, 16); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for k := range b.N {
+		tab.Assignments[k%len(tab.Assignments)].Cluster = fmt.Sprintf("build%02d", k%12)
+		shards, err := enc.encode(tab, prov, 16)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := shards[shardOf(tab.Assignments[k%len(tab.Assignments)].Job, 16)].compress(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

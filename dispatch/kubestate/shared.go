@@ -34,20 +34,14 @@ func (b *Backend) PutOverride(ctx context.Context, o table.Override) error {
 	return err
 }
 
-// DeleteOverride deletes the job's JobOverride, and any other object that
-// overrides the job (made with kubectl under another name).
+// DeleteOverride deletes every JobOverride of the job: the one named
+// ObjectName(job), and any made with kubectl under another name.
 func (b *Backend) DeleteOverride(ctx context.Context, job string) error {
 	var l v1alpha1.JobOverrideList
 	if err := b.list(ctx, &l); err != nil {
 		return fmt.Errorf("kubernetes API: delete JobOverride of job %q: %w: the write was not made", job, err)
 	}
-	names := []string{ObjectName(job)}
-	for _, jo := range l.Items {
-		if jo.Spec.Job == job && jo.Name != names[0] {
-			names = append(names, jo.Name)
-		}
-	}
-	for _, name := range names {
+	for _, name := range namesToDelete(ObjectName(job), len(l.Items), func(i int) (string, bool) { return l.Items[i].Name, l.Items[i].Spec.Job == job }) {
 		if err := b.deleteObject(ctx, kindJobOverride, &v1alpha1.JobOverride{ObjectMeta: b.meta(name)}, nil); err != nil {
 			return err
 		}
@@ -75,25 +69,40 @@ func (b *Backend) PutClusterOverride(ctx context.Context, o table.ClusterOverrid
 	return err
 }
 
-// DeleteClusterOverride deletes the cluster's ClusterDrain, and any other
-// object that drains the cluster.
+// DeleteClusterOverride deletes every ClusterDrain of the cluster.
 func (b *Backend) DeleteClusterOverride(ctx context.Context, cluster string) error {
 	var l v1alpha1.ClusterDrainList
 	if err := b.list(ctx, &l); err != nil {
 		return fmt.Errorf("kubernetes API: delete ClusterDrain of cluster %q: %w: the write was not made", cluster, err)
 	}
-	names := []string{ObjectName(cluster)}
-	for _, cd := range l.Items {
-		if cd.Spec.Cluster == cluster && cd.Name != names[0] {
-			names = append(names, cd.Name)
-		}
-	}
-	for _, name := range names {
+	for _, name := range namesToDelete(ObjectName(cluster), len(l.Items), func(i int) (string, bool) { return l.Items[i].Name, l.Items[i].Spec.Cluster == cluster }) {
 		if err := b.deleteObject(ctx, kindClusterDrain, &v1alpha1.ClusterDrain{ObjectMeta: b.meta(name)}, nil); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// namesToDelete are the objects of the n in the cache whose item(i) says
+// they are for the job (or cluster), and its canonical object when the
+// cache lacks it (it may lag behind a write just made); never an object of
+// that name the cache shows for another job.
+func namesToDelete(canonical string, n int, item func(i int) (name string, match bool)) []string {
+	var names []string
+	seen := false
+	for i := range n {
+		name, match := item(i)
+		if name == canonical {
+			seen = true
+		}
+		if match {
+			names = append(names, name)
+		}
+	}
+	if !seen {
+		names = append(names, canonical)
+	}
+	return names
 }
 
 func (b *Backend) meta(name string) metav1.ObjectMeta {

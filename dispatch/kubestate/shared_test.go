@@ -308,3 +308,28 @@ func TestWriteConflict(t *testing.T) {
 		t.Errorf("after the deletion: %+v, %v", jo.Spec, err)
 	}
 }
+
+func TestNamesToDelete(t *testing.T) {
+	type obj struct {
+		name  string
+		match bool
+	}
+	cases := []struct {
+		name string
+		objs []obj
+		want []string
+	}{
+		{name: "the canonical object", objs: []obj{{"j", true}, {"other", false}}, want: []string{"j"}},
+		{name: "not in the cache yet", objs: []obj{{"other", false}}, want: []string{"j"}},
+		{name: "made with kubectl too", objs: []obj{{"by-hand", true}, {"j", true}}, want: []string{"by-hand", "j"}},
+		{name: "the canonical name holds another job", objs: []obj{{"j", false}, {"by-hand", true}}, want: []string{"by-hand"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := namesToDelete("j", len(c.objs), func(i int) (string, bool) { return c.objs[i].name, c.objs[i].match })
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
