@@ -69,9 +69,10 @@ test: unit e2e ## run every test: unit tests with -race, then the e2e suite (ins
 unit: ## unit tests with the race detector
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
-e2e: ## end-to-end tests against a real kube-apiserver, etcd and Prometheus
+e2e: ## end-to-end tests against a real kube-apiserver, etcd and Prometheus (and the kubestate backend's tests against the API server)
 	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
-	E2E=1 KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 20m -v $(GOTESTFLAGS) ./e2e/...
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 10m $(GOTESTFLAGS) ./dispatch/kubestate/...; \
+	E2E=1 KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 25m -v $(GOTESTFLAGS) ./e2e/...
 
 verify: verify-generated ## gofmt, go vet, and generated files up to date
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
