@@ -69,6 +69,13 @@ func (p *Plugin) runPlan(ctx context.Context, log *logrus.Entry, ic github.Issue
 // is who asked for the re-run.
 func (p *Plugin) plan(ctx context.Context, log *logrus.Entry, org, repo string, number int, sha, by string) (bool, error) {
 	ghc, cfg := p.opts.GitHub, p.opts.Config
+	defer p.prs.lock(fmt.Sprintf("%s/%s#%d", org, repo, number))()
+	// A push handled after a newer one (deliveries race) must not overwrite
+	// the newer plan: only the PR's head is planned.
+	if pr, err := ghc.GetPullRequest(org, repo, number); err == nil && pr.Head.SHA != "" && pr.Head.SHA != sha {
+		log.WithField("sha", sha).WithField("head", pr.Head.SHA).Info("Not planning a push the PR's head has moved past.")
+		return true, nil
+	}
 	changes, err := ghc.GetPullRequestChanges(org, repo, number)
 	if err != nil {
 		return false, fmt.Errorf("listing the files of %s/%s#%d: %w", org, repo, number, err)

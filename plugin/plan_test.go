@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -117,7 +119,7 @@ func TestPlanCommentOnConfigPR(t *testing.T) {
 	d, client := realDispatcherAPI(t)
 	before := d.Clusters()
 	ghc := newFakeGitHub()
-	ghc.PullRequests[testPR].Head.SHA = nextSHA
+	ghc.PullRequests[testPR].Head.SHA = headSHA
 	p := newTestPlugin(t, ghc, client)
 	pushFile(ghc, DefaultClusterConfigPath, headSHA, exampleClusters(t, blockOf("build03")))
 
@@ -152,7 +154,12 @@ func TestPlanCommentOnConfigPR(t *testing.T) {
 
 	// A second push, now also blocking build02: the same comment is edited.
 	pushFile(ghc, DefaultClusterConfigPath, nextSHA, exampleClusters(t, func(s string) string { return blockOf("build02")(blockOf("build03")(s)) }))
+	ghc.PullRequests[testPR].Head.SHA = nextSHA
 	if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionSynchronize, nextSHA)); err != nil {
+		t.Fatal(err)
+	}
+	// The first push's delivery arriving late changes nothing: the head moved past it.
+	if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionSynchronize, headSHA)); err != nil {
 		t.Fatal(err)
 	}
 	if len(ghc.IssueComments[testPR]) != 1 || len(ghc.IssueCommentsEdited) != 1 {
@@ -305,4 +312,38 @@ func TestPlanCommentBounded(t *testing.T) {
 	if len(body) > maxReplyBytes {
 		t.Errorf("plan comment of %d bytes, over %d", len(body), maxReplyBytes)
 	}
+}
+
+// TestPlanCommentsOfConcurrentPushes: deliveries of one PR handled at once
+// end with one plan comment, of the head.
+func TestPlanCommentsOfConcurrentPushes(t *testing.T) {
+	_, client := realDispatcherAPI(t)
+	ghc := newFakeGitHub()
+	ghc.PullRequests[testPR].Head.SHA = headSHA
+	p := newTestPlugin(t, slowLister{ghc}, client)
+	pushFile(ghc, DefaultClusterConfigPath, headSHA, exampleClusters(t, blockOf("build03")))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionSynchronize, headSHA)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(planComments(ghc)); n != 1 {
+		t.Errorf("%d plan comments after 4 concurrent deliveries, want 1", n)
+	}
+}
+
+// slowLister widens the window between listing a PR's comments and
+// commenting, as GitHub's latency does.
+type slowLister struct{ *fakegithub.FakeClient }
+
+func (s slowLister) ListIssueComments(org, repo string, number int) ([]github.IssueComment, error) {
+	cs, err := s.FakeClient.ListIssueComments(org, repo, number)
+	time.Sleep(50 * time.Millisecond)
+	return cs, err
 }

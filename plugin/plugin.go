@@ -65,6 +65,9 @@ type Options struct {
 // that change the config files.
 type Plugin struct {
 	opts Options
+	// prs serializes the plan comments of each PR, so that two pushes
+	// handled at once edit one comment rather than create two.
+	prs keyedMutex
 }
 
 // New returns a Plugin.
