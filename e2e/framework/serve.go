@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,6 +42,36 @@ type ServeConfig struct {
 	PrometheusURL string
 	// ExtraArgs are appended to the serve flags.
 	ExtraArgs []string
+	// StateBackend is StateBackendFile (the default when empty: --state-dir
+	// under Dir) or StateBackendKubernetes (--state-backend=kubernetes, no
+	// --state-dir; Kube says where the state lives).
+	StateBackend string
+	// Kube configures the kubernetes state backend.
+	Kube KubeState
+	// WebhookPort, APIPort and HealthPort fix the ports, so that a restart
+	// listens where the process did before; 0 picks a free port at each start.
+	WebhookPort, APIPort, HealthPort int
+	// TokenFile, when set, holds the API token instead of Dir/token (created
+	// when missing), so that replicas share one token as they share a Secret.
+	TokenFile string
+}
+
+// The state backends of ServeConfig.StateBackend.
+const (
+	StateBackendFile       = "file"
+	StateBackendKubernetes = "kubernetes"
+)
+
+// KubeState is where a dispatcher with the kubernetes state backend keeps
+// its state and how it names itself among the replicas.
+type KubeState struct {
+	// Kubeconfig is --kubeconfig; Namespace is --namespace.
+	Kubeconfig, Namespace string
+	// Replica is --replica-name.
+	Replica string
+	// AdvertiseAddress is --advertise-address; empty means this process's
+	// API URL (http://127.0.0.1:<api port>).
+	AdvertiseAddress string
 }
 
 // ServeProcess is a running `prowjob-dispatcher serve`.
@@ -51,7 +82,8 @@ type ServeProcess struct {
 	// APIURL and HealthURL are its plain-HTTP base URLs; WebhookURL is the
 	// admission endpoint (https).
 	APIURL, HealthURL, WebhookURL string
-	// StateDir and CertDir are its --state-dir and --cert-dir.
+	// StateDir and CertDir are its --state-dir (empty with the kubernetes
+	// state backend) and --cert-dir.
 	StateDir, CertDir string
 	// Token is the bearer token for state-changing API calls.
 	Token string
@@ -59,38 +91,57 @@ type ServeProcess struct {
 	API *api.Client
 }
 
-// StartServe starts `prowjob-dispatcher serve` on free loopback ports
-// with a self-signed certificate for 127.0.0.1, and waits for /readyz. The
-// token, state and certificate live in cfg.Dir and are reused when the same
-// Dir is started again.
+// StartServe starts `prowjob-dispatcher serve` on loopback ports (free
+// ones unless cfg fixes them) with a self-signed certificate for 127.0.0.1,
+// and waits for /readyz. The token, state and certificate live in cfg.Dir
+// and are reused when the same Dir is started again.
 func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 	d := &ServeProcess{
-		Config:   cfg,
-		StateDir: filepath.Join(cfg.Dir, "state"),
-		CertDir:  filepath.Join(cfg.Dir, "certs"),
+		Config:  cfg,
+		CertDir: filepath.Join(cfg.Dir, "certs"),
 	}
-	tokenFile := filepath.Join(cfg.Dir, "token")
-	token, err := os.ReadFile(tokenFile)
-	if os.IsNotExist(err) {
-		buf := make([]byte, 16)
-		_, _ = rand.Read(buf)
-		token = []byte(hex.EncodeToString(buf))
-		err = os.WriteFile(tokenFile, token, 0o600)
+	kube := cfg.StateBackend == StateBackendKubernetes
+	switch cfg.StateBackend {
+	case "", StateBackendFile:
+		d.StateDir = filepath.Join(cfg.Dir, "state")
+	case StateBackendKubernetes:
+	default:
+		return nil, fmt.Errorf("%s: state backend %q: want %q or %q", cfg.Name, cfg.StateBackend, StateBackendFile, StateBackendKubernetes)
 	}
+	tokenFile := cfg.TokenFile
+	if tokenFile == "" {
+		tokenFile = filepath.Join(cfg.Dir, "token")
+	}
+	token, err := readOrCreateToken(tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher token %s: %w", tokenFile, err)
 	}
-	d.Token = string(token)
+	d.Token = token
 	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	webhookPort, apiPort, healthPort := ports[0], ports[1], ports[2]
+	webhookPort, apiPort, healthPort := cmp.Or(cfg.WebhookPort, ports[0]), cmp.Or(cfg.APIPort, ports[1]), cmp.Or(cfg.HealthPort, ports[2])
 	args := []string{"serve",
 		"--dispatcher-config", cfg.DispatcherConfig,
 		"--cluster-config", cfg.ClusterConfig,
 		"--job-config", cfg.JobConfig,
-		"--state-dir", d.StateDir,
+	}
+	if kube {
+		advertise := cfg.Kube.AdvertiseAddress
+		if advertise == "" {
+			advertise = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+		}
+		args = append(args, "--state-backend", StateBackendKubernetes,
+			"--kubeconfig", cfg.Kube.Kubeconfig,
+			"--namespace", cfg.Kube.Namespace,
+			"--replica-name", cfg.Kube.Replica,
+			"--advertise-address", advertise,
+		)
+	} else {
+		args = append(args, "--state-dir", d.StateDir)
+	}
+	args = append(args,
 		"--cert-dir", d.CertDir,
 		"--self-signed",
 		"--tls-hosts", "127.0.0.1",
@@ -98,7 +149,7 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		"--api-port", strconv.Itoa(apiPort),
 		"--health-port", strconv.Itoa(healthPort),
 		"--token-file", tokenFile,
-	}
+	)
 	if cfg.PrometheusURL != "" {
 		args = append(args, "--prometheus-url", cfg.PrometheusURL)
 	}
@@ -117,6 +168,27 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// readOrCreateToken returns the token in path, writing a random one first
+// when the file does not exist (once, when replicas start together: the
+// file appears whole, by a hard link).
+func readOrCreateToken(path string) (string, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		buf := make([]byte, 16)
+		_, _ = rand.Read(buf)
+		tmp := fmt.Sprintf("%s.tmp-%x", path, buf[:4])
+		if err := os.WriteFile(tmp, []byte(hex.EncodeToString(buf)), 0o600); err != nil {
+			return "", err
+		}
+		err := os.Link(tmp, path)
+		os.Remove(tmp)
+		if err != nil && !os.IsExist(err) {
+			return "", err
+		}
+	}
+	token, err := os.ReadFile(path)
+	return string(token), err
 }
 
 // Restart starts a new dispatcher process on the same config and Dir (state,
