@@ -18,6 +18,7 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -100,6 +101,7 @@ type Backend struct {
 	// Follower state: what changed since the follower last applied it.
 	tableDirty, overridesDirty, drainsDirty bool
 	placementsDirty                         map[string]bool
+	placementsAll                           bool   // every placement is to be looked at (catching up)
 	adoptedShards                           string // resource versions of the shards last adopted
 	skipped                                 []SkippedShard
 
@@ -114,6 +116,11 @@ type Backend struct {
 
 	lastAPIErr   error
 	lastAPIErrAt time.Time
+	// catchUpUntil: after an API error, reads go to the API server itself
+	// and the follower polls until then (see catchUpPolling).
+	catchUpUntil time.Time
+	// elector is the current campaign's, whose view of the Lease is fresh.
+	elector *leaderelection.LeaderElector
 
 	pending map[string]*pendingClaim // job -> claim to retry
 }
@@ -396,6 +403,28 @@ func (b *Backend) recordAPIError(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lastAPIErr, b.lastAPIErrAt = err, b.opts.Clock.Now()
+	b.catchUpUntil = b.lastAPIErrAt.Add(catchUpPolling)
+}
+
+// catchUpPolling is how long after the last API error the backend reads
+// from the API server itself and the follower polls it every
+// catchUpInterval: the informers' reflectors back off up to a minute
+// between retries, so after an outage the cache may lag that long. It
+// exceeds the reflectors' longest backoff with jitter and their reset time.
+// A read while catching up gives up after catchUpReadTimeout (and the
+// cache answers): an API server coming back accepts connections before it
+// answers them, and the next poll is due soon anyway.
+const (
+	catchUpPolling     = 3 * time.Minute
+	catchUpInterval    = 500 * time.Millisecond
+	catchUpReadTimeout = time.Second
+)
+
+// catchingUp reports whether reads bypass the cache (an API error was recent).
+func (b *Backend) catchingUp() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.opts.Clock.Now().Before(b.catchUpUntil)
 }
 
 func (b *Backend) apiError() (error, time.Time) {
@@ -404,9 +433,33 @@ func (b *Backend) apiError() (error, time.Time) {
 	return b.lastAPIErr, b.lastAPIErrAt
 }
 
-// list lists a kind from the cache, in the namespace.
+// list lists a kind in the namespace: from the cache, or, while catching
+// up after an API error, from the API server itself (the cache when that
+// fails too).
 func (b *Backend) list(ctx context.Context, l client.ObjectList) error {
+	if b.catchingUp() {
+		lctx, cancel := context.WithTimeout(ctx, catchUpReadTimeout)
+		err := b.client.List(lctx, l, client.InNamespace(b.opts.Namespace))
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
 	return b.cache.List(ctx, l, client.InNamespace(b.opts.Namespace))
+}
+
+// get reads an object of the namespace as list does.
+func (b *Backend) get(ctx context.Context, name string, obj client.Object) error {
+	key := client.ObjectKey{Namespace: b.opts.Namespace, Name: name}
+	if b.catchingUp() {
+		gctx, cancel := context.WithTimeout(ctx, catchUpReadTimeout)
+		err := b.client.Get(gctx, key, obj)
+		cancel()
+		if err == nil || apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return b.cache.Get(ctx, key, obj)
 }
 
 // tableLookup is the cluster of job in the table served (adopted or published).

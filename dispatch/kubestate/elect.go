@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 )
@@ -63,6 +62,9 @@ func (b *Backend) Elect(ctx context.Context, onLead func(ctx context.Context)) {
 			stepDown()
 			return
 		}
+		b.mu.Lock()
+		b.elector = le
+		b.mu.Unlock()
 		le.Run(campaign)
 		stepDown()
 		b.endTerm(t)
@@ -185,25 +187,30 @@ func (b *Backend) Leading() bool {
 // is this replica. The name is empty when no replica holds the Lease.
 func (b *Backend) Leader() (name, address string, self bool) {
 	b.mu.Lock()
-	leading := b.leading
+	leading, le := b.leading, b.elector
 	b.mu.Unlock()
 	if leading {
 		return b.opts.Replica, b.opts.Address, true
 	}
 	ctx := context.Background()
-	lease := &coordinationv1.Lease{}
-	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: b.opts.LeaseName}, lease); err != nil {
+	if le != nil {
+		// The campaign reads the Lease itself every RetryPeriod: fresher than the cache.
+		name = le.GetLeader()
+	} else {
+		lease := &coordinationv1.Lease{}
+		if err := b.get(ctx, b.opts.LeaseName, lease); err != nil || lease.Spec.HolderIdentity == nil {
+			return "", "", false
+		}
+		name = *lease.Spec.HolderIdentity
+	}
+	if name == "" {
 		return "", "", false
 	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		return "", "", false
-	}
-	name = *lease.Spec.HolderIdentity
 	if name == b.opts.Replica { // the Lease still names this replica, which does not lead any more
 		return name, b.opts.Address, false
 	}
 	dr := &v1alpha1.DispatcherReplica{}
-	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: name}, dr); err == nil {
+	if err := b.get(ctx, name, dr); err == nil {
 		address = dr.Spec.Address
 	}
 	return name, address, false

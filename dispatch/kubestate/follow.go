@@ -64,10 +64,23 @@ func (b *Backend) onPlacement() toolscache.ResourceEventHandler {
 
 // followLoop applies what changed, debounced, until ctx is done.
 func (b *Backend) followLoop(ctx context.Context) {
+	poll := b.opts.Clock.NewTicker(catchUpInterval)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-poll.C():
+			if !b.catchingUp() {
+				continue
+			}
+			// The informers may still be backing off after an outage: read
+			// everything from the API server itself.
+			b.mu.Lock()
+			b.tableDirty, b.overridesDirty, b.drainsDirty, b.placementsAll = true, true, true, true
+			b.mu.Unlock()
+			b.follow(ctx)
+			continue
 		case <-b.wake:
 		}
 		deadline := time.After(followMaxDelay)
@@ -101,7 +114,10 @@ func (b *Backend) follow(ctx context.Context) {
 	}
 	tableDirty, overrides, drains, leading := b.tableDirty, b.overridesDirty, b.drainsDirty, b.leading
 	placements := b.placementsDirty
-	b.tableDirty, b.overridesDirty, b.drainsDirty = false, false, false
+	if b.placementsAll {
+		placements = nil // every one
+	}
+	b.tableDirty, b.overridesDirty, b.drainsDirty, b.placementsAll = false, false, false, false
 	b.placementsDirty = map[string]bool{}
 	if leading {
 		tableDirty = false // the leader's own table is the newest; Elect marks it when the term ends
@@ -125,7 +141,7 @@ func (b *Backend) follow(ctx context.Context) {
 	if tableDirty {
 		b.followTable(ctx, r)
 	}
-	if len(placements) > 0 {
+	if placements == nil || len(placements) > 0 {
 		b.adoptPlacements(ctx, r, placements)
 	}
 }
@@ -222,7 +238,8 @@ func (b *Backend) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
 }
 
 // adoptPlacements gives the dispatcher the rows of the placements named
-// whose job the table served lacks (the table's row is in force otherwise).
+// (all when names is nil) whose job the table served lacks (the table's row
+// is in force otherwise).
 func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[string]bool) {
 	var l v1alpha1.JobPlacementList
 	if err := b.list(ctx, &l); err != nil {
@@ -233,7 +250,7 @@ func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[stri
 	var provisional []store.Provisional
 	for i := range l.Items {
 		jp := &l.Items[i]
-		if !names[jp.Name] {
+		if names != nil && !names[jp.Name] {
 			continue
 		}
 		if _, ok := b.tableLookup(jp.Spec.Job); ok {
