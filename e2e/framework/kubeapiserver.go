@@ -86,8 +86,12 @@ func StartAPIServerWith(ctx context.Context, opts APIServerOptions) (*APIServer,
 	silenceControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	assetsDir, workDir := opts.AssetsDir, opts.WorkDir
 	env := &envtest.Environment{
-		BinaryAssetsDirectory:    assetsDir,
-		CRDInstallOptions:        envtest.CRDInstallOptions{Paths: append([]string{filepath.Join(prowDir, prowJobCRD)}, opts.CRDs...)},
+		BinaryAssetsDirectory: assetsDir,
+		CRDInstallOptions: envtest.CRDInstallOptions{
+			Paths: append([]string{filepath.Join(prowDir, prowJobCRD)}, opts.CRDs...),
+			// envtest waits 10 s by default for the CRDs to be served; a busy 2-core machine needs longer.
+			MaxTime: time.Minute,
+		},
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: 60 * time.Second,
 		ControlPlaneStopTimeout:  20 * time.Second,
