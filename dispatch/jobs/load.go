@@ -277,7 +277,12 @@ func (r *fileReader) read(f *jobFile) {
 		f.err = fmt.Errorf("error reading %s: %w", f.path, err)
 		return
 	}
-	file := relativeFile(r.dir, f.path)
+	r.decode(f, data, relativeFile(r.dir, f.path))
+}
+
+// decode reads the jobs of data, the unzipped content of f, into f, with
+// file as their File, or sets f.err naming f.path.
+func (r *fileReader) decode(f *jobFile, data []byte, file string) {
 	if jobs, ok := r.parser.parse(data, r, file); ok {
 		if len(jobs) > 0 {
 			f.jobs = slices.Clone(jobs)
@@ -326,6 +331,12 @@ func (r *fileReader) readFile(path string) ([]byte, error) {
 		}
 	}
 	r.buf = data[:0]
+	return gunzipMaybe(data)
+}
+
+// gunzipMaybe unzips data when it is gzipped, as prow's ReadFileMaybeGZIP
+// does, and returns it as is otherwise.
+func gunzipMaybe(data []byte) ([]byte, error) {
 	if !bytes.HasPrefix(data, []byte("\x1F\x8B")) {
 		return data, nil
 	}
