@@ -4,20 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // DefaultWhatIfMaxMoves bounds the moves and unplaceable jobs a WhatIf lists
 // when WhatIfRequest.MaxMoves is 0; the totals always count them all.
 const DefaultWhatIfMaxMoves = 200
 
-// WhatIfRequest proposes new contents for the config files, as a pull
-// request would change them. A nil file is the one in force.
+// WhatIfRequest proposes new contents for the config files and the Prow
+// job config files, as a pull request would change them. A nil config file
+// and a job config file not listed are the ones in force.
 type WhatIfRequest struct {
 	// DispatcherConfig and ClusterConfig are the proposed files' contents.
 	DispatcherConfig, ClusterConfig []byte
@@ -26,8 +31,21 @@ type WhatIfRequest struct {
 	// core-services/sanitize-prow-jobs/_clusters.yaml); empty: the base
 	// names of the files the dispatcher loads.
 	DispatcherConfigPath, ClusterConfigPath string
-	// MaxMoves bounds the moves and unplaceable jobs listed; 0 is
-	// DefaultWhatIfMaxMoves.
+	// JobConfigFiles are proposed Prow job config files, by path relative
+	// to the job config dir with forward slashes
+	// ("openshift/origin/openshift-origin-main-presubmits.yaml"): the new
+	// content (gzipped or not), or nil for a deleted file. A path must be
+	// clean, relative and name a .yaml or .yml file that the job config
+	// loader reads (no folder or file named "..*"); others are refused
+	// with ErrInvalid.
+	JobConfigFiles map[string][]byte
+	// JobConfigDirPath names the job config dir in validation errors (its
+	// path in the repository, e.g. ci-operator/jobs, so that a file is
+	// ci-operator/jobs/org/repo/x.yaml); empty: the base name of the dir
+	// the dispatcher loads.
+	JobConfigDirPath string
+	// MaxMoves bounds the moves, unplaceable, added and removed jobs
+	// listed; 0 is DefaultWhatIfMaxMoves.
 	MaxMoves int
 }
 
@@ -51,6 +69,41 @@ type WhatIf struct {
 	// them all.
 	Unplaceable     []engine.Unplaceable `json:"unplaceable,omitempty"`
 	UnplaceableJobs int                  `json:"unplaceableJobs"`
+	// Added are the jobs the proposed job config files define that the job
+	// config in force lacks, sorted by job, at most WhatIfRequest.MaxMoves
+	// of them, each with the cluster it would get; AddedJobs counts them
+	// all and AddedTo sums them by that cluster. A job admitted before its
+	// file is in force has a provisional row: it is added, and also a move
+	// when its cluster changes.
+	Added     []JobChange     `json:"added,omitempty"`
+	AddedJobs int             `json:"addedJobs"`
+	AddedTo   map[string]Flow `json:"addedTo,omitempty"`
+	// Removed are the jobs of the job config in force that the proposed
+	// files no longer define, sorted by job, at most WhatIfRequest.MaxMoves
+	// of them, each with the cluster it is on; RemovedJobs counts them all
+	// and RemovedFrom sums them by that cluster.
+	Removed     []JobChange     `json:"removed,omitempty"`
+	RemovedJobs int             `json:"removedJobs"`
+	RemovedFrom map[string]Flow `json:"removedFrom,omitempty"`
+}
+
+// JobChange is a job that proposed job config files add or remove.
+type JobChange struct {
+	Job string `json:"job"`
+	// File is the job's file, relative to the job config dir: the proposed
+	// one for an added job, the one in force for a removed job.
+	File string `json:"file,omitempty"`
+	// Cluster is the cluster an added job would get, or the one a removed
+	// job is on; empty when it has no row: a job of another agent, or an
+	// unplaceable job with no cluster to stay on.
+	Cluster string `json:"cluster,omitempty"`
+	// Reason is the rule that chose Cluster; ReasonAgent or
+	// ReasonUnplaceable for a job without a row.
+	Reason table.Reason `json:"reason"`
+	// Detail explains it for people.
+	Detail string `json:"detail,omitempty"`
+	// Demand is the job's demand in its row.
+	Demand float64 `json:"demand"`
 }
 
 // ConfigError is a proposed config that does not load: every validation
@@ -79,11 +132,12 @@ func newConfigError(err error) *ConfigError {
 	return &ConfigError{Problems: problems}
 }
 
-// WhatIf computes what a dispatch would do with the proposed configs: it
-// parses and validates them exactly as loading does (a failure is a
-// *ConfigError), then runs the engine on the job config in force, the last
-// good demand, the table in force as the previous one and the overrides in
-// force. It changes nothing. Before the first table it wraps ErrNotReady.
+// WhatIf computes what a dispatch would do with the proposed configs and
+// job config files: it parses and validates them exactly as loading does
+// (a failure is a *ConfigError), then runs the engine on the job config in
+// force with the proposed files in place, the last good demand, the table
+// in force as the previous one and the overrides in force. It changes
+// nothing. Before the first table it wraps ErrNotReady.
 func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -139,7 +193,68 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 			out.Unplaceable = append(out.Unplaceable, u)
 		}
 	}
+	if len(req.JobConfigFiles) > 0 {
+		out.addJobChanges(in, proposed, before, run, d.unplaceable, max)
+	}
 	return out, nil
+}
+
+// addJobChanges fills the added and removed jobs of out: the jobs of the
+// proposed job config the one in force lacks, with their rows in the run,
+// and the jobs of the one in force the proposed one lacks, with their rows
+// in before.
+func (out *WhatIf) addJobChanges(in, proposed *inputs, before map[string]table.Assignment, run *engineRun, unplaceableBefore []engine.Unplaceable, max int) {
+	after := run.table.ByJob()
+	out.AddedTo, out.RemovedFrom = map[string]Flow{}, map[string]Flow{}
+	for i := range proposed.jobs {
+		j := &proposed.jobs[i]
+		if _, known := in.byName[j.Name]; known {
+			continue
+		}
+		c := jobChangeOf(j, after, run.report.Unplaceable)
+		out.AddedJobs++
+		if c.Cluster != "" {
+			addFlow(out.AddedTo, c.Cluster, c.Demand)
+		}
+		if len(out.Added) < max {
+			out.Added = append(out.Added, c)
+		}
+	}
+	for i := range in.jobs {
+		j := &in.jobs[i]
+		if _, kept := proposed.byName[j.Name]; kept {
+			continue
+		}
+		c := jobChangeOf(j, before, unplaceableBefore)
+		out.RemovedJobs++
+		if c.Cluster != "" {
+			addFlow(out.RemovedFrom, c.Cluster, c.Demand)
+		}
+		if len(out.Removed) < max {
+			out.Removed = append(out.Removed, c)
+		}
+	}
+}
+
+// jobChangeOf is j with its row in rows or, without one, why it has none.
+func jobChangeOf(j *jobs.Job, rows map[string]table.Assignment, unplaceable []engine.Unplaceable) JobChange {
+	c := JobChange{Job: j.Name, File: j.File}
+	if a, ok := rows[j.Name]; ok {
+		c.Cluster, c.Reason, c.Detail, c.Demand = a.Cluster, a.Reason, a.Detail, a.Demand
+		return c
+	}
+	if j.Agent != "" && j.Agent != jobs.Agent {
+		c.Reason, c.Detail = table.ReasonAgent, fmt.Sprintf("agent %q: not dispatched, left alone", j.Agent)
+		return c
+	}
+	c.Reason = table.ReasonUnplaceable
+	for _, u := range unplaceable {
+		if u.Job == j.Name {
+			c.Detail = "unplaceable: " + u.Problem + ": left on the cluster its job config gives"
+			break
+		}
+	}
+	return c
 }
 
 func addFlow(m map[string]Flow, cluster string, demand float64) {
@@ -149,13 +264,22 @@ func addFlow(m map[string]Flow, cluster string, demand float64) {
 	m[cluster] = f
 }
 
-// proposedInputs are in with the proposed configs in place of the ones in
-// force, validated as loadInputs validates.
+// proposedInputs are in with the proposed configs and job config files in
+// place of the ones in force, validated as loadInputs validates.
 func (d *Dispatcher) proposedInputs(in *inputs, req WhatIfRequest) (*inputs, error) {
 	if in == nil {
 		return nil, fmt.Errorf("what-if: no inputs loaded yet: %w", ErrNotReady)
 	}
+	for p := range req.JobConfigFiles {
+		if err := checkJobFilePath(p); err != nil {
+			return nil, fmt.Errorf("what-if: job config file %q: %s: %w", p, err, ErrInvalid)
+		}
+	}
 	cfg, clusters := in.config, in.clusters
+	dir := req.JobConfigDirPath
+	if dir == "" {
+		dir = filepath.Base(d.opts.JobConfigDir)
+	}
 	var errs []error
 	if req.DispatcherConfig != nil {
 		name := req.DispatcherConfigPath
@@ -179,21 +303,101 @@ func (d *Dispatcher) proposedInputs(in *inputs, req WhatIfRequest) (*inputs, err
 		}
 		clusters = c
 	}
+	if len(errs) == 0 {
+		if err := config.Validate(cfg, clusters); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	js := in.jobs
+	if len(req.JobConfigFiles) > 0 {
+		kept, parsed, jobErrs := d.proposedJobFiles(in.jobs, dir, req.JobConfigFiles)
+		if len(jobErrs) == 0 {
+			merged, err := jobs.Merge(dir, append(parsed, kept)...)
+			if err != nil {
+				jobErrs = append(jobErrs, err)
+			}
+			js = merged
+		}
+		errs = append(errs, jobErrs...)
+	}
 	if len(errs) > 0 {
 		return nil, newConfigError(errors.Join(errs...))
 	}
-	if err := config.Validate(cfg, clusters); err != nil {
+	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
 		return nil, newConfigError(err)
 	}
-	if err := cfg.CheckPathOverlaps(jobs.Files(in.jobs)); err != nil {
-		return nil, newConfigError(err)
+	out := &inputs{config: cfg, clusters: clusters, jobs: js, byName: in.byName, manual: map[string]bool{}}
+	if len(req.JobConfigFiles) > 0 {
+		out.byName = make(map[string]*jobs.Job, len(js))
+		for i := range js {
+			out.byName[js[i].Name] = &js[i]
+		}
 	}
-	out := &inputs{config: cfg, clusters: clusters, jobs: in.jobs, byName: in.byName, manual: map[string]bool{}}
 	for _, c := range cfg.ManualClusters {
 		out.manual[c] = true
 	}
-	if err := out.usable(&Options{ClusterConfigPath: clusters.File, JobConfigDir: d.opts.JobConfigDir}); err != nil {
+	if err := out.usable(&Options{ClusterConfigPath: clusters.File, JobConfigDir: dir}); err != nil {
 		return nil, newConfigError(err)
 	}
 	return out, nil
+}
+
+// proposedJobFiles parses the proposed job config files: it returns the
+// jobs in force of the files not proposed, the jobs of each proposed file
+// that is not deleted, and every error, each naming the file under dir,
+// the job config dir's name in errors. A proposed file whose base name
+// another file has is refused, as the job config loader refuses it (only
+// files with jobs are known of the job config in force).
+func (d *Dispatcher) proposedJobFiles(inForce []jobs.Job, dir string, files map[string][]byte) (kept []jobs.Job, proposed [][]jobs.Job, errs []error) {
+	kept = make([]jobs.Job, 0, len(inForce))
+	for _, j := range inForce {
+		if _, replaced := files[j.File]; !replaced {
+			kept = append(kept, j)
+		}
+	}
+	baseNames := map[string]string{}
+	for _, f := range jobs.Files(kept) {
+		baseNames[path.Base(f)] = f
+	}
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		data := files[p]
+		if data == nil {
+			continue // deleted
+		}
+		if other, dup := baseNames[path.Base(p)]; dup {
+			errs = append(errs, fmt.Errorf("job config %s: %s: duplicated basename is not allowed: %s (%s has it)",
+				dir, path.Join(dir, p), path.Base(p), path.Join(dir, other)))
+			continue
+		}
+		baseNames[path.Base(p)] = p
+		js, err := jobs.ParseFile(dir, p, data, d.opts.Labels)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		proposed = append(proposed, js)
+	}
+	return kept, proposed, errs
+}
+
+// checkJobFilePath says why the job config loader would not read p as a
+// file of the job config dir, or returns nil.
+func checkJobFilePath(p string) error {
+	switch {
+	case p == "" || path.IsAbs(p):
+		return errors.New("not a path relative to the job config dir")
+	case path.Clean(p) != p:
+		return errors.New("not a clean path (want " + path.Clean(p) + ")")
+	case path.Ext(p) != ".yaml" && path.Ext(p) != ".yml":
+		return errors.New("not a .yaml or .yml file")
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return errors.New("escapes the job config dir")
+		}
+		if strings.HasPrefix(part, "..") {
+			return errors.New("a folder or file named ..* is not read by the job config loader")
+		}
+	}
+	return nil
 }
