@@ -161,14 +161,51 @@ func apiClusterOverride(o *table.ClusterOverride) *api.ClusterOverride {
 	return &api.ClusterOverride{Cluster: o.Cluster, Capacity: o.Capacity, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
 }
 
-// apiPlan converts a what-if, listing at most max moves and unplaceable
-// jobs (the counts are complete).
+// whatIfRequest converts a plan request, to list at most max moves,
+// unplaceable, added and removed jobs. A null job config file is deleted.
+func whatIfRequest(body *api.PlanRequest, max int) dispatch.WhatIfRequest {
+	req := dispatch.WhatIfRequest{
+		DispatcherConfigPath: body.DispatcherConfigPath, ClusterConfigPath: body.ClusterConfigPath,
+		JobConfigDirPath: body.JobConfigDir, MaxMoves: max,
+	}
+	if body.DispatcherConfig != nil {
+		req.DispatcherConfig = []byte(*body.DispatcherConfig)
+	}
+	if body.ClusterConfig != nil {
+		req.ClusterConfig = []byte(*body.ClusterConfig)
+	}
+	if len(body.JobConfigFiles) > 0 {
+		req.JobConfigFiles = make(map[string][]byte, len(body.JobConfigFiles))
+		for p, content := range body.JobConfigFiles {
+			if content == nil {
+				req.JobConfigFiles[p] = nil
+			} else {
+				req.JobConfigFiles[p] = []byte(*content)
+			}
+		}
+	}
+	return req
+}
+
+// apiPlan converts a what-if, listing at most max moves, unplaceable,
+// added and removed jobs (the counts are complete).
 func apiPlan(w *dispatch.WhatIf, max int) api.PlanResponse {
 	return api.PlanResponse{
 		Moved: w.MovedJobs, MovedDemand: w.MovedDemand, Moves: apiMoves(w.Moves, max),
 		To: apiFlows(w.To), From: apiFlows(w.From), Clusters: apiClusters(w.Clusters),
 		Unplaceable: w.UnplaceableJobs, UnplaceableJobs: apiUnplaceable(w.Unplaceable, max),
+		Added: w.AddedJobs, AddedJobs: apiJobChanges(w.Added, max), AddedTo: apiFlows(w.AddedTo),
+		Removed: w.RemovedJobs, RemovedJobs: apiJobChanges(w.Removed, max), RemovedFrom: apiFlows(w.RemovedFrom),
 	}
+}
+
+// apiJobChanges converts the first n added or removed jobs; none stays nil.
+func apiJobChanges(cs []dispatch.JobChange, n int) []api.JobChange {
+	var out []api.JobChange
+	for _, c := range cs[:min(len(cs), n)] {
+		out = append(out, api.JobChange{Job: c.Job, File: c.File, Cluster: c.Cluster, Reason: string(c.Reason), Detail: c.Detail, Demand: c.Demand})
+	}
+	return out
 }
 
 // apiFlows converts flows by cluster; none stays nil.

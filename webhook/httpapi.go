@@ -18,8 +18,8 @@ import (
 const maxMoves = 100
 
 // MaxPlanRequestBytes bounds the body of a plan request, which carries
-// whole config files.
-const MaxPlanRequestBytes = 8 << 20
+// whole config and job config files (api.MaxPlanRequestBytes).
+const MaxPlanRequestBytes = api.MaxPlanRequestBytes
 
 // API serves the dispatcher's HTTP API (the paths of package api). The
 // schedule endpoint and every GET are open; dispatch, reschedule, override
@@ -306,22 +306,20 @@ func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	}
 }
 
-// plan answers what a dispatch on the proposed configs would do, changing
-// nothing; configs that do not load are answered 400 with every problem.
+// plan answers what a dispatch on the proposed configs and job config
+// files would do, changing nothing; files that do not load are answered 400
+// with every problem, a body over MaxPlanRequestBytes 413.
 func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 	var body api.PlanRequest
 	if err := readJSONLimit(w, r, &body, true, MaxPlanRequestBytes); err != nil {
+		if err.code == http.StatusRequestEntityTooLarge {
+			writeError(w, err.code, "plan: %s (%d MiB): propose fewer or smaller job config files", err.msg, MaxPlanRequestBytes>>20)
+			return
+		}
 		writeError(w, err.code, "%s", err.msg)
 		return
 	}
-	req := dispatch.WhatIfRequest{DispatcherConfigPath: body.DispatcherConfigPath, ClusterConfigPath: body.ClusterConfigPath, MaxMoves: maxMoves}
-	if body.DispatcherConfig != nil {
-		req.DispatcherConfig = []byte(*body.DispatcherConfig)
-	}
-	if body.ClusterConfig != nil {
-		req.ClusterConfig = []byte(*body.ClusterConfig)
-	}
-	wi, err := a.Backend.WhatIf(r.Context(), req)
+	wi, err := a.Backend.WhatIf(r.Context(), whatIfRequest(&body, maxMoves))
 	var ce *dispatch.ConfigError
 	if errors.As(err, &ce) {
 		writeJSON(w, http.StatusBadRequest, api.Error{Error: "plan: " + err.Error(), Problems: ce.Problems})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
@@ -32,6 +33,23 @@ func bigWhatIf() dispatch.WhatIf {
 	}
 	for i := range 120 {
 		w.Unplaceable = append(w.Unplaceable, engine.Unplaceable{Job: fmt.Sprintf("gpu-%03d", i), Problem: "no usable cluster meets capabilities [gpu]"})
+	}
+	return w
+}
+
+// bigJobWhatIf adds 130 jobs and removes 110: more of each than a
+// PlanResponse lists.
+func bigJobWhatIf() dispatch.WhatIf {
+	w := dispatch.WhatIf{AddedJobs: 130, RemovedJobs: 110,
+		AddedTo:     map[string]dispatch.Flow{"build01": {Jobs: 130, Demand: 130}},
+		RemovedFrom: map[string]dispatch.Flow{"build02": {Jobs: 110, Demand: 220}},
+		Clusters:    []engine.ClusterLoad{{Name: "build01", Capacity: 100}},
+	}
+	for i := range 130 {
+		w.Added = append(w.Added, dispatch.JobChange{Job: fmt.Sprintf("new-%03d", i), File: "org/new/new.yaml", Cluster: "build01", Reason: table.ReasonBalanced, Demand: 1})
+	}
+	for i := range 110 {
+		w.Removed = append(w.Removed, dispatch.JobChange{Job: fmt.Sprintf("old-%03d", i), File: "org/old/old.yaml", Cluster: "build02", Reason: table.ReasonPinned, Demand: 2})
 	}
 	return w
 }
@@ -91,6 +109,42 @@ func TestPlanAPI(t *testing.T) {
 					t.Errorf("body %s lacks the problems", body)
 				}
 			}},
+		{name: "job config files: content, empty, deleted; the dir", token: testToken, wantCode: 200,
+			body: `{"jobConfigFiles":{"org/a/a.yaml":"periodics: []\n","org/a/empty.yaml":"","org/a/gone.yaml":null},"jobConfigDir":"ci-operator/jobs"}`,
+			fake: func(f *fakeBackend) { f.whatIf = bigJobWhatIf() },
+			check: func(t *testing.T, f *fakeBackend, body string) {
+				want := []dispatch.WhatIfRequest{{JobConfigFiles: map[string][]byte{
+					"org/a/a.yaml": []byte("periodics: []\n"), "org/a/empty.yaml": {}, "org/a/gone.yaml": nil,
+				}, JobConfigDirPath: "ci-operator/jobs", MaxMoves: maxMoves}}
+				if diff := cmp.Diff(want, f.whatIfs); diff != "" {
+					t.Errorf("requests (-want +got):\n%s", diff)
+				}
+				for _, s := range []string{`"added":130`, `"removed":110`, `"addedTo":{"build01":{"jobs":130,"demand":130}}`,
+					`"removedFrom":{"build02":{"jobs":110,"demand":220}}`,
+					`{"job":"new-000","file":"org/new/new.yaml","cluster":"build01","reason":"balanced","demand":1}`,
+					`{"job":"old-000","file":"org/old/old.yaml","cluster":"build02","reason":"pinned","demand":2}`} {
+					if !strings.Contains(body, s) {
+						t.Errorf("body lacks %s: %.300s", s, body)
+					}
+				}
+				if n := strings.Count(body, `"job":"new-`); n != maxMoves {
+					t.Errorf("%d added jobs listed, want %d", n, maxMoves)
+				}
+				if n := strings.Count(body, `"job":"old-`); n != maxMoves {
+					t.Errorf("%d removed jobs listed, want %d", n, maxMoves)
+				}
+			}},
+		{name: "over the size limit: 413 saying so", token: testToken, wantCode: 413,
+			body: `{"jobConfigFiles":{"a.yaml":"` + strings.Repeat("x", MaxPlanRequestBytes) + `"}}`,
+			check: func(t *testing.T, f *fakeBackend, body string) {
+				if len(f.whatIfs) != 0 || !strings.Contains(body, "larger than 8388608 bytes (8 MiB): propose fewer or smaller job config files") {
+					t.Errorf("body %s, requests %d; want the limit named and no request", body, len(f.whatIfs))
+				}
+			}},
+		{name: "a refused job file path: 400", token: testToken, body: `{"jobConfigFiles":{"../x.yaml":""}}`, wantCode: 400,
+			fake: func(f *fakeBackend) {
+				f.whatIfErr = fmt.Errorf("what-if: job config file %q: escapes the job config dir: %w", "../x.yaml", dispatch.ErrInvalid)
+			}},
 		{name: "not ready", token: testToken, body: `{}`, wantCode: 503,
 			fake: func(f *fakeBackend) { f.whatIfErr = fmt.Errorf("what-if: %w", dispatch.ErrNotReady) }},
 		{name: "unknown field", token: testToken, body: `{"jobConfig":"x"}`, wantCode: 400},
@@ -147,6 +201,7 @@ func TestPlanRealDispatcher(t *testing.T) {
 			onVictim = l.Jobs
 		}
 	}
+	var se *api.StatusError
 	blocked := blockCluster(t, string(data), victim)
 	got, err := c.Plan(ctx, api.PlanRequest{ClusterConfig: &blocked, ClusterConfigPath: "core-services/sanitize-prow-jobs/_clusters.yaml"})
 	if err != nil {
@@ -162,9 +217,48 @@ func TestPlanRealDispatcher(t *testing.T) {
 		t.Errorf("Plan changed the loads in force (-before +after):\n%s", diff)
 	}
 
+	// A new job file: its jobs are added, each with its cluster; a deleted
+	// one: its jobs are removed.
+	newFile := "presubmits:\n  openshift/new:\n  - name: pull-ci-openshift-new-main-e2e-arm64\n    labels:\n      capability/arm64: arm64\n" +
+		"  - name: pull-ci-openshift-new-main-e2e-kvm\n    labels:\n      devices.kubevirt.io/kvm: \"true\"\n"
+	const gone = "openshift/origin/openshift-origin-main-presubmits.yaml"
+	got, err = c.Plan(ctx, api.PlanRequest{JobConfigDir: "ci-operator/jobs", JobConfigFiles: map[string]*string{
+		"openshift/new/openshift-new-main-presubmits.yaml": &newFile, gone: nil,
+	}})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	wantAdded := []api.JobChange{
+		{Job: "pull-ci-openshift-new-main-e2e-arm64", File: "openshift/new/openshift-new-main-presubmits.yaml", Cluster: "build01", Reason: "capability"},
+		{Job: "pull-ci-openshift-new-main-e2e-kvm", File: "openshift/new/openshift-new-main-presubmits.yaml", Cluster: "build02", Reason: "kvm"},
+	}
+	if diff := cmp.Diff(wantAdded, got.AddedJobs, cmpopts.IgnoreFields(api.JobChange{}, "Detail", "Demand")); diff != "" || got.Added != 2 {
+		t.Errorf("added %d (-want +got):\n%s", got.Added, diff)
+	}
+	if got.Removed == 0 || got.Removed != len(got.RemovedJobs) {
+		t.Fatalf("removed %d %+v, want the jobs of %s", got.Removed, got.RemovedJobs, gone)
+	}
+	for _, r := range got.RemovedJobs {
+		if a, ok := d.Lookup(r.Job); r.File != gone || !ok || a.Cluster != r.Cluster {
+			t.Errorf("removed %+v, want a job of %s on its cluster in force (%+v)", r, gone, a)
+		}
+	}
+	broken := "presubmits: ["
+	_, err = c.Plan(ctx, api.PlanRequest{JobConfigDir: "ci-operator/jobs", JobConfigFiles: map[string]*string{"openshift/new/x.yaml": &broken}})
+	if !errors.As(err, &se) || se.Code != 400 || len(se.Problems) != 1 ||
+		!strings.Contains(se.Problems[0], "error unmarshalling ci-operator/jobs/openshift/new/x.yaml: ") {
+		t.Errorf("broken job file: error %#v, want a 400 naming the repository path", err)
+	}
+	_, err = c.Plan(ctx, api.PlanRequest{JobConfigFiles: map[string]*string{"../../etc/x.yaml": &broken}})
+	if !errors.As(err, &se) || se.Code != 400 || !strings.Contains(se.Error(), "escapes the job config dir") {
+		t.Errorf("escaping path: error %#v, want a 400", err)
+	}
+	if diff := cmp.Diff(before, d.Clusters()); diff != "" {
+		t.Errorf("Plan changed the loads in force (-before +after):\n%s", diff)
+	}
+
 	bad := "aws:\n- name: build01\n  capacity: 0\n"
 	_, err = c.Plan(ctx, api.PlanRequest{ClusterConfig: &bad, ClusterConfigPath: "core-services/sanitize-prow-jobs/_clusters.yaml"})
-	var se *api.StatusError
 	if !errors.As(err, &se) || se.Code != 400 || len(se.Problems) == 0 ||
 		!strings.Contains(se.Problems[0], "cluster config core-services/sanitize-prow-jobs/_clusters.yaml: aws[0].capacity") {
 		t.Errorf("invalid config: error %#v, want a 400 naming the file and field", err)

@@ -341,9 +341,15 @@ type UndrainResponse struct {
 	Dispatch DispatchResponse `json:"dispatch"`
 }
 
-// PlanRequest proposes config files, as a pull request changes them; an
-// absent file is the one in force. Nothing changes: the answer says what a
-// dispatch on them would do to the table in force.
+// MaxPlanRequestBytes bounds the JSON body of a plan request, which carries
+// whole files: a larger one is answered 413. A client sending many job
+// config files should leave some out rather than exceed it.
+const MaxPlanRequestBytes = 8 << 20
+
+// PlanRequest proposes config files and Prow job config files, as a pull
+// request changes them; an absent file is the one in force. Nothing
+// changes: the answer says what a dispatch on them would do to the table in
+// force. The JSON body is at most MaxPlanRequestBytes.
 type PlanRequest struct {
 	// DispatcherConfig and ClusterConfig are the proposed files' contents.
 	DispatcherConfig *string `json:"dispatcherConfig,omitempty"`
@@ -353,6 +359,16 @@ type PlanRequest struct {
 	// the files the dispatcher loads.
 	DispatcherConfigPath string `json:"dispatcherConfigPath,omitempty"`
 	ClusterConfigPath    string `json:"clusterConfigPath,omitempty"`
+	// JobConfigFiles are proposed Prow job config files by path relative to
+	// the job config dir, with forward slashes
+	// ("openshift/origin/openshift-origin-main-presubmits.yaml"): the new
+	// content, or null for a deleted file. Paths must be clean .yaml or
+	// .yml paths inside the dir; others are answered 400.
+	JobConfigFiles map[string]*string `json:"jobConfigFiles,omitempty"`
+	// JobConfigDir is the job config dir's path in the repository
+	// ("ci-operator/jobs"), naming job files in validation errors; empty:
+	// the base name of the dir the dispatcher loads.
+	JobConfigDir string `json:"jobConfigDir,omitempty"`
 }
 
 // PlanResponse is what a dispatch on the proposed configs would do.
@@ -371,4 +387,33 @@ type PlanResponse struct {
 	// UnplaceableJobs lists the first 100.
 	Unplaceable     int              `json:"unplaceable,omitempty"`
 	UnplaceableJobs []UnplaceableJob `json:"unplaceableJobs,omitempty"`
+	// Added is the number of jobs the proposed job config files define that
+	// the job config in force lacks; AddedJobs lists the first 100, each
+	// with the cluster it would get, and AddedTo sums them all by it.
+	Added     int             `json:"added,omitempty"`
+	AddedJobs []JobChange     `json:"addedJobs,omitempty"`
+	AddedTo   map[string]Flow `json:"addedTo,omitempty"`
+	// Removed is the number of jobs in force the proposed files no longer
+	// define; RemovedJobs lists the first 100, each with the cluster it is
+	// on, and RemovedFrom sums them all by it.
+	Removed     int             `json:"removed,omitempty"`
+	RemovedJobs []JobChange     `json:"removedJobs,omitempty"`
+	RemovedFrom map[string]Flow `json:"removedFrom,omitempty"`
+}
+
+// JobChange is a job that a plan's job config files add or remove.
+type JobChange struct {
+	Job string `json:"job"`
+	// File is the job's file, relative to the job config dir.
+	File string `json:"file,omitempty"`
+	// Cluster is the cluster an added job would get or a removed job is on;
+	// empty for a job of another agent ("agent") or an unplaceable job
+	// ("unplaceable") left on the cluster its job config gives.
+	Cluster string `json:"cluster,omitempty"`
+	// Reason is the rule that chose Cluster ("balanced", "pinned", ...).
+	Reason string `json:"reason"`
+	// Detail explains the decision for people.
+	Detail string `json:"detail,omitempty"`
+	// Demand is the job's demand in its row.
+	Demand float64 `json:"demand"`
 }
