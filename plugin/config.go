@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ type Config struct {
 	// comment. DefaultDispatcherConfigPath and DefaultClusterConfigPath when empty.
 	DispatcherConfigPath string `json:"dispatcher_config_path,omitempty"`
 	ClusterConfigPath    string `json:"cluster_config_path,omitempty"`
+	// JobConfigDir is the Prow job config dir in the release repository: a
+	// PR changing a .yaml or .yml file under it gets a plan comment.
+	// DefaultJobConfigDir when empty.
+	JobConfigDir string `json:"job_config_dir,omitempty"`
 
 	// TTL is DefaultTTL parsed, set by LoadConfig and ParseConfig.
 	TTL time.Duration `json:"-"`
@@ -74,6 +79,12 @@ func (c *Config) complete() error {
 	}
 	if c.DispatcherConfigPath == c.ClusterConfigPath {
 		return fmt.Errorf("dispatcher_config_path and cluster_config_path are both %q", c.ClusterConfigPath)
+	}
+	if c.JobConfigDir == "" {
+		c.JobConfigDir = DefaultJobConfigDir
+	}
+	if dir := c.JobConfigDir; path.IsAbs(dir) || path.Clean(dir) != dir || dir == "." || dir == ".." || strings.HasPrefix(dir, "../") {
+		return fmt.Errorf("job_config_dir %q: want a clean path in the repository, without a trailing slash (%q)", dir, DefaultJobConfigDir)
 	}
 	if c.DefaultTTL != "" {
 		ttl, err := time.ParseDuration(c.DefaultTTL)

@@ -32,6 +32,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "org with a slash", yaml: "allowed_orgs: [openshift/origin]", wantErr: `allowed_orgs[0] "openshift/origin"`},
 		{name: "empty user", yaml: `allowed_users: [""]`, wantErr: `allowed_users[0] ""`},
 		{name: "the same path for both configs", yaml: "dispatcher_config_path: c.yaml\ncluster_config_path: c.yaml", wantErr: `both "c.yaml"`},
+		{name: "a job config dir with a trailing slash", yaml: "job_config_dir: ci-operator/jobs/", wantErr: `job_config_dir "ci-operator/jobs/": want a clean path`},
+		{name: "an absolute job config dir", yaml: "job_config_dir: /jobs", wantErr: `job_config_dir "/jobs"`},
+		{name: "a job config dir outside the repository", yaml: "job_config_dir: ../jobs", wantErr: `job_config_dir "../jobs"`},
+		{name: "a job config dir", yaml: "job_config_dir: prow/jobs", wantTTL: DefaultTTL},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,11 +81,11 @@ func TestConfigPlanPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DispatcherConfigPath != DefaultDispatcherConfigPath || cfg.ClusterConfigPath != DefaultClusterConfigPath {
-		t.Errorf("defaults %q, %q", cfg.DispatcherConfigPath, cfg.ClusterConfigPath)
+	if cfg.DispatcherConfigPath != DefaultDispatcherConfigPath || cfg.ClusterConfigPath != DefaultClusterConfigPath || cfg.JobConfigDir != DefaultJobConfigDir {
+		t.Errorf("defaults %q, %q, %q", cfg.DispatcherConfigPath, cfg.ClusterConfigPath, cfg.JobConfigDir)
 	}
-	cfg, err = ParseConfig([]byte("dispatcher_config_path: a/d.yaml\ncluster_config_path: a/c.yaml\n"))
-	if err != nil || cfg.DispatcherConfigPath != "a/d.yaml" || cfg.ClusterConfigPath != "a/c.yaml" {
+	cfg, err = ParseConfig([]byte("dispatcher_config_path: a/d.yaml\ncluster_config_path: a/c.yaml\njob_config_dir: a/jobs\n"))
+	if err != nil || cfg.DispatcherConfigPath != "a/d.yaml" || cfg.ClusterConfigPath != "a/c.yaml" || cfg.JobConfigDir != "a/jobs" {
 		t.Errorf("config %+v, error %v", cfg, err)
 	}
 }

@@ -34,10 +34,11 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 	})
 	h.AddCommand(pluginhelp.Command{
 		Usage: "/dispatch plan",
-		Description: fmt.Sprintf("On a PR that changes %s or %s, re-runs the plan comment: what a dispatch on the PR's head content would do "+
-			"(validation errors, or the jobs and demand moving per cluster, the loads against target after, the jobs that would become unplaceable). "+
+		Description: fmt.Sprintf("On a PR that changes %s, %s or job config files under %s, re-runs the plan comment: what a dispatch on the PR's head content would do "+
+			"(validation errors, or the jobs and demand moving per cluster, the jobs added and removed with their clusters, the loads against target after, "+
+			"the jobs that would become unplaceable). "+
 			"The plan comment is also written when such a PR is opened and edited on each push. Changes nothing.",
-			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath)),
+			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath), code(p.opts.Config.JobConfigDir)),
 		WhoCanUse: "Anyone.",
 		Examples:  []string{"/dispatch plan"},
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -28,10 +29,11 @@ const (
 )
 
 // HandlePullRequest comments, on a PR opened, reopened or pushed to that
-// changes the dispatcher config or the cluster config, what a dispatch on
-// the PR's head content would do. The plan comment is edited on each push,
-// so a PR has one. Other actions and PRs changing neither file are ignored.
-// The returned error is for the log only.
+// changes the dispatcher config, the cluster config or Prow job config
+// files, what a dispatch on the PR's head content would do. The plan
+// comment is edited on each push, so a PR has one. Other actions and PRs
+// changing none of these files are ignored. The returned error is for the
+// log only.
 func (p *Plugin) HandlePullRequest(ctx context.Context, log *logrus.Entry, pe github.PullRequestEvent) error {
 	switch pe.Action {
 	case github.PullRequestActionOpened, github.PullRequestActionReopened, github.PullRequestActionSynchronize:
@@ -58,15 +60,15 @@ func (p *Plugin) runPlan(ctx context.Context, log *logrus.Entry, ic github.Issue
 	case err != nil:
 		return "I could not update the plan comment: " + err.Error(), err
 	case !planned:
-		return fmt.Sprintf("this PR changes neither %s nor %s: there is nothing to plan.",
-			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath)), nil
+		return fmt.Sprintf("this PR changes neither %s nor %s nor a job config file under %s: there is nothing to plan.",
+			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath), code(p.opts.Config.JobConfigDir)), nil
 	}
 	return "", nil
 }
 
 // plan computes the plan of a PR at head sha and writes the plan comment.
-// It reports false when the PR changes neither config file. by, when set,
-// is who asked for the re-run.
+// It reports false when the PR changes no config file and no job config
+// file. by, when set, is who asked for the re-run.
 func (p *Plugin) plan(ctx context.Context, log *logrus.Entry, org, repo string, number int, sha, by string) (bool, error) {
 	ghc, cfg := p.opts.GitHub, p.opts.Config
 	defer p.prs.lock(fmt.Sprintf("%s/%s#%d", org, repo, number))()
@@ -93,7 +95,8 @@ func (p *Plugin) plan(ctx context.Context, log *logrus.Entry, org, repo string, 
 			}
 		}
 	}
-	if len(changed) == 0 {
+	jobGroups := jobFileChanges(cfg.JobConfigDir, changes)
+	if len(changed) == 0 && len(jobGroups) == 0 {
 		return false, nil
 	}
 	slices.Sort(changed)
@@ -113,8 +116,12 @@ func (p *Plugin) plan(ctx context.Context, log *logrus.Entry, org, repo string, 
 			req.ClusterConfig, req.ClusterConfigPath = &s, path
 		}
 	}
+	jobFiles, leftOut, err := p.addJobFiles(org, repo, sha, &req, jobGroups)
+	if err != nil {
+		return true, err
+	}
 	resp, planErr := p.opts.Dispatcher.Plan(ctx, req)
-	body := renderPlan(sha, changed, by, resp, planErr)
+	body := renderPlan(planSubject{sha: sha, configs: changed, jobDir: cfg.JobConfigDir, jobFiles: jobFiles, leftOut: leftOut, by: by}, resp, planErr)
 	if planErr != nil {
 		log.WithError(planErr).Info("Plan not computed.")
 	}
@@ -149,21 +156,47 @@ func (p *Plugin) writePlanComment(org, repo string, number int, body string) err
 	return nil
 }
 
-// renderPlan renders the plan comment: the marker, then validation errors,
-// the dispatcher's failure, or the totals, flows, loads after, moves and
-// unplaceable jobs. Lists are bounded; totals come first and always show.
-func renderPlan(sha string, changed []string, by string, resp *api.PlanResponse, planErr error) string {
+// planSubject is what a plan comment is about: the PR's head, the config
+// files and the number of job config files planned, the job config files
+// left out of the request, and who asked for the re-run.
+type planSubject struct {
+	sha      string
+	configs  []string
+	jobDir   string
+	jobFiles int
+	leftOut  []string
+	by       string
+}
+
+// renderPlan renders the plan comment: the marker, the files left out, then
+// validation errors, the dispatcher's failure, or the totals, flows, loads
+// after, moves, added, removed and unplaceable jobs. Lists are bounded;
+// totals come first and always show.
+func renderPlan(s planSubject, resp *api.PlanResponse, planErr error) string {
 	var b strings.Builder
 	b.WriteString(planMarker + "\n")
-	files := make([]string, len(changed))
-	for i, f := range changed {
-		files[i] = code(f)
+	var what []string
+	for _, f := range s.configs {
+		what = append(what, code(f))
 	}
-	fmt.Fprintf(&b, "**prowjob-dispatcher plan** for %s at %s", strings.Join(files, " and "), code(shortSHA(sha)))
-	if by != "" {
-		fmt.Fprintf(&b, " (re-run by @%s)", by)
+	if s.jobFiles > 0 || len(s.leftOut) > 0 {
+		what = append(what, fmt.Sprintf("%d job config file(s) under %s", s.jobFiles+len(s.leftOut), code(s.jobDir)))
+	}
+	fmt.Fprintf(&b, "**prowjob-dispatcher plan** for %s at %s", joinAnd(what), code(shortSHA(s.sha)))
+	if s.by != "" {
+		fmt.Fprintf(&b, " (re-run by @%s)", s.by)
 	}
 	b.WriteString("\n\n")
+	if len(s.leftOut) > 0 {
+		fmt.Fprintf(&b, ":warning: **%d of the %d changed job config file(s) were left out** (a plan sends at most %d files and %d MiB): "+
+			"this plan shows what the others do, with these as they are in force.\n\n",
+			len(s.leftOut), s.jobFiles+len(s.leftOut), maxPlanJobFiles, planRequestBudget>>20)
+		for _, f := range s.leftOut[:min(len(s.leftOut), maxPlanItems)] {
+			fmt.Fprintf(&b, "- %s\n", code(f))
+		}
+		more(&b, len(s.leftOut))
+		b.WriteString("\n")
+	}
 	var se *api.StatusError
 	switch {
 	case errors.As(planErr, &se) && len(se.Problems) > 0:
@@ -175,10 +208,10 @@ func renderPlan(sha string, changed []string, by string, resp *api.PlanResponse,
 	case planErr != nil:
 		fmt.Fprintf(&b, ":warning: The dispatcher could not compute the plan: %s\n", cell(planErr.Error()))
 	default:
-		writePlanResult(&b, resp)
+		writePlanResult(&b, resp, s.jobFiles > 0)
 	}
-	b.WriteString("\n_Computed by the dispatcher's engine on the job config, demand, table and overrides in force. " +
-		"Changes to Prow job config files are not planned yet. `/dispatch plan` re-runs this; it changes nothing._\n")
+	b.WriteString("\n_Computed by the dispatcher's engine on the PR's files and the job config, demand, table and overrides in force. " +
+		"`/dispatch plan` re-runs this; it changes nothing._\n")
 	out := b.String()
 	if len(out) > maxReplyBytes {
 		out = out[:maxReplyBytes] + "\n\n_(truncated)_\n"
@@ -186,23 +219,24 @@ func renderPlan(sha string, changed []string, by string, resp *api.PlanResponse,
 	return out
 }
 
-// writePlanResult renders a computed plan.
-func writePlanResult(b *strings.Builder, resp *api.PlanResponse) {
+// writePlanResult renders a computed plan; jobFiles says whether job config
+// files were planned, so that jobs can be added or removed.
+func writePlanResult(b *strings.Builder, resp *api.PlanResponse, jobFiles bool) {
 	fmt.Fprintf(b, "**%d job(s) move** (demand %.1f); **%d job(s) would become unplaceable**.\n", resp.Moved, resp.MovedDemand, resp.Unplaceable)
+	if jobFiles {
+		fmt.Fprintf(b, "The job config files **add %d job(s)** and **remove %d job(s)**.\n", resp.Added, resp.Removed)
+	}
 	if resp.Moved > 0 {
 		b.WriteString("\n| Cluster | Jobs in | Demand in | Jobs out | Demand out |\n| --- | --: | --: | --: | --: |\n")
-		var names []string
-		for c := range resp.To {
-			names = append(names, c)
-		}
-		for c := range resp.From {
-			if _, ok := resp.To[c]; !ok {
-				names = append(names, c)
-			}
-		}
-		slices.Sort(names)
-		for _, c := range names {
+		for _, c := range flowClusters(resp.To, resp.From) {
 			in, out := resp.To[c], resp.From[c]
+			fmt.Fprintf(b, "| %s | %d | %.1f | %d | %.1f |\n", code(c), in.Jobs, in.Demand, out.Jobs, out.Demand)
+		}
+	}
+	if len(resp.AddedTo)+len(resp.RemovedFrom) > 0 {
+		b.WriteString("\n| Cluster | Jobs added | Demand added | Jobs removed | Demand removed |\n| --- | --: | --: | --: | --: |\n")
+		for _, c := range flowClusters(resp.AddedTo, resp.RemovedFrom) {
+			in, out := resp.AddedTo[c], resp.RemovedFrom[c]
 			fmt.Fprintf(b, "| %s | %d | %.1f | %d | %.1f |\n", code(c), in.Jobs, in.Demand, out.Jobs, out.Demand)
 		}
 	}
@@ -228,6 +262,20 @@ func writePlanResult(b *strings.Builder, resp *api.PlanResponse) {
 		}
 		more(b, resp.Moved)
 	}
+	if len(resp.AddedJobs) > 0 {
+		fmt.Fprintf(b, "\nJobs added (%d):\n\n| Job | File | Cluster | Reason |\n| --- | --- | --- | --- |\n", resp.Added)
+		for _, j := range resp.AddedJobs[:min(len(resp.AddedJobs), maxPlanItems)] {
+			fmt.Fprintf(b, "| %s | %s | %s |\n", code(j.Job), code(j.File), jobChangeCells(j))
+		}
+		more(b, resp.Added)
+	}
+	if len(resp.RemovedJobs) > 0 {
+		fmt.Fprintf(b, "\nJobs removed (%d):\n\n| Job | File | Was on | Reason |\n| --- | --- | --- | --- |\n", resp.Removed)
+		for _, j := range resp.RemovedJobs[:min(len(resp.RemovedJobs), maxPlanItems)] {
+			fmt.Fprintf(b, "| %s | %s | %s |\n", code(j.Job), code(j.File), jobChangeCells(j))
+		}
+		more(b, resp.Removed)
+	}
 	if len(resp.UnplaceableJobs) > 0 {
 		fmt.Fprintf(b, "\nJobs that would become unplaceable (%d): none is sent to a cluster that lacks what it needs.\n\n", resp.Unplaceable)
 		for _, u := range resp.UnplaceableJobs[:min(len(resp.UnplaceableJobs), maxPlanItems)] {
@@ -239,6 +287,35 @@ func writePlanResult(b *strings.Builder, resp *api.PlanResponse) {
 		}
 		more(b, resp.Unplaceable)
 	}
+}
+
+// jobChangeCells are the cluster and reason cells of an added or removed
+// job; a job without a cluster says why.
+func jobChangeCells(j api.JobChange) string {
+	if j.Cluster == "" {
+		return "none | " + cell(j.Detail)
+	}
+	return code(j.Cluster) + " | " + cell(j.Reason)
+}
+
+// flowClusters are the clusters of two flow maps, sorted.
+func flowClusters(a, b map[string]api.Flow) []string {
+	names := slices.Collect(maps.Keys(a))
+	for c := range b {
+		if _, ok := a[c]; !ok {
+			names = append(names, c)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// joinAnd joins items as "a, b and c".
+func joinAnd(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // more says how many of total a bounded list left out.

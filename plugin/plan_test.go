@@ -142,14 +142,15 @@ func TestPlanCommentOnConfigPR(t *testing.T) {
 		"| `build03` | `build02` | balanced |",
 		"Jobs that would become unplaceable (1)",
 		"- `periodic-ci-openshift-ci-tools-master-e2e-rce`: no usable cluster meets capabilities [rce]; kept on its last eligible cluster `build03`",
-		"Changes to Prow job config files are not planned yet.",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("plan comment lacks %q:\n%s", want, body)
 		}
 	}
-	if strings.Contains(body, "| `build03` | balanced |") {
-		t.Errorf("jobs move onto the blocked build03:\n%s", body)
+	for _, unwanted := range []string{"| `build03` | balanced |", "not planned yet", "job config file(s)", "add 0 job(s)"} {
+		if strings.Contains(body, unwanted) {
+			t.Errorf("plan comment has %q:\n%s", unwanted, body)
+		}
 	}
 
 	// A second push, now also blocking build02: the same comment is edited.
@@ -346,4 +347,236 @@ func (s slowLister) ListIssueComments(org, repo string, number int) ([]github.Is
 	cs, err := s.FakeClient.ListIssueComments(org, repo, number)
 	time.Sleep(50 * time.Millisecond)
 	return cs, err
+}
+
+const (
+	newJobFile    = DefaultJobConfigDir + "/openshift/new/openshift-new-main-presubmits.yaml"
+	gone417       = DefaultJobConfigDir + "/openshift/origin/openshift-origin-release-4.17-presubmits.yaml"
+	newPresubmits = `presubmits:
+  openshift/new:
+  - name: pull-ci-openshift-new-main-e2e-arm64
+    labels:
+      capability/arm64: arm64
+  - name: pull-ci-openshift-new-main-e2e-kvm
+    labels:
+      devices.kubevirt.io/kvm: "true"
+  - name: pull-ci-openshift-new-main-legacy
+    agent: jenkins
+`
+)
+
+// changeFiles makes the test PR change the files, each with its status
+// and, unless removed, its content at sha.
+func changeFiles(ghc *fakegithub.FakeClient, sha string, files ...github.PullRequestChange) {
+	ghc.PullRequestChanges[testPR] = append([]github.PullRequestChange{{Filename: "README.md"}}, files...)
+}
+
+// putFile sets path's content at sha.
+func putFile(ghc *fakegithub.FakeClient, path, sha, content string) {
+	if ghc.RemoteFiles[path] == nil {
+		ghc.RemoteFiles[path] = map[string]string{}
+	}
+	ghc.RemoteFiles[path][sha] = content
+}
+
+// TestPlanCommentOnJobConfigPR: with the real dispatcher behind the real
+// API, a PR changing only job config files, one added and one deleted, gets
+// a plan comment listing the new jobs with their clusters and the removed
+// jobs with the clusters they are on; nothing changes in the dispatcher.
+func TestPlanCommentOnJobConfigPR(t *testing.T) {
+	d, client := realDispatcherAPI(t)
+	before := d.Clusters()
+	ghc := newFakeGitHub()
+	ghc.PullRequests[testPR].Head.SHA = headSHA
+	p := newTestPlugin(t, ghc, client)
+	changeFiles(ghc, headSHA,
+		github.PullRequestChange{Filename: newJobFile, Status: github.PullRequestFileAdded},
+		github.PullRequestChange{Filename: gone417, Status: github.PullRequestFileRemoved},
+		github.PullRequestChange{Filename: DefaultJobConfigDir + "/openshift/new/OWNERS", Status: github.PullRequestFileAdded})
+	putFile(ghc, newJobFile, headSHA, newPresubmits)
+
+	if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionOpened, headSHA)); err != nil {
+		t.Fatal(err)
+	}
+	comments := planComments(ghc)
+	if len(comments) != 1 {
+		t.Fatalf("comments %+v, want one plan comment", ghc.IssueComments[testPR])
+	}
+	body := comments[0].Body
+	a1, a2 := d.Lookup("pull-ci-openshift-origin-release-4.17-unit")
+	r1, r2 := d.Lookup("pull-ci-openshift-origin-release-4.17-e2e-aws")
+	if !a2 || !r2 {
+		t.Fatal("the 4.17 jobs have no rows in force")
+	}
+	for _, want := range []string{
+		"**prowjob-dispatcher plan** for 2 job config file(s) under `ci-operator/jobs` at `0123456789ab`",
+		"The job config files **add 3 job(s)** and **remove 2 job(s)**.",
+		"| Cluster | Jobs added | Demand added | Jobs removed | Demand removed |",
+		"| `build02` | 1 | ",
+		"Jobs added (3):",
+		"| `pull-ci-openshift-new-main-e2e-arm64` | `openshift/new/openshift-new-main-presubmits.yaml` | `build01` | capability |",
+		"| `pull-ci-openshift-new-main-e2e-kvm` | `openshift/new/openshift-new-main-presubmits.yaml` | `build02` | kvm |",
+		"| `pull-ci-openshift-new-main-legacy` | `openshift/new/openshift-new-main-presubmits.yaml` | none | agent \"jenkins\": not dispatched, left alone |",
+		"Jobs removed (2):",
+		"| `pull-ci-openshift-origin-release-4.17-e2e-aws` | `openshift/origin/openshift-origin-release-4.17-presubmits.yaml` | `" + r1.Cluster + "` | " + string(r1.Reason) + " |",
+		"| `pull-ci-openshift-origin-release-4.17-unit` | `openshift/origin/openshift-origin-release-4.17-presubmits.yaml` | `" + a1.Cluster + "` | " + string(a1.Reason) + " |",
+		"Load after the change:",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("plan comment lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "not planned yet") || strings.Contains(body, "left out") {
+		t.Errorf("plan comment:\n%s", body)
+	}
+	if after := d.Clusters(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("planning changed the dispatcher:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// TestPlanCommentBrokenJobFile: a PR whose job config file does not load,
+// or defines a job another file has, gets the validation error naming the
+// files.
+func TestPlanCommentBrokenJobFile(t *testing.T) {
+	_, client := realDispatcherAPI(t)
+	for name, tc := range map[string]struct {
+		content string
+		want    string
+	}{
+		"malformed YAML": {content: "presubmits:\n  openshift/new: [",
+			want: "- `job config " + DefaultJobConfigDir + ": error unmarshalling " + newJobFile + ": "},
+		"a job another file defines": {content: "periodics:\n- name: periodic-ci-openshift-ci-tools-master-e2e-rce\n  interval: 1h\n",
+			want: "- `job config " + DefaultJobConfigDir + `: job "periodic-ci-openshift-ci-tools-master-e2e-rce" defined twice: ` +
+				"periodic openshift/ci-tools/openshift-ci-tools-master-periodics.yaml and periodic openshift/new/openshift-new-main-presubmits.yaml`"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ghc := newFakeGitHub()
+			p := newTestPlugin(t, ghc, client)
+			changeFiles(ghc, headSHA, github.PullRequestChange{Filename: newJobFile, Status: "modified"})
+			putFile(ghc, newJobFile, headSHA, tc.content)
+			if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionSynchronize, headSHA)); err != nil {
+				t.Fatal(err)
+			}
+			comments := planComments(ghc)
+			if len(comments) != 1 {
+				t.Fatalf("%d plan comments, want 1", len(comments))
+			}
+			for _, want := range []string{":x: **The proposed config does not load: 1 validation error(s).**", tc.want} {
+				if !strings.Contains(comments[0].Body, want) {
+					t.Errorf("plan comment lacks %q:\n%s", want, comments[0].Body)
+				}
+			}
+		})
+	}
+}
+
+// TestPlanCommentJobFilesBounded: a PR changing more job config files than
+// a plan sends sends the first whole changes (a rename with its old path)
+// within the bounds, says which it left out, and bounds the added and
+// removed lists with their totals shown.
+func TestPlanCommentJobFilesBounded(t *testing.T) {
+	ghc := newFakeGitHub()
+	fd := newFakeDispatcher()
+	plan := &api.PlanResponse{Added: 400, Removed: 60,
+		AddedTo:     map[string]api.Flow{"build01": {Jobs: 400, Demand: 400}},
+		RemovedFrom: map[string]api.Flow{"build02": {Jobs: 60, Demand: 120}},
+		Clusters:    []api.ClusterStatus{{Name: "build01", Capacity: 100}},
+	}
+	for i := range 100 {
+		plan.AddedJobs = append(plan.AddedJobs, api.JobChange{Job: fmt.Sprintf("pull-new-%03d", i), File: "x.yaml", Cluster: "build01", Reason: "balanced"})
+	}
+	for i := range 60 {
+		plan.RemovedJobs = append(plan.RemovedJobs, api.JobChange{Job: fmt.Sprintf("pull-old-%03d", i), File: "y.yaml", Cluster: "build02", Reason: "pinned"})
+	}
+	fd.plan = plan
+	p := newTestPlugin(t, ghc, fd)
+	var files []github.PullRequestChange
+	for i := range maxPlanJobFiles - 1 {
+		f := fmt.Sprintf("%s/org/r%03d/org-r%03d-main-presubmits.yaml", DefaultJobConfigDir, i, i)
+		files = append(files, github.PullRequestChange{Filename: f, Status: "modified"})
+		putFile(ghc, f, headSHA, "presubmits: {}\n")
+	}
+	// A rename would make the 101st file: it is left out whole.
+	renamed := DefaultJobConfigDir + "/org/z/z-presubmits.yaml"
+	files = append(files, github.PullRequestChange{Filename: renamed, PreviousFilename: DefaultJobConfigDir + "/org/z/old-presubmits.yaml", Status: "renamed"})
+	putFile(ghc, renamed, headSHA, "presubmits: {}\n")
+	changeFiles(ghc, headSHA, files...)
+	if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionOpened, headSHA)); err != nil {
+		t.Fatal(err)
+	}
+	if len(fd.plans) != 1 || len(fd.plans[0].JobConfigFiles) != maxPlanJobFiles-1 || fd.plans[0].JobConfigDir != DefaultJobConfigDir {
+		t.Fatalf("plan requests: %d, want one of %d files", len(fd.plans), maxPlanJobFiles-1)
+	}
+	if c := fd.plans[0].JobConfigFiles["org/r000/org-r000-main-presubmits.yaml"]; c == nil || *c != "presubmits: {}\n" {
+		t.Errorf("first file sent as %v", c)
+	}
+	body := planComments(ghc)[0].Body
+	for _, want := range []string{
+		"for 101 job config file(s) under `ci-operator/jobs`",
+		":warning: **2 of the 101 changed job config file(s) were left out**",
+		"- `" + renamed + "`\n- `" + DefaultJobConfigDir + "/org/z/old-presubmits.yaml`\n",
+		"The job config files **add 400 job(s)** and **remove 60 job(s)**.",
+		"| `build01` | 400 | 400.0 | 0 | 0.0 |", "| `build02` | 0 | 0.0 | 60 | 120.0 |",
+		"Jobs added (400):", "- ... and 350 more", "Jobs removed (60):", "- ... and 10 more",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("plan comment lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, "`pull-new-"); n != maxPlanItems {
+		t.Errorf("%d added jobs listed, want %d", n, maxPlanItems)
+	}
+	if len(body) > maxReplyBytes {
+		t.Errorf("plan comment of %d bytes, over %d", len(body), maxReplyBytes)
+	}
+
+	// Files over the byte budget are left out from the first that does not fit.
+	ghc = newFakeGitHub()
+	fd = newFakeDispatcher()
+	p = newTestPlugin(t, ghc, fd)
+	big := strings.Repeat("# a comment line\n", planRequestBudget/18/2)
+	files = nil
+	for _, name := range []string{"a", "b", "c"} {
+		f := DefaultJobConfigDir + "/" + name + ".yaml"
+		files = append(files, github.PullRequestChange{Filename: f, Status: "modified"})
+		putFile(ghc, f, headSHA, big)
+	}
+	changeFiles(ghc, headSHA, files...)
+	if err := p.HandlePullRequest(context.Background(), testLog(), prEvent(github.PullRequestActionOpened, headSHA)); err != nil {
+		t.Fatal(err)
+	}
+	if len(fd.plans) != 1 || len(fd.plans[0].JobConfigFiles) != 1 {
+		t.Fatalf("plan requests %d, want one of 1 file", len(fd.plans))
+	}
+	if n, _ := jsonLen(fd.plans[0]); n > api.MaxPlanRequestBytes {
+		t.Errorf("request of %d bytes, over %d", n, api.MaxPlanRequestBytes)
+	}
+	if body := planComments(ghc)[0].Body; !strings.Contains(body, ":warning: **2 of the 3 changed job config file(s) were left out**") {
+		t.Errorf("plan comment lacks the files left out:\n%.600s", body)
+	}
+}
+
+// TestJobFileChanges: which changes of a PR are job config files of the
+// plan, grouped by change, with the deleted ones marked.
+func TestJobFileChanges(t *testing.T) {
+	const dir = "ci-operator/jobs"
+	got := jobFileChanges(dir, []github.PullRequestChange{
+		{Filename: "ci-operator/jobs/a/a.yaml", Status: "modified"},
+		{Filename: "ci-operator/jobs/a/b.yml", Status: "added"},
+		{Filename: "ci-operator/jobs/a/c.yaml", Status: "removed"},
+		{Filename: "ci-operator/jobs/a/OWNERS", Status: "added"},
+		{Filename: "ci-operator/jobs/..data/d.yaml", Status: "added"},
+		{Filename: "ci-operator/jobsx/e.yaml", Status: "added"},
+		{Filename: "ci-operator/config/a/a.yaml", Status: "modified"},
+		{Filename: "ci-operator/jobs/b/new.yaml", PreviousFilename: "ci-operator/jobs/b/old.yaml", Status: "renamed"},
+		{Filename: "ci-operator/jobs/b/old.yaml", Status: "added"}, // re-added at the old path
+		{Filename: "ci-operator/config/c.yaml", PreviousFilename: "ci-operator/jobs/c/moved.yaml", Status: "renamed"},
+	})
+	want := [][]jobFileChange{
+		{{rel: "a/a.yaml"}}, {{rel: "a/b.yml"}}, {{rel: "a/c.yaml", deleted: true}},
+		{{rel: "b/new.yaml"}}, {{rel: "b/old.yaml"}}, {{rel: "c/moved.yaml", deleted: true}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
 }
