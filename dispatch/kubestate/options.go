@@ -18,7 +18,7 @@ const (
 	DefaultLeaseName         = "prowjob-dispatcher"
 	DefaultLeaseDuration     = 10 * time.Second
 	DefaultRenewDeadline     = 7 * time.Second
-	DefaultRetryPeriod       = 2 * time.Second
+	DefaultRetryPeriod       = time.Second
 	DefaultShards            = 16
 	DefaultPublishInterval   = 200 * time.Millisecond
 	DefaultHeartbeatInterval = 10 * time.Second
