@@ -700,8 +700,8 @@ func haContext(t *testing.T, timeout time.Duration) context.Context {
 	return ctx
 }
 
-// eventuallyEvery is eventually with a poll interval, adding more() to
-// the failure message.
+// eventuallyEvery retries check every interval until it returns nil or
+// timeout passes, adding more() (when set) to the failure message.
 func eventuallyEvery(t *testing.T, timeout, every time.Duration, what string, check func() error, more func(int) string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -711,7 +711,11 @@ func eventuallyEvery(t *testing.T, timeout, every time.Duration, what string, ch
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v%s", what, timeout, err, more(3000))
+			extra := ""
+			if more != nil {
+				extra = more(3000)
+			}
+			t.Fatalf("%s: not within %s: %v%s", what, timeout, err, extra)
 		}
 		time.Sleep(every)
 	}

@@ -217,17 +217,7 @@ func testContext(t *testing.T) context.Context {
 // eventually retries check every 200ms until it returns nil or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	eventuallyEvery(t, timeout, 200*time.Millisecond, what, check, nil)
 }
 
 // getJSON GETs url and decodes the JSON answer into out.
