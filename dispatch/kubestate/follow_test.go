@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -61,6 +62,21 @@ func TestPublishAndFollow(t *testing.T) {
 	}
 	t.Logf("a follower listed %d rows in %s and loaded them in %s more", len(loaded.Table.Assignments),
 		synced.Round(time.Millisecond), (time.Since(start) - synced).Round(time.Millisecond))
+	// A replica's start: the dispatcher serves that table before it reads any config.
+	d, err := dispatch.New(context.Background(), dispatch.Options{
+		DispatcherConfigPath: "unread.yaml", ClusterConfigPath: "unread.yaml", JobConfigDir: "unread",
+		Shared: follower, Initial: loaded, DeferInputs: true, Demand: follower.Demand(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Status(); !s.Ready || s.TableSize != len(tab.Assignments) {
+		t.Fatalf("dispatcher on the loaded table: %+v", s)
+	}
+	if a, ok := d.Lookup(tab.Assignments[777].Job); !ok || a.Cluster != tab.Assignments[777].Cluster {
+		t.Errorf("lookup of %s: %+v, %v", tab.Assignments[777].Job, a, ok)
+	}
+	t.Logf("start to ready (informers synced, table loaded, dispatcher serving it) on %d rows: %s", len(tab.Assignments), time.Since(start).Round(time.Millisecond))
 	want := &store.State{Table: copyTable(tab), Provisional: prov}
 	want.Table.GeneratedAt = tab.GeneratedAt.Truncate(time.Second).UTC()
 	if diff := cmp.Diff(want, loaded, cmpopts.EquateEmpty()); diff != "" {
