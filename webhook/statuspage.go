@@ -39,6 +39,14 @@ type statusPageData struct {
 	// Query is the job searched for ("" when none); Search its answer.
 	Query  string
 	Search *jobSearch
+	// Replica, for a highly available dispatcher, is this replica and its leader.
+	Replica *replicaRow
+}
+
+// replicaRow says which replica answered the page and which leads.
+type replicaRow struct {
+	Name, Leader string
+	Leading      bool
 }
 
 // clusterRow is one row of the clusters table.
@@ -70,6 +78,10 @@ type jobSearch struct {
 // assignment and explanation. An unknown job is answered 404 with the page.
 func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	data := statusPageData{Now: time.Now().UTC(), Status: a.Backend.Status(), Overrides: a.Backend.Overrides(), Query: r.URL.Query().Get("job")}
+	if a.Leader != nil {
+		leader, _, self := a.Leader.Leader()
+		data.Replica = &replicaRow{Name: a.Leader.Replica(), Leader: leader, Leading: self}
+	}
 	for _, c := range a.Backend.Clusters() {
 		data.Clusters = append(data.Clusters, newClusterRow(c))
 	}

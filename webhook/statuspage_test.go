@@ -2,10 +2,13 @@ package webhook
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
@@ -236,6 +239,43 @@ func TestNewClusterRow(t *testing.T) {
 			row := newClusterRow(tc.load)
 			if row.BarWidth != tc.width || row.Over != tc.over {
 				t.Errorf("width %d over %v, want %d %v", row.BarWidth, row.Over, tc.width, tc.over)
+			}
+		})
+	}
+}
+
+// TestStatusPageShowsTheReplica: a highly available dispatcher's page says
+// which replica answered and which leads, and a replica still loading its
+// job config says so.
+func TestStatusPageShowsTheReplica(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		leader  *fixedLeader
+		loading bool
+		want    string
+		notWant string
+	}{
+		{name: "one replica", want: `<b id="table-size">`, notWant: `id="replica"`},
+		{name: "follower", leader: &fixedLeader{name: "r1", addr: "http://r1:8080", self: "r2"}, want: `replica <b>r2</b>, follower of <b>r1</b>`},
+		{name: "leader", leader: &fixedLeader{name: "r2", addr: "http://r2:8080", self: "r2"}, want: `replica <b>r2</b>, <b>leader</b>`},
+		{name: "no leader yet", leader: &fixedLeader{self: "r3"}, want: `follower of <b>no leader yet</b>`},
+		{name: "loading", loading: true, want: `id="loading">loading the configs and the job config`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := statusFake()
+			f.status.Loading = tc.loading
+			api := &API{Backend: f, Log: logr.Discard()}
+			if tc.leader != nil {
+				api.Leader = tc.leader
+			}
+			srv := httptest.NewServer(api.Handler())
+			defer srv.Close()
+			code, page := call(t, http.MethodGet, srv.URL+"/", "", "")
+			if code != http.StatusOK || !strings.Contains(page, tc.want) {
+				t.Errorf("HTTP %d, page lacks %q:\n%s", code, tc.want, page)
+			}
+			if tc.notWant != "" && strings.Contains(page, tc.notWant) {
+				t.Errorf("page holds %q", tc.notWant)
 			}
 		})
 	}
