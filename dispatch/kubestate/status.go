@@ -34,6 +34,10 @@ type Status struct {
 	// LastAPIError is the last failed write or list, at LastAPIErrorTime.
 	LastAPIError     string     `json:"lastAPIError,omitempty"`
 	LastAPIErrorTime *time.Time `json:"lastAPIErrorTime,omitempty"`
+	// CatchingUp is set for a while after an API error: reads go to the API
+	// server itself and the shared state is polled, since the informers may
+	// lag behind after an outage.
+	CatchingUp bool `json:"catchingUp,omitempty"`
 	// PendingClaims are the rows placed at admission whose JobPlacement is
 	// being retried.
 	PendingClaims int `json:"pendingClaims"`
@@ -62,6 +66,7 @@ func (b *Backend) Status() Status {
 	if b.leading {
 		s.Role = RoleLeader
 	}
+	s.CatchingUp = b.opts.Clock.Now().Before(b.catchUpUntil)
 	if b.lastPublishErr != nil {
 		s.LastPublishError = b.lastPublishErr.Error()
 	}
