@@ -3,6 +3,7 @@ package kubestate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -331,5 +332,40 @@ func TestNamesToDelete(t *testing.T) {
 				t.Errorf("names (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestFollowingResumesRightAfterAnOutage: after the API server was
+// unreachable for long enough that the informers back off for seconds, an
+// override made once it answers again reaches the follower within 2 s:
+// the backend reads the API server itself while it catches up.
+func TestFollowingResumesRightAfterAnOutage(t *testing.T) {
+	needAPI(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	p := newProxy(t, apiConfig.Host)
+	f, ff := startBackend(t, p.config(), testOptions(ns, "replica-f")), newFakeReplica(&table.Table{}, nil)
+	f.Attach(ff)
+	runBackend(t, f, false, nil)
+
+	p.setUp(false)
+	// Long enough for the reflectors' backoff to grow past the 2 s bound.
+	time.Sleep(12 * time.Second)
+	if st := f.Status(); st.LastAPIError == "" || !st.CatchingUp {
+		t.Errorf("status during the outage %+v, want the API error and catching up", st)
+	}
+	p.setUp(true)
+	o := table.Override{Job: "pull-ci-after-the-outage", Cluster: "build02", Reason: "back", CreatedAt: time.Now().Truncate(time.Second)}
+	if err := apiClient.Create(ctx, &v1alpha1.JobOverride{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ObjectName(o.Job)}, Spec: jobOverrideSpec(o)}); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 90*time.Second, "the follower seeing the override made after the outage", func() bool {
+		var got []table.Override
+		ff.with(func(ff *fakeReplica) { got = ff.overrides })
+		return slices.ContainsFunc(got, func(g table.Override) bool { return g.Job == o.Job && g.Cluster == o.Cluster })
+	})
+	t.Logf("an override made right after a 12 s outage reached the follower after %s", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("the follower took %s, want at most 2s", took)
 	}
 }
