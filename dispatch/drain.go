@@ -234,7 +234,7 @@ func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
 	}
 	now := d.clock.Now()
 	if d.shared != nil {
-		now = now.Truncate(time.Second) // what the shared state keeps, so every replica holds the same override
+		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
 	}
 	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
 	with := maps.Clone(d.clusterOverrides)

@@ -100,7 +100,7 @@ func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override
 	}
 	now := d.clock.Now()
 	if d.shared != nil {
-		now = now.Truncate(time.Second) // what the shared state keeps, so every replica holds the same override
+		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
 	}
 	o := table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now}
 	if req.TTL > 0 {

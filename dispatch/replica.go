@@ -150,7 +150,7 @@ func (d *Dispatcher) SetOverrides(os []table.Override) {
 	var changed []string
 	dropped := map[string]bool{}
 	for job, o := range want {
-		if cur, ok := d.overrides[job]; !ok || cur != o {
+		if cur, ok := d.overrides[job]; !ok || !sameOverride(cur, o) {
 			changed = append(changed, job)
 		}
 	}
@@ -191,7 +191,7 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 			want[o.Cluster] = o
 		}
 	}
-	if maps.Equal(want, d.clusterOverrides) {
+	if maps.EqualFunc(want, d.clusterOverrides, sameClusterOverride) {
 		d.mu.Unlock()
 		return
 	}
@@ -210,4 +210,17 @@ func demandOfRows(t *table.Table) map[string]float64 {
 		dm[a.Job] = a.Demand
 	}
 	return dm
+}
+
+// sameOverride compares overrides with time.Equal: the shared state's
+// times are UTC, a replica's own may be in another location.
+func sameOverride(a, b table.Override) bool {
+	return a.Job == b.Job && a.Cluster == b.Cluster && a.Reason == b.Reason && a.By == b.By &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.Expires.Equal(b.Expires)
+}
+
+// sameClusterOverride is sameOverride for drains and caps.
+func sameClusterOverride(a, b table.ClusterOverride) bool {
+	return a.Cluster == b.Cluster && a.Capacity == b.Capacity && a.Reason == b.Reason && a.By == b.By &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.Expires.Equal(b.Expires)
 }

@@ -339,3 +339,29 @@ func TestAReplicaServesTheSharedTableBeforeItLoadsTheJobConfig(t *testing.T) {
 		t.Errorf("admitting a new job after the load: %v", err)
 	}
 }
+
+func TestOwnWritesComingBackChangeNothing(t *testing.T) {
+	ctx := context.Background()
+	_, sh, leader, _ := replicas(t, 0)
+	job := leader.cache.Snapshot().Assignments[0].Job
+	if _, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "r", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	// The watch gives them back as the API keeps them: in UTC, to the second.
+	for j, o := range sh.overrides {
+		o.CreatedAt, o.Expires = o.CreatedAt.UTC(), o.Expires.UTC()
+		sh.overrides[j] = o
+	}
+	for c, o := range sh.drains {
+		o.CreatedAt, o.Expires = o.CreatedAt.In(time.FixedZone("elsewhere", 3600)), o.Expires.UTC()
+		sh.drains[c] = o
+	}
+	v := leader.TableVersion()
+	sh.sync(leader)
+	if leader.TableVersion() != v {
+		t.Error("the leader's own override and drain, coming back from the shared state, changed its table")
+	}
+}
