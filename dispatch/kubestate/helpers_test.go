@@ -2,6 +2,7 @@ package kubestate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -179,10 +180,19 @@ func (f *fakeReplica) SetLeading(leading bool) {
 	f.leadingCalls = append(f.leadingCalls, leading)
 }
 
+// AdmissionCounts returns a copy, as the dispatcher's Snapshot does: the
+// backend encodes it while the test may change the counts.
 func (f *fakeReplica) AdmissionCounts() *demand.AdmissionCounts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.counts
+	if f.counts == nil {
+		return nil
+	}
+	out := &demand.AdmissionCounts{Days: make([]demand.DayCounts, len(f.counts.Days))}
+	for i, d := range f.counts.Days {
+		out.Days[i] = demand.DayCounts{Day: d.Day, Jobs: maps.Clone(d.Jobs)}
+	}
+	return out
 }
 
 // setRow changes one row of the table, as a dispatch would.
