@@ -13,7 +13,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.1
 API_PKG    := dispatch/kubestate/v1alpha1
 CRD_DIR    := manifests/crds
 
-.PHONY: help build run demo test unit e2e e2e-assets verify verify-generated generate bench fuzz load clean
+.PHONY: help build run demo test unit e2e e2e-assets verify verify-generated generate bench fuzz load load-ha clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -112,6 +112,10 @@ fuzz: ## fuzz both config parsers and the job config parser (against prow's) for
 
 load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table
 	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000
+
+load-ha: ## make load with the dispatcher's state in a real kube-apiserver, as one replica of --state-backend=kubernetes (installs the e2e assets)
+	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -kube
 
 clean: ## remove build and run output
 	rm -rf bin $(OUT)

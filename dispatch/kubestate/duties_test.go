@@ -71,7 +71,9 @@ func TestLeaderFoldsPlacements(t *testing.T) {
 	ctx := context.Background()
 	tab := smallTable()
 	fa := newFakeReplica(tab, nil)
-	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
+	opts := testOptions(ns, "replica-a")
+	opts.PlacedRowsDelay = time.Millisecond // fold at the next publication
+	a := startBackend(t, apiConfig, opts)
 	a.Attach(fa)
 	runBackend(t, a, true, nil)
 	eventually(t, 10*time.Second, "the first publication", func() bool { return a.Status().PublicationServed > 0 })

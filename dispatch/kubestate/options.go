@@ -20,7 +20,8 @@ const (
 	DefaultRenewDeadline     = 7 * time.Second
 	DefaultRetryPeriod       = time.Second
 	DefaultShards            = 16
-	DefaultPublishInterval   = 200 * time.Millisecond
+	DefaultPublishInterval   = time.Second
+	DefaultPlacedRowsDelay   = 30 * time.Second
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultGCInterval        = time.Minute
 	DefaultWriteTimeout      = 5 * time.Second
@@ -48,8 +49,13 @@ type Options struct {
 	// Each holds at most 1 MiB compressed (about 10,000 rows).
 	Shards int
 	// PublishInterval is how often the leader looks for a change of its
-	// table to publish (default 200ms).
+	// table to publish (default 1s).
 	PublishInterval time.Duration
+	// PlacedRowsDelay is how long the leader may leave unpublished a change
+	// made only of rows that JobPlacements already carry to every replica
+	// (new jobs admitted), so that a stream of new jobs does not re-encode
+	// and rewrite shards every PublishInterval (default 30s).
+	PlacedRowsDelay time.Duration
 	// HeartbeatInterval is how often a replica writes its DispatcherReplica (default 10s).
 	HeartbeatInterval time.Duration
 	// GCInterval is how often the leader deletes expired overrides and drains
@@ -90,6 +96,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.RenewDeadline, DefaultRenewDeadline)
 	def(&o.RetryPeriod, DefaultRetryPeriod)
 	def(&o.PublishInterval, DefaultPublishInterval)
+	def(&o.PlacedRowsDelay, DefaultPlacedRowsDelay)
 	def(&o.HeartbeatInterval, DefaultHeartbeatInterval)
 	def(&o.GCInterval, DefaultGCInterval)
 	def(&o.WriteTimeout, DefaultWriteTimeout)

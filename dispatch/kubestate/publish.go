@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
@@ -38,22 +39,31 @@ const placementGrace = time.Minute
 // publishLoop publishes the dispatcher's table while ctx (the term) lasts.
 func (b *Backend) publishLoop(ctx context.Context) {
 	var (
-		enc       shardEncoder
-		published bool
-		version   uint64
-		backoff   time.Duration
+		enc           shardEncoder
+		published     bool
+		version       uint64
+		backoff       time.Duration
+		lastPublished time.Time
 	)
 	ticker := b.opts.Clock.NewTicker(b.opts.PublishInterval)
 	defer ticker.Stop()
 	for {
 		if r := b.attached(); r != nil && (!published || r.TableVersion() != version) {
 			st, v := r.Published()
+			if published && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay && enc.onlyPlaced(st, b.opts.Shards, b.placed) {
+				select { // the placements carry the change; it is published with the next one
+				case <-ctx.Done():
+					return
+				case <-ticker.C():
+				}
+				continue
+			}
 			err := b.publish(ctx, &enc, st)
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
-				published, version, backoff = true, v, 0
+				published, version, backoff, lastPublished = true, v, 0, b.opts.Clock.Now()
 			} else {
 				backoff = min(max(2*backoff, b.opts.PublishInterval), publishBackoffMax)
 				b.log.Error(err, "Publishing the table failed: retrying", "in", backoff)
@@ -106,7 +116,7 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	changed := changedShards(shards, current)
 	data := make([][]byte, len(changed))
 	compressErrs := make([]error, len(changed))
-	parallel(len(changed), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
+	parallelN(len(changed), publishWorkers(), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
 	if err := errors.Join(compressErrs...); err != nil { // all or nothing: refuse before writing any
 		return err
 	}
@@ -232,7 +242,7 @@ func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n
 		}
 	}
 	errs := make([]error, len(todo))
-	parallel(len(todo), func(k int) {
+	parallelN(len(todo), publishWorkers(), func(k int) {
 		i := todo[k]
 		s, err := encodeShard(i, cut[i])
 		e.contents[i], e.shards[i], errs[k] = cut[i], s, err
@@ -242,4 +252,59 @@ func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n
 		return nil, err
 	}
 	return slices.Clone(e.shards), nil
+}
+
+// placed reports whether a JobPlacement in the cache carries row's cluster for its job.
+func (b *Backend) placed(job, cluster string) bool {
+	jp := &v1alpha1.JobPlacement{}
+	if err := b.cache.Get(context.Background(), client.ObjectKey{Namespace: b.opts.Namespace, Name: ObjectName(job)}, jp); err != nil {
+		return false
+	}
+	return jp.Spec.Job == job && jp.Spec.Cluster == cluster
+}
+
+// onlyPlaced reports whether st differs from what e last encoded only by
+// rows (and provisional records) of jobs placed(job, cluster) says a
+// JobPlacement carries. It changes nothing.
+func (e *shardEncoder) onlyPlaced(st *store.State, n int, placed func(job, cluster string) bool) bool {
+	if st == nil || st.Table == nil || len(e.contents) != n {
+		return false
+	}
+	cut := cutShards(st.Table, st.Provisional, n)
+	for i, c := range cut {
+		old := e.contents[i]
+		if slices.Equal(old.Rows, c.Rows) && reflect.DeepEqual(old.Provisional, c.Provisional) {
+			continue
+		}
+		was := make(map[string]table.Assignment, len(old.Rows))
+		for _, a := range old.Rows {
+			was[a.Job] = a
+		}
+		for _, a := range c.Rows {
+			if prev, ok := was[a.Job]; ok && prev == a {
+				delete(was, a.Job)
+				continue
+			}
+			if !placed(a.Job, a.Cluster) {
+				return false
+			}
+			delete(was, a.Job)
+		}
+		if len(was) > 0 { // a row went away
+			return false
+		}
+		cluster := make(map[string]string, len(c.Rows))
+		for _, a := range c.Rows {
+			cluster[a.Job] = a.Cluster
+		}
+		for _, p := range c.Provisional {
+			if slices.ContainsFunc(old.Provisional, func(q store.Provisional) bool { return reflect.DeepEqual(p, q) }) {
+				continue
+			}
+			if at, ok := cluster[p.Job.Name]; !ok || !placed(p.Job.Name, at) {
+				return false
+			}
+		}
+	}
+	return true
 }

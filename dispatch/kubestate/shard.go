@@ -246,6 +246,11 @@ func changedShards(enc []encodedShard, current map[string]writtenShard) []encode
 // parallel calls f(0) .. f(n-1) on up to GOMAXPROCS goroutines.
 func parallel(n int, f func(i int)) { parallelN(n, runtime.GOMAXPROCS(0), f) }
 
+// publishWorkers is how many goroutines encode and compress a publication:
+// half the CPUs, so that a publication of the whole table leaves the other
+// half to the admissions the leader serves meanwhile.
+func publishWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
 // parallelN calls f(0) .. f(n-1) on up to workers goroutines.
 func parallelN(n, workers int, f func(i int)) {
 	workers = min(n, workers)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -323,5 +324,47 @@ func BenchmarkShardEncodeOneRowChanged(b *testing.B) {
 		if _, err := shards[shardOf(tab.Assignments[k%len(tab.Assignments)].Job, 16)].compress(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOnlyPlaced: a change made only of rows that placements carry may
+// wait for the next publication; any other change may not.
+func TestOnlyPlaced(t *testing.T) {
+	base := &table.Table{Assignments: []table.Assignment{
+		{Job: "a", Cluster: "build01", Reason: table.ReasonBalanced},
+		{Job: "b", Cluster: "build02", Reason: table.ReasonBalanced},
+	}}
+	placements := map[string]string{"new": "build03"}
+	placed := func(job, cluster string) bool { return placements[job] == cluster }
+	with := func(rows ...table.Assignment) *store.State {
+		t := copyTable(base)
+		t.Assignments = append(t.Assignments, rows...)
+		t.Sort()
+		return &store.State{Table: t}
+	}
+	var enc shardEncoder
+	if _, err := enc.encode(base, nil, 4); err != nil {
+		t.Fatal(err)
+	}
+	moved := *copyTable(base)
+	moved.Assignments[0].Cluster = "build09"
+	for name, tc := range map[string]struct {
+		st   *store.State
+		want bool
+	}{
+		"unchanged":                       {&store.State{Table: copyTable(base)}, true},
+		"a placed new job":                {with(table.Assignment{Job: "new", Cluster: "build03"}), true},
+		"a new job placed elsewhere":      {with(table.Assignment{Job: "new", Cluster: "build01"}), false},
+		"a new job not placed":            {with(table.Assignment{Job: "other", Cluster: "build03"}), false},
+		"a row moved":                     {&store.State{Table: &moved}, false},
+		"a row gone":                      {&store.State{Table: &table.Table{Assignments: base.Assignments[:1]}}, false},
+		"a provisional record not placed": {&store.State{Table: copyTable(base), Provisional: []store.Provisional{{Job: jobs.Job{Name: "x"}}}}, false},
+	} {
+		if got := enc.onlyPlaced(tc.st, 4, placed); got != tc.want {
+			t.Errorf("%s: onlyPlaced %v, want %v", name, got, tc.want)
+		}
+	}
+	if enc.onlyPlaced(with(table.Assignment{Job: "new", Cluster: "build03"}), 8, placed) {
+		t.Error("another shard count: onlyPlaced, want a publication")
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
@@ -187,6 +188,17 @@ func TestLoad(t *testing.T) {
 		Registerer:           reg,
 		Logger:               logr.Discard(),
 	}
+	var api *kubeAPI
+	var shared *kubestate.Backend
+	if *kube {
+		api = startKubeAPI(t)
+		shared = api.backend(t, "load-0")
+		st, err := shared.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.StateDir, opts.Shared, opts.Initial = "", shared, st
+	}
 	t0 := time.Now()
 	d, err := dispatch.New(context.Background(), opts)
 	if err != nil {
@@ -196,7 +208,18 @@ func TestLoad(t *testing.T) {
 	t0 = time.Now()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
+	go func() {
+		if shared == nil {
+			runDone <- d.Run(runCtx)
+			return
+		}
+		// As serve runs a replica: it follows the shared state, and leads (alone) to dispatch.
+		shared.Attach(d)
+		followed := make(chan error, 1)
+		go func() { followed <- shared.Run(runCtx) }()
+		shared.Elect(runCtx, func(leadCtx context.Context) { _ = d.Run(leadCtx) })
+		runDone <- <-followed
+	}()
 	stopDispatcher := sync.OnceValue(func() error { stopRun(); return <-runDone })
 	t.Cleanup(func() { _ = stopDispatcher() })
 
@@ -230,6 +253,9 @@ func TestLoad(t *testing.T) {
 	tlsConfig := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	waitListening(t, addr, tlsConfig, srvDone, &srvErr)
 	waitReady(t, d)
+	if shared != nil {
+		waitPublished(t, shared) // the first publication (a burst of CPU) is not part of the steady state measured
+	}
 	dispatched := time.Since(t0)
 
 	// The table's jobs: every job of the job config that Prow would run
@@ -280,8 +306,12 @@ func TestLoad(t *testing.T) {
 	}
 	slices.Sort(res.latencies)
 	slices.Sort(res.newLatencies)
-	t.Logf("load: real *dispatch.Dispatcher, %d jobs in %d files (%d presubmits, %d periodics), %d table rows over %d clusters %s",
-		len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
+	mode := "state dir"
+	if api != nil {
+		mode = "state in a real kube-apiserver (--state-backend=kubernetes, one replica leading)"
+	}
+	t.Logf("load: real *dispatch.Dispatcher, %s, %d jobs in %d files (%d presubmits, %d periodics), %d table rows over %d clusters %s",
+		mode, len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
 	t.Logf("setup %v: workload generated and written %v, dispatch.New (configs and job config loaded) %v, first dispatch until ready %v",
 		setup.Round(time.Millisecond), wrote.Round(time.Millisecond), loaded.Round(time.Millisecond), dispatched.Round(time.Millisecond))
 	t.Logf("sending %d req/s for %v over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *newFraction*100)
@@ -319,12 +349,20 @@ func TestLoad(t *testing.T) {
 	}
 
 	// The delta assignments persist: a dispatcher started on the same
-	// state dir, as after a restart, has them.
+	// state dir (or shared state), as after a restart, has them.
 	if err := stopDispatcher(); err != nil {
 		t.Errorf("saving the state at shutdown: %v", err)
 	}
 	t0 = time.Now()
 	opts.Registerer = nil
+	if api != nil {
+		again := api.backend(t, "load-0")
+		st, err := again.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Shared, opts.Initial = again, st
+	}
 	restarted, err := dispatch.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +373,7 @@ func TestLoad(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("restart on the state dir: %d of %d delta assignments kept, table of %d rows, in %v",
+	t.Logf("restart on the same state: %d of %d delta assignments kept, table of %d rows, in %v",
 		len(res.newJobs)-lost, len(res.newJobs), restarted.Status().TableSize, time.Since(t0).Round(time.Millisecond))
 	if lost > 0 {
 		t.Errorf("%d of %d delta assignments lost or moved across a restart", lost, len(res.newJobs))
