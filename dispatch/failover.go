@@ -140,10 +140,13 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 		d.mu.Unlock()
 		return states
 	}
-	// The new states are shown before any drain changes, so a reader never
-	// sees a drain cancelled for a cluster still shown unhealthy; the
-	// actions (the previous ones until then) follow once taken.
-	publish(prevActions)
+	// In act mode the new states are shown before any drain changes, so a
+	// reader never sees a drain cancelled for a cluster still shown
+	// unhealthy; the actions (the previous ones until then) follow once
+	// taken. Report mode changes nothing, so states and actions show at once.
+	if ho.Mode == health.ModeAct {
+		publish(prevActions)
+	}
 	actions := d.healthActions(ctx, in.clusters.All(), next, overrides)
 	states := publish(actions)
 	d.healthMetrics.record(states, transitions)
