@@ -105,10 +105,11 @@ verify-generated: ## check that make generate would change nothing
 bench: ## the engine, cache and admission benchmarks (BENCHTIME=1x by default)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dispatch/... ./webhook/...
 
-fuzz: ## fuzz both config parsers and the job config parser (against prow's) for 30 s each
+fuzz: ## fuzz both config parsers, the job config parser (against prow's) and admission's ProwJob decode (against the full one) for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzParseDispatcher -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzParseClusters -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzFastParse -fuzztime 30s ./dispatch/jobs
+	$(GO) test -run '^$$' -fuzz FuzzDecodeProwJob -fuzztime 30s ./webhook
 
 load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table
 	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000

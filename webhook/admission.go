@@ -9,7 +9,6 @@ import (
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	prowjobsv1 "sigs.k8s.io/prow/pkg/apis/prowjobs/v1"
 
@@ -26,7 +25,6 @@ const MutatePath = "/mutate-prowjobs"
 type Admission struct {
 	admitter   Admitter
 	skipLabels []string // ProwJobs carrying one are left as created
-	decoder    admission.Decoder
 	metrics    *Metrics
 	log        logr.Logger
 	now        func() time.Time
@@ -40,17 +38,13 @@ var DefaultSkipLabels = []string{"ci.openshift.org/rehearse"}
 // is counted). A ProwJob carrying any of skipLabels is left as created
 // (outcome skipped), before the dispatcher is asked anything.
 func NewAdmission(d Admitter, metrics *Metrics, log logr.Logger, skipLabels ...string) (*Admission, error) {
-	scheme := runtime.NewScheme()
-	if err := prowjobsv1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("adding prow.k8s.io/v1 to the admission scheme: %w", err)
-	}
 	if metrics == nil {
 		var err error
 		if metrics, err = NewMetrics(nil); err != nil {
 			return nil, err
 		}
 	}
-	return &Admission{admitter: d, skipLabels: skipLabels, decoder: admission.NewDecoder(scheme), metrics: metrics, log: log, now: time.Now}, nil
+	return &Admission{admitter: d, skipLabels: skipLabels, metrics: metrics, log: log, now: time.Now}, nil
 }
 
 // decision is what Handle decided, for the log line and the metrics.
@@ -89,8 +83,8 @@ func (a *Admission) decide(ctx context.Context, req admission.Request) (admissio
 	if req.Kind.Group != prowjobsv1.SchemeGroupVersion.Group || req.Kind.Version != prowjobsv1.SchemeGroupVersion.Version || req.Kind.Kind != "ProwJob" {
 		return allow(decision{outcome: OutcomeWrongKind, reason: "kind " + req.Kind.String()})
 	}
-	var pj prowjobsv1.ProwJob
-	if err := a.decoder.Decode(req, &pj); err != nil {
+	pj, err := decodeProwJob(req)
+	if err != nil {
 		return allow(decision{outcome: OutcomeUndecodable, reason: "decoding the ProwJob: " + err.Error()})
 	}
 	d := decision{job: pj.Spec.Job, oldCluster: pj.Spec.Cluster, dryRun: req.DryRun != nil && *req.DryRun}
@@ -99,13 +93,13 @@ func (a *Admission) decide(ctx context.Context, req admission.Request) (admissio
 		return allow(d)
 	}
 	for _, l := range a.skipLabels {
-		if _, ok := pj.Labels[l]; ok {
+		if _, ok := pj.Metadata.Labels[l]; ok {
 			d.outcome, d.reason = OutcomeSkipped, "label "+l
 			return allow(d)
 		}
 	}
 	dec, err := a.admitter.Admit(ctx, dispatch.AdmissionRequest{
-		Job: d.job, Agent: string(pj.Spec.Agent), Cluster: d.oldCluster, Labels: pj.Labels, DryRun: d.dryRun,
+		Job: d.job, Agent: string(pj.Spec.Agent), Cluster: d.oldCluster, Labels: pj.Metadata.Labels, DryRun: d.dryRun,
 	})
 	switch {
 	case errors.Is(err, dispatch.ErrNotReady):
