@@ -15,11 +15,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +47,9 @@ var (
 	jobCount    = flag.Int("jobs", 5000, "jobs of the generated job config (100..200000)")
 	maxInFlight = flag.Int("max-in-flight", 512, "requests in flight at most; a request due while all are busy is counted as dropped")
 	newFraction = flag.Float64("new-fraction", 0.01, "share of the AdmissionReviews for jobs the table lacks, delta-assigned (0..1)")
+	warmup      = flag.Duration("warmup", 2*time.Second, "send at the rate this long first, answers checked but latencies reported apart: the client opens its connections (TLS handshakes) then, as kube-apiserver does once")
+	cpuProfile  = flag.String("cpu-profile", "", "write a CPU profile (pprof) of the measured window, after the warm-up, here")
+	heapProfile = flag.String("heap-profile", "", "write the live heap (pprof) here after the run, the dispatcher and webhook still up")
 )
 
 // oldCluster is the spec.cluster of every ProwJob sent: the answer patches
@@ -155,7 +160,11 @@ func (rt *reviewTemplate) body(tg *target, uid string) []byte {
 type result struct {
 	sent, ok, wrong, failed, dropped int
 	newSent                          int             // reviews for jobs the table lacked (dropped ones included)
-	latencies, newLatencies          []time.Duration // answered reviews; newLatencies: of new jobs only
+	warmupSent                       int             // reviews of the warm-up, all for jobs of the table
+	latencies, newLatencies          []time.Duration // answered reviews after the warm-up; newLatencies: of new jobs only
+	hitLatencies                     []time.Duration // answered reviews after the warm-up for jobs of the table
+	warmupLatencies                  []time.Duration // answered reviews of the warm-up
+	dials, measuredDials             int64           // connections the client opened in the warm-up, and after it
 	newJobs                          map[string]string
 	elapsed                          time.Duration
 	firstErr                         error
@@ -163,9 +172,9 @@ type result struct {
 
 func TestLoad(t *testing.T) {
 	if *rate < 1 || *rate > 20000 || *duration <= 0 || *duration > 10*time.Minute || *jobCount < 100 || *jobCount > 200000 ||
-		*maxInFlight < 1 || !(*newFraction >= 0 && *newFraction <= 1) {
-		t.Fatalf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d (100..200000) -max-in-flight %d -new-fraction %v (0..1)",
-			*rate, *duration, *jobCount, *maxInFlight, *newFraction)
+		*maxInFlight < 1 || !(*newFraction >= 0 && *newFraction <= 1) || *warmup < 0 || *warmup > time.Minute {
+		t.Fatalf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d (100..200000) -max-in-flight %d -new-fraction %v (0..1) -warmup %v (..1m)",
+			*rate, *duration, *jobCount, *maxInFlight, *newFraction, *warmup)
 	}
 	setupStart := time.Now()
 
@@ -281,7 +290,13 @@ func TestLoad(t *testing.T) {
 	}
 	setup := time.Since(setupStart)
 
+	var dials atomic.Int64
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:     tlsConfig,
 		MaxIdleConns:        *maxInFlight,
 		MaxIdleConnsPerHost: *maxInFlight,
@@ -291,9 +306,12 @@ func TestLoad(t *testing.T) {
 	tmpl := newReviewTemplate(t)
 
 	runtime.GC()
-	res := run(client, url, tmpl, d, targets)
+	res := run(client, &dials, url, tmpl, d, targets)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if *heapProfile != "" {
+		writeHeapProfile(t, *heapProfile)
+	}
 	if err := stopServer(); err != nil {
 		t.Errorf("server: %v", err)
 	}
@@ -306,6 +324,9 @@ func TestLoad(t *testing.T) {
 	}
 	slices.Sort(res.latencies)
 	slices.Sort(res.newLatencies)
+	slices.Sort(res.warmupLatencies)
+	slices.Sort(res.hitLatencies)
+	hits := res.hitLatencies
 	mode := "state dir"
 	if api != nil {
 		mode = "state in a real kube-apiserver (--state-backend=kubernetes, one replica leading)"
@@ -314,11 +335,17 @@ func TestLoad(t *testing.T) {
 		mode, len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
 	t.Logf("setup %v: workload generated and written %v, dispatch.New (configs and job config loaded) %v, first dispatch until ready %v",
 		setup.Round(time.Millisecond), wrote.Round(time.Millisecond), loaded.Round(time.Millisecond), dispatched.Round(time.Millisecond))
-	t.Logf("sending %d req/s for %v over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *newFraction*100)
-	t.Logf("sent %d (%d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d",
-		res.sent, res.newSent, res.ok, res.wrong, res.failed, res.dropped)
-	t.Logf("throughput %.1f req/s over %v", float64(res.ok+res.wrong)/res.elapsed.Seconds(), res.elapsed.Round(time.Millisecond))
-	t.Logf("latency p50 %v, p90 %v, p99 %v, max %v", pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 1))
+	t.Logf("sending %d req/s for %v after a %v warm-up over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *warmup, *newFraction*100)
+	t.Logf("sent %d (%d of the warm-up, %d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d",
+		res.sent, res.warmupSent, res.newSent, res.ok, res.wrong, res.failed, res.dropped)
+	if len(res.warmupLatencies) > 0 {
+		t.Logf("warm-up latency (the client opening %d connections): p50 %v, p99 %v, max %v",
+			res.dials, pct(res.warmupLatencies, 0.50), pct(res.warmupLatencies, 0.99), pct(res.warmupLatencies, 1))
+	}
+	t.Logf("throughput %.1f req/s over %v after the warm-up", float64(len(res.latencies))/res.elapsed.Seconds(), res.elapsed.Round(time.Millisecond))
+	t.Logf("latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v; connections opened after the warm-up %d",
+		pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 0.999), pct(res.latencies, 1), res.measuredDials)
+	t.Logf("latency of jobs of the table: p50 %v, p99 %v, max %v", pct(hits, 0.50), pct(hits, 0.99), pct(hits, 1))
 	t.Logf("latency of new jobs (delta-assigned): p50 %v, p99 %v, max %v over %d", pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 1), len(res.newLatencies))
 	t.Logf("memory (client, server and dispatcher in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
 		procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.HeapObjects, ms.NumGC)
@@ -380,11 +407,14 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// run sends at the fixed rate for the duration, open loop: request i is due
-// at start + i/rate whether or not earlier ones have been answered. A share
-// -new-fraction of the requests are for jobs the table lacks, each a new name.
-func run(client *http.Client, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target) result {
-	total := int(float64(*rate) * duration.Seconds())
+// run sends at the fixed rate for the warm-up and then the duration, open
+// loop: request i is due at start + i/rate whether or not earlier ones have
+// been answered. A share -new-fraction of the requests after the warm-up
+// are for jobs the table lacks, each a new name. dials counts the
+// connections the client opens.
+func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target) result {
+	warm := int(float64(*rate) * warmup.Seconds())
+	total := warm + int(float64(*rate)*duration.Seconds())
 	interval := time.Second / time.Duration(*rate)
 	var (
 		mu  sync.Mutex
@@ -393,19 +423,31 @@ func run(client *http.Client, url string, tmpl *reviewTemplate, d *dispatch.Disp
 	)
 	slots := make(chan struct{}, *maxInFlight)
 	start := time.Now()
+	measuredFrom, stopProfile := start, func() error { return nil }
 	for i := range total {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}
+		if i == warm {
+			measuredFrom = time.Now()
+			mu.Lock()
+			res.dials = dials.Load()
+			mu.Unlock()
+			stopProfile = startCPUProfile(*cpuProfile)
+		}
 		tg := targets[i%len(targets)]
-		frac := *newFraction
-		isNew := int(float64(i+1)*frac) > int(float64(i)*frac)
+		frac, j := *newFraction, i-warm
+		isWarmup := j < 0
+		isNew := !isWarmup && int(float64(j+1)*frac) > int(float64(j)*frac)
 		if isNew { // a job of the same shape, unknown to the table
-			tg.name, tg.typ, tg.want = fmt.Sprintf("pull-ci-openshift-loadtest-new%07d-e2e", i), string(jobs.Presubmit), ""
+			tg.name, tg.typ, tg.want = fmt.Sprintf("pull-ci-openshift-loadtest-new%07d-e2e", j), string(jobs.Presubmit), ""
 		}
 		res.sent++
 		if isNew {
 			res.newSent++
+		}
+		if isWarmup {
+			res.warmupSent++
 		}
 		select {
 		case slots <- struct{}{}:
@@ -441,12 +483,17 @@ func run(client *http.Client, url string, tmpl *reviewTemplate, d *dispatch.Disp
 			default:
 				res.failed++
 			}
-			if err == nil || wrong != nil {
+			switch {
+			case err != nil && wrong == nil:
+			case isWarmup:
+				res.warmupLatencies = append(res.warmupLatencies, took)
+			case isNew:
 				res.latencies = append(res.latencies, took)
-				if isNew {
-					res.newLatencies = append(res.newLatencies, took)
-					res.newJobs[tg.name] = want
-				}
+				res.newLatencies = append(res.newLatencies, took)
+				res.newJobs[tg.name] = want
+			default:
+				res.latencies = append(res.latencies, took)
+				res.hitLatencies = append(res.hitLatencies, took)
 			}
 			if err != nil && res.firstErr == nil {
 				res.firstErr = err
@@ -454,7 +501,11 @@ func run(client *http.Client, url string, tmpl *reviewTemplate, d *dispatch.Disp
 		}()
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	res.elapsed = time.Since(measuredFrom)
+	if err := stopProfile(); err != nil && res.firstErr == nil {
+		res.firstErr = err
+	}
+	res.measuredDials = dials.Load() - res.dials
 	return res
 }
 
@@ -600,4 +651,38 @@ func waitListening(t testing.TB, addr string, config *tls.Config, done <-chan st
 		}
 	}
 	t.Fatal("the webhook server did not listen within 10s")
+}
+
+// writeHeapProfile writes the live heap, after a GC, to path.
+func writeHeapProfile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatalf("writing the heap profile: %v", err)
+	}
+}
+
+// startCPUProfile profiles the CPU into path until the returned func is
+// called; with no path it does nothing.
+func startCPUProfile(path string) (stop func() error) {
+	if path == "" {
+		return func() error { return nil }
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() error { return err }
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() error { return fmt.Errorf("CPU profile: %w", err) }
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}
 }
