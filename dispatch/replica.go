@@ -30,13 +30,50 @@ func (d *Dispatcher) Leading() bool { return d.shared == nil || d.leading.Load()
 func (d *Dispatcher) TableVersion() uint64 { return d.cache.Version() }
 
 // Published returns what the leader publishes: the table in force and the
-// provisional jobs, with the table version they were taken at (read
-// before the copy, so a change made during it is published next time).
+// provisional jobs, consistent with each other, with the table version
+// they were taken at. The table is copied without holding mu, which
+// admissions of new jobs take, and kept if no row changed during the copy
+// (rows and provisional records change together under mu); after
+// publishTries copies overtaken by changes, it is copied under mu.
 func (d *Dispatcher) Published() (*store.State, uint64) {
-	v := d.cache.Version()
+	for range publishTries {
+		v := d.cache.Version()
+		t := d.cache.Snapshot()
+		d.mu.Lock()
+		if d.cache.Version() == v {
+			st := &store.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+			d.mu.Unlock()
+			return st, v
+		}
+		d.mu.Unlock()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &store.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, v
+	return &store.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
+}
+
+// publishTries is how many times Published copies the table without mu.
+const publishTries = 3
+
+// RowsChangedSince returns the rows set since the table's version v (as
+// TableVersion gave it), so that a publisher can tell a change it may
+// leave for later without copying the table. It reports false when it
+// cannot tell: a row was removed, or the table replaced, since v, or v is
+// too old. Rows set again after v are returned as they are now.
+func (d *Dispatcher) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
+	jobs, ok := d.cache.ChangedSince(v)
+	if !ok {
+		return nil, false
+	}
+	rows := make([]table.Assignment, 0, len(jobs))
+	for _, j := range jobs {
+		a, ok := d.cache.Lookup(j)
+		if !ok {
+			return nil, false
+		}
+		rows = append(rows, a)
+	}
+	return rows, true
 }
 
 // AdmissionCounts are this replica's admission counts; nil when demand is

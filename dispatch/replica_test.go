@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -363,5 +365,63 @@ func TestOwnWritesComingBackChangeNothing(t *testing.T) {
 	sh.sync(leader)
 	if leader.TableVersion() != v {
 		t.Error("the leader's own override and drain, coming back from the shared state, changed its table")
+	}
+}
+
+// TestPublishedWhileNewJobsArrive: each publication taken while new jobs
+// are placed holds every provisional job's row (the table is copied
+// without the lock admissions take, and kept only if no row changed), and
+// RowsChangedSince names the rows placed since a publication.
+func TestPublishedWhileNewJobsArrive(t *testing.T) {
+	ctx := context.Background()
+	_, _, leader, _ := replicas(t, 0)
+	_, since := leader.Published()
+	const n = 200
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			if _, err := leader.Admit(ctx, AdmissionRequest{Job: fmt.Sprintf("new-job-%03d", i), Agent: jobs.Agent}); err != nil {
+				t.Errorf("admit: %v", err)
+				return
+			}
+		}
+	}()
+	for done := false; !done; {
+		st, v := leader.Published()
+		rows := st.Table.ByJob()
+		for _, p := range st.Provisional {
+			if _, ok := rows[p.Job.Name]; !ok {
+				t.Fatalf("publication at version %d: provisional job %s without its row", v, p.Job.Name)
+			}
+		}
+		done = len(st.Provisional) == n
+	}
+	wg.Wait()
+
+	changed, ok := leader.RowsChangedSince(since)
+	if !ok || len(changed) != n {
+		t.Fatalf("RowsChangedSince the first publication: %d rows, %v; want the %d new jobs", len(changed), ok, n)
+	}
+	for _, a := range changed {
+		if want := mustLookup(t, leader, a.Job); a != want {
+			t.Errorf("changed row %+v, the table has %+v", a, want)
+		}
+	}
+	// A reschedule moves a row in place: it is named too. A dispatch replaces the table: no answer.
+	_, v := leader.Published()
+	job := changed[0].Job
+	if _, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, ok := leader.RowsChangedSince(v); !ok || !slices.ContainsFunc(rows, func(a table.Assignment) bool { return a.Job == job }) {
+		t.Errorf("after a reschedule of %s: RowsChangedSince = %v, %v", job, rows, ok)
+	}
+	if _, err := leader.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, ok := leader.RowsChangedSince(v); ok {
+		t.Errorf("after a dispatch: RowsChangedSince = %d rows, true; want no answer", len(rows))
 	}
 }

@@ -34,6 +34,8 @@ type Replica interface {
 	Published() (*store.State, uint64)
 	// TableVersion is Published's version without the copy (an atomic load).
 	TableVersion() uint64
+	// RowsChangedSince returns the rows set since a table version, or false when rows were removed or the table replaced since.
+	RowsChangedSince(version uint64) ([]table.Assignment, bool)
 	// AdoptTable replaces the table and provisional jobs by the leader's publication; the dispatcher ignores it while it leads.
 	AdoptTable(st *store.State)
 	// AdoptRows sets rows that replicas placed for jobs the table lacked (JobPlacements), with the provisional records of those the job config lacks.

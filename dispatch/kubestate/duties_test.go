@@ -2,6 +2,7 @@ package kubestate
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -163,4 +164,32 @@ func TestPublicationsGrow(t *testing.T) {
 	if pubs[42] != 3 || pubs[43] != 1 {
 		t.Errorf("publications of the shards: %v, want 3 of 42 and 1 of 43", pubs)
 	}
+}
+
+// TestAnEmptyTableIsNotPublished: a leader whose table has no rows yet (no
+// dispatch, the shards unreadable at its start) leaves the published table
+// in the API alone; its first row is published.
+func TestAnEmptyTableIsNotPublished(t *testing.T) {
+	needAPI(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for _, o := range shardObjects(t, smallTable(), nil, DefaultShards, 41) {
+		o.Namespace = ns
+		if err := apiClient.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := shardVersions(t, ns)
+	fa := newFakeReplica(&table.Table{}, nil)
+	fa.refuseTables = true
+	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
+	a.Attach(fa)
+	runBackend(t, a, true, nil)
+	eventually(t, 10*time.Second, "leading", func() bool { return a.Status().Role == RoleLeader })
+	time.Sleep(10 * testOptions(ns, "").PublishInterval)
+	if after := shardVersions(t, ns); !maps.Equal(before, after) {
+		t.Errorf("a leader with an empty table wrote the shards: %v, then %v", before, after)
+	}
+	fa.AdoptRows([]table.Assignment{{Job: "first", Cluster: "build01", Reason: table.ReasonBalanced}}, nil)
+	eventually(t, 10*time.Second, "publication 42", func() bool { return a.Status().PublicationServed == 42 })
 }

@@ -100,7 +100,10 @@ type fakeReplica struct {
 	mu               sync.Mutex
 	state            store.State
 	version          uint64
+	replacedAt       uint64            // the version of the last AdoptTable (or the start)
+	rowVersions      map[string]uint64 // the version each row was last set at since
 	leading          bool
+	refuseTables     bool // AdoptTable changes nothing, as for a publication the dispatcher cannot use
 	counts           *demand.AdmissionCounts
 	adopted          int
 	rowsAdopted      []table.Assignment
@@ -112,7 +115,24 @@ type fakeReplica struct {
 }
 
 func newFakeReplica(t *table.Table, prov []store.Provisional) *fakeReplica {
-	return &fakeReplica{state: store.State{Table: t, Provisional: prov}, version: 1}
+	return &fakeReplica{state: store.State{Table: t, Provisional: prov}, version: 1, replacedAt: 1, rowVersions: map[string]uint64{}}
+}
+
+// RowsChangedSince answers from the versions rows were set at, as the
+// dispatcher's change log does.
+func (f *fakeReplica) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v < f.replacedAt {
+		return nil, false
+	}
+	var rows []table.Assignment
+	for _, a := range f.state.Table.Assignments {
+		if f.rowVersions[a.Job] > v {
+			rows = append(rows, a)
+		}
+	}
+	return rows, true
 }
 
 func (f *fakeReplica) Published() (*store.State, uint64) {
@@ -131,11 +151,12 @@ func (f *fakeReplica) AdoptTable(st *store.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adopted++
-	if f.leading {
+	if f.leading || f.refuseTables {
 		return
 	}
 	f.state.Table, f.state.Provisional = st.Table, st.Provisional
 	f.version++
+	f.replacedAt, f.rowVersions = f.version, map[string]uint64{}
 }
 
 func (f *fakeReplica) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
@@ -158,6 +179,9 @@ func (f *fakeReplica) AdoptRows(rows []table.Assignment, provisional []store.Pro
 	f.state.Table = t
 	f.state.Provisional = append(f.state.Provisional, provisional...)
 	f.version++
+	for _, a := range rows {
+		f.rowVersions[a.Job] = f.version
+	}
 }
 
 func (f *fakeReplica) SetOverrides(os []table.Override) {
@@ -204,6 +228,7 @@ func (f *fakeReplica) setRow(a table.Assignment) {
 	t.Assignments[i] = a
 	f.state.Table = t
 	f.version++
+	f.rowVersions[a.Job] = f.version
 }
 
 // with runs f under the replica's lock.

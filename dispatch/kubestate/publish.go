@@ -31,6 +31,38 @@ const publishBackoffMax = 10 * time.Second
 // shardWriters is how many shards a publication writes at once.
 const shardWriters = 4
 
+// pacing is how a publication spends CPU: how many shards it encodes,
+// compresses or writes at once, and the pause after each of a worker's.
+type pacing struct {
+	workers int
+	pause   time.Duration
+}
+
+// fullSpeed publishes on half the CPUs, without pauses: someone waits
+// for the change (a reschedule, a drain, a dispatch).
+func fullSpeed() pacing { return pacing{workers: publishWorkers()} }
+
+// gentle is the pace of a change nobody waits for (rows that placements
+// carry already): one shard at a time with a pause after each, spreading
+// the encoding, the API server's writes and the watch events over a few
+// seconds instead of a burst that stalls admissions.
+var gentle = pacing{workers: 1, pause: 100 * time.Millisecond}
+
+// run calls f(0) .. f(n-1) at this pace; the pauses end early when ctx does.
+func (p pacing) run(ctx context.Context, n int, f func(i int)) {
+	parallelN(n, p.workers, func(i int) {
+		f(i)
+		if p.pause > 0 && i < n-1 {
+			t := time.NewTimer(p.pause)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+	})
+}
+
 // placementGrace is how long a placement whose job the leader's table
 // places on another cluster stays: the row of the leader's table is in
 // force, and the placement only waited to be adopted.
@@ -49,8 +81,8 @@ func (b *Backend) publishLoop(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		if r := b.attached(); r != nil && (!published || r.TableVersion() != version) {
-			st, v := r.Published()
-			if published && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay && enc.onlyPlaced(st, b.opts.Shards, b.placed) {
+			placedOnly := published && onlyPlaced(r, version, b.placed)
+			if placedOnly && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay {
 				select { // the placements carry the change; it is published with the next one
 				case <-ctx.Done():
 					return
@@ -58,7 +90,12 @@ func (b *Backend) publishLoop(ctx context.Context) {
 				}
 				continue
 			}
-			err := b.publish(ctx, &enc, st)
+			pace := fullSpeed()
+			if placedOnly { // nobody waits for it: spread its cost
+				pace = gentle
+			}
+			st, v := r.Published()
+			err := b.publish(ctx, &enc, st, pace)
 			if ctx.Err() != nil {
 				return
 			}
@@ -84,8 +121,9 @@ func (b *Backend) publishLoop(ctx context.Context) {
 }
 
 // publish writes the shards of st that changed, deletes the shards of
-// another shard count, and folds the placements st holds.
-func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.State) (err error) {
+// another shard count, and folds the placements st holds. pace says how
+// many shards are encoded and written at once, and the pause between two.
+func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.State, pace pacing) (err error) {
 	defer func() {
 		b.mu.Lock()
 		b.lastPublishErr = err
@@ -94,12 +132,12 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 			b.metrics.publications.WithLabelValues(resultError).Inc()
 		}
 	}()
-	if st == nil || st.Table == nil {
+	if st == nil || st.Table == nil || len(st.Table.Assignments) == 0 { // no table yet: the shards in the API stay
 		return nil
 	}
 	start := time.Now()
 	n := b.opts.Shards
-	shards, err := enc.encode(st.Table, st.Provisional, n)
+	shards, err := enc.encode(ctx, st.Table, st.Provisional, n, pace)
 	if err != nil {
 		return err
 	}
@@ -116,7 +154,7 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	changed := changedShards(shards, current)
 	data := make([][]byte, len(changed))
 	compressErrs := make([]error, len(changed))
-	parallelN(len(changed), publishWorkers(), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
+	pace.run(ctx, len(changed), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
 	if err := errors.Join(compressErrs...); err != nil { // all or nothing: refuse before writing any
 		return err
 	}
@@ -132,7 +170,11 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 		b.lastPublished = pub // consumed even if a write fails: publications only grow
 		b.mu.Unlock()
 		errs := make([]error, len(changed))
-		parallelN(len(changed), shardWriters, func(k int) {
+		writers := pacing{workers: shardWriters}
+		if pace.pause > 0 {
+			writers = pace
+		}
+		writers.run(ctx, len(changed), func(k int) {
 			e := changed[k]
 			spec := v1alpha1.TableShardSpec{
 				Shard: int32(e.index), Shards: int32(n), Publication: pub, PublishedBy: b.opts.Replica,
@@ -230,7 +272,7 @@ type shardEncoder struct {
 	shards   []encodedShard
 }
 
-func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n int) ([]encodedShard, error) {
+func (e *shardEncoder) encode(ctx context.Context, t *table.Table, provisional []store.Provisional, n int, pace pacing) ([]encodedShard, error) {
 	cut := cutShards(t, provisional, n)
 	if len(e.contents) != n {
 		e.contents, e.shards = make([]shardContent, n), make([]encodedShard, n)
@@ -242,7 +284,7 @@ func (e *shardEncoder) encode(t *table.Table, provisional []store.Provisional, n
 		}
 	}
 	errs := make([]error, len(todo))
-	parallelN(len(todo), publishWorkers(), func(k int) {
+	pace.run(ctx, len(todo), func(k int) {
 		i := todo[k]
 		s, err := encodeShard(i, cut[i])
 		e.contents[i], e.shards[i], errs[k] = cut[i], s, err
@@ -263,47 +305,17 @@ func (b *Backend) placed(job, cluster string) bool {
 	return jp.Spec.Job == job && jp.Spec.Cluster == cluster
 }
 
-// onlyPlaced reports whether st differs from what e last encoded only by
-// rows (and provisional records) of jobs placed(job, cluster) says a
-// JobPlacement carries. It changes nothing.
-func (e *shardEncoder) onlyPlaced(st *store.State, n int, placed func(job, cluster string) bool) bool {
-	if st == nil || st.Table == nil || len(e.contents) != n {
+// onlyPlaced reports whether every row r changed since the table version
+// published is one that placed says a JobPlacement carries: then the change
+// may wait for the next publication. It copies no table.
+func onlyPlaced(r Replica, published uint64, placed func(job, cluster string) bool) bool {
+	rows, ok := r.RowsChangedSince(published)
+	if !ok {
 		return false
 	}
-	cut := cutShards(st.Table, st.Provisional, n)
-	for i, c := range cut {
-		old := e.contents[i]
-		if slices.Equal(old.Rows, c.Rows) && reflect.DeepEqual(old.Provisional, c.Provisional) {
-			continue
-		}
-		was := make(map[string]table.Assignment, len(old.Rows))
-		for _, a := range old.Rows {
-			was[a.Job] = a
-		}
-		for _, a := range c.Rows {
-			if prev, ok := was[a.Job]; ok && prev == a {
-				delete(was, a.Job)
-				continue
-			}
-			if !placed(a.Job, a.Cluster) {
-				return false
-			}
-			delete(was, a.Job)
-		}
-		if len(was) > 0 { // a row went away
+	for _, a := range rows {
+		if !placed(a.Job, a.Cluster) {
 			return false
-		}
-		cluster := make(map[string]string, len(c.Rows))
-		for _, a := range c.Rows {
-			cluster[a.Job] = a.Cluster
-		}
-		for _, p := range c.Provisional {
-			if slices.ContainsFunc(old.Provisional, func(q store.Provisional) bool { return reflect.DeepEqual(p, q) }) {
-				continue
-			}
-			if at, ok := cluster[p.Job.Name]; !ok || !placed(p.Job.Name, at) {
-				return false
-			}
 		}
 	}
 	return true

@@ -2,6 +2,7 @@ package kubestate
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -311,13 +311,13 @@ func BenchmarkShardDecode(b *testing.B) {
 func BenchmarkShardEncodeOneRowChanged(b *testing.B) {
 	tab, prov := bigTable(b), someProvisional(500)
 	var enc shardEncoder
-	if _, err := enc.encode(tab, prov, 16); err != nil {
+	if _, err := enc.encode(context.Background(), tab, prov, 16, fullSpeed()); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for k := range b.N {
 		tab.Assignments[k%len(tab.Assignments)].Cluster = fmt.Sprintf("build%02d", k%12)
-		shards, err := enc.encode(tab, prov, 16)
+		shards, err := enc.encode(context.Background(), tab, prov, 16, fullSpeed())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -334,37 +334,29 @@ func TestOnlyPlaced(t *testing.T) {
 		{Job: "a", Cluster: "build01", Reason: table.ReasonBalanced},
 		{Job: "b", Cluster: "build02", Reason: table.ReasonBalanced},
 	}}
-	placements := map[string]string{"new": "build03"}
+	placements := map[string]string{"new": "build03", "a": "build07"}
 	placed := func(job, cluster string) bool { return placements[job] == cluster }
-	with := func(rows ...table.Assignment) *store.State {
-		t := copyTable(base)
-		t.Assignments = append(t.Assignments, rows...)
-		t.Sort()
-		return &store.State{Table: t}
-	}
-	var enc shardEncoder
-	if _, err := enc.encode(base, nil, 4); err != nil {
-		t.Fatal(err)
-	}
-	moved := *copyTable(base)
-	moved.Assignments[0].Cluster = "build09"
 	for name, tc := range map[string]struct {
-		st   *store.State
-		want bool
+		change func(f *fakeReplica)
+		want   bool
 	}{
-		"unchanged":                       {&store.State{Table: copyTable(base)}, true},
-		"a placed new job":                {with(table.Assignment{Job: "new", Cluster: "build03"}), true},
-		"a new job placed elsewhere":      {with(table.Assignment{Job: "new", Cluster: "build01"}), false},
-		"a new job not placed":            {with(table.Assignment{Job: "other", Cluster: "build03"}), false},
-		"a row moved":                     {&store.State{Table: &moved}, false},
-		"a row gone":                      {&store.State{Table: &table.Table{Assignments: base.Assignments[:1]}}, false},
-		"a provisional record not placed": {&store.State{Table: copyTable(base), Provisional: []store.Provisional{{Job: jobs.Job{Name: "x"}}}}, false},
+		"unchanged":                  {func(*fakeReplica) {}, true},
+		"a placed new job":           {func(f *fakeReplica) { f.AdoptRows([]table.Assignment{{Job: "new", Cluster: "build03"}}, nil) }, true},
+		"a row moved where placed":   {func(f *fakeReplica) { f.setRow(table.Assignment{Job: "a", Cluster: "build07"}) }, true},
+		"a new job placed elsewhere": {func(f *fakeReplica) { f.AdoptRows([]table.Assignment{{Job: "new", Cluster: "build01"}}, nil) }, false},
+		"a new job not placed":       {func(f *fakeReplica) { f.AdoptRows([]table.Assignment{{Job: "other", Cluster: "build03"}}, nil) }, false},
+		"a row moved":                {func(f *fakeReplica) { f.setRow(table.Assignment{Job: "b", Cluster: "build09"}) }, false},
+		"the table replaced":         {func(f *fakeReplica) { f.AdoptTable(&store.State{Table: copyTable(base)}) }, false},
+		"a placed job, then another not placed": {func(f *fakeReplica) {
+			f.AdoptRows([]table.Assignment{{Job: "new", Cluster: "build03"}}, nil)
+			f.setRow(table.Assignment{Job: "b", Cluster: "build09"})
+		}, false},
 	} {
-		if got := enc.onlyPlaced(tc.st, 4, placed); got != tc.want {
+		f := newFakeReplica(copyTable(base), nil)
+		_, published := f.Published()
+		tc.change(f)
+		if got := onlyPlaced(f, published, placed); got != tc.want {
 			t.Errorf("%s: onlyPlaced %v, want %v", name, got, tc.want)
 		}
-	}
-	if enc.onlyPlaced(with(table.Assignment{Job: "new", Cluster: "build03"}), 8, placed) {
-		t.Error("another shard count: onlyPlaced, want a publication")
 	}
 }

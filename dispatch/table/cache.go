@@ -1,6 +1,7 @@
 package table
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,30 @@ type Cache struct {
 	current atomic.Pointer[generation]
 	version atomic.Uint64 // counts the changes: Replace, Set and Delete
 	mu      sync.Mutex    // serializes writers; readers never take it
+	changes changeLog     // guarded by mu
+}
+
+// changeLog records the jobs set or deleted since the version base, which
+// is that of the last Replace, or of the last change when the log was full.
+type changeLog struct {
+	base    uint64
+	entries []change
+}
+
+type change struct {
+	version uint64
+	job     string
+}
+
+// maxChanges bounds the change log: past it, ChangedSince reports that it
+// cannot tell for the versions before.
+const maxChanges = 4096
+
+func (l *changeLog) add(version uint64, job string) {
+	if len(l.entries) >= maxChanges {
+		l.entries, l.base = l.entries[:0], version-1
+	}
+	l.entries = append(l.entries, change{version: version, job: job})
 }
 
 type generation struct {
@@ -50,7 +75,7 @@ func (c *Cache) Replace(t *Table) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Store(&generation{rows: gocache.NewFrom(gocache.NoExpiration, 0, items), generatedAt: t.GeneratedAt})
-	c.version.Add(1)
+	c.changes = changeLog{base: c.version.Add(1)}
 }
 
 // Set adds or replaces one row in the current table.
@@ -58,7 +83,7 @@ func (c *Cache) Set(a Assignment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Load().rows.SetDefault(a.Job, &a)
-	c.version.Add(1)
+	c.changes.add(c.version.Add(1), a.Job)
 }
 
 // Delete removes one row from the current table.
@@ -66,12 +91,34 @@ func (c *Cache) Delete(job string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current.Load().rows.Delete(job)
-	c.version.Add(1)
+	c.changes.add(c.version.Add(1), job)
 }
 
 // Version changes with every Replace, Set and Delete: a reader that saw the
 // same version twice saw the same table.
 func (c *Cache) Version() uint64 { return c.version.Load() }
+
+// ChangedSince returns the jobs whose rows were set or deleted after the
+// table's version v, sorted, each once. It reports false when it cannot
+// tell: the whole table was replaced after v, or v is older than the
+// changes it keeps (the last 4096).
+func (c *Cache) ChangedSince(v uint64) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v < c.changes.base {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	var jobs []string
+	for _, ch := range c.changes.entries {
+		if ch.version > v && !seen[ch.job] {
+			seen[ch.job] = true
+			jobs = append(jobs, ch.job)
+		}
+	}
+	slices.Sort(jobs)
+	return jobs, true
+}
 
 // Len returns the number of rows.
 func (c *Cache) Len() int { return c.current.Load().rows.ItemCount() }

@@ -146,3 +146,48 @@ func TestTableSortAndByJob(t *testing.T) {
 		t.Errorf("ByJob = %+v", by)
 	}
 }
+
+// TestCacheChangedSince: the rows set or deleted after a version, and no
+// answer across a Replace or past the kept changes.
+func TestCacheChangedSince(t *testing.T) {
+	c := NewCache()
+	c.Replace(&Table{Assignments: []Assignment{{Job: "a", Cluster: "build01"}, {Job: "b", Cluster: "build01"}}})
+	v0 := c.Version()
+	if jobs, ok := c.ChangedSince(v0); !ok || len(jobs) != 0 {
+		t.Errorf("ChangedSince(the current version) = %v, %v; want none, true", jobs, ok)
+	}
+	c.Set(Assignment{Job: "c", Cluster: "build02"})
+	v1 := c.Version()
+	c.Set(Assignment{Job: "a", Cluster: "build02"})
+	c.Delete("b")
+	c.Set(Assignment{Job: "c", Cluster: "build03"})
+	for _, tc := range []struct {
+		since uint64
+		want  []string
+		ok    bool
+	}{
+		{v0, []string{"a", "b", "c"}, true},
+		{v1, []string{"a", "b", "c"}, true},
+		{c.Version(), nil, true},
+		{v0 - 1, nil, false}, // before the Replace
+	} {
+		jobs, ok := c.ChangedSince(tc.since)
+		if ok != tc.ok || !cmp.Equal(jobs, tc.want) {
+			t.Errorf("ChangedSince(%d) = %v, %v; want %v, %v", tc.since, jobs, ok, tc.want, tc.ok)
+		}
+	}
+	c.Replace(&Table{})
+	if _, ok := c.ChangedSince(v1); ok {
+		t.Error("ChangedSince a version before a Replace answered")
+	}
+	v2 := c.Version()
+	for i := range maxChanges + 1 {
+		c.Set(Assignment{Job: fmt.Sprintf("j%05d", i), Cluster: "build01"})
+	}
+	if _, ok := c.ChangedSince(v2); ok {
+		t.Errorf("ChangedSince answered past the %d changes it keeps", maxChanges)
+	}
+	if jobs, ok := c.ChangedSince(c.Version() - 1); !ok || !cmp.Equal(jobs, []string{fmt.Sprintf("j%05d", maxChanges)}) {
+		t.Errorf("ChangedSince(the version before the last) = %v, %v; want the last job", jobs, ok)
+	}
+}

@@ -71,10 +71,11 @@ func (k *kubeAPI) backend(t *testing.T, replica string) *kubestate.Backend {
 	return b
 }
 
-// waitPublished waits until the leader published its first table.
+// waitPublished waits until the leader's first table is in the API server
+// (every shard written, not only numbered).
 func waitPublished(t *testing.T, b *kubestate.Backend) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); b.Status().LastPublished == 0; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); b.Status().PublicationServed == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no table published after 2m: %+v", b.Status())
 		}
