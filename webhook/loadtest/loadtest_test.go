@@ -31,6 +31,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
@@ -306,7 +308,9 @@ func TestLoad(t *testing.T) {
 	tmpl := newReviewTemplate(t)
 
 	runtime.GC()
-	res := run(client, &dials, url, tmpl, d, targets)
+	var handledBefore []*dto.Bucket // the webhook's own latency histogram when the warm-up ended
+	res := run(client, &dials, url, tmpl, d, targets, func() { handledBefore = handleBuckets(t, reg) })
+	handled := subtractBuckets(handleBuckets(t, reg), handledBefore)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	if *heapProfile != "" {
@@ -346,6 +350,8 @@ func TestLoad(t *testing.T) {
 	t.Logf("latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v; connections opened after the warm-up %d",
 		pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 0.999), pct(res.latencies, 1), res.measuredDials)
 	t.Logf("latency of jobs of the table: p50 %v, p99 %v, max %v", pct(hits, 0.50), pct(hits, 0.99), pct(hits, 1))
+	t.Logf("inside the server, the admission handler (prowjob_dispatcher_admission_duration_seconds: decoding the ProwJob, deciding, patching) took %s",
+		bucketShares(handled, 0.00025, 0.001))
 	t.Logf("latency of new jobs (delta-assigned): p50 %v, p99 %v, max %v over %d", pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 1), len(res.newLatencies))
 	t.Logf("memory (client, server and dispatcher in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
 		procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.HeapObjects, ms.NumGC)
@@ -412,7 +418,7 @@ func TestLoad(t *testing.T) {
 // been answered. A share -new-fraction of the requests after the warm-up
 // are for jobs the table lacks, each a new name. dials counts the
 // connections the client opens.
-func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target) result {
+func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target, measuring func()) result {
 	warm := int(float64(*rate) * warmup.Seconds())
 	total := warm + int(float64(*rate)*duration.Seconds())
 	interval := time.Second / time.Duration(*rate)
@@ -434,6 +440,7 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 			res.dials = dials.Load()
 			mu.Unlock()
 			stopProfile = startCPUProfile(*cpuProfile)
+			measuring()
 		}
 		tg := targets[i%len(targets)]
 		frac, j := *newFraction, i-warm
@@ -685,4 +692,61 @@ func startCPUProfile(path string) (stop func() error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}
+}
+
+// handleBuckets returns the cumulative buckets of the webhook's admission
+// latency histogram.
+func handleBuckets(t *testing.T, reg *prometheus.Registry) []*dto.Bucket {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "prowjob_dispatcher_admission_duration_seconds" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetBucket()
+		}
+	}
+	return nil
+}
+
+// subtractBuckets returns the counts of a less those of b (an earlier
+// gathering of the same histogram; nil counts as zero).
+func subtractBuckets(a, b []*dto.Bucket) []*dto.Bucket {
+	out := make([]*dto.Bucket, len(a))
+	for i, bk := range a {
+		n := bk.GetCumulativeCount()
+		if i < len(b) {
+			n -= b[i].GetCumulativeCount()
+		}
+		out[i] = &dto.Bucket{UpperBound: bk.UpperBound, CumulativeCount: &n}
+	}
+	return out
+}
+
+// bucketShares says which share of a histogram's observations was at most
+// each bound (bounds of its buckets), and the bucket holding its p99.
+func bucketShares(buckets []*dto.Bucket, bounds ...float64) string {
+	if len(buckets) == 0 {
+		return "(no histogram)"
+	}
+	total := float64(buckets[len(buckets)-1].GetCumulativeCount()) // the last bucket is at most 1 s
+	if total == 0 {
+		return "(no observations)"
+	}
+	var parts []string
+	for _, bound := range bounds {
+		for _, bk := range buckets {
+			if bk.GetUpperBound() == bound {
+				parts = append(parts, fmt.Sprintf("<= %v for %.2f%%", time.Duration(bound*float64(time.Second)), 100*float64(bk.GetCumulativeCount())/total))
+			}
+		}
+	}
+	for _, bk := range buckets {
+		if float64(bk.GetCumulativeCount()) >= 0.99*total {
+			parts = append(parts, fmt.Sprintf("p99 <= %v", time.Duration(bk.GetUpperBound()*float64(time.Second))))
+			break
+		}
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" of %.0f admissions", total)
 }
