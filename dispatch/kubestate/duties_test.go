@@ -131,12 +131,7 @@ func TestPublicationsGrow(t *testing.T) {
 	needAPI(t)
 	ns := newNamespace(t)
 	ctx := context.Background()
-	for _, o := range shardObjects(t, smallTable(), nil, DefaultShards, 41) {
-		o.Namespace = ns
-		if err := apiClient.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createShards(t, ns, smallTable(), DefaultShards, 41)
 	opts := testOptions(ns, "replica-a")
 	opts.Shards = 4
 	fa := newFakeReplica(smallTable(), nil)
@@ -172,13 +167,7 @@ func TestPublicationsGrow(t *testing.T) {
 func TestAnEmptyTableIsNotPublished(t *testing.T) {
 	needAPI(t)
 	ns := newNamespace(t)
-	ctx := context.Background()
-	for _, o := range shardObjects(t, smallTable(), nil, DefaultShards, 41) {
-		o.Namespace = ns
-		if err := apiClient.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createShards(t, ns, smallTable(), DefaultShards, 41)
 	before := shardVersions(t, ns)
 	fa := newFakeReplica(&table.Table{}, nil)
 	fa.refuseTables = true
@@ -192,4 +181,15 @@ func TestAnEmptyTableIsNotPublished(t *testing.T) {
 	}
 	fa.AdoptRows([]table.Assignment{{Job: "first", Cluster: "build01", Reason: table.ReasonBalanced}}, nil)
 	eventually(t, 10*time.Second, "publication 42", func() bool { return a.Status().PublicationServed == 42 })
+}
+
+// createShards writes the table into ns as the shards of a publication.
+func createShards(t *testing.T, ns string, tab *table.Table, n int, publication int64) {
+	t.Helper()
+	for _, o := range shardObjects(t, tab, nil, n, publication) {
+		o.Namespace = ns
+		if err := apiClient.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
