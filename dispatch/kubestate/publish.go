@@ -32,10 +32,12 @@ const publishBackoffMax = 10 * time.Second
 const shardWriters = 4
 
 // pacing is how a publication spends CPU: how many shards it encodes,
-// compresses or writes at once, and the pause after each of a worker's.
+// compresses or writes at once, and the pause after each of a worker's,
+// skipped once hurry (if set) reports a change someone waits for.
 type pacing struct {
 	workers int
 	pause   time.Duration
+	hurry   func() bool
 }
 
 // fullSpeed publishes on half the CPUs, without pauses: someone waits
@@ -44,15 +46,18 @@ func fullSpeed() pacing { return pacing{workers: publishWorkers()} }
 
 // gentle is the pace of a change nobody waits for (rows that placements
 // carry already): one shard at a time with a pause after each, spreading
-// the encoding, the API server's writes and the watch events over a few
-// seconds instead of a burst that stalls admissions.
-var gentle = pacing{workers: 1, pause: 100 * time.Millisecond}
+// the encoding, the API server's writes and the watch events over a
+// second or two instead of a burst that stalls admissions. hurry ends the
+// pauses when a change someone waits for comes meanwhile.
+func gentle(hurry func() bool) pacing {
+	return pacing{workers: 1, pause: 50 * time.Millisecond, hurry: hurry}
+}
 
 // run calls f(0) .. f(n-1) at this pace; the pauses end early when ctx does.
 func (p pacing) run(ctx context.Context, n int, f func(i int)) {
 	parallelN(n, p.workers, func(i int) {
 		f(i)
-		if p.pause > 0 && i < n-1 {
+		if p.pause > 0 && i < n-1 && (p.hurry == nil || !p.hurry()) {
 			t := time.NewTimer(p.pause)
 			defer t.Stop()
 			select {
@@ -90,11 +95,11 @@ func (b *Backend) publishLoop(ctx context.Context) {
 				}
 				continue
 			}
-			pace := fullSpeed()
-			if placedOnly { // nobody waits for it: spread its cost
-				pace = gentle
-			}
 			st, v := r.Published()
+			pace := fullSpeed()
+			if placedOnly { // nobody waits for it: spread its cost, unless a change someone waits for comes
+				pace = gentle(func() bool { return !onlyPlaced(r, v, b.placed) })
+			}
 			err := b.publish(ctx, &enc, st, pace)
 			if ctx.Err() != nil {
 				return

@@ -360,3 +360,30 @@ func TestOnlyPlaced(t *testing.T) {
 		}
 	}
 }
+
+// TestPacing: a paced run does every item; its pauses end when a change
+// someone waits for comes (hurry) or when its context ends.
+func TestPacing(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, tc := range map[string]struct {
+		ctx  context.Context
+		pace pacing
+	}{
+		"hurried":               {context.Background(), pacing{workers: 1, pause: time.Hour, hurry: func() bool { return true }}},
+		"context ended":         {canceled, pacing{workers: 1, pause: time.Hour}},
+		"full speed, 2 at once": {context.Background(), pacing{workers: 2}},
+	} {
+		done := make([]bool, 5)
+		finished := make(chan struct{})
+		go func() { defer close(finished); tc.pace.run(tc.ctx, len(done), func(i int) { done[i] = true }) }()
+		select {
+		case <-finished:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: still pausing after a minute", name)
+		}
+		if slices.Contains(done, false) {
+			t.Errorf("%s: items done %v, want all", name, done)
+		}
+	}
+}
