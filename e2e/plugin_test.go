@@ -3,9 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"sigs.k8s.io/prow/pkg/github"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/plugin"
 )
 
 const pluginHMAC = "e2e-hmac-secret"
@@ -161,10 +159,7 @@ func postHook(t *testing.T, url string, payload []byte, secret string) int {
 	req.Header.Set("X-GitHub-Event", "issue_comment")
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
 	if secret != "" {
-		req.Header.Set("X-Hub-Signature", github.PayloadSignature(payload, []byte(secret)))
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(payload)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		req.Header.Set(plugin.SignatureHeader, github.PayloadSignature(payload, []byte(secret)))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

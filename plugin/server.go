@@ -16,6 +16,10 @@ import (
 // MaxPayloadBytes is the largest webhook payload the server reads.
 const MaxPayloadBytes = 1 << 20
 
+// SignatureHeader carries a delivery's HMAC-SHA256 signature, "sha256=HEX",
+// which GitHub, Prow's hook and phony send.
+const SignatureHeader = "X-Hub-Signature-256"
+
 // Server receives GitHub webhooks (Prow's hook forwards them to external
 // plugins as they came), checks their HMAC signature and hands issue comments
 // and pull request events to the plugin in the background, so GitHub gets its answer at once.
@@ -36,7 +40,8 @@ func NewServer(ctx context.Context, p *Plugin, tokenGenerator func() []byte, log
 
 // ServeHTTP validates a webhook delivery and starts handling it. It answers
 // 405 to other methods, 400 to deliveries without event headers or not in
-// JSON, 413 to payloads over MaxPayloadBytes and 403 to bad or missing signatures.
+// JSON, 413 to payloads over MaxPayloadBytes and 403 to bad or missing
+// signatures, checked by prow's github.ValidatePayload.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "405 Method not allowed", http.StatusMethodNotAllowed)
@@ -62,9 +67,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 Bad Request: reading the body failed", http.StatusBadRequest)
 		return
 	}
-	if !validSignature(payload, r.Header, s.tokenGenerator) {
-		s.log.WithField(github.EventGUID, guid).Warn("Webhook with a bad or missing signature; refused.")
-		http.Error(w, "403 Forbidden: invalid or missing X-Hub-Signature", http.StatusForbidden)
+	// Prow's own check, as hook's: the SHA-256 signature with the same
+	// secret file format (one token, or an org/repo -> tokens map).
+	sig := r.Header.Get(SignatureHeader)
+	if sig == "" {
+		s.log.WithField(github.EventGUID, guid).Warn("Webhook without a signature; refused.")
+		http.Error(w, "403 Forbidden: missing "+SignatureHeader, http.StatusForbidden)
+		return
+	}
+	if ok, why := github.ValidatePayload(payload, sig, s.tokenGenerator); !ok {
+		s.log.WithField(github.EventGUID, guid).WithField("reason", why).Warn("Webhook with a bad signature; refused.")
+		http.Error(w, "403 Forbidden: invalid "+SignatureHeader+": "+why, http.StatusForbidden)
 		return
 	}
 	l := s.log.WithFields(logrus.Fields{"event-type": eventType, github.EventGUID: guid})

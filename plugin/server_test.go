@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -47,10 +47,11 @@ func issueCommentPayload(t *testing.T, login, body string) []byte {
 	return out
 }
 
-func sign256(payload []byte, key string) string {
-	mac := hmac.New(sha256.New, []byte(key))
+// sha1Signature is GitHub's legacy X-Hub-Signature, "sha1=HEX".
+func sha1Signature(payload []byte, key string) string {
+	mac := hmac.New(sha1.New, []byte(key))
 	mac.Write(payload)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return "sha1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
 // deliver posts a payload the way GitHub does and returns the status.
@@ -76,12 +77,10 @@ func deliver(t *testing.T, url, event string, payload []byte, headers map[string
 	return resp.StatusCode
 }
 
-// signed returns both of GitHub's signature headers for payload.
+// signed returns the signature header GitHub, hook and phony send for
+// payload, made by prow's own github.PayloadSignature.
 func signed(payload []byte, key string) map[string]string {
-	return map[string]string{
-		signatureSHA1Header:   github.PayloadSignature(payload, []byte(key)),
-		signatureSHA256Header: sign256(payload, key),
-	}
+	return map[string]string{SignatureHeader: github.PayloadSignature(payload, []byte(key))}
 }
 
 // TestServer runs the plugin's HTTP server with signed GitHub deliveries
@@ -111,16 +110,20 @@ func TestServer(t *testing.T) {
 	}{
 		{name: "forged signatures", event: "issue_comment", payload: reschedule, headers: signed(reschedule, "not-the-secret"), want: http.StatusForbidden},
 		{name: "no signature", event: "issue_comment", payload: reschedule, want: http.StatusForbidden},
-		{name: "valid SHA-1 but forged SHA-256", event: "issue_comment", payload: reschedule, headers: map[string]string{
-			signatureSHA1Header: github.PayloadSignature(reschedule, []byte(testHMAC)), signatureSHA256Header: sign256(reschedule, "forged")}, want: http.StatusForbidden},
+		{name: "a SHA-1 signature alone is no longer accepted", event: "issue_comment", payload: reschedule, headers: map[string]string{
+			"X-Hub-Signature": sha1Signature(reschedule, testHMAC)}, want: http.StatusForbidden},
+		{name: "SHA-256 without its prefix", event: "issue_comment", payload: reschedule, headers: map[string]string{
+			SignatureHeader: strings.TrimPrefix(github.PayloadSignature(reschedule, []byte(testHMAC)), "sha256=")}, want: http.StatusForbidden},
+		{name: "SHA-256 not hex", event: "issue_comment", payload: reschedule, headers: map[string]string{SignatureHeader: "sha256=zz"}, want: http.StatusForbidden},
 		{name: "signature of another payload", event: "issue_comment", payload: reschedule,
 			headers: signed(issueCommentPayload(t, orgMember, "hi"), testHMAC), want: http.StatusForbidden},
 		{name: "oversized payload", event: "issue_comment", payload: oversized, headers: signed(oversized, testHMAC), want: http.StatusRequestEntityTooLarge},
 		{name: "missing event header", payload: reschedule, headers: signed(reschedule, testHMAC), want: http.StatusBadRequest},
 		{name: "other events are acknowledged and ignored", event: "push", payload: reschedule, headers: signed(reschedule, testHMAC), want: http.StatusOK},
-		{name: "signed with SHA-256 only", event: "issue_comment", payload: reschedule,
-			headers: map[string]string{signatureSHA256Header: sign256(reschedule, testHMAC)}, want: http.StatusOK, wantReschedules: 1, wantComments: 1},
-		{name: "signed with both, as GitHub sends", event: "issue_comment", payload: reschedule, headers: signed(reschedule, testHMAC),
+		{name: "signed as GitHub and hook send it", event: "issue_comment", payload: reschedule, headers: signed(reschedule, testHMAC),
+			want: http.StatusOK, wantReschedules: 1, wantComments: 1},
+		{name: "a valid SHA-256 beside an old SHA-1 header", event: "issue_comment", payload: reschedule, headers: map[string]string{
+			SignatureHeader: github.PayloadSignature(reschedule, []byte(testHMAC)), "X-Hub-Signature": sha1Signature(reschedule, testHMAC)},
 			want: http.StatusOK, wantReschedules: 2, wantComments: 2},
 	}
 	for _, tc := range cases {
@@ -213,4 +216,42 @@ func TestServer(t *testing.T) {
 			t.Errorf("/reschedule's WhoCanUse does not name the allowed org: %q", help.Commands[3].WhoCanUse)
 		}
 	})
+}
+
+// TestServerHierarchicalSecret checks that the plugin reads hook's secret
+// file format, an org/repo -> tokens map where the most specific entry wins.
+func TestServerHierarchicalSecret(t *testing.T) {
+	secret := []byte(`
+openshift/origin:
+- value: repo-token
+  created_at: 2026-01-01T00:00:00Z
+openshift:
+- value: org-token
+  created_at: 2026-01-01T00:00:00Z
+'*':
+- value: global-token
+  created_at: 2026-01-01T00:00:00Z
+`)
+	fake := newFakeDispatcher()
+	p := newTestPlugin(t, newFakeGitHub(), fake)
+	s := NewServer(context.Background(), p, func() []byte { return secret }, testLog())
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	payload := issueCommentPayload(t, orgMember, "/reschedule pull-ci-openshift-origin-main-unit build03")
+	cases := []struct {
+		key  string
+		want int
+	}{
+		{key: "repo-token", want: http.StatusOK},
+		{key: "org-token", want: http.StatusForbidden},    // shadowed by the repo's entry
+		{key: "global-token", want: http.StatusForbidden}, // shadowed too
+		{key: "the-hmac-secret", want: http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			if got := deliver(t, srv.URL, "issue_comment", payload, signed(payload, tc.key)); got != tc.want {
+				t.Errorf("status = %d, want %d", got, tc.want)
+			}
+		})
+	}
 }

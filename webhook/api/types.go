@@ -7,6 +7,8 @@ package api
 import (
 	"net/url"
 	"time"
+
+	"sigs.k8s.io/prow/pkg/scheduler/strategy"
 )
 
 // Paths served by the dispatcher's API port.
@@ -38,15 +40,12 @@ func DrainPath(cluster string) string {
 	return ClustersPath + "/" + url.PathEscape(cluster) + "/drain"
 }
 
-// ScheduleRequest is what Prow's `external` scheduler strategy posts.
-type ScheduleRequest struct {
-	Job string `json:"job"`
-}
+// ScheduleRequest is what Prow's `external` scheduler strategy posts: its
+// own type, so the two cannot drift apart.
+type ScheduleRequest = strategy.SchedulingRequest
 
 // ScheduleResponse is what Prow's `external` scheduler strategy expects.
-type ScheduleResponse struct {
-	Cluster string `json:"cluster"`
-}
+type ScheduleResponse = strategy.SchedulingResponse
 
 // Assignment is one job's row of the assignment table, with the override
 // in force, if any.
