@@ -3,10 +3,15 @@ package dispatch
 import (
 	"context"
 	"fmt"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"k8s.io/utils/clock"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -124,3 +129,73 @@ func (nopShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (tabl
 type nopDemand struct{}
 
 func (nopDemand) Demand(context.Context) (map[string]float64, error) { return nil, nil }
+
+// BenchmarkAdmitNewDuringPlan measures the admission of new jobs on the
+// openshift/release fixture, at rest and while plans run back to back: each
+// a what-if of the dispatcher config with 190 more group path regexes (no
+// literal prefix, so each is matched against every job file); p99-ns is
+// the 99th percentile of one admission.
+func BenchmarkAdmitNewDuringPlan(b *testing.B) {
+	ctx := context.Background()
+	cfg, err := config.LoadDispatcher(filepath.Join(releaseFixture, "_config.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := cfg.Groups["app.ci"]
+	for i := range 190 {
+		g.Paths = append(g.Paths, fmt.Sprintf(`no-such-file-%03d\.yaml$`, i))
+	}
+	cfg.Groups["app.ci"] = g
+	proposed, err := cfg.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, planning := range []bool{false, true} {
+		name := "at rest"
+		if planning {
+			name = "during plans"
+		}
+		b.Run(name, func(b *testing.B) {
+			d, err := New(ctx, Options{
+				DispatcherConfigPath: filepath.Join(releaseFixture, "_config.yaml"), ClusterConfigPath: filepath.Join(releaseFixture, "_clusters.yaml"),
+				JobConfigDir: filepath.Join(releaseFixture, "jobs"), Demand: nopDemand{},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := d.Dispatch(ctx); err != nil {
+				b.Fatal(err)
+			}
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				for planning {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := d.WhatIf(ctx, WhatIfRequest{DispatcherConfig: proposed}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+			took := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				start := time.Now()
+				if _, err := d.Admit(ctx, AdmissionRequest{Job: fmt.Sprintf("rehearse-%d-new-job", i), Agent: jobs.Agent}); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
+			}
+			b.StopTimer()
+			close(stop)
+			<-stopped
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)*99/100]), "p99-ns")
+			_ = d.flush()
+		})
+	}
+}

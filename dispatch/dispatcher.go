@@ -43,6 +43,7 @@ type Dispatcher struct {
 	admissions    *demand.Admissions // the embedded demand source; nil when Options.Demand is set
 	schedule      cron.Schedule
 	trigger       chan struct{}
+	previews      chan struct{} // one slot per preview computing (maxPreviews)
 
 	in atomic.Pointer[inputs] // the inputs in force; IsManual reads them without locking
 
@@ -76,6 +77,8 @@ type Dispatcher struct {
 	saveFailed atomic.Bool
 
 	loggedService string // the service clusters last logged, comma-separated
+
+	onRun func() // tests: called as an engine run starts
 }
 
 // New loads and validates the configs and the job config (errors are fatal)
@@ -113,7 +116,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
-		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1),
+		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		unsaved: map[string]table.Assignment{},
 	}
@@ -354,20 +357,7 @@ func (d *Dispatcher) newEngine(in *inputs, prev *table.Table) (*engine.Engine, e
 
 // newEngineWith is newEngine with the given cluster overrides. Callers hold mu.
 func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrides map[string]table.ClusterOverride) (*engine.Engine, error) {
-	if prev != nil && len(prev.Assignments) == 0 {
-		prev = nil // the engine then starts from the dispatcher config's buildFarm
-	}
-	now := d.clock.Now()
-	overrides := make(map[string]table.Override, len(d.overrides))
-	for job, o := range d.overrides {
-		if o.Active(now) {
-			overrides[job] = o
-		}
-	}
-	return engine.New(engine.Input{
-		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: d.lastDemand, Provisional: d.provisionalDemandLocked(),
-		Previous: prev, Overrides: overrides, ClusterOverrides: clusterOverrides, Now: now, Options: d.opts.Engine,
-	})
+	return d.newEngineOn(in, d.stateLocked(clusterOverrides), prev)
 }
 
 // Status reports readiness and the last errors.

@@ -65,7 +65,9 @@ type StayingJob struct {
 }
 
 // PreviewDrain computes what Drain would do, changing nothing. It refuses
-// what Drain refuses, except stranded jobs, which it lists.
+// what Drain refuses, except stranded jobs, which it lists. Like WhatIf it
+// runs on a snapshot, without the locks that admissions and operations
+// take, within Options.PreviewTimeout.
 func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*DrainPlan, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -73,11 +75,13 @@ func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*Drain
 	if err := d.needInputs("drain " + req.Cluster); err != nil {
 		return nil, err
 	}
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.planDrainLocked(req)
+	ctx, done, err := d.startPreview(ctx, "drain "+req.Cluster+" preview")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	plan, _, _, err := d.planDrain(ctx, req)
+	return plan, d.previewError(ctx, "drain "+req.Cluster+" preview", err)
 }
 
 // Drain applies a drain or capacity cap at once: jobs move off (or, for a
@@ -96,28 +100,26 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	d.mu.Lock()
-	plan, err := d.planDrainLocked(req)
+	plan, run, st, err := d.planDrain(ctx, req)
 	if err == nil && len(plan.Stranded) > 0 && !req.Force {
 		err = fmt.Errorf("drain %s: %w: %d job(s) need what no other usable cluster has: %s; force to drain anyway",
 			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
 	}
 	if err != nil {
-		d.mu.Unlock()
 		return nil, err
 	}
 	if d.shared != nil {
 		// Shared first: a drain is in force only once every replica can see it.
-		d.mu.Unlock()
 		if err := d.shared.PutClusterOverride(ctx, plan.Override); err != nil {
 			return nil, fmt.Errorf("drain %s: not done: %w: %w", req.Cluster, ErrNotSaved, err)
 		}
-		d.mu.Lock()
 	}
+	// The plan's engine run, committed.
+	d.mu.Lock()
 	d.clusterOverrides[req.Cluster] = plan.Override
+	d.commitLocked(d.in.Load(), run, st)
 	d.mu.Unlock()
-	// The same engine run as the plan's, committed.
-	if _, _, err := d.redispatch(d.in.Load()); err != nil && !errors.Is(err, ErrNotSaved) {
+	if _, _, err := d.committed(run); err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Drain: the override is in force, the dispatch that applies it failed", "cluster", req.Cluster)
 	}
 	d.log.Info("Cluster override", "cluster", req.Cluster, "drain", plan.Override.Drain(), "capacity", plan.Override.Capacity,
@@ -222,29 +224,36 @@ func (d *Dispatcher) afterClusterOverrideChange(what string) (*engine.Report, er
 	return report, err
 }
 
-// planDrainLocked validates req and computes its plan on the inputs and
-// table in force. Callers hold opMu and mu.
-func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
+// planDrain validates req and computes its plan, and the engine run that
+// commits it, on a snapshot of the inputs and table in force. It holds mu
+// only to validate and to take the snapshot.
+func (d *Dispatcher) planDrain(ctx context.Context, req DrainRequest) (*DrainPlan, *engineRun, *runState, error) {
 	in := d.in.Load()
-	if err := d.validateDrain(in, req); err != nil {
-		return nil, err
+	d.mu.Lock()
+	err := d.validateDrain(in, req)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if d.cache.Len() == 0 {
-		return nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
+		return nil, nil, nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
 	}
 	now := d.clock.Now()
 	if d.shared != nil {
 		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
 	}
 	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
-	with := maps.Clone(d.clusterOverrides)
-	with[req.Cluster] = o
-	run, err := d.recompute(in, with)
+	st := d.snapshot(func() map[string]table.ClusterOverride {
+		with := maps.Clone(d.clusterOverrides)
+		with[req.Cluster] = o
+		return with
+	})
+	run, err := d.compute(ctx, in, st)
 	if err != nil {
-		return nil, fmt.Errorf("drain %s: %w", req.Cluster, err)
+		return nil, nil, nil, fmt.Errorf("drain %s: %w", req.Cluster, err)
 	}
 	plan := &DrainPlan{Override: o, To: map[string]Flow{}}
-	before := d.cache.Snapshot().ByJob()
+	before := st.prev.ByJob()
 	for _, a := range run.table.Assignments {
 		if b, ok := before[a.Job]; ok && b.Cluster != a.Cluster {
 			plan.Moves = append(plan.Moves, engine.Move{Job: a.Job, From: b.Cluster, To: a.Cluster, Reason: a.Reason})
@@ -258,7 +267,7 @@ func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
 		}
 	}
 	was := map[string]bool{}
-	for _, u := range d.unplaceable {
+	for _, u := range st.unplaceable {
 		was[u.Job] = true
 	}
 	for _, u := range run.report.Unplaceable {
@@ -266,7 +275,7 @@ func (d *Dispatcher) planDrainLocked(req DrainRequest) (*DrainPlan, error) {
 			plan.Stranded = append(plan.Stranded, u)
 		}
 	}
-	return plan, nil
+	return plan, run, st, nil
 }
 
 // validateDrain refuses what no drain can mean.

@@ -13,4 +13,7 @@ var (
 	// ErrNotSaved: a change is in force in memory but could not be saved, so a
 	// restart would lose it (HTTP 507); every later save retries.
 	ErrNotSaved = errors.New("not saved")
+	// ErrTimedOut: a what-if or a preview did not finish within
+	// Options.PreviewTimeout (HTTP 503); it changed nothing.
+	ErrTimedOut = errors.New("timed out")
 )

@@ -32,6 +32,8 @@ const (
 	// DefaultDemandMaxDrop is the largest fall of the total demand a query may report
 	// against the last good one before it is taken for a failure.
 	DefaultDemandMaxDrop = 0.5
+	// DefaultPreviewTimeout bounds a what-if (a plan) or a drain preview.
+	DefaultPreviewTimeout = 30 * time.Second
 )
 
 // Defaults of HealthOptions.
@@ -141,6 +143,9 @@ type Options struct {
 	DemandMaxDrop float64
 	// MaxDrainTTL bounds the TTL of a drain or capacity cap; default DefaultMaxDrainTTL.
 	MaxDrainTTL time.Duration
+	// PreviewTimeout bounds a what-if (WhatIf, a plan) or a drain preview,
+	// waiting for the preview in progress included; default DefaultPreviewTimeout.
+	PreviewTimeout time.Duration
 	// Health configures health-driven failover.
 	Health HealthOptions
 	// Shared, when set, is the state shared by every replica (the
@@ -196,6 +201,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop
+	}
+	if o.PreviewTimeout <= 0 {
+		o.PreviewTimeout = DefaultPreviewTimeout
 	}
 	o.Health = o.Health.withDefaults(o.MaxDrainTTL)
 	return o

@@ -34,16 +34,6 @@ func (d *Dispatcher) touchProvisional(job string) {
 	}
 }
 
-// provisionalDemandLocked is the engine's Input.Provisional: each
-// provisional job's admissions. Callers hold mu.
-func (d *Dispatcher) provisionalDemandLocked() map[string]float64 {
-	out := make(map[string]float64, len(d.provisional))
-	for name, p := range d.provisional {
-		out[name] = float64(p.admissions)
-	}
-	return out
-}
-
 // provisionalLocked returns the provisional jobs for the store, sorted by
 // name. Callers hold mu.
 func (d *Dispatcher) provisionalLocked() []store.Provisional {

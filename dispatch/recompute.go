@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
@@ -66,7 +68,9 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 
 // redispatch runs the engine on in (the table in force as the previous
 // one, the active overrides and cluster overrides) and puts the new table in
-// force, then saves it. Callers hold opMu.
+// force, then saves it. The engine runs on a snapshot without mu, so
+// admissions go on meanwhile; the rows they add are carried over. Callers
+// hold opMu.
 func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	d.mu.Lock()
 	now := d.clock.Now()
@@ -75,15 +79,43 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 			delete(d.overrides, job)
 		}
 	}
-	run, err := d.recompute(in, d.clusterOverrides)
+	st := d.stateLocked(d.clusterOverrides)
+	d.mu.Unlock()
+	st.prev = d.cache.Snapshot() // no Replace meanwhile: every Replace holds opMu
+	run, err := d.compute(context.Background(), in, st)
 	if err != nil {
-		d.mu.Unlock()
 		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
 	}
 	if len(run.table.Assignments) == 0 {
-		d.mu.Unlock()
 		return nil, resultRefused, fmt.Errorf("dispatch: job config %s: no job is dispatched (no job of agent %q)", d.opts.JobConfigDir, "kubernetes")
 	}
+	d.mu.Lock()
+	d.commitLocked(in, run, st)
+	d.mu.Unlock()
+	return d.committed(run)
+}
+
+// committed records, reports and saves a run commitLocked put in force.
+func (d *Dispatcher) committed(run *engineRun) (*engine.Report, string, error) {
+	t, report := run.table, run.report
+	d.metrics.dispatched(report, t.GeneratedAt)
+	d.metrics.setTableSize(len(t.Assignments))
+	if d.opts.OnDispatched != nil {
+		d.opts.OnDispatched(t, report)
+	}
+	if err := d.save(); err != nil {
+		// The new table is in force; every later save retries.
+		return report, resultPersistError, fmt.Errorf("dispatch: the new table is in force but %w", err)
+	}
+	return report, resultSuccess, nil
+}
+
+// commitLocked puts run, computed on in and st, in force. The rows set
+// since st was taken (admissions of new jobs, rows other replicas placed)
+// that run lacks are carried over first, so a commit loses none of them.
+// Callers hold opMu and mu.
+func (d *Dispatcher) commitLocked(in *inputs, run *engineRun, st *runState) {
+	d.carryOverLocked(in, run, st)
 	d.noteServiceClusters(run.eng)
 	for name := range d.provisional {
 		if _, known := in.byName[name]; known {
@@ -103,21 +135,50 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	moves := len(report.Moves)
 	d.lastMoves = &moves
 	d.unplaceable = report.Unplaceable
-	d.mu.Unlock()
-
-	d.metrics.dispatched(report, t.GeneratedAt)
-	d.metrics.setTableSize(len(t.Assignments))
-	if d.opts.OnDispatched != nil {
-		d.opts.OnDispatched(t, report)
-	}
-	if err := d.save(); err != nil {
-		// The new table is in force; every later save retries.
-		return report, resultPersistError, fmt.Errorf("dispatch: the new table is in force but %w", err)
-	}
-	return report, resultSuccess, nil
 }
 
-// engineRun is one engine run of recompute: not in force until committed.
+// carryOverLocked adds to run the provisional jobs whose rows were set
+// since st was taken and that run lacks: each stays where it was admitted
+// while that is eligible. Callers hold opMu and mu.
+func (d *Dispatcher) carryOverLocked(in *inputs, run *engineRun, st *runState) {
+	changed, ok := d.cache.ChangedSince(st.version)
+	if !ok { // too many changes to tell which: look at every row
+		changed = changed[:0]
+		for _, a := range d.cache.Snapshot().Assignments {
+			changed = append(changed, a.Job)
+		}
+	}
+	t := run.table
+	n := len(t.Assignments)
+	for _, name := range changed {
+		p, provisional := d.provisional[name]
+		if _, known := in.byName[name]; known || !provisional || slices.Contains(run.droppedProvisional, name) {
+			continue // the run placed it, or dropped it as a dispatch does
+		}
+		if _, has := slices.BinarySearchFunc(t.Assignments[:n], name, byJob); has {
+			continue
+		}
+		cur, ok := d.cache.Lookup(name)
+		if !ok {
+			continue
+		}
+		a, err := run.eng.KeepProvisional(p.job, float64(p.admissions), cur)
+		if err != nil {
+			run.droppedProvisional = append(run.droppedProvisional, name)
+			continue
+		}
+		t.Assignments = append(t.Assignments, a)
+	}
+	if len(t.Assignments) > n {
+		d.log.V(1).Info("Carried over rows admitted while the dispatch computed", "jobs", len(t.Assignments)-n)
+		t.Sort()
+	}
+}
+
+// byJob orders a row against a job name, for binary searches of sorted tables.
+func byJob(a table.Assignment, job string) int { return strings.Compare(a.Job, job) }
+
+// engineRun is one engine run of compute: not in force until committed.
 type engineRun struct {
 	eng                *engine.Engine
 	table              *table.Table
@@ -125,25 +186,99 @@ type engineRun struct {
 	droppedProvisional []string // provisional jobs no cluster can take any more
 }
 
-// recompute runs the engine on in with the given cluster overrides, the
-// table in force as the previous one and the active job overrides, and
-// places the provisional jobs the job config still lacks. It changes
-// nothing: redispatch commits the run, a drain preview only reads it.
-// Callers hold mu.
-func (d *Dispatcher) recompute(in *inputs, clusterOverrides map[string]table.ClusterOverride) (*engineRun, error) {
-	eng, err := d.newEngineWith(in, d.cache.Snapshot(), clusterOverrides)
+// runState is what an engine run reads of the dispatcher besides its
+// inputs: copied under mu by stateLocked, so that the run computes without
+// mu and admissions never wait for it.
+type runState struct {
+	// version is the table's version (table.Cache.Version) when taken.
+	version uint64
+	// prev is the table in force, taken after version without mu.
+	prev             *table.Table
+	overrides        map[string]table.Override // the active ones
+	clusterOverrides map[string]table.ClusterOverride
+	provisional      map[string]provisionalJob
+	demand           map[string]float64 // the last good demand; never modified in place
+	unplaceable      []engine.Unplaceable
+	now              time.Time
+}
+
+// stateLocked copies what an engine run reads, with the given cluster
+// overrides. Callers hold mu.
+func (d *Dispatcher) stateLocked(clusterOverrides map[string]table.ClusterOverride) *runState {
+	st := &runState{
+		version: d.cache.Version(), now: d.clock.Now(), demand: d.lastDemand, unplaceable: d.unplaceable,
+		overrides:        make(map[string]table.Override, len(d.overrides)),
+		clusterOverrides: maps.Clone(clusterOverrides),
+		provisional:      make(map[string]provisionalJob, len(d.provisional)),
+	}
+	for job, o := range d.overrides {
+		if o.Active(st.now) {
+			st.overrides[job] = o
+		}
+	}
+	for name, p := range d.provisional {
+		st.provisional[name] = *p
+	}
+	return st
+}
+
+// snapshot is stateLocked with the table in force, taken without holding
+// mu through the copy of the table: when a dispatch replaced the table
+// meanwhile, it takes both again, so that they belong together.
+func (d *Dispatcher) snapshot(clusterOverrides func() map[string]table.ClusterOverride) *runState {
+	for tries := 0; ; tries++ {
+		d.mu.Lock()
+		st := d.stateLocked(clusterOverrides())
+		if tries == 2 { // the table keeps being replaced: copy it under mu
+			st.prev = d.cache.Snapshot()
+			d.mu.Unlock()
+			return st
+		}
+		d.mu.Unlock()
+		st.prev = d.cache.Snapshot()
+		if _, ok := d.cache.ChangedSince(st.version); ok {
+			return st
+		}
+	}
+}
+
+// newEngine builds an engine on in, st's state and prev as the table in
+// force. It reads nothing of d but its options.
+func (d *Dispatcher) newEngineOn(in *inputs, st *runState, prev *table.Table) (*engine.Engine, error) {
+	if prev != nil && len(prev.Assignments) == 0 {
+		prev = nil // the engine then starts from the dispatcher config's buildFarm
+	}
+	provisional := make(map[string]float64, len(st.provisional))
+	for name, p := range st.provisional {
+		provisional[name] = float64(p.admissions)
+	}
+	return engine.New(engine.Input{
+		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: st.demand, Provisional: provisional,
+		Previous: prev, Overrides: st.overrides, ClusterOverrides: st.clusterOverrides, Now: st.now, Options: d.opts.Engine,
+	})
+}
+
+// compute runs the engine on in and st (st.prev as the previous table)
+// and places the provisional jobs the job config still lacks. It changes
+// nothing and takes no lock: commitLocked commits the run, a preview only
+// reads it. It gives up with ctx's error once ctx is done.
+func (d *Dispatcher) compute(ctx context.Context, in *inputs, st *runState) (*engineRun, error) {
+	if d.onRun != nil {
+		d.onRun()
+	}
+	eng, err := d.newEngineOn(in, st, st.prev)
 	if err != nil {
 		return nil, err
 	}
-	t, report, err := eng.Dispatch()
+	t, report, err := eng.DispatchContext(ctx)
 	if err != nil {
 		return nil, err
 	}
 	run := &engineRun{eng: eng, table: t, report: report}
 	// Provisional jobs keep a row (where they are, while that is eligible)
 	// until the job config has them.
-	for _, name := range slices.Sorted(maps.Keys(d.provisional)) {
-		p := d.provisional[name]
+	for _, name := range slices.Sorted(maps.Keys(st.provisional)) {
+		p := st.provisional[name]
 		if _, known := in.byName[name]; known {
 			continue
 		}

@@ -137,7 +137,9 @@ func newConfigError(err error) *ConfigError {
 // (a failure is a *ConfigError), then runs the engine on the job config in
 // force with the proposed files in place, the last good demand, the table
 // in force as the previous one and the overrides in force. It changes
-// nothing. Before the first table it wraps ErrNotReady.
+// nothing, and runs on a snapshot without the locks that admissions and
+// operations take, within Options.PreviewTimeout (past it, the error wraps
+// ErrTimedOut). Before the first table it wraps ErrNotReady.
 func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -145,19 +147,26 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 	if err := d.needInputs("plan"); err != nil {
 		return nil, err
 	}
-	in := d.in.Load()
-	proposed, err := d.proposedInputs(in, req)
-	if err != nil {
-		return nil, err
-	}
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.cache.Len() == 0 {
 		return nil, fmt.Errorf("what-if: no assignment table yet: %w", ErrNotReady)
 	}
-	run, err := d.recompute(proposed, d.clusterOverrides)
+	ctx, done, err := d.startPreview(ctx, "what-if")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	out, err := d.whatIf(ctx, req)
+	return out, d.previewError(ctx, "what-if", err)
+}
+
+func (d *Dispatcher) whatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
+	in := d.in.Load()
+	proposed, err := d.proposedInputs(ctx, in, req)
+	if err != nil {
+		return nil, err
+	}
+	st := d.snapshot(func() map[string]table.ClusterOverride { return d.clusterOverrides })
+	run, err := d.compute(ctx, proposed, st)
 	if err != nil {
 		return nil, fmt.Errorf("what-if: %w", err)
 	}
@@ -166,7 +175,7 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 		max = DefaultWhatIfMaxMoves
 	}
 	out := &WhatIf{To: map[string]Flow{}, From: map[string]Flow{}, Clusters: run.report.Clusters}
-	before := d.cache.Snapshot().ByJob()
+	before := st.prev.ByJob()
 	for _, a := range run.table.Assignments {
 		b, ok := before[a.Job]
 		if !ok || b.Cluster == a.Cluster {
@@ -181,7 +190,7 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 		addFlow(out.From, b.Cluster, a.Demand)
 	}
 	was := map[string]bool{}
-	for _, u := range d.unplaceable {
+	for _, u := range st.unplaceable {
 		was[u.Job] = true
 	}
 	for _, u := range run.report.Unplaceable {
@@ -194,7 +203,7 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 		}
 	}
 	if len(req.JobConfigFiles) > 0 {
-		out.addJobChanges(in, proposed, before, run, d.unplaceable, max)
+		out.addJobChanges(in, proposed, before, run, st.unplaceable, max)
 	}
 	return out, nil
 }
@@ -266,7 +275,7 @@ func addFlow(m map[string]Flow, cluster string, demand float64) {
 
 // proposedInputs are in with the proposed configs and job config files in
 // place of the ones in force, validated as loadInputs validates.
-func (d *Dispatcher) proposedInputs(in *inputs, req WhatIfRequest) (*inputs, error) {
+func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfRequest) (*inputs, error) {
 	if in == nil {
 		return nil, fmt.Errorf("what-if: no inputs loaded yet: %w", ErrNotReady)
 	}
@@ -323,7 +332,10 @@ func (d *Dispatcher) proposedInputs(in *inputs, req WhatIfRequest) (*inputs, err
 	if len(errs) > 0 {
 		return nil, newConfigError(errors.Join(errs...))
 	}
-	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
+	if err := cfg.CheckPathOverlapsContext(ctx, jobs.Files(js)); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("what-if: checking the group path regexes: %w", err)
+		}
 		return nil, newConfigError(err)
 	}
 	out := &inputs{config: cfg, clusters: clusters, jobs: js, byName: in.byName, manual: map[string]bool{}}

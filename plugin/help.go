@@ -37,9 +37,11 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 		Description: fmt.Sprintf("On a PR that changes %s, %s or job config files under %s, re-runs the plan comment: what a dispatch on the PR's head content would do "+
 			"(validation errors, or the jobs and demand moving per cluster, the jobs added and removed with their clusters, the loads against target after, "+
 			"the jobs that would become unplaceable). "+
-			"The plan comment is also written when such a PR is opened and edited on each push. Changes nothing.",
-			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath), code(p.opts.Config.JobConfigDir)),
-		WhoCanUse: "Anyone.",
+			"The plan comment is also written when such a PR is opened and edited on each push. Changes nothing. "+
+			"Limited to %d at once, then one every %s, per PR, and %d, then one every %s, per user; a refusal says when to retry.",
+			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath), code(p.opts.Config.JobConfigDir),
+			p.planLimits.limits.PerPR.Burst, p.planLimits.limits.PerPR.Every, p.planLimits.limits.PerUser.Burst, p.planLimits.limits.PerUser.Every),
+		WhoCanUse: "Anyone (" + who + " without the limits).",
 		Examples:  []string{"/dispatch plan"},
 	})
 	h.AddCommand(pluginhelp.Command{

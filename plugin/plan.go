@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/prow/pkg/github"
@@ -64,6 +65,28 @@ func (p *Plugin) runPlan(ctx context.Context, log *logrus.Entry, ic github.Issue
 			code(p.opts.Config.DispatcherConfigPath), code(p.opts.Config.ClusterConfigPath), code(p.opts.Config.JobConfigDir)), nil
 	}
 	return "", nil
+}
+
+// limitPlan returns the reply refusing a /dispatch plan asked for too
+// often on the PR or by the user (PlanLimits), or "" to run it. Trusted
+// users are never refused; trust is looked up only for a refusal.
+func (p *Plugin) limitPlan(log *logrus.Entry, ic github.IssueCommentEvent) string {
+	login := ic.Comment.User.Login
+	pr := fmt.Sprintf("%s/%s#%d", ic.Repo.Owner.Login, ic.Repo.Name, ic.Issue.Number)
+	ok, wait := p.planLimits.allow(pr, github.NormLogin(login))
+	if ok {
+		return ""
+	}
+	if trusted, err := trusted(p.opts.GitHub, p.opts.Config, login); err == nil && trusted {
+		return ""
+	}
+	wait = wait.Round(time.Second)
+	log.WithField("user", login).WithField("retryIn", wait).Info("/dispatch plan asked for too often; refused.")
+	lim := p.planLimits.limits
+	return fmt.Sprintf("the plan was asked for too often (at most %d at once, then one every %s per PR, and %d, then one every %s per user). "+
+		"Nothing was computed; retry %s in %s (after %s). The plan comment is updated on each push anyway.",
+		lim.PerPR.Burst, lim.PerPR.Every, lim.PerUser.Burst, lim.PerUser.Every,
+		code("/dispatch plan"), wait, p.planLimits.now().Add(wait).UTC().Format("15:04:05 UTC"))
 }
 
 // plan computes the plan of a PR at head sha and writes the plan comment.

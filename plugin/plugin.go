@@ -58,6 +58,8 @@ type Options struct {
 	Concurrency int
 	// Timeout bounds the handling of one comment; 2 minutes when zero.
 	Timeout time.Duration
+	// PlanLimits bound how often /dispatch plan runs, per PR and per user.
+	PlanLimits PlanLimits
 }
 
 // Plugin handles the /dispatch (with its refresh, plan, drain, cap and
@@ -68,6 +70,8 @@ type Plugin struct {
 	// prs serializes the plan comments of each PR, so that two pushes
 	// handled at once edit one comment rather than create two.
 	prs keyedMutex
+	// planLimits refuse /dispatch plan asked for too often.
+	planLimits *planLimiter
 }
 
 // New returns a Plugin.
@@ -81,7 +85,7 @@ func New(opts Options) (*Plugin, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Plugin{opts: opts}, nil
+	return &Plugin{opts: opts, planLimits: newPlanLimiter(opts.PlanLimits)}, nil
 }
 
 // HandleIssueComment handles the commands of a newly created PR comment.
@@ -142,6 +146,9 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 		}
 		return message, err
 	case cmdPlan:
+		if refusal := p.limitPlan(log, ic); refusal != "" {
+			return refusal, nil
+		}
 		return p.runPlan(ctx, log, ic)
 	case cmdDispatchUsage, cmdRescheduleUsage, cmdDrainUsage, cmdCapUsage, cmdUndrainUsage:
 		return "I did not understand that. Usage: " + usageHelp(c.kind), errors.New(c.kind.String())

@@ -285,7 +285,8 @@ func (a *API) undrain(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeServiceError maps the dispatcher's errors to HTTP: ErrInvalid 400,
-// ErrNotFound 404, ErrStranded 409, ErrNotReady 503, ErrNotSaved 507 (in
+// ErrNotFound 404, ErrStranded 409, ErrNotReady 503, ErrTimedOut 503 with
+// Retry-After (a plan or preview past its time), ErrNotSaved 507 (in
 // force, but a restart would lose it), anything else 500.
 func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	switch {
@@ -296,6 +297,9 @@ func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	case errors.Is(err, dispatch.ErrStranded):
 		writeError(w, http.StatusConflict, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, "%s: %v", op, err)
+	case errors.Is(err, dispatch.ErrTimedOut):
+		w.Header().Set("Retry-After", "60")
 		writeError(w, http.StatusServiceUnavailable, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrNotSaved):
 		a.Log.Error(err, "API write not saved", "op", op)

@@ -147,6 +147,15 @@ func TestPlanAPI(t *testing.T) {
 			}},
 		{name: "not ready", token: testToken, body: `{}`, wantCode: 503,
 			fake: func(f *fakeBackend) { f.whatIfErr = fmt.Errorf("what-if: %w", dispatch.ErrNotReady) }},
+		{name: "past the preview timeout: 503 saying what to do", token: testToken, body: `{}`, wantCode: 503,
+			fake: func(f *fakeBackend) {
+				f.whatIfErr = fmt.Errorf("what-if: gave up after the preview timeout of 30s: retry later, or propose fewer group path regexes: %w", dispatch.ErrTimedOut)
+			},
+			check: func(t *testing.T, _ *fakeBackend, body string) {
+				if !strings.Contains(body, "propose fewer group path regexes") {
+					t.Errorf("body %s: want what to do", body)
+				}
+			}},
 		{name: "unknown field", token: testToken, body: `{"jobConfig":"x"}`, wantCode: 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -42,6 +42,7 @@ type serveFlags struct {
 	skipLabels                       string
 	maxProvisional                   int
 	provisionalTTL, maxDrainTTL      time.Duration
+	previewTimeout                   time.Duration
 	housekeeping                     time.Duration
 	demandMaxDrop                    float64
 	bindAddress                      string
@@ -64,6 +65,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
 	fs.DurationVar(&f.housekeeping, "housekeeping-interval", dispatch.DefaultHousekeeping, "how often expired overrides, drains and caps are dropped and admission counts saved")
 	fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have")
+	fs.DurationVar(&f.previewTimeout, "preview-timeout", dispatch.DefaultPreviewTimeout, "longest a plan (what-if) or a drain preview may compute, waiting for the one in progress included; past it the API answers 503")
 	fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
@@ -113,6 +115,9 @@ func (f *serveFlags) validate() error {
 	}
 	if f.housekeeping <= 0 {
 		errs = append(errs, fmt.Errorf("--housekeeping-interval %s: want a positive duration", f.housekeeping))
+	}
+	if f.previewTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--preview-timeout %s: want a positive duration", f.previewTimeout))
 	}
 	if f.maxDrainTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--max-drain-ttl %s: want a positive duration", f.maxDrainTTL))
@@ -201,6 +206,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
+	opts.PreviewTimeout = f.previewTimeout
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	var stopEvents func()
 	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, log.WithName("health")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"regexp/syntax"
 
 	"sigs.k8s.io/yaml"
 )
@@ -37,21 +38,66 @@ func ParseDispatcher(name string, data []byte) (*DispatcherConfig, error) {
 	return &d, nil
 }
 
-// compile sets every group's PathREs from its Paths.
+// Bounds of the group path regexes. A real dispatcher config has a handful
+// (OpenShift CI's has 3, of at most 46 bytes); every regex is matched
+// against every job file at each load and each plan, so their number and
+// size bound what a proposed config can cost.
+const (
+	// MaxGroupPaths bounds the path regexes of all groups together.
+	MaxGroupPaths = 200
+	// MaxGroupPathBytes bounds one path regex.
+	MaxGroupPathBytes = 512
+	// MaxGroupPathInsts bounds the compiled size (instructions of the
+	// regexp program) of all path regexes together: it bounds the cost of
+	// matching one job file against them all.
+	MaxGroupPathInsts = 20000
+)
+
+// compile sets every group's PathREs from its Paths, within the bounds.
 func (d *DispatcherConfig) compile(errs *fieldErrors) {
+	total, insts := 0, 0
+	for _, cluster := range sortedKeys(d.Groups) {
+		total += len(d.Groups[cluster].Paths)
+	}
+	if total > MaxGroupPaths {
+		errs.add("groups", "%d path regexes, more than the %d a dispatcher config may hold: list job names, or match many files with one regex", total, MaxGroupPaths)
+		return
+	}
 	for _, cluster := range sortedKeys(d.Groups) {
 		g := d.Groups[cluster]
 		g.PathREs = make([]*regexp.Regexp, 0, len(g.Paths))
 		for i, p := range g.Paths {
+			at := index(key("groups", cluster)+".paths", i)
+			if len(p) > MaxGroupPathBytes {
+				errs.add(at, "path regex of %d bytes, more than the %d one may have", len(p), MaxGroupPathBytes)
+				continue
+			}
 			re, err := regexp.Compile(p)
 			if err != nil {
-				errs.add(index(key("groups", cluster)+".paths", i), "invalid regex %q: %v", p, err)
+				errs.add(at, "invalid regex %q: %v", p, err)
 				continue
+			}
+			if insts += progSize(p); insts > MaxGroupPathInsts {
+				errs.add(at, "path regex %q: the path regexes compile to more than %d instructions together: simplify them (fewer repetitions and alternatives)", p, MaxGroupPathInsts)
+				return
 			}
 			g.PathREs = append(g.PathREs, re)
 		}
 		d.Groups[cluster] = g
 	}
+}
+
+// progSize is the number of instructions p compiles to; p compiles.
+func progSize(p string) int {
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // validate checks the rules that need only the dispatcher config itself.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"sort"
 )
@@ -12,6 +14,12 @@ import (
 // job config dir; d must come from LoadDispatcher or ParseDispatcher (regexes
 // compiled). Regexes of one group may overlap: they name one cluster.
 func (d *DispatcherConfig) CheckPathOverlaps(files []string) error {
+	return d.CheckPathOverlapsContext(context.Background(), files)
+}
+
+// CheckPathOverlapsContext is CheckPathOverlaps, given up with ctx's error
+// once ctx is done.
+func (d *DispatcherConfig) CheckPathOverlapsContext(ctx context.Context, files []string) error {
 	type pathRegex struct {
 		cluster, field, pattern string
 		re                      *regexp.Regexp
@@ -37,14 +45,19 @@ func (d *DispatcherConfig) CheckPathOverlaps(files []string) error {
 	var order []*overlap
 	sorted := append([]string(nil), files...)
 	sort.Strings(sorted)
+	res := make([]*regexp.Regexp, len(regexes))
+	for k, r := range regexes {
+		res[k] = r.re
+	}
+	pm := NewPathMatcher(res)
 	var matched []int
-	for _, f := range sorted {
-		matched = matched[:0]
-		for k, r := range regexes {
-			if MatchPath(r.re, f) {
-				matched = append(matched, k)
+	for n, f := range sorted {
+		if n%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("%s: checking the group path regexes for overlaps: given up after %d of %d job files: %w", dispatcherPrefix(d.File), n, len(sorted), err)
 			}
 		}
+		matched = pm.Matches(matched[:0], f)
 		for i, a := range matched {
 			for _, b := range matched[i+1:] {
 				if regexes[a].cluster == regexes[b].cluster {

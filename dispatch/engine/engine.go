@@ -46,9 +46,10 @@ type Engine struct {
 
 	balancedDetail string // the Detail of rule 9, the same for every job
 
-	groupJobs  map[string]string // job name -> cluster
-	groupPaths []groupPath       // in group (cluster) name order, then path order
-	fileGroups map[string]int    // job file -> index into groupPaths, -1 for none (a cache)
+	groupJobs  map[string]string   // job name -> cluster
+	groupPaths []groupPath         // in group (cluster) name order, then path order
+	pathIndex  *config.PathMatcher // groupPaths' regexes
+	fileGroups map[string]int      // job file -> index into groupPaths, -1 for none (a cache)
 
 	overrides     map[string]table.Override
 	provisional   map[string]float64 // Input.Provisional, then PlaceProvisional's
@@ -224,6 +225,11 @@ func (e *Engine) indexGroups() error {
 			e.groupPaths = append(e.groupPaths, groupPath{cluster: cluster, pattern: p, re: re})
 		}
 	}
+	res := make([]*regexp.Regexp, len(e.groupPaths))
+	for i := range e.groupPaths {
+		res[i] = e.groupPaths[i].re
+	}
+	e.pathIndex = config.NewPathMatcher(res)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -15,6 +16,15 @@ import (
 // calling it again gives the same table. It fails when a job has nowhere to
 // go (no usable cluster and no default).
 func (e *Engine) Dispatch() (*table.Table, *Report, error) {
+	return e.DispatchContext(context.Background())
+}
+
+// ctxCheckEvery is how many jobs DispatchContext decides between two looks at its context.
+const ctxCheckEvery = 256
+
+// DispatchContext is Dispatch, given up with ctx's error once ctx is done;
+// the engine's loads are then unchanged.
+func (e *Engine) DispatchContext(ctx context.Context) (*table.Table, *Report, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -23,7 +33,12 @@ func (e *Engine) Dispatch() (*table.Table, *Report, error) {
 	unitOf := map[unitKey]int{}
 	var units []unit
 	var unplaced []Unplaceable
-	for _, j := range js {
+	for k, j := range js {
+		if k%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, fmt.Errorf("dispatch given up after %d of %d jobs: %w", k, len(js), err)
+			}
+		}
 		d := e.decide(j, e.previous[j.Name])
 		if d.kind == skipJob {
 			continue

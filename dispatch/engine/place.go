@@ -60,6 +60,23 @@ func (e *Engine) PlaceProvisional(job jobs.Job, demand float64) (table.Assignmen
 	return e.Place(job)
 }
 
+// KeepProvisional is PlaceProvisional for a job whose row the engine's
+// Input did not hold (a row admitted after the Input was taken): the job
+// stays on row's cluster while that is eligible, as a job of
+// Input.Previous does.
+func (e *Engine) KeepProvisional(job jobs.Job, demand float64, row table.Assignment) (table.Assignment, error) {
+	e.mu.Lock()
+	e.provisional[job.Name] = demand
+	if _, ok := e.previous[job.Name]; !ok && row.Cluster != "" {
+		if e.previous == nil {
+			e.previous = map[string]previousRow{}
+		}
+		e.previous[job.Name] = previousRow{cluster: row.Cluster, reason: row.Reason, at: row.AssignedAt}
+	}
+	e.mu.Unlock()
+	return e.Place(job)
+}
+
 // place decides one job against the current loads without recording it.
 func (e *Engine) place(j *jobs.Job) (table.Assignment, error) {
 	if !dispatched(j) {

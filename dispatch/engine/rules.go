@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -536,13 +535,7 @@ func (e *Engine) groupPath(file string) *groupPath {
 	}
 	k, ok := e.fileGroups[file]
 	if !ok {
-		k = -1
-		for i := range e.groupPaths {
-			if config.MatchPath(e.groupPaths[i].re, file) {
-				k = i
-				break
-			}
-		}
+		k = e.pathIndex.First(file)
 		e.fileGroups[file] = k
 	}
 	if k < 0 {
