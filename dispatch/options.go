@@ -141,6 +141,9 @@ type Options struct {
 	DemandMaxDrop float64
 	// MaxDrainTTL bounds the TTL of a drain or capacity cap; default DefaultMaxDrainTTL.
 	MaxDrainTTL time.Duration
+	// MaxOverrideTTL bounds the TTL of a job override (a reschedule), and is
+	// the TTL of one asked without; default DefaultMaxOverrideTTL.
+	MaxOverrideTTL time.Duration
 	// Health configures health-driven failover.
 	Health HealthOptions
 	// Shared, when set, is the state shared by every replica (the
@@ -193,6 +196,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDrainTTL <= 0 {
 		o.MaxDrainTTL = DefaultMaxDrainTTL
+	}
+	if o.MaxOverrideTTL <= 0 {
+		o.MaxOverrideTTL = DefaultMaxOverrideTTL
 	}
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop
