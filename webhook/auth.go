@@ -92,7 +92,7 @@ func OpenTokenFile(path string, opts TokenFileOptions) (*TokenFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token file: %w", err)
 	}
-	if err := t.load(fi); err != nil {
+	if err := t.load(fi, nil); err != nil {
 		return nil, err
 	}
 	if opts.Registerer != nil {
@@ -158,10 +158,21 @@ func parseTokens(path string, data []byte) ([]namedToken, error) {
 	return tokens, nil
 }
 
-// load reads the file and puts its tokens in force, or none when it fails.
+// load reads the file that fi describes and puts its tokens in force, or
+// none when it fails (statErr is why the file could not be stat'ed, if so).
 // Called with t.mu held, or before t is shared.
-func (t *TokenFile) load(fi os.FileInfo) error {
-	tokens, err := t.read(fi)
+func (t *TokenFile) load(fi os.FileInfo, statErr error) error {
+	var tokens []namedToken
+	var data []byte
+	err := statErr
+	if err == nil {
+		data, err = os.ReadFile(t.path)
+	}
+	if err != nil {
+		err = fmt.Errorf("token file: %w", err) // os errors name the path
+	} else {
+		tokens, err = parseTokens(t.path, data)
+	}
 	now := t.now()
 	if err != nil {
 		if t.err == nil || t.err.Error() != err.Error() { // each refused version once, however often retried
@@ -184,19 +195,6 @@ func (t *TokenFile) load(fi os.FileInfo) error {
 	return nil
 }
 
-// read parses the file described by fi (nil when it could not be stat'ed).
-func (t *TokenFile) read(fi os.FileInfo) ([]namedToken, error) {
-	if fi == nil {
-		_, err := os.Stat(t.path)
-		return nil, fmt.Errorf("token file: %w", err)
-	}
-	data, err := os.ReadFile(t.path)
-	if err != nil {
-		return nil, fmt.Errorf("token file: %w", err)
-	}
-	return parseTokens(t.path, data)
-}
-
 // refresh re-reads the file if it changed or is in error. Called with t.mu held.
 func (t *TokenFile) refresh() {
 	now := t.now()
@@ -205,12 +203,10 @@ func (t *TokenFile) refresh() {
 	}
 	t.checked = now
 	fi, err := os.Stat(t.path)
-	if err != nil {
-		fi = nil
-	} else if t.err == nil && fi.ModTime().Equal(t.modTime) && fi.Size() == t.size {
+	if err == nil && t.err == nil && fi.ModTime().Equal(t.modTime) && fi.Size() == t.size {
 		return
 	}
-	_ = t.load(fi) // the error is logged, counted and kept for Status
+	_ = t.load(fi, err) // the error is logged, counted and kept for Status
 }
 
 // errTokenFile: the token file is in error, so no token is in force.
