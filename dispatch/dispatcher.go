@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type Dispatcher struct {
 	unplaceable      []engine.Unplaceable     // the last dispatch's
 	health           map[string]health.Status // each cluster's health at the last evaluation
 	healthError      string                   // the last health evaluation's error, empty once one works
+	refused          map[string]string        // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -110,6 +112,11 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: health drain TTL %s is over the maximum drain TTL %s", opts.Health.DrainTTL, opts.MaxDrainTTL)
 		}
 	}
+	for name, ttl := range map[string]time.Duration{"health drain TTL": opts.Health.DrainTTL, "maximum drain TTL": opts.MaxDrainTTL, "maximum override TTL": opts.MaxOverrideTTL} {
+		if ttl < MinTTL {
+			return nil, fmt.Errorf("dispatcher: %s %s is under the minimum TTL %s", name, ttl, MinTTL)
+		}
+	}
 	hm, err := newHealthMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
@@ -118,6 +125,7 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
+		refused: map[string]string{},
 		unsaved: map[string]table.Assignment{},
 	}
 	d.admissions, d.shared = opts.Admissions, opts.Shared
@@ -307,16 +315,31 @@ func (d *Dispatcher) restore() {
 // admission counts, demand and table; from names where it comes from.
 func (d *Dispatcher) restoreFrom(st *store.State, from string) {
 	now := d.clock.Now()
+	refused := map[string]error{}
 	for _, o := range st.Overrides {
-		if o.Job != "" && o.Active(now) {
+		if o.Job == "" {
+			continue
+		}
+		o, err := d.boundedOverride(o, now)
+		if err != nil {
+			refused["override/"+o.Job] = fmt.Errorf("%s: %w", from, err)
+		} else if o.Active(now) {
 			d.overrides[o.Job] = o
 		}
 	}
+	d.noteRefused("override/", refused)
+	refused = map[string]error{}
 	for _, o := range st.ClusterOverrides {
-		if o.Cluster != "" && o.Active(now) {
+		if o.Cluster == "" {
+			continue
+		}
+		if err := d.checkClusterOverride(o, now); err != nil {
+			refused["drain/"+o.Cluster] = fmt.Errorf("%s: %w", from, err)
+		} else if o.Active(now) {
 			d.clusterOverrides[o.Cluster] = o
 		}
 	}
+	d.noteRefused("drain/", refused)
 	for _, p := range st.Provisional {
 		if p.Job.Name != "" {
 			d.provisional[p.Job.Name] = &provisionalJob{job: p.Job, lastAdmitted: p.LastAdmitted, admissions: max(p.Admissions, 1)}
@@ -369,6 +392,9 @@ func (d *Dispatcher) Status() Status {
 		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
+	}
+	for _, key := range slices.Sorted(maps.Keys(d.refused)) {
+		s.RefusedOverrides = append(s.RefusedOverrides, d.refused[key])
 	}
 	s.Ready = s.TableSize > 0
 	if !s.Ready {

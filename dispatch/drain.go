@@ -29,7 +29,7 @@ type DrainRequest struct {
 	Cluster string
 	// Capacity, when above 0, caps the capacity instead of draining.
 	Capacity int
-	// TTL is how long the override lasts: required, at most Options.MaxDrainTTL.
+	// TTL is how long the override lasts: required, MinTTL to Options.MaxDrainTTL.
 	TTL        time.Duration
 	Reason, By string
 	// Force drains even when jobs would be stranded (see ErrStranded).
@@ -294,14 +294,12 @@ func (d *Dispatcher) validateDrain(in *inputs, req DrainRequest) error {
 		return fmt.Errorf("drain: cluster %q is not in the cluster config %s: %w", c, d.opts.ClusterConfigPath, ErrNotFound)
 	case strings.TrimSpace(req.Reason) == "":
 		return fmt.Errorf("drain %s: a reason is required: %w", c, ErrInvalid)
-	case req.TTL <= 0:
-		return fmt.Errorf("drain %s: ttl %s: want a positive duration (drains always expire): %w", c, req.TTL, ErrInvalid)
-	case req.TTL > max:
-		return fmt.Errorf("drain %s: ttl %s is over the maximum %s: %w", c, req.TTL, max, ErrInvalid)
+	case req.TTL == 0:
+		return fmt.Errorf("drain %s: no ttl: want a duration of %s to %s (drains always expire): %w", c, MinTTL, max, ErrInvalid)
 	case req.Capacity < 0 || req.Capacity > 100:
 		return fmt.Errorf("drain %s: capacity %d not in 1..100 (0 drains): %w", c, req.Capacity, ErrInvalid)
 	}
-	return nil
+	return checkTTL("drain "+c, req.TTL, max)
 }
 
 // isServiceCluster reports whether the engine in force knows name as a

@@ -146,6 +146,9 @@ type Options struct {
 	// PreviewTimeout bounds a what-if (WhatIf, a plan) or a drain preview,
 	// waiting for the preview in progress included; default DefaultPreviewTimeout.
 	PreviewTimeout time.Duration
+	// MaxOverrideTTL bounds the TTL of a job override (a reschedule), and is
+	// the TTL of one asked without; default DefaultMaxOverrideTTL.
+	MaxOverrideTTL time.Duration
 	// Health configures health-driven failover.
 	Health HealthOptions
 	// Shared, when set, is the state shared by every replica (the
@@ -198,6 +201,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDrainTTL <= 0 {
 		o.MaxDrainTTL = DefaultMaxDrainTTL
+	}
+	if o.MaxOverrideTTL <= 0 {
+		o.MaxOverrideTTL = DefaultMaxOverrideTTL
 	}
 	if o.DemandMaxDrop <= 0 {
 		o.DemandMaxDrop = DefaultDemandMaxDrop

@@ -14,8 +14,8 @@ import (
 )
 
 // RescheduleRequest moves a job to Cluster, or to the best other eligible
-// cluster when Cluster is empty, until TTL passes (never when 0) or the
-// override is deleted.
+// cluster when Cluster is empty, until TTL passes or the override is
+// deleted. TTL is MinTTL to Options.MaxOverrideTTL; 0 means the maximum.
 type RescheduleRequest struct {
 	Job, Cluster string
 	TTL          time.Duration
@@ -30,7 +30,7 @@ type RescheduleResult struct {
 
 // Reschedule creates (or replaces) the job's override, applies it to the
 // table at once and saves it before returning. An unknown job wraps
-// ErrNotFound; a refused request (no reason, negative TTL, a cluster that is
+// ErrNotFound; a refused request (no reason, a TTL out of bounds, a cluster that is
 // unknown, blocked or lacks a capability the job needs, no other eligible
 // cluster) wraps ErrInvalid with the reason. An override that could not be
 // saved stays in force, and the error wraps ErrNotSaved.
@@ -40,8 +40,12 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 		return nil, fmt.Errorf("reschedule: no job: %w", ErrInvalid)
 	case strings.TrimSpace(req.Reason) == "":
 		return nil, fmt.Errorf("reschedule job %q: a reason is required: %w", req.Job, ErrInvalid)
-	case req.TTL < 0:
-		return nil, fmt.Errorf("reschedule job %q: ttl %s is negative: %w", req.Job, req.TTL, ErrInvalid)
+	}
+	if req.TTL == 0 {
+		req.TTL = d.opts.MaxOverrideTTL
+	}
+	if err := checkTTL(fmt.Sprintf("reschedule job %q", req.Job), req.TTL, d.opts.MaxOverrideTTL); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, err)
@@ -102,11 +106,7 @@ func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override
 	if d.shared != nil {
 		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
 	}
-	o := table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now}
-	if req.TTL > 0 {
-		o.Expires = now.Add(req.TTL)
-	}
-	return o, cur, nil
+	return table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}, cur, nil
 }
 
 func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult, error) {

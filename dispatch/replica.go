@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -179,11 +180,19 @@ func (d *Dispatcher) SetOverrides(os []table.Override) {
 	defer d.mu.Unlock()
 	now := d.clock.Now()
 	want := map[string]table.Override{}
+	refused := map[string]error{}
 	for _, o := range os {
-		if o.Job != "" && o.Cluster != "" && o.Active(now) {
+		if o.Job == "" || o.Cluster == "" {
+			continue
+		}
+		o, err := d.boundedOverride(o, now)
+		if err != nil {
+			refused["override/"+o.Job] = fmt.Errorf("shared state: %w", err)
+		} else if o.Active(now) {
 			want[o.Job] = o
 		}
 	}
+	d.noteRefused("override/", refused)
 	var changed []string
 	dropped := map[string]bool{}
 	for job, o := range want {
@@ -223,11 +232,18 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 	d.mu.Lock()
 	now := d.clock.Now()
 	want := map[string]table.ClusterOverride{}
+	refused := map[string]error{}
 	for _, o := range cs {
-		if o.Cluster != "" && o.Active(now) {
+		if o.Cluster == "" {
+			continue
+		}
+		if err := d.checkClusterOverride(o, now); err != nil {
+			refused["drain/"+o.Cluster] = fmt.Errorf("shared state: %w", err)
+		} else if o.Active(now) {
 			want[o.Cluster] = o
 		}
 	}
+	d.noteRefused("drain/", refused)
 	if maps.EqualFunc(want, d.clusterOverrides, sameClusterOverride) {
 		d.mu.Unlock()
 		return

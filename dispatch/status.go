@@ -48,6 +48,11 @@ type Status struct {
 	// its ProwJobs keep the cluster their job config gives.
 	Unplaceable     int                  `json:"unplaceable"`
 	UnplaceableJobs []engine.Unplaceable `json:"unplaceableJobs,omitempty"`
+	// RefusedOverrides are the job overrides, drains and caps of the state
+	// (the state dir, or objects in the Kubernetes API that kubectl may have
+	// written) that are not applied because their expiry is out of bounds,
+	// each with why.
+	RefusedOverrides []string `json:"refusedOverrides,omitempty"`
 }
 
 // maxStatusUnplaceable bounds Status.UnplaceableJobs.

@@ -12,7 +12,7 @@ import (
 )
 
 // TestDrainMovesNextProwJobAndExpiryBringsItBack drains the cluster of
-// jobOriginUnit through the API with a short TTL: its next ProwJob lands on
+// jobOriginUnit through the API with the shortest TTL (1m): its next ProwJob lands on
 // another cluster, and once the drain expires (housekeeping every second)
 // the job and its next ProwJob come back. It also checks what the API
 // refuses (no token, a TTL over --max-drain-ttl, unknown and manual
@@ -43,7 +43,7 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	if got := sc.admit(job); got != from {
 		t.Fatalf("before the drain, a ProwJob of %s landed on %q, the table says %s", job, got, from)
 	}
-	drain := api.DrainRequest{TTL: "10s", Reason: "e2e: node upgrade", By: "e2e"}
+	drain := api.DrainRequest{TTL: "1m", Reason: "e2e: node upgrade", By: "e2e"}
 
 	// What the API refuses; none of it changes anything.
 	anon, wrong := *sc.d.API, *sc.d.API
@@ -56,7 +56,7 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	}{
 		{"drain without a token", func() error { _, err := anon.Drain(ctx, from, drain); return err }, 401, "missing bearer token"},
 		{"preview without a token", func() error {
-			_, err := anon.Drain(ctx, from, api.DrainRequest{TTL: "10s", Reason: "e2e", DryRun: true})
+			_, err := anon.Drain(ctx, from, api.DrainRequest{TTL: "1m", Reason: "e2e", DryRun: true})
 			return err
 		}, 401, "missing bearer token"},
 		{"drain with a wrong token", func() error { _, err := wrong.Drain(ctx, from, drain); return err }, 401, "invalid bearer token"},
@@ -84,7 +84,7 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	sc.wantNoDrain("after the refusals")
 
 	// A preview says where the job would go, and changes nothing.
-	preview, err := sc.d.API.Drain(ctx, from, api.DrainRequest{TTL: "10s", Reason: "e2e: preview", DryRun: true})
+	preview, err := sc.d.API.Drain(ctx, from, api.DrainRequest{TTL: "1m", Reason: "e2e: preview", DryRun: true})
 	if err != nil {
 		t.Fatalf("preview of draining %s: %v", from, err)
 	}
@@ -121,7 +121,7 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	}
 
 	// Expiry: housekeeping drops the drain and the job flows back.
-	eventually(t, 60*time.Second, "the drain of "+from+" to expire and "+job+" to come back", func() error {
+	eventually(t, 90*time.Second, "the drain of "+from+" to expire and "+job+" to come back", func() error {
 		if o := sc.clusterOverride(from); o != nil {
 			return fmt.Errorf("%s still drained until %s", from, o.Expires)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 )
 
 // DefaultTTL is how long a /reschedule override lasts when the config names no default_ttl.
@@ -21,7 +23,9 @@ type Config struct {
 	AllowedTeams []string `json:"allowed_teams,omitempty"`
 	// AllowedUsers are GitHub logins that may use the trusted commands.
 	AllowedUsers []string `json:"allowed_users,omitempty"`
-	// DefaultTTL is how long a /reschedule override lasts ("168h"); DefaultTTL when empty.
+	// DefaultTTL is how long a /reschedule override lasts ("168h"); DefaultTTL
+	// when empty. At least dispatch.MinTTL; the dispatcher refuses one over
+	// its --max-override-ttl (168h by default).
 	DefaultTTL string `json:"default_ttl,omitempty"`
 	// DispatcherURL is the dispatcher API's root ("http://prowjob-dispatcher:8080").
 	DispatcherURL string `json:"dispatcher_url,omitempty"`
@@ -93,6 +97,9 @@ func (c *Config) complete() error {
 		}
 		if ttl <= 0 {
 			return fmt.Errorf("default_ttl %q: must be positive", c.DefaultTTL)
+		}
+		if ttl < dispatch.MinTTL {
+			return fmt.Errorf("default_ttl %q: under the dispatcher's minimum TTL %s", c.DefaultTTL, dispatch.MinTTL)
 		}
 		c.TTL = ttl
 	}

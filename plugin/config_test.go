@@ -28,6 +28,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "unknown field", yaml: "allowed_user: [alice]", wantErr: `unknown field "allowed_user"`},
 		{name: "bad ttl", yaml: "default_ttl: a week", wantErr: `default_ttl "a week"`},
 		{name: "negative ttl", yaml: "default_ttl: -1h", wantErr: `default_ttl "-1h": must be positive`},
+		{name: "ttl of 1ns", yaml: "default_ttl: 1ns", wantErr: `default_ttl "1ns": under the dispatcher's minimum TTL 1m0s`},
+		{name: "ttl of a minute", yaml: "default_ttl: 1m", wantTTL: time.Minute},
 		{name: "team without org", yaml: "allowed_teams: [test-platform]", wantErr: `allowed_teams[0] "test-platform": want org/team-slug`},
 		{name: "org with a slash", yaml: "allowed_orgs: [openshift/origin]", wantErr: `allowed_orgs[0] "openshift/origin"`},
 		{name: "empty user", yaml: `allowed_users: [""]`, wantErr: `allowed_users[0] ""`},

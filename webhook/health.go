@@ -22,6 +22,10 @@ type HealthOptions struct {
 	// "replication". It never changes readiness either: a replica whose API
 	// server is unreachable keeps admitting from its table.
 	Replication func() any
+	// Auth, when set, reports the API's token file under "auth" (see
+	// TokenFile.Status). It never changes readiness: admission does not
+	// depend on it.
+	Auth func() any
 	// Gatherer is served at /metrics; /metrics is not served when nil.
 	Gatherer prometheus.Gatherer
 }
@@ -50,6 +54,9 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 		if opts.Replication != nil {
 			body.Replication = opts.Replication()
 		}
+		if opts.Auth != nil {
+			body.Auth = opts.Auth()
+		}
 		writeJSON(w, code, body)
 	})
 	if opts.Gatherer != nil {
@@ -57,9 +64,11 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 	}
 }
 
-// readiness is /readyz's body: the dispatcher's status, the backup's and the replication's.
+// readiness is /readyz's body: the dispatcher's status, the backup's, the
+// replication's and the token file's.
 type readiness struct {
 	dispatch.Status
 	Backup      any `json:"backup,omitempty"`
 	Replication any `json:"replication,omitempty"`
+	Auth        any `json:"auth,omitempty"`
 }

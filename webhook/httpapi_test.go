@@ -24,7 +24,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
-// testToken is the bare token (caller "api"), pluginToken the one named "plugin".
+// testToken is the token of caller "api" (alone in a file, a bare token), pluginToken the one named "plugin".
 const (
 	testToken   = "s3cret-token"
 	pluginToken = "plugin-token"
@@ -43,7 +43,7 @@ func writeToken(t testing.TB, token string) string {
 // startAPI serves the API over the fake on an httptest server, with testToken.
 func startAPI(t testing.TB, f *fakeBackend) *httptest.Server {
 	t.Helper()
-	tok, err := NewTokenFile(writeToken(t, testToken+"\nplugin "+pluginToken))
+	tok, err := NewTokenFile(writeToken(t, DefaultTokenName+" "+testToken+"\nplugin "+pluginToken))
 	if err != nil {
 		t.Fatal(err)
 	}

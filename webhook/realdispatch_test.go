@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -129,5 +130,42 @@ func TestRealDispatcher(t *testing.T) {
 	}
 	if _, err := c.Dispatch(ctx); err != nil {
 		t.Errorf("dispatch: %v", err)
+	}
+}
+
+// TestAPITTLBounds: the API answers 400 naming the field and value for a
+// drain, cap or reschedule TTL out of the dispatcher's bounds, and 200 within.
+func TestAPITTLBounds(t *testing.T) {
+	d := newRealDispatcher(t)
+	if _, err := d.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := NewTokenFile(writeToken(t, testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&API{Backend: d, Auth: Authorizer{Token: tok}, Log: logr.Discard()}).Handler())
+	defer srv.Close()
+	const job = "pull-ci-openshift-cluster-monitoring-operator-master-unit"
+	tests := []struct {
+		name, path, body string
+		wantCode         int
+		wantBody         string
+	}{
+		{"drain of 1ns", api.ClustersPath + "/build03/drain", `{"ttl": "1ns", "reason": "r"}`, 400, "ttl 1ns is under the minimum 1m0s"},
+		{"cap of 1ns", api.ClustersPath + "/build03/drain", `{"ttl": "1ns", "capacity": 40, "reason": "r"}`, 400, "ttl 1ns is under the minimum 1m0s"},
+		{"drain preview of 8 days", api.ClustersPath + "/build03/drain", `{"ttl": "192h", "reason": "r", "dryRun": true}`, 400, "ttl 192h0m0s is over the maximum 168h0m0s"},
+		{"reschedule of 2562047h", api.ReschedulePath, `{"job": "` + job + `", "ttl": "2562047h", "reason": "r"}`, 400, "ttl 2562047h0m0s is over the maximum 168h0m0s"},
+		{"reschedule of 1ns", api.ReschedulePath, `{"job": "` + job + `", "ttl": "1ns", "reason": "r"}`, 400, "ttl 1ns is under the minimum 1m0s"},
+		{"reschedule without a ttl", api.ReschedulePath, `{"job": "` + job + `", "reason": "r"}`, 200, `"expires"`},
+		{"drain of an hour", api.ClustersPath + "/build03/drain", `{"ttl": "1h", "reason": "r", "force": true}`, 200, `"expires"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(t, "POST", srv.URL+tc.path, testToken, tc.body)
+			if code != tc.wantCode || !strings.Contains(body, tc.wantBody) {
+				t.Errorf("HTTP %d %s, want %d with %q", code, body, tc.wantCode, tc.wantBody)
+			}
+		})
 	}
 }

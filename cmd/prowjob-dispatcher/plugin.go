@@ -107,11 +107,9 @@ func runPlugin(ctx context.Context, args []string) error {
 	}
 	var token string
 	if o.dispatcherTokenFile != "" {
-		b, err := os.ReadFile(o.dispatcherTokenFile)
-		if err != nil {
-			return fmt.Errorf("dispatcher token: %w", err)
+		if token, err = readDispatcherToken(o.dispatcherTokenFile); err != nil {
+			return err
 		}
-		token = strings.TrimSpace(string(b))
 	}
 	if err := secret.Add(o.hmacSecretFile); err != nil {
 		return fmt.Errorf("hmac secret %s: %w", o.hmacSecretFile, err)
@@ -145,6 +143,24 @@ func runPlugin(ctx context.Context, args []string) error {
 }
 
 // loadPluginConfig reads the plugin config; without one nobody is trusted.
+// readDispatcherToken reads the plugin's bearer token for the dispatcher
+// API: the token alone, on one line (the dispatcher's own token file names
+// callers, "plugin TOKEN"; this one must not). Its errors never show the token.
+func readDispatcherToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("dispatcher token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	switch {
+	case token == "":
+		return "", fmt.Errorf("dispatcher token %s: empty", path)
+	case strings.ContainsAny(token, " \t\r\n"):
+		return "", fmt.Errorf("dispatcher token %s: %d fields, want the token alone on one line", path, len(strings.Fields(token)))
+	}
+	return token, nil
+}
+
 func loadPluginConfig(path string, log *logrus.Entry) (*plugin.Config, error) {
 	if path == "" {
 		log.Warn("No --config: nobody may use /dispatch refresh or /reschedule.")

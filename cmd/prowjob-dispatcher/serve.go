@@ -43,6 +43,7 @@ type serveFlags struct {
 	maxProvisional                   int
 	provisionalTTL, maxDrainTTL      time.Duration
 	previewTimeout                   time.Duration
+	maxOverrideTTL                   time.Duration
 	housekeeping                     time.Duration
 	demandMaxDrop                    float64
 	bindAddress                      string
@@ -64,8 +65,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxProvisional, "max-provisional-jobs", dispatch.DefaultMaxProvisional, "most jobs first seen at admission, not in the job config, that get a row; beyond, such jobs are placed but not recorded")
 	fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
 	fs.DurationVar(&f.housekeeping, "housekeeping-interval", dispatch.DefaultHousekeeping, "how often expired overrides, drains and caps are dropped and admission counts saved")
-	fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have")
 	fs.DurationVar(&f.previewTimeout, "preview-timeout", dispatch.DefaultPreviewTimeout, "longest a plan (what-if) or a drain preview may compute, waiting for the one in progress included; past it the API answers 503")
+	fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have (the shortest is "+dispatch.MinTTL.String()+")")
+	fs.DurationVar(&f.maxOverrideTTL, "max-override-ttl", dispatch.DefaultMaxOverrideTTL, "longest TTL a job override (reschedule) may have, and the TTL of one asked without (the shortest is "+dispatch.MinTTL.String()+")")
 	fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
@@ -119,8 +121,13 @@ func (f *serveFlags) validate() error {
 	if f.previewTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--preview-timeout %s: want a positive duration", f.previewTimeout))
 	}
-	if f.maxDrainTTL <= 0 {
-		errs = append(errs, fmt.Errorf("--max-drain-ttl %s: want a positive duration", f.maxDrainTTL))
+	for _, b := range []struct {
+		flag string
+		ttl  time.Duration
+	}{{"--max-drain-ttl", f.maxDrainTTL}, {"--max-override-ttl", f.maxOverrideTTL}, {"--health-drain-ttl", f.health.drainTTL}} {
+		if b.ttl < dispatch.MinTTL && (b.ttl != 0 || b.flag != "--health-drain-ttl") { // 0: the health drain's default
+			errs = append(errs, fmt.Errorf("%s %s: want at least %s", b.flag, b.ttl, dispatch.MinTTL))
+		}
 	}
 	if !(f.demandMaxDrop > 0 && f.demandMaxDrop <= 1) {
 		errs = append(errs, fmt.Errorf("--demand-max-drop %v: want more than 0, at most 1", f.demandMaxDrop))
@@ -188,7 +195,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var token *webhook.TokenFile
 	if f.tokenFile != "" {
-		if token, err = webhook.NewTokenFile(f.tokenFile); err != nil {
+		if token, err = webhook.OpenTokenFile(f.tokenFile, webhook.TokenFileOptions{Logger: log.WithName("auth"), Registerer: reg}); err != nil {
 			return fmt.Errorf("--token-file: %w", err)
 		}
 	} else if !f.insecureAllowUnauthenticated {
@@ -205,7 +212,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := f.inputs.options(source)
 	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
-	opts.MaxDrainTTL, opts.Housekeeping = f.maxDrainTTL, f.housekeeping
+	opts.MaxDrainTTL, opts.MaxOverrideTTL, opts.Housekeeping = f.maxDrainTTL, f.maxOverrideTTL, f.housekeeping
 	opts.PreviewTimeout = f.previewTimeout
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	var stopEvents func()
@@ -262,6 +269,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	health := webhook.HealthOptions{Status: d, Gatherer: reg}
 	if backup != nil {
 		health.Backup = func() any { return backup.Status() }
+	}
+	if token != nil {
+		health.Auth = func() any { return token.Status() }
 	}
 	if shared != nil {
 		_, replica, _ := f.kube.names(f.apiPort)

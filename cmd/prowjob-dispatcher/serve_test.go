@@ -262,6 +262,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{name: "health max drained", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-max-drained", "0"}, want: "--health-max-drained 0"},
 		{name: "health drain ttl over the max", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-drain-ttl", "200h"}, want: "--health-drain-ttl 200h0m0s is over --max-drain-ttl"},
 		{name: "health drain ttl over a short max", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--max-drain-ttl", "1h", "--health-drain-ttl", "2h"}, want: "--health-drain-ttl 2h0m0s is over --max-drain-ttl 1h0m0s"},
+		{name: "max drain ttl under the min", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--max-drain-ttl", "1ns", "--health-drain-ttl", "1ns"}, want: "--max-drain-ttl 1ns: want at least 1m0s"},
+		{name: "max override ttl under the min", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--max-override-ttl", "30s"}, want: "--max-override-ttl 30s: want at least 1m0s"},
+		{name: "health drain ttl under the min", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--health-drain-ttl", "1s"}, want: "--health-drain-ttl 1s: want at least 1m0s"},
 		{name: "tolerance", args: []string{"--dispatcher-config", "a", "--cluster-config", "b", "--job-config", "c", "--balance-tolerance", "20"}, want: "--balance-tolerance 20"},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 )
 
@@ -158,41 +160,26 @@ func (b *balancer) ratio(c int) float64 {
 }
 
 // rebalance moves units off the most overloaded cluster while some usable
-// cluster's load/target exceeds the tolerance. Each move must lower the
-// larger ratio of the two clusters involved below the overloaded cluster's
-// ratio, so the sorted ratios fall at every step; at most budget jobs move.
+// cluster's load/target exceeds the tolerance; when no move helps that
+// cluster (it runs only what no other cluster can), the next overloaded
+// one is tried, so a stuck cluster does not keep jobs piled on another (as
+// after a drain expires). Each move must lower the larger ratio of the two
+// clusters involved below the overloaded cluster's ratio, so the sorted
+// ratios fall at every step; at most budget jobs move.
 func (b *balancer) rebalance(tolerance float64, budget int) {
-	usable := b.e.usable
 	for {
-		over, worst := -1, 0.0
-		usable.each(func(c int) {
-			if r := b.ratio(c); r > worst {
-				over, worst = c, r
+		var over []int
+		b.e.usable.each(func(c int) {
+			if b.ratio(c) > tolerance {
+				over = append(over, c)
 			}
 		})
-		if over < 0 || worst <= tolerance {
-			return
-		}
-		bestU, bestC, bestMax := -1, -1, worst
-		for _, u := range b.onCluster[over] {
-			un := &b.units[u]
-			if un.jobs > budget-b.moved || un.demand == 0 {
-				continue
+		slices.SortStableFunc(over, func(x, y int) int { return cmp.Compare(b.ratio(y), b.ratio(x)) })
+		bestU, bestC := -1, -1
+		for _, c := range over {
+			if bestU, bestC = b.bestMove(c, budget); bestU >= 0 {
+				break
 			}
-			rest := (b.load[over] - un.demand) / b.target[over]
-			(un.set &^ setOf(over)).each(func(c int) {
-				if b.target[c] == 0 {
-					return
-				}
-				m := max(rest, (b.load[c]+un.demand)/b.target[c])
-				if m >= worst*(1-1e-12) {
-					return
-				}
-				if bestU < 0 || m < bestMax || (m == bestMax && (un.jobs < b.units[bestU].jobs ||
-					(un.jobs == b.units[bestU].jobs && (u < bestU || (u == bestU && c < bestC))))) {
-					bestU, bestC, bestMax = u, c, m
-				}
-			})
 		}
 		if bestU < 0 {
 			return
@@ -201,4 +188,33 @@ func (b *balancer) rebalance(tolerance float64, budget int) {
 		b.put(bestU, bestC)
 		b.moved += b.units[bestU].jobs
 	}
+}
+
+// bestMove is the unit of cluster over, and the cluster to move it to, that
+// lowers the larger ratio of the two the most below over's ratio, within
+// budget; -1, -1 when no move does.
+func (b *balancer) bestMove(over, budget int) (bestU, bestC int) {
+	worst := b.ratio(over)
+	bestU, bestC, bestMax := -1, -1, worst
+	for _, u := range b.onCluster[over] {
+		un := &b.units[u]
+		if un.jobs > budget-b.moved || un.demand == 0 {
+			continue
+		}
+		rest := (b.load[over] - un.demand) / b.target[over]
+		(un.set &^ setOf(over)).each(func(c int) {
+			if b.target[c] == 0 {
+				return
+			}
+			m := max(rest, (b.load[c]+un.demand)/b.target[c])
+			if m >= worst*(1-1e-12) {
+				return
+			}
+			if bestU < 0 || m < bestMax || (m == bestMax && (un.jobs < b.units[bestU].jobs ||
+				(un.jobs == b.units[bestU].jobs && (u < bestU || (u == bestU && c < bestC))))) {
+				bestU, bestC, bestMax = u, c, m
+			}
+		})
+	}
+	return bestU, bestC
 }

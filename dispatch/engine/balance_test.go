@@ -169,3 +169,47 @@ func fileJob(name, file string) jobs.Job {
 	j.File = file
 	return j
 }
+
+// TestRebalanceMovesOffAnOverloadedClusterBehindAStuckOne: the most
+// overloaded cluster runs a job no other cluster can; balancing still moves
+// jobs off the next overloaded cluster (as when a drain expires and its
+// jobs should flow back), rather than stopping at the stuck one.
+func TestRebalanceMovesOffAnOverloadedClusterBehindAStuckOne(t *testing.T) {
+	in := fixture(t)
+	in.Config = &config.DispatcherConfig{Default: "big"}
+	in.Clusters = &config.Clusters{Providers: map[string][]config.Cluster{
+		"aws": {
+			{Name: "big", Provider: "aws", Capacity: 100},
+			{Name: "small", Provider: "aws", Capacity: 100},
+			{Name: "gpu", Provider: "aws", Capacity: 100, Capabilities: []string{"gpu"}},
+		},
+	}}
+	prev := &table.Table{}
+	g := job("gpu-job")
+	g.Requirements.Capabilities = []string{"gpu"}
+	in.Jobs = append(in.Jobs, g)
+	in.Demand[g.Name] = 330
+	prev.Assignments = append(prev.Assignments, table.Assignment{Job: g.Name, Cluster: "gpu", Reason: table.ReasonCapability, Demand: 330})
+	for i := range 300 { // every plain job on big, as a drain of small left them
+		j := job(fmt.Sprintf("job%04d", i))
+		in.Jobs = append(in.Jobs, j)
+		in.Demand[j.Name] = 1
+		prev.Assignments = append(prev.Assignments, table.Assignment{Job: j.Name, Cluster: "big", Reason: table.ReasonBalanced, Demand: 1})
+	}
+	in.Previous = prev
+	in.Options.MaxMoveFraction = 1
+	_, _, rep := dispatch(t, in)
+	loads := map[string]engine.ClusterLoad{}
+	for _, c := range rep.Clusters {
+		loads[c.Name] = c
+	}
+	if loads["big"].Ratio > engine.DefaultTolerance+0.01 || loads["small"].Jobs == 0 {
+		t.Errorf("big at ratio %.2f with %d jobs, small %d jobs (%d moves): want jobs moved off big to small within the tolerance",
+			loads["big"].Ratio, loads["big"].Jobs, loads["small"].Jobs, len(rep.Moves))
+	}
+	for _, m := range rep.Moves {
+		if m.From != "big" || m.To != "small" {
+			t.Errorf("move %+v: want only big -> small", m)
+		}
+	}
+}

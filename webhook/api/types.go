@@ -226,7 +226,9 @@ type UnplaceableJob struct {
 type RescheduleRequest struct {
 	Job     string `json:"job"`
 	Cluster string `json:"cluster,omitempty"`
-	// TTL is how long the override lasts ("72h"); empty means until deleted.
+	// TTL is how long the override lasts ("72h"): at least 1m, at most the
+	// dispatcher's --max-override-ttl (168h by default); empty means that
+	// maximum. Out of bounds is 400, naming the value.
 	TTL string `json:"ttl,omitempty"`
 	// Reason is recorded with the override; required.
 	Reason string `json:"reason"`
@@ -276,8 +278,9 @@ type ClusterOverride struct {
 type DrainRequest struct {
 	// Capacity, when above 0, caps the cluster's capacity (1..100) instead of draining it.
 	Capacity int `json:"capacity,omitempty"`
-	// TTL is how long the drain or cap lasts ("4h"); required, at most the
-	// dispatcher's --max-drain-ttl.
+	// TTL is how long the drain or cap lasts ("4h"); required, at least 1m,
+	// at most the dispatcher's --max-drain-ttl (168h by default). Out of
+	// bounds is 400, naming the value.
 	TTL string `json:"ttl"`
 	// Reason is recorded with the drain; required.
 	Reason string `json:"reason"`
