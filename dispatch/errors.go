@@ -13,4 +13,7 @@ var (
 	// ErrNotSaved: a change is in force in memory but could not be saved, so a
 	// restart would lose it (HTTP 507); every later save retries.
 	ErrNotSaved = errors.New("not saved")
+	// ErrNotLeader: another replica of a highly available dispatcher leads,
+	// and only the leader makes this write (HTTP 503: send it to the leader).
+	ErrNotLeader = errors.New("not the leader")
 )
