@@ -15,15 +15,22 @@ import (
 )
 
 // The headers of a forwarded request besides ForwardedHeader: when the
-// follower signed it (Unix seconds) and the signature, "sha256=" and the
-// hex HMAC-SHA256 of forwardMessage.
+// follower signed it (Unix seconds), and the signature ("sha256=" and the
+// hex HMAC-SHA256 that ReplicaAuth computes).
 const (
-	ForwardedAtHeader        = "X-Prowjob-Dispatcher-Forwarded-At"
-	ForwardSignatureHeader   = "X-Prowjob-Dispatcher-Forward-Signature"
-	forwardSignaturePrefix   = "sha256="
-	DefaultForwardValidity   = 30 * time.Second
-	minReplicaSecretBytes    = 32
-	replicaSecretFileExample = "openssl rand -hex 32"
+	ForwardedAtHeader      = "X-Prowjob-Dispatcher-Forwarded-At"
+	ForwardSignatureHeader = "X-Prowjob-Dispatcher-Forward-Signature"
+	forwardSignaturePrefix = "sha256="
+)
+
+// DefaultForwardValidity is how long a forwarded request's signature holds.
+const DefaultForwardValidity = 30 * time.Second
+
+// minReplicaSecretBytes is the shortest replica secret, and
+// replicaSecretExample a command that makes one.
+const (
+	minReplicaSecretBytes = 32
+	replicaSecretExample  = "openssl rand -hex 32"
 )
 
 // ReplicaAuth authenticates the requests replicas forward to the leader, so
@@ -47,7 +54,7 @@ type ReplicaAuth struct {
 func NewReplicaAuth(secret []byte) (*ReplicaAuth, error) {
 	key := bytes.TrimSpace(secret)
 	if len(key) < minReplicaSecretBytes {
-		return nil, fmt.Errorf("replica secret: %d bytes, want at least %d (make one with %s)", len(key), minReplicaSecretBytes, replicaSecretFileExample)
+		return nil, fmt.Errorf("replica secret: %d bytes, want at least %d (make one with %s)", len(key), minReplicaSecretBytes, replicaSecretExample)
 	}
 	return &ReplicaAuth{key: key}, nil
 }
