@@ -82,7 +82,9 @@ func (d *Dispatcher) Admit(ctx context.Context, req AdmissionRequest) (Decision,
 // placeNew places a job the table lacks and, unless req.DryRun, adds it to
 // the table: a job of the job config as it is, any other as provisional,
 // while there are fewer than Options.MaxProvisional (beyond, it is placed
-// the same but not recorded).
+// by the same rules but not recorded, and a balanced one is spread over the
+// eligible clusters by a capacity-weighted hash of its name: see
+// engine.Spread).
 func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.Assignment, error) {
 	if d.cache.Len() == 0 {
 		return table.Assignment{}, fmt.Errorf("admit job %q: no assignment table yet: %w", req.Job, ErrNotReady)
@@ -143,10 +145,12 @@ func (d *Dispatcher) placeNewLocked(req AdmissionRequest, j jobs.Job, inConfig b
 	}
 	overLimit := !inConfig && len(d.provisional) >= d.opts.MaxProvisional
 	if req.DryRun || overLimit {
+		preview := d.eng.Preview
 		if overLimit {
 			d.metrics.provisionalOverLimit()
+			preview = d.eng.Spread // the loads never count it: spread, not all on the least-loaded
 		}
-		a, err := d.eng.Preview(j)
+		a, err := preview(j)
 		if err != nil {
 			return table.Assignment{}, nil, false, fmt.Errorf("admit job %q: %w: %w", req.Job, ErrInvalid, err)
 		}

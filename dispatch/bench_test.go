@@ -126,6 +126,8 @@ func (nopShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (tabl
 	return a, nil
 }
 
+func (nopShared) OtherLeader() string { return "" }
+
 type nopDemand struct{}
 
 func (nopDemand) Demand(context.Context) (map[string]float64, error) { return nil, nil }

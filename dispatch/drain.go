@@ -90,9 +90,13 @@ func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*Drain
 // outside the cluster config, a TTL out of range, a missing reason or a
 // capacity out of 1..100, with ErrNotReady before the first table, and with
 // ErrStranded when jobs would be stranded and req.Force is not set. An
-// override in force but not saved wraps ErrNotSaved.
+// override in force but not saved wraps ErrNotSaved. A follower refuses it
+// while another replica leads (ErrNotLeader).
 func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.leaderOnly("drain " + req.Cluster); err != nil {
 		return nil, err
 	}
 	if err := d.needInputs("drain " + req.Cluster); err != nil {
@@ -132,9 +136,13 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 
 // Undrain cancels the cluster's drain or cap; its jobs flow back as
 // balancing moves them (within the move budget). A cluster without one wraps
-// ErrNotFound.
+// ErrNotFound; a follower refuses it while another replica leads
+// (ErrNotLeader).
 func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.leaderOnly("undrain " + cluster); err != nil {
 		return nil, err
 	}
 	if err := d.needInputs("undrain " + cluster); err != nil {

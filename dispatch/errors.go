@@ -16,4 +16,7 @@ var (
 	// ErrTimedOut: a what-if or a preview did not finish within
 	// Options.PreviewTimeout (HTTP 503); it changed nothing.
 	ErrTimedOut = errors.New("timed out")
+	// ErrNotLeader: another replica of a highly available dispatcher leads,
+	// and only the leader makes this write (HTTP 503: send it to the leader).
+	ErrNotLeader = errors.New("not the leader")
 )

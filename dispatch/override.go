@@ -33,7 +33,8 @@ type RescheduleResult struct {
 // ErrNotFound; a refused request (no reason, a TTL out of bounds, a cluster that is
 // unknown, blocked or lacks a capability the job needs, no other eligible
 // cluster) wraps ErrInvalid with the reason. An override that could not be
-// saved stays in force, and the error wraps ErrNotSaved.
+// saved stays in force, and the error wraps ErrNotSaved. A follower refuses
+// it while another replica leads (ErrNotLeader).
 func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*RescheduleResult, error) {
 	switch {
 	case req.Job == "":
@@ -49,6 +50,9 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reschedule job %q: %w", req.Job, err)
+	}
+	if err := d.leaderOnly(fmt.Sprintf("reschedule job %q", req.Job)); err != nil {
+		return nil, err
 	}
 	if err := d.needInputs(fmt.Sprintf("reschedule job %q", req.Job)); err != nil {
 		return nil, err
@@ -167,10 +171,14 @@ func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (ta
 
 // DeleteOverride removes the job's override and places the job anew by the
 // other rules, then saves the overrides. A job without an override wraps
-// ErrNotFound; a deletion that could not be saved wraps ErrNotSaved.
+// ErrNotFound; a deletion that could not be saved wraps ErrNotSaved. A
+// follower refuses it while another replica leads (ErrNotLeader).
 func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete override of job %q: %w", job, err)
+	}
+	if err := d.leaderOnly(fmt.Sprintf("delete override of job %q", job)); err != nil {
+		return err
 	}
 	if err := d.needInputs(fmt.Sprintf("delete override of job %q", job)); err != nil {
 		return err

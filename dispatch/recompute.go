@@ -24,7 +24,11 @@ import (
 // The demand query and the loading of the inputs run before the table is
 // locked, so a reschedule never waits behind a slow Prometheus. A new table
 // that could not be saved stays in force and the error wraps ErrNotSaved.
+// A follower refuses it while another replica leads (ErrNotLeader).
 func (d *Dispatcher) Dispatch(ctx context.Context) (*engine.Report, error) {
+	if err := d.leaderOnly("dispatch"); err != nil {
+		return nil, err
+	}
 	d.dispatchMu.Lock()
 	defer d.dispatchMu.Unlock()
 	start := d.clock.Now()

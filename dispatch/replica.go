@@ -27,6 +27,22 @@ func (d *Dispatcher) SetLeading(leading bool) {
 // Leading reports whether this replica leads (always true without shared state).
 func (d *Dispatcher) Leading() bool { return d.shared == nil || d.leading.Load() }
 
+// leaderOnly refuses, with ErrNotLeader, a write that recomputes the table
+// (a dispatch, drain, undrain, reschedule or override deletion) while
+// another replica leads: only the leader's table is published, so a
+// follower's would differ from it until the next publication. While no
+// leader is known, a follower makes the write (the shared state carries it
+// to the next leader).
+func (d *Dispatcher) leaderOnly(what string) error {
+	if d.Leading() {
+		return nil
+	}
+	if other := d.shared.OtherLeader(); other != "" {
+		return fmt.Errorf("%s: %w: replica %s leads and only the leader changes the table; send the request to it (any replica's API forwards it)", what, ErrNotLeader, other)
+	}
+	return nil
+}
+
 // TableVersion changes with every change of the table in force.
 func (d *Dispatcher) TableVersion() uint64 { return d.cache.Version() }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type memShared struct {
 	overrides map[string]table.Override
 	drains    map[string]table.ClusterOverride
 	claims    map[string]table.Assignment
+	leader    string // the replica the Lease names, as followers see it
 }
 
 func newMemShared() *memShared {
@@ -63,6 +65,12 @@ func (m *memShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (t
 		m.claims[a.Job] = a
 	})
 	return won, err
+}
+
+func (m *memShared) OtherLeader() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leader
 }
 
 // sync delivers the shared state to replicas, as the watches would.
@@ -423,5 +431,69 @@ func TestPublishedWhileNewJobsArrive(t *testing.T) {
 	}
 	if rows, ok := leader.RowsChangedSince(v); ok {
 		t.Errorf("after a dispatch: RowsChangedSince = %d rows, true; want no answer", len(rows))
+	}
+}
+
+// TestFollowersRefuseWritesOnlyTheLeaderMakes: a follower that knows
+// another replica leads never recomputes its table for a write, whatever
+// reached it; with no leader known, a reschedule or drain is made from the
+// follower (the shared state carries it to the next leader), as documented.
+func TestFollowersRefuseWritesOnlyTheLeaderMakes(t *testing.T) {
+	ctx := context.Background()
+	writes := []struct {
+		name  string
+		write func(d *Dispatcher, job string) error
+	}{
+		{"dispatch", func(d *Dispatcher, _ string) error { _, err := d.Dispatch(ctx); return err }},
+		{"reschedule", func(d *Dispatcher, job string) error {
+			_, err := d.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "test"})
+			return err
+		}},
+		{"delete override", func(d *Dispatcher, job string) error { return d.DeleteOverride(ctx, job) }},
+		{"drain", func(d *Dispatcher, _ string) error {
+			_, err := d.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "test"})
+			return err
+		}},
+		{"undrain", func(d *Dispatcher, _ string) error { _, err := d.Undrain(ctx, "build03", "test"); return err }},
+	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			_, sh, leader, fs := replicas(t, 1)
+			f := fs[0]
+			job := leader.cache.Snapshot().Assignments[0].Job
+			// Something for the deletions to delete, made by the leader.
+			if _, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "setup"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := leader.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "setup", Force: true}); err != nil {
+				t.Fatal(err)
+			}
+			sh.sync(f)
+			st, _ := leader.Published()
+			f.AdoptTable(st)
+
+			sh.leader = "r1"
+			v, overrides, drains := f.TableVersion(), len(sh.overrides), len(sh.drains)
+			err := w.write(f, job)
+			if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "replica r1 leads") {
+				t.Fatalf("%s on a follower while r1 leads: %v, want ErrNotLeader naming r1", w.name, err)
+			}
+			if f.TableVersion() != v || len(sh.overrides) != overrides || len(sh.drains) != drains {
+				t.Errorf("a refused %s changed the follower's table or the shared state", w.name)
+			}
+			if _, err := f.PreviewDrain(ctx, DrainRequest{Cluster: "build02", TTL: time.Hour, Reason: "preview"}); err != nil {
+				t.Errorf("a drain preview, which changes nothing, is refused on a follower: %v", err)
+			}
+		})
+	}
+
+	// No leader known: the documented fallback, written from the follower.
+	_, sh, leader, fs := replicas(t, 1)
+	job := leader.cache.Snapshot().Assignments[0].Job
+	if _, err := fs[0].Reschedule(ctx, RescheduleRequest{Job: job, Reason: "no leader"}); err != nil {
+		t.Fatalf("reschedule on a follower with no leader known: %v", err)
+	}
+	if _, ok := sh.overrides[job]; !ok {
+		t.Error("the reschedule did not reach the shared state")
 	}
 }

@@ -60,9 +60,9 @@ type haCluster struct {
 }
 
 // newHACluster starts n replicas (r1..rn) on apiServer in a fresh namespace
-// called name, each with its own ports, certificate and log, one token for
-// all, and --advertise-address its own API URL. The replicas start together
-// and StartServe waits for each one's /readyz.
+// called name, each with its own ports, certificate and log, one token and
+// one replica secret for all, and --advertise-address its own API URL. The
+// replicas start together and StartServe waits for each one's /readyz.
 func newHACluster(t *testing.T, name string, apiServer *framework.APIServer, n int) *haCluster {
 	t.Helper()
 	s := require(t)
@@ -104,6 +104,8 @@ func newHACluster(t *testing.T, name string, apiServer *framework.APIServer, n i
 				Kubeconfig: apiServer.KubeconfigPath,
 				Namespace:  h.ns,
 				Replica:    replica,
+				// One secret for all, as the Secret of components/ha.
+				ReplicaSecretFile: filepath.Join(dir, "replica-secret"),
 			},
 			WebhookPort: ports[3*i],
 			APIPort:     ports[3*i+1],

@@ -111,6 +111,7 @@ var installOverlays = []installOverlay{{
 		"--namespace=$(POD_NAMESPACE)",
 		"--replica-name=$(POD_NAME)",
 		"--advertise-address=http://$(POD_IP):8080",
+		"--replica-secret-file=/etc/dispatcher-replica-secret/secret",
 		// The example overlay's patch of args/5 still hits --prometheus-url.
 		"--prometheus-url=http://prometheus-k8s.openshift-monitoring.svc:9090",
 	},
@@ -123,6 +124,9 @@ var installOverlays = []installOverlay{{
 		}
 		if hasVolume(d, "state") {
 			t.Error("the state volume is still there")
+		}
+		if !hasVolume(d, "replica-secret") {
+			t.Error("no replica-secret volume for --replica-secret-file")
 		}
 		pod := d.Spec.Template.Spec
 		if pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {

@@ -35,6 +35,10 @@ type API struct {
 	// a follower forwards dispatch, reschedule, override deletion, drains
 	// and undrains to it (see toLeader). Nil: every request is served here.
 	Leader Leader
+	// ReplicaAuth, with Leader, signs the writes this replica forwards to
+	// the leader and verifies those forwarded to it; without it, forwarded
+	// requests are refused.
+	ReplicaAuth *ReplicaAuth
 }
 
 // Register adds the API's routes to mux.
@@ -285,9 +289,10 @@ func (a *API) undrain(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeServiceError maps the dispatcher's errors to HTTP: ErrInvalid 400,
-// ErrNotFound 404, ErrStranded 409, ErrNotReady 503, ErrTimedOut 503 with
-// Retry-After (a plan or preview past its time), ErrNotSaved 507 (in
-// force, but a restart would lose it), anything else 500.
+// ErrNotFound 404, ErrStranded 409, ErrNotReady and ErrNotLeader (another
+// replica leads) 503, ErrTimedOut 503 with Retry-After (a plan or preview
+// past its time), ErrNotSaved 507 (in force, but a restart would lose it),
+// anything else 500.
 func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 	switch {
 	case errors.Is(err, dispatch.ErrInvalid):
@@ -296,7 +301,7 @@ func (a *API) writeServiceError(w http.ResponseWriter, op string, err error) {
 		writeError(w, http.StatusNotFound, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrStranded):
 		writeError(w, http.StatusConflict, "%s: %v", op, err)
-	case errors.Is(err, dispatch.ErrNotReady):
+	case errors.Is(err, dispatch.ErrNotReady), errors.Is(err, dispatch.ErrNotLeader):
 		writeError(w, http.StatusServiceUnavailable, "%s: %v", op, err)
 	case errors.Is(err, dispatch.ErrTimedOut):
 		w.Header().Set("Retry-After", "60")

@@ -19,6 +19,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 )
 
 // The state backends of serve.
@@ -36,6 +37,7 @@ type kubeFlags struct {
 	backend                                   string
 	kubeconfig, namespace                     string
 	replica, advertise                        string
+	replicaSecretFile                         string
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 	startTimeout                              time.Duration
 }
@@ -46,6 +48,7 @@ func (f *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "", "namespace of the state objects and the Lease (empty: $POD_NAMESPACE, the pod's namespace, else prowjob-dispatcher)")
 	fs.StringVar(&f.replica, "replica-name", "", "this replica's name, unique among the replicas (empty: $POD_NAME, else the host name)")
 	fs.StringVar(&f.advertise, "advertise-address", "", "root URL of this replica's API that the other replicas forward writes to (empty: http://$POD_IP:<api-port>, else http://<host name>:<api-port>)")
+	fs.StringVar(&f.replicaSecretFile, "replica-secret-file", "", "with --state-backend=kubernetes (required): file with the secret every replica shares (at least 32 bytes), which signs the writes a follower forwards to the leader; a forwarded request not signed with it is refused")
 	fs.DurationVar(&f.leaseDuration, "leader-elect-lease-duration", kubestate.DefaultLeaseDuration, "how long a leader's Lease lasts without renewal; a dead leader is replaced after at most this and a retry period")
 	fs.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", kubestate.DefaultRenewDeadline, "how long a leader keeps trying to renew before it steps down")
 	fs.DurationVar(&f.retryPeriod, "leader-elect-retry-period", kubestate.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
@@ -59,6 +62,9 @@ func (f *kubeFlags) validate(stateDir string) error {
 	case backendKubernetes:
 		if stateDir != "" {
 			errs = append(errs, errors.New("--state-dir and --state-backend=kubernetes are exclusive: the state lives in the API server"))
+		}
+		if f.replicaSecretFile == "" {
+			errs = append(errs, errors.New("--state-backend=kubernetes needs --replica-secret-file: the replicas authenticate the writes they forward to the leader with it"))
 		}
 		if !(f.leaseDuration > f.renewDeadline && f.renewDeadline > f.retryPeriod && f.retryPeriod > 0) {
 			errs = append(errs, fmt.Errorf("want --leader-elect-lease-duration (%s) > --leader-elect-renew-deadline (%s) > --leader-elect-retry-period (%s) > 0",
@@ -102,6 +108,15 @@ func (f *kubeFlags) names(apiPort int) (namespace, replica, address string) {
 		address = "http://" + net.JoinHostPort(h, strconv.Itoa(apiPort))
 	}
 	return namespace, replica, address
+}
+
+// replicaAuth reads --replica-secret-file.
+func (f *kubeFlags) replicaAuth() (*webhook.ReplicaAuth, error) {
+	ra, err := webhook.ReadReplicaAuth(f.replicaSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--replica-secret-file: %w", err)
+	}
+	return ra, nil
 }
 
 // restConfig is the API server's client config: the kubeconfig, or in-cluster.

@@ -230,7 +230,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.OnDispatched = func(_ *table.Table, r *engine.Report) { backup.Notify(r) }
 	}
 	var shared *kubestate.Backend
+	var replicaAuth *webhook.ReplicaAuth
 	if f.kube.enabled() {
+		if replicaAuth, err = f.kube.replicaAuth(); err != nil {
+			return err
+		}
 		if shared, err = f.kube.startShared(ctx, f.apiPort, &opts, reg, log.WithName("kubestate")); err != nil {
 			return err
 		}
@@ -275,7 +279,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if shared != nil {
 		_, replica, _ := f.kube.names(f.apiPort)
-		httpAPI.Leader = leaderOf{b: shared, replica: replica}
+		httpAPI.Leader, httpAPI.ReplicaAuth = leaderOf{b: shared, replica: replica}, replicaAuth
 		health.Replication = func() any { return shared.Status() }
 	}
 	httpAPI.Register(apiMux)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
@@ -77,8 +78,69 @@ func (e *Engine) KeepProvisional(job jobs.Job, demand float64, row table.Assignm
 	return e.Place(job)
 }
 
+// Spread is Preview for a job the table will not hold (one admitted past
+// the provisional cap): the loads never count such jobs, so the
+// least-loaded cluster would take every one of them. A balanced job goes
+// instead to an eligible cluster chosen by a capacity-weighted hash of its
+// name, so that such jobs spread by capacity and a name goes to the same
+// cluster, on every replica, while the eligible clusters and their
+// capacities stay. Every other rule decides as in Place.
+func (e *Engine) Spread(job jobs.Job) (table.Assignment, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.decideRow(&job, true)
+}
+
 // place decides one job against the current loads without recording it.
 func (e *Engine) place(j *jobs.Job) (table.Assignment, error) {
+	return e.decideRow(j, false)
+}
+
+// hashed is Spread's choice among the eligible clusters: weighted
+// rendezvous hashing, the cluster with the highest -capacity/ln(u), u being
+// the hash of the job and cluster names (FNV-1a, then murmur3's finalizer,
+// so that names differing in one byte land apart) mapped into (0, 1), wins
+// with a probability of its share of the set's capacity.
+func (e *Engine) hashed(job string, set clusterSet) int {
+	best, bestScore := -1, 0.0
+	set.each(func(c int) {
+		h := fmix64(fnv1a(fnv1a(fnv1a(fnvOffset, job), "\x00"), e.clusters[c].name))
+		u := (float64(h>>11) + 0.5) / (1 << 53)
+		score := -float64(e.clusters[c].capacity) / math.Log(u)
+		if best < 0 || score > bestScore {
+			best, bestScore = c, score
+		}
+	})
+	return best
+}
+
+// fnvOffset is FNV-1a's 64-bit offset basis.
+const fnvOffset uint64 = 14695981039346656037
+
+// fnv1a continues the 64-bit FNV-1a hash h over s, without allocating.
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// fmix64 is murmur3's 64-bit finalizer: every input bit flips each output
+// bit with a probability of about one half.
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// decideRow decides one job without recording it. A balanced job with no
+// eligible cluster of its own or of its job file goes to the least-loaded
+// eligible cluster, or, with spread, to the one hashed picks.
+func (e *Engine) decideRow(j *jobs.Job, spread bool) (table.Assignment, error) {
 	if !dispatched(j) {
 		return table.Assignment{}, fmt.Errorf("job %q: agent %q: %w", j.Name, j.Agent, ErrNotDispatched)
 	}
@@ -98,7 +160,9 @@ func (e *Engine) place(j *jobs.Job) (table.Assignment, error) {
 		c := -1
 		if p, ok := e.byName[prev.cluster]; ok && d.set.has(p) {
 			c = p
-		} else if c = e.fileCluster(j.File, d.set); c < 0 {
+		} else if c = e.fileCluster(j.File, d.set); c < 0 && spread {
+			c = e.hashed(j.Name, d.set)
+		} else if c < 0 {
 			c = e.leastLoaded(d.set, a.Demand, 1, e.loadOf)
 		}
 		a.Cluster = e.clusters[c].name

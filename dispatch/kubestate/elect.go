@@ -186,27 +186,14 @@ func (b *Backend) Leading() bool {
 // (its DispatcherReplica's spec.address; empty when unknown) and whether it
 // is this replica. The name is empty when no replica holds the Lease.
 func (b *Backend) Leader() (name, address string, self bool) {
-	b.mu.Lock()
-	leading, le := b.leading, b.elector
-	b.mu.Unlock()
-	if leading {
-		return b.opts.Replica, b.opts.Address, true
-	}
 	ctx := context.Background()
-	if le != nil {
-		// The campaign reads the Lease itself every RetryPeriod: fresher than the cache.
-		name = le.GetLeader()
-	} else {
-		lease := &coordinationv1.Lease{}
-		if err := b.get(ctx, b.opts.LeaseName, lease); err != nil || lease.Spec.HolderIdentity == nil {
-			return "", "", false
-		}
-		name = *lease.Spec.HolderIdentity
-	}
-	if name == "" {
+	name, leading := b.leaseHolder(ctx)
+	switch {
+	case leading:
+		return b.opts.Replica, b.opts.Address, true
+	case name == "":
 		return "", "", false
-	}
-	if name == b.opts.Replica { // the Lease still names this replica, which does not lead any more
+	case name == b.opts.Replica: // the Lease still names this replica, which does not lead any more
 		return name, b.opts.Address, false
 	}
 	dr := &v1alpha1.DispatcherReplica{}
@@ -214,4 +201,36 @@ func (b *Backend) Leader() (name, address string, self bool) {
 		address = dr.Spec.Address
 	}
 	return name, address, false
+}
+
+// OtherLeader names the replica other than this one that holds the Lease;
+// empty while this replica leads, or the Lease names no replica or this
+// one. It implements dispatch.Shared: the dispatcher refuses the writes
+// only the leader makes while it names a replica.
+func (b *Backend) OtherLeader() string {
+	name, leading := b.leaseHolder(context.Background())
+	if leading || name == b.opts.Replica {
+		return ""
+	}
+	return name
+}
+
+// leaseHolder returns whether this replica leads and, if not, the replica
+// the Lease names (empty when none).
+func (b *Backend) leaseHolder(ctx context.Context) (name string, leading bool) {
+	b.mu.Lock()
+	leading, le := b.leading, b.elector
+	b.mu.Unlock()
+	if leading {
+		return b.opts.Replica, true
+	}
+	if le != nil {
+		// The campaign reads the Lease itself every RetryPeriod: fresher than the cache.
+		return le.GetLeader(), false
+	}
+	lease := &coordinationv1.Lease{}
+	if err := b.get(ctx, b.opts.LeaseName, lease); err != nil || lease.Spec.HolderIdentity == nil {
+		return "", false
+	}
+	return *lease.Spec.HolderIdentity, false
 }

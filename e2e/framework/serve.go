@@ -72,6 +72,10 @@ type KubeState struct {
 	// AdvertiseAddress is --advertise-address; empty means this process's
 	// API URL (http://127.0.0.1:<api port>).
 	AdvertiseAddress string
+	// ReplicaSecretFile is --replica-secret-file, created with a random
+	// secret when missing; replicas that forward writes to each other share
+	// one, as they share a Secret. Empty means Dir/replica-secret.
+	ReplicaSecretFile string
 }
 
 // ServeProcess is a running `prowjob-dispatcher serve`.
@@ -132,11 +136,16 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		if advertise == "" {
 			advertise = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 		}
+		secretFile := cmp.Or(cfg.Kube.ReplicaSecretFile, filepath.Join(cfg.Dir, "replica-secret"))
+		if _, err := readOrCreateToken(secretFile); err != nil {
+			return nil, fmt.Errorf("replica secret %s: %w", secretFile, err)
+		}
 		args = append(args, "--state-backend", StateBackendKubernetes,
 			"--kubeconfig", cfg.Kube.Kubeconfig,
 			"--namespace", cfg.Kube.Namespace,
 			"--replica-name", cfg.Kube.Replica,
 			"--advertise-address", advertise,
+			"--replica-secret-file", secretFile,
 		)
 	} else {
 		args = append(args, "--state-dir", d.StateDir)
