@@ -59,7 +59,6 @@ func startTermWatch(ctx context.Context, t *testing.T, kubeconfig, ns string) *t
 	if err != nil {
 		t.Fatalf("kubeconfig %s: %v", kubeconfig, err)
 	}
-	cfg.Timeout = 5 * time.Second
 	c, err := client.NewWithWatch(cfg, client.Options{})
 	if err != nil {
 		t.Fatalf("watch client: %v", err)

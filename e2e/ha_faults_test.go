@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
@@ -193,7 +195,7 @@ func TestHAFaults(t *testing.T) {
 	}
 
 	// 2. No admission answered a blocked, drained or unknown cluster.
-	admissionViolations := checkAdmissions(hist)
+	admissionViolations, lateDrained := checkAdmissions(hist)
 	// 4. No write of an older term.
 	terms.stop()
 	termViolations, termSummary := terms.check()
@@ -203,6 +205,7 @@ func TestHAFaults(t *testing.T) {
 	t.Logf("writes: %s", hist.writeSummary())
 	t.Logf("admissions: %s", hist.admissionSummary())
 	t.Logf("terms: %s", termSummary)
+	t.Logf("admissions naming a cluster drained more than %s before they were sent: %d", haPropagation, lateDrained)
 	t.Logf("violations: acknowledged-write-visible-within-2s %d, admission-blocked-drained-unknown %d, replicas-agree %d, older-term-write %d",
 		len(visibility), len(admissionViolations), len(disagree), len(termViolations))
 	report := func(invariant string, vs []string) {
@@ -249,23 +252,15 @@ func faultsNetns(t *testing.T, work string, apiServer *framework.APIServer, prom
 		t.Cleanup(r.Close)
 		return r
 	}
-	kubeconfig, err := os.ReadFile(apiServer.KubeconfigPath)
+	rest, err := clientcmd.BuildConfigFromFlags("", apiServer.KubeconfigPath)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("kubeconfig %s: %v", apiServer.KubeconfigPath, err)
 	}
-	apiAddr := ""
-	for _, line := range strings.Split(string(kubeconfig), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "server:" {
-			u, err := url.Parse(f[1])
-			if err != nil {
-				t.Fatalf("kubeconfig server %q: %v", f[1], err)
-			}
-			apiAddr = u.Host
-		}
+	u, err := url.Parse(rest.Host)
+	if err != nil {
+		t.Fatalf("kubeconfig %s: server %q: %v", apiServer.KubeconfigPath, rest.Host, err)
 	}
-	if apiAddr == "" {
-		t.Fatalf("no server in %s", apiServer.KubeconfigPath)
-	}
+	apiAddr := u.Host
 	apiRelay := relayTo(apiAddr)
 	host, _, _ := net.SplitHostPort(apiAddr)
 	if err := framework.KubeconfigVia(apiServer.KubeconfigPath, filepath.Join(work, "kubeconfig-netns"), "https://"+apiRelay.Addr, host); err != nil {
@@ -560,6 +555,14 @@ func (w *faultWriter) run(ctx context.Context, stop chan struct{}) {
 	}
 }
 
+// drainedCluster is the cluster the last drain was sent for, until an
+// undrain is sent ("" when none).
+func (w *faultWriter) drainedCluster() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.drained
+}
+
 // drainOrUndrain undrains the cluster drained last, or drains build02 or
 // build03 (build01 alone has arm64: draining it is refused), through d;
 // along, when set, runs with the drained cluster as the drain is sent.
@@ -718,13 +721,16 @@ func (f *faultInjector) inject(ctx context.Context, t *testing.T, kind string) f
 			// The drain goes to the leader itself; it is killed while the
 			// drain is in flight (recorded by the writer as any other).
 			delay := f.between(0, 300*time.Millisecond)
+			if f.writer.drainedCluster() != "" {
+				f.writer.drainOrUndrain(ctx, p, "", nil) // an undrain first: the probe is a drain
+			}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
 				f.writer.drainOrUndrain(ctx, p, "sigkill-leader-in-drain", nil)
 			}()
 			time.Sleep(delay)
-			rec.note = fmt.Sprintf("killed %s after the drain or undrain was sent", delay.Round(time.Millisecond))
+			rec.note = fmt.Sprintf("killed %s after the drain was sent", delay.Round(time.Millisecond))
 			p.Kill()
 			<-done
 		} else {
@@ -916,7 +922,9 @@ func checkVisibility(ctx context.Context, h *haCluster, hist *faultHistory, quie
 // admission of a movable job (no rule but balancing places it, and no
 // reschedule to that cluster was sent before the answer) names a usable
 // cluster not drained when the admission was sent.
-func checkAdmissions(hist *faultHistory) []string {
+// The count returned is of the answers naming a cluster drained more than
+// 2 s before the admission was sent.
+func checkAdmissions(hist *faultHistory) ([]string, int) {
 	hist.mu.Lock()
 	defer hist.mu.Unlock()
 	movable := map[string]bool{}
@@ -955,7 +963,10 @@ func checkAdmissions(hist *faultHistory) []string {
 		}
 		return false
 	}
-	var out []string
+	var (
+		out         []string
+		lateDrained int
+	)
 	for _, a := range hist.admissions {
 		if a.err != "" || !(movable[a.job] || strings.Contains(a.job, "-fault")) {
 			continue
@@ -970,7 +981,11 @@ func checkAdmissions(hist *faultHistory) []string {
 			problem = "unknown"
 		default:
 			if since := drainedAt(a.cluster, a.sent); !since.IsZero() && !overridden(a.job, a.cluster, a.answered) {
-				problem = fmt.Sprintf("drained (drain acknowledged at %s, %s before the admission was sent)", hist.at(since), a.sent.Sub(since).Round(time.Millisecond))
+				lag := a.sent.Sub(since)
+				problem = fmt.Sprintf("drained (drain acknowledged at %s, %s before the admission was sent)", hist.at(since), lag.Round(time.Millisecond))
+				if lag > haPropagation {
+					lateDrained++
+				}
 			}
 		}
 		if problem != "" {
@@ -978,7 +993,7 @@ func checkAdmissions(hist *faultHistory) []string {
 				a.replica, hist.at(a.sent), a.job, a.cluster, problem, duringLocked(hist, a.sent)))
 		}
 	}
-	return out
+	return out, lateDrained
 }
 
 // duringLocked is faultHistory.during for a caller holding mu.
