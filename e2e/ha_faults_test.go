@@ -394,7 +394,7 @@ func (hi *faultHistory) writeSummary() string {
 func (hi *faultHistory) admissionSummary() string {
 	hi.mu.Lock()
 	defer hi.mu.Unlock()
-	per := map[string][2]int{}
+	per, outage := map[string][2]int{}, map[string][2]int{}
 	for _, a := range hi.admissions {
 		c := per[a.replica]
 		c[0]++
@@ -402,12 +402,21 @@ func (hi *faultHistory) admissionSummary() string {
 			c[1]++
 		}
 		per[a.replica] = c
+		if strings.Contains(duringLocked(hi, a.sent), faultAPIOutage) {
+			c := outage[a.replica]
+			c[0]++
+			if a.err != "" {
+				c[1]++
+			}
+			outage[a.replica] = c
+		}
 	}
-	var parts []string
+	var parts, outageParts []string
 	for _, r := range slices.Sorted(maps.Keys(per)) {
 		parts = append(parts, fmt.Sprintf("%s %d (%d unanswered)", r, per[r][0], per[r][1]))
+		outageParts = append(outageParts, fmt.Sprintf("%s %d (%d unanswered)", r, outage[r][0], outage[r][1]))
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ", ") + "; during the API server outage: " + strings.Join(outageParts, ", ")
 }
 
 func shorten(s string, n int) string {
@@ -578,6 +587,9 @@ func (w *faultWriter) drainOrUndrain(ctx context.Context, d *framework.ServeProc
 	w.mu.Unlock()
 	if kind == writeDrain && along != nil {
 		along(cluster)
+	}
+	if kind == writeUndrain && along != nil {
+		note = "" // a race is of a drain
 	}
 	w.send(ctx, d, kind, cluster, "", note)
 }
