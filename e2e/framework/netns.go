@@ -20,13 +20,13 @@ import (
 // and is reached at NSIP; Cut takes the namespace's end of the link down,
 // which cuts it off from everything but its own loopback.
 type Netns struct {
-	Name           string
-	HostIP, NSIP   string
-	hostIf, nsIf   string
-	cleanupOnce    sync.Once
-	cleanupResult  error
-	createdNetns   bool
-	createdVethLnk bool
+	Name          string
+	HostIP, NSIP  string
+	hostIf, nsIf  string
+	cleanupOnce   sync.Once
+	cleanupResult error
+	createdNetns  bool
+	createdVeth   bool
 }
 
 // NetnsSupported reports whether network namespaces can be made here
@@ -64,7 +64,7 @@ func CreateNetns(ctx context.Context, name, tag, hostIP, nsIP string) (*Netns, e
 			return nil, fmt.Errorf("network namespace %s: %w", name, err)
 		}
 		n.createdNetns = true
-		n.createdVethLnk = n.createdVethLnk || i >= 1
+		n.createdVeth = n.createdVeth || i >= 1
 	}
 	return n, nil
 }
@@ -86,7 +86,7 @@ func (n *Netns) Delete() error {
 	n.cleanupOnce.Do(func() {
 		var errs []error
 		ctx := context.Background()
-		if n.createdVethLnk {
+		if n.createdVeth {
 			// Deleting one end deletes both; the host's end is gone with the
 			// namespace's when it was moved in already.
 			if err := ip(ctx, "link", "del", n.hostIf); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
