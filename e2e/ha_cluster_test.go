@@ -65,6 +65,13 @@ type haCluster struct {
 // replicas start together and StartServe waits for each one's /readyz.
 func newHACluster(t *testing.T, name string, apiServer *framework.APIServer, n int) *haCluster {
 	t.Helper()
+	return newHAClusterWith(t, name, apiServer, n, nil)
+}
+
+// newHAClusterWith is newHACluster with tweak, when set, changing replica
+// i's config (0-based) before the replicas start.
+func newHAClusterWith(t *testing.T, name string, apiServer *framework.APIServer, n int, tweak func(i int, cfg *framework.ServeConfig)) *haCluster {
+	t.Helper()
 	s := require(t)
 	bin := s.requireBinary(t)
 	ctx := haContext(t, haStartTimeout)
@@ -111,6 +118,9 @@ func newHACluster(t *testing.T, name string, apiServer *framework.APIServer, n i
 			APIPort:     ports[3*i+1],
 			HealthPort:  ports[3*i+2],
 			TokenFile:   filepath.Join(dir, "token"),
+		}
+		if tweak != nil {
+			tweak(i, &configs[i])
 		}
 	}
 	h.replicas = make([]*framework.ServeProcess, n)

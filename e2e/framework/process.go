@@ -68,6 +68,17 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Signal sends sig (SIGSTOP, SIGCONT, ...) to the process.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return fmt.Errorf("%s: %s: already exited", p.Name, sig)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%s: %s: %w", p.Name, sig, err)
+	}
+	return nil
+}
+
 // Stop sends SIGTERM and waits up to timeout, then kills.
 func (p *Process) Stop(timeout time.Duration) error {
 	if p.Exited() {

@@ -54,6 +54,12 @@ type ServeConfig struct {
 	// TokenFile, when set, holds the API token instead of Dir/token (created
 	// when missing), so that replicas share one token as they share a Secret.
 	TokenFile string
+	// Host is the address its ports are reached at (URLs, --tls-hosts, the
+	// default advertise address); empty means 127.0.0.1.
+	Host string
+	// Netns, when set, runs the process inside that network namespace
+	// (ip netns exec), where Host must reach it.
+	Netns string
 }
 
 // The state backends of ServeConfig.StateBackend.
@@ -96,7 +102,7 @@ type ServeProcess struct {
 }
 
 // StartServe starts `prowjob-dispatcher serve` on loopback ports (free
-// ones unless cfg fixes them) with a self-signed certificate for 127.0.0.1,
+// ones unless cfg fixes them) with a self-signed certificate for cfg.Host,
 // and waits for /readyz. The token, state and certificate live in cfg.Dir
 // and are reused when the same Dir is started again.
 func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
@@ -126,6 +132,7 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		return nil, err
 	}
 	webhookPort, apiPort, healthPort := cmp.Or(cfg.WebhookPort, ports[0]), cmp.Or(cfg.APIPort, ports[1]), cmp.Or(cfg.HealthPort, ports[2])
+	host := cmp.Or(cfg.Host, "127.0.0.1")
 	args := []string{"serve",
 		"--dispatcher-config", cfg.DispatcherConfig,
 		"--cluster-config", cfg.ClusterConfig,
@@ -134,7 +141,7 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 	if kube {
 		advertise := cfg.Kube.AdvertiseAddress
 		if advertise == "" {
-			advertise = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+			advertise = fmt.Sprintf("http://%s:%d", host, apiPort)
 		}
 		secretFile := cmp.Or(cfg.Kube.ReplicaSecretFile, filepath.Join(cfg.Dir, "replica-secret"))
 		if _, err := readOrCreateToken(secretFile); err != nil {
@@ -153,7 +160,7 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 	args = append(args,
 		"--cert-dir", d.CertDir,
 		"--self-signed",
-		"--tls-hosts", "127.0.0.1",
+		"--tls-hosts", host,
 		"--webhook-port", strconv.Itoa(webhookPort),
 		"--api-port", strconv.Itoa(apiPort),
 		"--health-port", strconv.Itoa(healthPort),
@@ -163,12 +170,17 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		args = append(args, "--prometheus-url", cfg.PrometheusURL)
 	}
 	args = append(args, cfg.ExtraArgs...)
-	if d.Process, err = StartProcess(cfg.Name, cfg.Dir, cfg.Bin, args...); err != nil {
+	bin := cfg.Bin
+	if cfg.Netns != "" {
+		// ip netns exec execs the binary: the process keeps its pid, so signals reach it.
+		bin, args = "ip", append([]string{"netns", "exec", cfg.Netns, cfg.Bin}, args...)
+	}
+	if d.Process, err = StartProcess(cfg.Name, cfg.Dir, bin, args...); err != nil {
 		return nil, err
 	}
-	d.APIURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	d.HealthURL = fmt.Sprintf("http://127.0.0.1:%d", healthPort)
-	d.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d/mutate-prowjobs", webhookPort)
+	d.APIURL = fmt.Sprintf("http://%s:%d", host, apiPort)
+	d.HealthURL = fmt.Sprintf("http://%s:%d", host, healthPort)
+	d.WebhookURL = fmt.Sprintf("https://%s:%d/mutate-prowjobs", host, webhookPort)
 	d.API = &api.Client{BaseURL: d.APIURL, Token: d.Token, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
