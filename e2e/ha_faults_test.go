@@ -87,9 +87,11 @@ const (
 //
 //  1. every acknowledged write is visible on every replica within 2 s
 //     after the faults stop;
-//  2. no admission answers a blocked, drained or unknown cluster for a
-//     movable job (drained: a drain was acknowledged before the admission
-//     was sent and no undrain sent since);
+//  2. no admission answers a blocked or unknown cluster for a movable job,
+//     nor a cluster drained (a drain acknowledged, no undrain sent since)
+//     more than 2 s before the admission was sent to a replica under no
+//     fault since; answers within those 2 s, or of a faulted replica, are
+//     counted and reported;
 //  3. all replicas answer the same for every job once they settled;
 //  4. no table shard is written by a replica after the Lease passed to
 //     another, a shard's publication never goes back, and (once shards
@@ -195,7 +197,7 @@ func TestHAFaults(t *testing.T) {
 	}
 
 	// 2. No admission answered a blocked, drained or unknown cluster.
-	admissionViolations, lateDrained := checkAdmissions(hist)
+	admissionViolations, drained := checkAdmissions(hist)
 	// 4. No write of an older term.
 	terms.stop()
 	termViolations, termSummary := terms.check()
@@ -205,7 +207,8 @@ func TestHAFaults(t *testing.T) {
 	t.Logf("writes: %s", hist.writeSummary())
 	t.Logf("admissions: %s", hist.admissionSummary())
 	t.Logf("terms: %s", termSummary)
-	t.Logf("admissions naming a cluster drained more than %s before they were sent: %d", haPropagation, lateDrained)
+	t.Logf("admissions naming a drained cluster, not counted as violations: %d sent within %s of the drain's acknowledgement, %d answered by a replica under a fault since",
+		drained.inWindow, haPropagation, drained.afterFault)
 	t.Logf("violations: acknowledged-write-visible-within-2s %d, admission-blocked-drained-unknown %d, replicas-agree %d, older-term-write %d",
 		len(visibility), len(admissionViolations), len(disagree), len(termViolations))
 	report := func(invariant string, vs []string) {
@@ -214,7 +217,7 @@ func TestHAFaults(t *testing.T) {
 		}
 	}
 	report("every acknowledged write is visible on every replica within 2 s after the faults stop", visibility)
-	report("no admission answers a blocked, drained or unknown cluster for a movable job", admissionViolations)
+	report(fmt.Sprintf("no admission answers a blocked or unknown cluster for a movable job, nor one drained more than %s before (outside a fault of that replica)", haPropagation), admissionViolations)
 	report(fmt.Sprintf("all replicas answer the same for every job (within %s after the faults stop)", faultsSettle), disagree)
 	report("no write carries an older term than one already adopted", termViolations)
 	if t.Failed() {
@@ -934,9 +937,10 @@ func checkVisibility(ctx context.Context, h *haCluster, hist *faultHistory, quie
 // admission of a movable job (no rule but balancing places it, and no
 // reschedule to that cluster was sent before the answer) names a usable
 // cluster not drained when the admission was sent.
-// The count returned is of the answers naming a cluster drained more than
-// 2 s before the admission was sent.
-func checkAdmissions(hist *faultHistory) ([]string, int) {
+// An answer naming a drained cluster is a violation when it was sent more
+// than haPropagation after the drain was acknowledged to a replica under no
+// fault since: the others are counted in drainedAnswers and reported.
+func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 	hist.mu.Lock()
 	defer hist.mu.Unlock()
 	movable := map[string]bool{}
@@ -976,8 +980,8 @@ func checkAdmissions(hist *faultHistory) ([]string, int) {
 		return false
 	}
 	var (
-		out         []string
-		lateDrained int
+		out     []string
+		drained drainedAnswers
 	)
 	for _, a := range hist.admissions {
 		if a.err != "" || !(movable[a.job] || strings.Contains(a.job, "-fault")) {
@@ -994,9 +998,17 @@ func checkAdmissions(hist *faultHistory) ([]string, int) {
 		default:
 			if since := drainedAt(a.cluster, a.sent); !since.IsZero() && !overridden(a.job, a.cluster, a.answered) {
 				lag := a.sent.Sub(since)
-				problem = fmt.Sprintf("drained (drain acknowledged at %s, %s before the admission was sent)", hist.at(since), lag.Round(time.Millisecond))
-				if lag > haPropagation {
-					lateDrained++
+				switch {
+				case lag <= haPropagation:
+					// The drain had not reached this replica yet: the
+					// acknowledgement does not wait for the followers.
+					drained.inWindow++
+				case faultedLocked(hist, a.replica, since, a.answered):
+					// A replica stopped or cut off answers from its table
+					// until it catches up after the fault.
+					drained.afterFault++
+				default:
+					problem = fmt.Sprintf("drained (drain acknowledged at %s, %s before the admission was sent)", hist.at(since), lag.Round(time.Millisecond))
 				}
 			}
 		}
@@ -1005,7 +1017,34 @@ func checkAdmissions(hist *faultHistory) ([]string, int) {
 				a.replica, hist.at(a.sent), a.job, a.cluster, problem, duringLocked(hist, a.sent)))
 		}
 	}
-	return out, lateDrained
+	return out, drained
+}
+
+// drainedAnswers counts the answers naming a drained cluster that the
+// checker does not call violations: those sent within haPropagation of the
+// drain's acknowledgement, and those of a replica that was stopped or cut
+// off (or whose API server was down) since the acknowledgement.
+type drainedAnswers struct {
+	inWindow, afterFault int
+}
+
+// faultedLocked reports whether replica, or the API server, was under a
+// fault that overlaps the time from from to to, widened by haPropagation
+// after the fault's end (the time a replica has to catch up).
+func faultedLocked(hi *faultHistory, replica string, from, to time.Time) bool {
+	for _, f := range hi.faults {
+		if f.target != replica && f.target != "kube-apiserver" {
+			continue
+		}
+		end := f.end
+		if end.IsZero() {
+			end = to
+		}
+		if !f.start.After(to) && !end.Add(haPropagation).Before(from) {
+			return true
+		}
+	}
+	return false
 }
 
 // duringLocked is faultHistory.during for a caller holding mu.
