@@ -129,20 +129,32 @@ type TableShardSpec struct {
 	Shard int32 `json:"shard"`
 	// Shards is how many shards the table was cut into.
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
 	Shards int32 `json:"shards"`
 	// Publication numbers the leader's publications; it only grows.
+	// +kubebuilder:validation:Minimum=0
 	Publication int64 `json:"publication"`
-	// PublishedBy is the replica that published it.
+	// Term is the leader's term that wrote it: the Lease's leaseTransitions
+	// while PublishedBy held it. Followers never adopt an older term than one
+	// they adopted, nor a term or holder the Lease never had.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Term int64 `json:"term,omitempty"`
+	// PublishedBy is the replica that published it (the Lease's holder in Term).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PublishedBy string `json:"publishedBy,omitempty"`
 	// GeneratedAt is the table's generation time.
 	// +optional
 	GeneratedAt *metav1.Time `json:"generatedAt,omitempty"`
 	// Rows is how many rows Data holds.
+	// +kubebuilder:validation:Minimum=0
 	Rows int32 `json:"rows"`
 	// Checksum is the sha256 of Data uncompressed ("sha256:HEX").
+	// +kubebuilder:validation:MaxLength=71
 	Checksum string `json:"checksum"`
-	// Data is the shard's content, gzipped JSON.
+	// Data is the shard's content, gzipped JSON (at most 1 MiB).
+	// +kubebuilder:validation:MaxLength=1398104
 	Data []byte `json:"data"`
 }
 
@@ -246,6 +258,10 @@ type DispatcherReplicaStatus struct {
 	// Rows is how many rows its table holds.
 	// +optional
 	Rows int32 `json:"rows,omitempty"`
+	// UnpublishedSince, on the leader's record, is since when its table has
+	// changes its publication failed to write: followers show the lag.
+	// +optional
+	UnpublishedSince *metav1.Time `json:"unpublishedSince,omitempty"`
 	// Admissions are its admission counts (demand.AdmissionCounts), gzipped JSON.
 	// +optional
 	Admissions []byte `json:"admissions,omitempty"`
