@@ -118,6 +118,7 @@ type Backend struct {
 	refusedSet                              string    // why the shard set in the API is not adopted; empty when it is
 	refusedSince                            time.Time // since when it is refused
 	rowsRefused                             []RefusedRow
+	objectsRefused                          map[string]map[string]string // kind -> name -> why it is left out
 
 	// The table served: the one last adopted, or published while leading.
 	tableRows   []table.Assignment // sorted by job

@@ -148,15 +148,16 @@ func (b *Backend) follow(ctx context.Context) {
 	}
 	b.mu.Unlock()
 
+	check := func(a table.Assignment) error { return r.CheckRow(a, nil) }
 	if overrides {
-		if os, err := b.overrides(ctx); err != nil {
+		if os, err := b.overrides(ctx, check); err != nil {
 			b.log.Error(err, "Listing the job overrides")
 		} else {
 			r.SetOverrides(os)
 		}
 	}
 	if drains {
-		if cs, err := b.clusterOverrides(ctx); err != nil {
+		if cs, err := b.clusterOverrides(ctx, check); err != nil {
 			b.log.Error(err, "Listing the cluster drains")
 		} else {
 			r.SetClusterOverrides(cs)
@@ -440,10 +441,10 @@ func (b *Backend) Load(ctx context.Context) (*store.State, error) {
 		return nil, fmt.Errorf("kubernetes state backend: job placements: %w", err)
 	}
 	overlayPlacements(st, placements, nil) // the configs are not loaded yet: nothing to check against
-	if st.Overrides, err = b.overrides(ctx); err != nil {
+	if st.Overrides, err = b.overrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job overrides: %w", err)
 	}
-	if st.ClusterOverrides, err = b.clusterOverrides(ctx); err != nil {
+	if st.ClusterOverrides, err = b.clusterOverrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: cluster drains: %w", err)
 	}
 	if rows == nil {
@@ -465,8 +466,9 @@ func (b *Backend) placements(ctx context.Context) ([]v1alpha1.JobPlacement, erro
 	return l.Items, nil
 }
 
-// overrides lists the job overrides in the cache, sorted by job.
-func (b *Backend) overrides(ctx context.Context) ([]table.Override, error) {
+// overrides lists the job overrides in the cache that checkOverride
+// accepts (check, when set, checks their cluster), sorted by job.
+func (b *Backend) overrides(ctx context.Context, check func(table.Assignment) error) ([]table.Override, error) {
 	var l v1alpha1.JobOverrideList
 	if err := b.list(ctx, &l); err != nil {
 		return nil, err
@@ -475,14 +477,22 @@ func (b *Backend) overrides(ctx context.Context) ([]table.Override, error) {
 		return cmp.Or(cmp.Compare(x.Spec.Job, y.Spec.Job), cmp.Compare(x.Name, y.Name))
 	})
 	out := make([]table.Override, 0, len(l.Items))
+	refused := map[string]string{}
+	now := b.opts.Clock.Now()
 	for i := range l.Items {
+		if err := checkOverride(&l.Items[i], now, check); err != nil {
+			refused[l.Items[i].Name] = err.Error()
+			continue
+		}
 		out = append(out, overrideOf(&l.Items[i]))
 	}
+	b.setRefusedObjects(kindJobOverride, refused)
 	return out, nil
 }
 
-// clusterOverrides lists the drains and caps in the cache, sorted by cluster.
-func (b *Backend) clusterOverrides(ctx context.Context) ([]table.ClusterOverride, error) {
+// clusterOverrides lists the drains and caps in the cache that checkDrain
+// accepts (check, when set, checks their cluster), sorted by cluster.
+func (b *Backend) clusterOverrides(ctx context.Context, check func(table.Assignment) error) ([]table.ClusterOverride, error) {
 	var l v1alpha1.ClusterDrainList
 	if err := b.list(ctx, &l); err != nil {
 		return nil, err
@@ -491,8 +501,15 @@ func (b *Backend) clusterOverrides(ctx context.Context) ([]table.ClusterOverride
 		return cmp.Or(cmp.Compare(x.Spec.Cluster, y.Spec.Cluster), cmp.Compare(x.Name, y.Name))
 	})
 	out := make([]table.ClusterOverride, 0, len(l.Items))
+	refused := map[string]string{}
+	now := b.opts.Clock.Now()
 	for i := range l.Items {
+		if err := checkDrain(&l.Items[i], now, check); err != nil {
+			refused[l.Items[i].Name] = err.Error()
+			continue
+		}
 		out = append(out, clusterOverrideOf(&l.Items[i]))
 	}
+	b.setRefusedObjects(kindClusterDrain, refused)
 	return out, nil
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	rowsUnpublished prometheus.Gauge
 	lag             prometheus.GaugeFunc
 	replicasIgnored prometheus.Gauge
+	objectsRefused  *prometheus.GaugeVec
 }
 
 // The results of kube_writes_total and table_publications_total.
@@ -75,6 +76,10 @@ func newMetrics(reg prometheus.Registerer, lag func() time.Duration) (*metrics, 
 			Name: "prowjob_dispatcher_table_publication_lag_seconds",
 			Help: "How long the table this replica serves has been behind: the leader's publication failing, or this replica refusing the shards in the API. 0 when current.",
 		}, func() float64 { return lag().Seconds() }),
+		objectsRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prowjob_dispatcher_objects_refused",
+			Help: "Objects of the shared state left out because they fail validation (unknown cluster, expiry too far, fields too long), by kind.",
+		}, []string{"kind"}),
 		replicasIgnored: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "prowjob_dispatcher_replicas_ignored",
 			Help: "DispatcherReplica records whose admission counts were left out of the demand (implausible or unreadable).",
@@ -84,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, lag func() time.Duration) (*metrics, 
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.leader, m.term, m.writes, m.publications, m.pending, m.fenced, m.setsRefused,
-		m.rowsRefused, m.rowsUnpublished, m.lag, m.replicasIgnored} {
+		m.rowsRefused, m.rowsUnpublished, m.lag, m.replicasIgnored, m.objectsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -72,6 +72,9 @@ type Status struct {
 	// ReplicasIgnored are the DispatcherReplicas whose admission counts the
 	// demand leaves out, with why.
 	ReplicasIgnored []string `json:"replicasIgnored,omitempty"`
+	// ObjectsRefused are the JobOverrides and ClusterDrains left out
+	// because they fail validation, as "Kind name: why".
+	ObjectsRefused []string `json:"objectsRefused,omitempty"`
 	// PublicationLagSeconds is how long the table served has been behind
 	// (see prowjob_dispatcher_table_publication_lag_seconds); 0 when current.
 	PublicationLagSeconds float64 `json:"publicationLagSeconds"`
@@ -113,7 +116,7 @@ func (b *Backend) Status() Status {
 	}
 	s.ShardSetRefused = b.refusedSet
 	s.RowsRefused, s.RefusedRows = len(b.rowsRefused), slices.Clone(b.rowsRefused[:min(len(b.rowsRefused), maxRefusedShown)])
-	s.RowsUnpublished, s.ReplicasIgnored = b.unpublishedRows, ignored
+	s.RowsUnpublished, s.ReplicasIgnored, s.ObjectsRefused = b.unpublishedRows, ignored, b.refusedObjectsLocked()
 	s.PublicationLagSeconds = lag.Seconds()
 	if lag > b.opts.StaleAfter {
 		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.opts.StaleAfter))

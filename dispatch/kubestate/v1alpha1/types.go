@@ -27,14 +27,18 @@ type JobOverride struct {
 type JobOverrideSpec struct {
 	// Job is the Prow job name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Job string `json:"job"`
 	// Cluster is where the job must run.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Reason is the operator's reason.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason"`
 	// By is who asked (a GitHub login, "api").
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	By string `json:"by,omitempty"`
 	// CreatedAt is when the override was made; the object's creation time when unset.
@@ -76,6 +80,7 @@ type ClusterDrain struct {
 type ClusterDrainSpec struct {
 	// Cluster is the cluster's name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Capacity, when above 0, caps the cluster's capacity instead of draining it.
 	// +kubebuilder:validation:Minimum=0
@@ -84,8 +89,10 @@ type ClusterDrainSpec struct {
 	Capacity int32 `json:"capacity,omitempty"`
 	// Reason is the reason.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason"`
 	// By is who asked; "health" for an automatic drain.
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	By string `json:"by,omitempty"`
 	// CreatedAt is when the drain was made; the object's creation time when unset.
@@ -190,19 +197,25 @@ type JobPlacement struct {
 type JobPlacementSpec struct {
 	// Job is the Prow job name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Job string `json:"job"`
 	// Cluster is where the job runs.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Reason is the rule that chose Cluster.
+	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
 	// Replica is the replica that placed it.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Replica string `json:"replica,omitempty"`
-	// Row is the whole row (table.Assignment) as JSON.
+	// Row is the whole row (table.Assignment) as JSON (at most 64 KiB).
+	// +kubebuilder:validation:MaxLength=87384
 	Row []byte `json:"row"`
 	// Provisional, for a job the job config lacks, is its provisional
-	// record (store.Provisional) as JSON.
+	// record (store.Provisional) as JSON (at most 64 KiB).
+	// +kubebuilder:validation:MaxLength=87384
 	// +optional
 	Provisional []byte `json:"provisional,omitempty"`
 }
@@ -240,6 +253,7 @@ type DispatcherReplica struct {
 // DispatcherReplicaSpec says how to reach the replica.
 type DispatcherReplicaSpec struct {
 	// Address is the root URL of the replica's HTTP API.
+	// +kubebuilder:validation:MaxLength=2048
 	// +optional
 	Address string `json:"address,omitempty"`
 }
