@@ -311,6 +311,9 @@ func (b *Backend) shardSet(ctx context.Context, unless string) (shardSet, string
 	b.mu.Lock()
 	rules.adoptedTerm = b.adoptedTerm
 	b.mu.Unlock()
+	if rules.leaseHolder != "" { // a Lease made anew (deleted by hand) starts its terms again
+		rules.adoptedTerm = min(rules.adoptedTerm, rules.leaseTerm)
+	}
 	set := assembleShards(objs, rules, b.decodeCached)
 	b.decodeMu.Lock()
 	for name := range b.decoded {

@@ -288,6 +288,13 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 // of a newer term than the Lease had is repaired, one of a newer term the
 // Lease had deposes this replica and is left alone.
 func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.TableShardSpec) error {
+	b.mu.Lock()
+	if b.wrote == nil {
+		b.wrote = map[string]string{}
+	}
+	prev, had := b.wrote[name]
+	b.wrote[name] = spec.Checksum // before the write: its watch event must not look foreign
+	b.mu.Unlock()
 	err := b.leaderWrite(ctx, func(ctx context.Context, term int64) error {
 		spec.Term = term
 		_, err := upsert(ctx, b, kindTableShard, name,
@@ -310,12 +317,13 @@ func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.Tab
 	if errors.Is(err, errShardCurrent) {
 		err = nil
 	}
-	if err == nil {
+	if err != nil {
 		b.mu.Lock()
-		if b.wrote == nil {
-			b.wrote = map[string]string{}
+		if had {
+			b.wrote[name] = prev
+		} else {
+			delete(b.wrote, name)
 		}
-		b.wrote[name] = spec.Checksum
 		b.mu.Unlock()
 	}
 	return err

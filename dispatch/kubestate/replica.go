@@ -46,9 +46,10 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 		return err
 	}
 	b.mu.Lock()
+	_, _, fenced := b.fenceLocked()
 	status := v1alpha1.DispatcherReplicaStatus{
 		Heartbeat:   apiTime(b.opts.Clock.Now()),
-		Leader:      b.leading,
+		Leader:      b.leading && fenced == nil,
 		Publication: b.publication,
 		Rows:        int32(len(b.tableRows)),
 		Admissions:  admissions,
