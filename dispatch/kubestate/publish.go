@@ -87,8 +87,9 @@ func (b *Backend) publishLoop(ctx context.Context) {
 	ticker := b.opts.Clock.NewTicker(b.opts.PublishInterval)
 	defer ticker.Stop()
 	for {
-		if r := b.attached(); r != nil && (!published || r.TableVersion() != version || b.takeRepair()) {
-			placedOnly := published && r.TableVersion() != version && onlyPlaced(r, version, b.placed)
+		repair := b.takeRepair() // a publication compares every shard: it repairs them all
+		if r := b.attached(); r != nil && (!published || r.TableVersion() != version || repair) {
+			placedOnly := published && !repair && onlyPlaced(r, version, b.placed)
 			if placedOnly && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay {
 				select { // the placements carry the change; it is published with the next one
 				case <-ctx.Done():
