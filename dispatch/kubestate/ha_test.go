@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -378,4 +379,78 @@ func TestLongJobNamesDoNotStopPublication(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("followed in %s, want within 2 s", took)
 	}
+}
+
+// TestHostileObjects: objects created with kubectl that are huge are
+// refused by the CRDs' schemas; malformed ones (an unknown cluster, an
+// absurd expiry) and a DispatcherReplica claiming 10^12 admissions are
+// left out, and Status says so (issue 18's probes).
+func TestHostileObjects(t *testing.T) {
+	needAPI(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+	future := metav1.NewTime(time.Now().Add(time.Hour))
+	absurd := metav1.NewTime(time.Now().Add(2562047 * time.Hour))
+	huge := strings.Repeat("x", 200<<10)
+	for _, o := range []client.Object{
+		&v1alpha1.JobOverride{ObjectMeta: meta("huge-job"), Spec: v1alpha1.JobOverrideSpec{Job: huge, Cluster: "build01", Reason: "r"}},
+		&v1alpha1.JobOverride{ObjectMeta: meta("huge-reason"), Spec: v1alpha1.JobOverrideSpec{Job: "j", Cluster: "build01", Reason: huge}},
+		&v1alpha1.ClusterDrain{ObjectMeta: meta("huge-cluster"), Spec: v1alpha1.ClusterDrainSpec{Cluster: huge[:300], Reason: "r", Expires: future}},
+	} {
+		if err := apiClient.Create(ctx, o); err == nil || !strings.Contains(err.Error(), "Too long") {
+			t.Errorf("%T %s created: %v", o, o.GetName(), err)
+		}
+	}
+	good := &v1alpha1.JobOverride{ObjectMeta: meta("good"), Spec: v1alpha1.JobOverrideSpec{Job: "good", Cluster: "build01", Reason: "r", Expires: &future}}
+	for _, o := range []client.Object{
+		good,
+		&v1alpha1.JobOverride{ObjectMeta: meta("unknown"), Spec: v1alpha1.JobOverrideSpec{Job: "unknown", Cluster: "no-such-cluster", Reason: "r", Expires: &future}},
+		&v1alpha1.JobOverride{ObjectMeta: meta("forever"), Spec: v1alpha1.JobOverrideSpec{Job: "forever", Cluster: "build01", Reason: "r", Expires: &absurd}},
+		&v1alpha1.ClusterDrain{ObjectMeta: meta("build02"), Spec: v1alpha1.ClusterDrainSpec{Cluster: "build02", Reason: "r", Expires: future}},
+		&v1alpha1.ClusterDrain{ObjectMeta: meta("no-such-cluster"), Spec: v1alpha1.ClusterDrainSpec{Cluster: "no-such-cluster", Reason: "r", Expires: future}},
+		&v1alpha1.ClusterDrain{ObjectMeta: meta("build03"), Spec: v1alpha1.ClusterDrainSpec{Cluster: "build03", Reason: "r", Expires: absurd}},
+	} {
+		if err := apiClient.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inflated, err := encodeAdmissions(&demand.AdmissionCounts{Days: []demand.DayCounts{{Day: time.Now().UTC().Truncate(24 * time.Hour), Jobs: map[string]float64{"a": 1e12}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := &v1alpha1.DispatcherReplica{ObjectMeta: meta("replica-forged")}
+	if err := apiClient.Create(ctx, dr); err != nil {
+		t.Fatal(err)
+	}
+	dr.Status = v1alpha1.DispatcherReplicaStatus{Heartbeat: &metav1.Time{Time: time.Now()}, Admissions: inflated}
+	if err := apiClient.Update(ctx, dr); err != nil {
+		t.Fatal(err)
+	}
+
+	fa := newFakeReplica(&table.Table{}, nil)
+	fa.counts = &demand.AdmissionCounts{Days: []demand.DayCounts{{Day: time.Now().UTC().Truncate(24 * time.Hour), Jobs: map[string]float64{"a": 3}}}}
+	fa.checkRow = func(a table.Assignment) error { return knownClusters(a) }
+	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
+	a.Attach(fa)
+	runBackend(t, a, false, nil)
+	eventually(t, 5*time.Second, "the overrides and drains followed", func() bool {
+		var n, m int
+		fa.with(func(f *fakeReplica) { n, m = len(f.overrides), len(f.clusterOverrides) })
+		return n == 1 && m == 1
+	})
+	fa.with(func(f *fakeReplica) {
+		if f.overrides[0].Job != "good" || f.clusterOverrides[0].Cluster != "build02" {
+			t.Errorf("in force: %+v, %+v; want the good override and the build02 drain", f.overrides, f.clusterOverrides)
+		}
+	})
+	got, err := a.Demand().Demand(ctx)
+	if err != nil || got["a"] != 3 {
+		t.Errorf("demand %v, %v; want a: 3, the forged record left out", got, err)
+	}
+	st := a.Status()
+	if len(st.ObjectsRefused) != 4 || len(st.ReplicasIgnored) != 1 || !strings.Contains(st.ReplicasIgnored[0], "1e+12 admissions") {
+		t.Errorf("status: objects refused %q, replicas ignored %q", st.ObjectsRefused, st.ReplicasIgnored)
+	}
+	t.Logf("refused: %q; ignored: %q", st.ObjectsRefused, st.ReplicasIgnored)
 }
