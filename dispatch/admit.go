@@ -41,16 +41,32 @@ type Decision struct {
 	Patch bool
 }
 
+// MaxJobNameBytes bounds the job name (ProwJob spec.job) that admission
+// records. OpenShift CI's longest job names are about 70 bytes; a longer
+// name than this is no real job, and recording it would make every row,
+// placement and table shard holding it large enough to stop the shared
+// table's publication. Such a ProwJob is admitted as created.
+const MaxJobNameBytes = 1024
+
 // Admit decides where a ProwJob being created runs: its row of the table,
 // or, for a job the table lacks, a placement from its labels by every rule
 // against the current loads, added to the table and saved within
 // Options.PersistDelay. It counts the admission toward demand when demand is
 // counted from admissions. A job the table lacks while there is no table yet
 // wraps ErrNotReady; an empty job name or a job the engine refuses wraps
-// ErrInvalid. Lookups of known jobs take no lock and do not allocate.
+// ErrInvalid, as does a job name longer than MaxJobNameBytes, which is
+// neither recorded nor counted. Lookups of known jobs take no lock and do
+// not allocate.
 func (d *Dispatcher) Admit(ctx context.Context, req AdmissionRequest) (Decision, error) {
 	if req.Job == "" {
 		return Decision{}, fmt.Errorf("admit: empty job name: %w", ErrInvalid)
+	}
+	if len(req.Job) > MaxJobNameBytes {
+		d.metrics.notRecorded(notRecordedLongName)
+		err := fmt.Errorf("admit: a job name of %d bytes (%.40q...), more than %d: left as created, not recorded: %w",
+			len(req.Job), req.Job[:40], MaxJobNameBytes, ErrInvalid)
+		d.log.Error(err, "Admission not recorded")
+		return Decision{}, err
 	}
 	if req.Agent != jobs.Agent {
 		return Decision{Reason: table.ReasonAgent}, nil

@@ -40,7 +40,11 @@ type metrics struct {
 	demandRefused *prometheus.CounterVec
 	unplaceable   *prometheus.GaugeVec
 	unplaceableAd prometheus.Counter
+	notRecordedAd *prometheus.CounterVec
 }
+
+// The reasons of prowjob_dispatcher_admissions_not_recorded_total.
+const notRecordedLongName = "job_name_too_long"
 
 // newMetrics creates the collectors and registers them with reg; nil reg -> nil metrics.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -104,11 +108,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		unplaceableAd: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricPrefix + "unplaceable_admissions_total", Help: "Admissions of jobs no eligible cluster can run: the ProwJob was left on the cluster it was created with.",
 		}),
+		notRecordedAd: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "admissions_not_recorded_total",
+			Help: "Admissions left as created and recorded nowhere (no row, no count), by reason (job_name_too_long).",
+		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
 		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
-		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd,
+		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd, m.notRecordedAd,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
@@ -184,6 +192,12 @@ func (m *metrics) delta() {
 func (m *metrics) setProvisional(n int) {
 	if m != nil {
 		m.provisional.Set(float64(n))
+	}
+}
+
+func (m *metrics) notRecorded(reason string) {
+	if m != nil {
+		m.notRecordedAd.WithLabelValues(reason).Inc()
 	}
 }
 

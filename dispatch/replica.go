@@ -1,11 +1,14 @@
 package dispatch
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -270,6 +273,47 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 	if d.Leading() && d.cache.Len() > 0 && d.inputsLoaded.Load() {
 		_, _ = d.afterClusterOverrideChange("a drain or cap changed in the shared state")
 	}
+}
+
+// CheckRow returns why a row read from the shared state (the leader's
+// publication, a replica's placement) may not be put in force here, which
+// keeps a hand-written or stale row from steering admissions: its cluster
+// is neither in the cluster config nor manual, or, for a row the rules may
+// move (not an override, a cluster job, a manual cluster, an ssh bastion or
+// the default), the cluster is blocked or lacks a capability the job
+// (from the job config, else provisional) requires. A pinned row is held
+// to the pin rule's own terms: not on a blocked cluster. Nil while the
+// configs are not loaded: nothing to check against.
+func (d *Dispatcher) CheckRow(a table.Assignment, provisional *store.Provisional) error {
+	if !d.inputsLoaded.Load() {
+		return nil
+	}
+	j := jobs.Job{Name: a.Job, Agent: jobs.Agent}
+	if known, ok := d.in.Load().byName[a.Job]; ok {
+		j = *known
+	} else if provisional != nil && provisional.Job.Name == a.Job {
+		j = provisional.Job
+	}
+	d.mu.Lock()
+	eng := d.eng
+	d.mu.Unlock()
+	err := eng.CanRun(j, a.Cluster)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrUnknownCluster):
+		return err
+	}
+	switch a.Reason {
+	case table.ReasonOverride, table.ReasonClusterJob, table.ReasonManual, table.ReasonSSHBastion, table.ReasonDefault:
+		return nil // the rule names the cluster, blocked or not
+	case table.ReasonPinned:
+		if errors.Is(err, engine.ErrBlockedCluster) {
+			return err
+		}
+		return nil
+	}
+	return err
 }
 
 // demandOfRows is the demand a table's rows were balanced with.

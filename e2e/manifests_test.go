@@ -104,6 +104,7 @@ var installOverlays = []installOverlay{{
 	objects: append([]string{
 		"role.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"rolebinding.rbac.authorization.k8s.io/prowjob-dispatcher",
+		"prometheusrule.monitoring.coreos.com/prowjob-dispatcher-ha",
 	}, stateCRDs...),
 	absent: []string{"persistentvolumeclaim/"},
 	serveArgs: []string{

@@ -47,6 +47,11 @@ type Replica interface {
 	SetLeading(leading bool)
 	// AdmissionCounts are this replica's admission counts.
 	AdmissionCounts() *demand.AdmissionCounts
+	// CheckRow returns why a row read from the shared state (a table shard,
+	// a placement) may not be put in force: an unknown cluster, or a blocked
+	// or incapable one for a job the rules may move. provisional is the
+	// job's provisional record, if any. Nil while the configs are not loaded.
+	CheckRow(a table.Assignment, provisional *store.Provisional) error
 }
 
 // The kinds of objects, as metrics and errors name them.
@@ -84,6 +89,7 @@ type Backend struct {
 
 	admMu     sync.Mutex
 	admCounts map[string]decodedAdmissions // replica name -> its counts at a resource version
+	ignored   map[string]string            // replica name -> why the last demand left its counts out
 
 	wake      chan struct{} // the follower has work (dirty flags)
 	claimWake chan struct{} // a claim was queued
@@ -97,24 +103,35 @@ type Backend struct {
 	own     *demand.AdmissionCounts
 
 	// Leadership.
-	leading bool
-	term    *leadTerm
+	leading   bool
+	term      *leadTerm
+	renewedAt time.Time // when this replica last renewed the Lease (sent), zero when released
+	leaseTerm int64     // the Lease's leaseTransitions at that renewal
 
 	// Follower state: what changed since the follower last applied it.
 	tableDirty, overridesDirty, drainsDirty bool
 	placementsDirty                         map[string]bool
 	placementsAll                           bool   // every placement is to be looked at (catching up)
 	adoptedShards                           string // resource versions of the shards last adopted
+	adoptedTerm                             int64  // the term of the shard set last adopted: older ones are refused
 	skipped                                 []SkippedShard
+	refusedSet                              string    // why the shard set in the API is not adopted; empty when it is
+	refusedSince                            time.Time // since when it is refused
+	rowsRefused                             []RefusedRow
+	objectsRefused                          map[string]map[string]string // kind -> name -> why it is left out
 
 	// The table served: the one last adopted, or published while leading.
 	tableRows   []table.Assignment // sorted by job
 	publication int64
 
 	// Publisher state.
-	lastPublished   int64
-	lastPublishTime time.Time
-	lastPublishErr  error
+	lastPublished    int64
+	lastPublishTime  time.Time
+	lastPublishErr   error
+	unpublishedSince time.Time         // the table has changes not published since then (publication failing); zero when none
+	repair           bool              // a shard in the API may not be this term's: compare them all at the next publication
+	wrote            map[string]string // shard name -> checksum this term wrote
+	unpublishedRows  int               // rows the last publication left out (shards full)
 
 	lastAPIErr   error
 	lastAPIErrAt time.Time
@@ -166,7 +183,7 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		placementsDirty: map[string]bool{},
 		pending:         map[string]*pendingClaim{},
 	}
-	if b.metrics, err = newMetrics(opts.Registerer); err != nil {
+	if b.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: metrics: %w", err)
 	}
 	scheme := runtime.NewScheme()
@@ -237,7 +254,7 @@ func (b *Backend) Start(ctx context.Context) error {
 		obj client.Object
 		h   toolscache.ResourceEventHandler
 	}{
-		{&v1alpha1.TableShard{}, b.onChange(func() { b.tableDirty = true })},
+		{&v1alpha1.TableShard{}, b.onShard()},
 		{&v1alpha1.JobOverride{}, b.onChange(func() { b.overridesDirty = true })},
 		{&v1alpha1.ClusterDrain{}, b.onChange(func() { b.drainsDirty = true })},
 		{&v1alpha1.JobPlacement{}, b.onPlacement()},

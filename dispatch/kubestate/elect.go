@@ -20,6 +20,9 @@ type leadTerm struct {
 
 	// Guarded by Backend.mu.
 	over, started, dutiesStarted bool
+	lease                        int64              // the term: the Lease's leaseTransitions when it began
+	deposedBy                    string             // why a newer term ended it, when one did
+	stepDown                     context.CancelFunc // ends the campaign, and so the term
 
 	done   chan struct{}  // closed when onLead returned (if started)
 	duties sync.WaitGroup // the publisher and the collector of the term
@@ -34,11 +37,11 @@ type leadTerm struct {
 // keeps serving. onLead returning while this replica leads steps it down.
 // When ctx is done, the Lease is released.
 func (b *Backend) Elect(ctx context.Context, onLead func(ctx context.Context)) {
-	lock := &resourcelock.LeaseLock{
+	lock := fencedLock{b: b, Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: b.opts.Namespace, Name: b.opts.LeaseName},
 		Client:     b.leases,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: b.opts.Replica},
-	}
+	}}
 	for ctx.Err() == nil {
 		campaign, stepDown := context.WithCancel(ctx)
 		t := &leadTerm{done: make(chan struct{})}
@@ -86,13 +89,15 @@ func (b *Backend) lead(leadCtx context.Context, t *leadTerm, onLead func(context
 		b.mu.Unlock()
 		return
 	}
-	t.started, t.ctx = true, leadCtx
+	t.started, t.ctx, t.lease, t.stepDown = true, leadCtx, b.leaseTerm, stepDown
 	b.term, b.leading = t, true
+	b.repair = true // rewrite every shard another term wrote
 	r := b.replica
 	b.mu.Unlock()
 	defer close(t.done)
 	b.metrics.leader.Set(1)
-	b.log.Info("Leading", "lease", b.opts.LeaseName, "replica", b.opts.Replica)
+	b.metrics.term.Set(float64(t.lease))
+	b.log.Info("Leading", "lease", b.opts.LeaseName, "replica", b.opts.Replica, "term", t.lease)
 	if r != nil {
 		r.SetLeading(true)
 	}
@@ -184,7 +189,9 @@ func (b *Backend) Leading() bool {
 
 // Leader returns the replica holding the Lease, the address of its API
 // (its DispatcherReplica's spec.address; empty when unknown) and whether it
-// is this replica. The name is empty when no replica holds the Lease.
+// is this replica. The name is empty when no replica holds the Lease. A
+// replica whose term is fenced (its renewal is overdue, or a newer leader
+// wrote) is not the leader to itself.
 func (b *Backend) Leader() (name, address string, self bool) {
 	ctx := context.Background()
 	name, leading := b.leaseHolder(ctx)
@@ -215,13 +222,15 @@ func (b *Backend) OtherLeader() string {
 	return name
 }
 
-// leaseHolder returns whether this replica leads and, if not, the replica
-// the Lease names (empty when none).
+// leaseHolder returns whether this replica leads (a replica whose term is
+// fenced does not) and, if not, the replica the Lease names (empty when
+// none).
 func (b *Backend) leaseHolder(ctx context.Context) (name string, leading bool) {
 	b.mu.Lock()
 	leading, le := b.leading, b.elector
+	_, _, fenced := b.fenceLocked()
 	b.mu.Unlock()
-	if leading {
+	if leading && fenced == nil {
 		return b.opts.Replica, true
 	}
 	if le != nil {

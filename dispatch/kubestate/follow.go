@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
@@ -33,6 +34,29 @@ func (b *Backend) onChange(mark func()) toolscache.ResourceEventHandler {
 		AddFunc:    func(any) { f() },
 		UpdateFunc: func(any, any) { f() },
 		DeleteFunc: func(any) { f() },
+	}
+}
+
+// onShard marks the table for the follower and, on the leader, a shard
+// that is not this term's own as written (another writer's, or deleted) for
+// the publisher to repair.
+func (b *Backend) onShard() toolscache.ResourceEventHandler {
+	mark := func(obj any, deleted bool) {
+		b.mu.Lock()
+		b.tableDirty = true
+		if t := b.term; b.leading && t != nil {
+			ts, ok := obj.(*v1alpha1.TableShard)
+			if deleted || !ok || ts.Spec.Term != t.lease || ts.Spec.PublishedBy != b.opts.Replica || ts.Spec.Checksum != b.wrote[ts.Name] {
+				b.repair = true
+			}
+		}
+		b.mu.Unlock()
+		signal(b.wake)
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { mark(obj, false) },
+		UpdateFunc: func(_, obj any) { mark(obj, false) },
+		DeleteFunc: func(obj any) { mark(obj, true) },
 	}
 }
 
@@ -124,15 +148,16 @@ func (b *Backend) follow(ctx context.Context) {
 	}
 	b.mu.Unlock()
 
+	check := func(a table.Assignment) error { return r.CheckRow(a, nil) }
 	if overrides {
-		if os, err := b.overrides(ctx); err != nil {
+		if os, err := b.overrides(ctx, check); err != nil {
 			b.log.Error(err, "Listing the job overrides")
 		} else {
 			r.SetOverrides(os)
 		}
 	}
 	if drains {
-		if cs, err := b.clusterOverrides(ctx); err != nil {
+		if cs, err := b.clusterOverrides(ctx, check); err != nil {
 			b.log.Error(err, "Listing the cluster drains")
 		} else {
 			r.SetClusterOverrides(cs)
@@ -146,7 +171,9 @@ func (b *Backend) follow(ctx context.Context) {
 	}
 }
 
-// followTable adopts the latest publication when the shards changed.
+// followTable adopts the latest publication when the shards changed: a
+// set the rules refuse leaves the table in force, and the rows r refuses
+// (an unknown, blocked or incapable cluster) are left out.
 func (b *Backend) followTable(ctx context.Context, r Replica) {
 	b.mu.Lock()
 	adopted := b.adoptedShards
@@ -160,7 +187,7 @@ func (b *Backend) followTable(ctx context.Context, r Replica) {
 		return
 	}
 	if set.state == nil {
-		b.recordFollowed(set, version, nil)
+		b.recordFollowed(set, version, nil, nil)
 		return
 	}
 	placements, err := b.placements(ctx)
@@ -168,17 +195,60 @@ func (b *Backend) followTable(ctx context.Context, r Replica) {
 		b.log.Error(err, "Listing the job placements")
 	}
 	st := set.state
+	refused := checkRows(r, st)
 	rows := st.Table.Assignments // the leader's, before the placements
-	overlayPlacements(st, placements)
+	overlayPlacements(st, placements, r)
 	start := time.Now()
 	r.AdoptTable(st)
-	b.recordFollowed(set, version, rows)
-	b.log.V(1).Info("Adopted the leader's table", "publication", set.publication, "rows", len(st.Table.Assignments),
-		"skipped", len(set.skipped), "took", time.Since(start))
+	b.recordFollowed(set, version, rows, refused)
+	b.log.V(1).Info("Adopted the leader's table", "publication", set.publication, "term", set.term, "rows", len(st.Table.Assignments),
+		"skipped", len(set.skipped), "refused", len(refused), "took", time.Since(start))
 }
 
-// recordFollowed records the shard set adopted (rows nil: only what was skipped).
-func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assignment) {
+// RefusedRow is a row of the shared state a replica did not put in force.
+type RefusedRow struct {
+	Job     string `json:"job"`
+	Cluster string `json:"cluster"`
+	Error   string `json:"error"`
+}
+
+// maxRefusedShown bounds the refused rows Status lists.
+const maxRefusedShown = 20
+
+// checkRows removes from st's table the rows r refuses, with their
+// provisional records, and returns them.
+func checkRows(r Replica, st *store.State) []RefusedRow {
+	if st.Table == nil {
+		return nil
+	}
+	prov := make(map[string]*store.Provisional, len(st.Provisional))
+	for i := range st.Provisional {
+		prov[st.Provisional[i].Job.Name] = &st.Provisional[i]
+	}
+	var refused []RefusedRow
+	kept := st.Table.Assignments[:0:0]
+	for _, a := range st.Table.Assignments {
+		if err := r.CheckRow(a, prov[a.Job]); err != nil {
+			refused = append(refused, RefusedRow{Job: a.Job, Cluster: a.Cluster, Error: err.Error()})
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	st.Table = &table.Table{GeneratedAt: st.Table.GeneratedAt, Assignments: kept}
+	gone := make(map[string]bool, len(refused))
+	for _, x := range refused {
+		gone[x.Job] = true
+	}
+	st.Provisional = slices.DeleteFunc(slices.Clone(st.Provisional), func(p store.Provisional) bool { return gone[p.Job.Name] })
+	return refused
+}
+
+// recordFollowed records the shard set seen: adopted (rows set, with the
+// rows refused), refused as a whole, or only what was skipped.
+func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assignment, refused []RefusedRow) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !slices.Equal(b.skipped, set.skipped) {
@@ -187,8 +257,27 @@ func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assi
 		}
 	}
 	b.skipped = set.skipped
+	if set.refused != "" {
+		if b.refusedSet != set.refused {
+			b.log.Error(errors.New(set.refused), "The table shards in the API are no set to adopt: the table in force stays", "term", b.adoptedTerm)
+			b.metrics.setsRefused.Inc()
+		}
+		if b.refusedSet == "" {
+			b.refusedSince = b.opts.Clock.Now()
+		}
+		b.refusedSet = set.refused
+		return
+	}
+	b.refusedSet, b.refusedSince = "", time.Time{}
 	if rows != nil {
 		b.adoptedShards, b.tableRows, b.publication = version, rows, set.publication
+		b.adoptedTerm = max(b.adoptedTerm, set.term)
+		if len(refused) > 0 {
+			b.log.Error(errors.New(refused[0].Error), "Rows of the leader's table refused: their jobs are placed anew at admission",
+				"refused", len(refused), "publication", set.publication, "term", set.term, "by", set.publishedBy)
+		}
+		b.rowsRefused = refused
+		b.metrics.rowsRefused.Set(float64(len(refused)))
 	}
 }
 
@@ -211,7 +300,21 @@ func (b *Backend) shardSet(ctx context.Context, unless string) (shardSet, string
 	if version.String() == unless {
 		return shardSet{}, unless, nil
 	}
-	set := assembleShards(objs, b.decodeCached)
+	rules := shardRules{shards: b.opts.Shards}
+	lease := &coordinationv1.Lease{}
+	if err := b.get(ctx, b.opts.LeaseName, lease); err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
+		rules.leaseHolder = *lease.Spec.HolderIdentity
+		if lease.Spec.LeaseTransitions != nil {
+			rules.leaseTerm = int64(*lease.Spec.LeaseTransitions)
+		}
+	}
+	b.mu.Lock()
+	rules.adoptedTerm = b.adoptedTerm
+	b.mu.Unlock()
+	if rules.leaseHolder != "" { // a Lease made anew (deleted by hand) starts its terms again
+		rules.adoptedTerm = min(rules.adoptedTerm, rules.leaseTerm)
+	}
+	set := assembleShards(objs, rules, b.decodeCached)
 	b.decodeMu.Lock()
 	for name := range b.decoded {
 		if !present[name] {
@@ -260,6 +363,10 @@ func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[stri
 		if err != nil {
 			b.log.Error(err, "A job placement's provisional record is unreadable: adopting its row alone")
 		}
+		if err := r.CheckRow(row, p); err != nil {
+			b.log.Error(err, "A job placement refused: its job is placed anew at admission", "placement", jp.Name, "replica", jp.Spec.Replica)
+			continue
+		}
 		rows = append(rows, row)
 		if p != nil {
 			provisional = append(provisional, *p)
@@ -271,9 +378,9 @@ func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[stri
 }
 
 // overlayPlacements adds to st the rows (and provisional records) of the
-// placements whose job its table lacks; a table is made for them when st
-// has none.
-func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement) {
+// placements whose job its table lacks and that r (when not nil) accepts;
+// a table is made for them when st has none.
+func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement, r Replica) {
 	var have map[string]bool
 	var rows []table.Assignment
 	for i := range placements {
@@ -290,6 +397,9 @@ func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement) {
 			continue
 		}
 		row, p, _ := placementRow(jp)
+		if r != nil && r.CheckRow(row, p) != nil {
+			continue
+		}
 		have[row.Job] = true
 		rows = append(rows, row)
 		if p != nil && !slices.ContainsFunc(st.Provisional, func(q store.Provisional) bool { return q.Job.Name == p.Job.Name }) {
@@ -333,17 +443,17 @@ func (b *Backend) Load(ctx context.Context) (*store.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job placements: %w", err)
 	}
-	overlayPlacements(st, placements)
-	if st.Overrides, err = b.overrides(ctx); err != nil {
+	overlayPlacements(st, placements, nil) // the configs are not loaded yet: nothing to check against
+	if st.Overrides, err = b.overrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job overrides: %w", err)
 	}
-	if st.ClusterOverrides, err = b.clusterOverrides(ctx); err != nil {
+	if st.ClusterOverrides, err = b.clusterOverrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: cluster drains: %w", err)
 	}
 	if rows == nil {
 		rows = []table.Assignment{}
 	}
-	b.recordFollowed(set, version, rows)
+	b.recordFollowed(set, version, rows, nil)
 	return st, nil
 }
 
@@ -359,8 +469,9 @@ func (b *Backend) placements(ctx context.Context) ([]v1alpha1.JobPlacement, erro
 	return l.Items, nil
 }
 
-// overrides lists the job overrides in the cache, sorted by job.
-func (b *Backend) overrides(ctx context.Context) ([]table.Override, error) {
+// overrides lists the job overrides in the cache that checkOverride
+// accepts (check, when set, checks their cluster), sorted by job.
+func (b *Backend) overrides(ctx context.Context, check func(table.Assignment) error) ([]table.Override, error) {
 	var l v1alpha1.JobOverrideList
 	if err := b.list(ctx, &l); err != nil {
 		return nil, err
@@ -369,14 +480,22 @@ func (b *Backend) overrides(ctx context.Context) ([]table.Override, error) {
 		return cmp.Or(cmp.Compare(x.Spec.Job, y.Spec.Job), cmp.Compare(x.Name, y.Name))
 	})
 	out := make([]table.Override, 0, len(l.Items))
+	refused := map[string]string{}
+	now := b.opts.Clock.Now()
 	for i := range l.Items {
+		if err := checkOverride(&l.Items[i], now, check); err != nil {
+			refused[l.Items[i].Name] = err.Error()
+			continue
+		}
 		out = append(out, overrideOf(&l.Items[i]))
 	}
+	b.setRefusedObjects(kindJobOverride, refused)
 	return out, nil
 }
 
-// clusterOverrides lists the drains and caps in the cache, sorted by cluster.
-func (b *Backend) clusterOverrides(ctx context.Context) ([]table.ClusterOverride, error) {
+// clusterOverrides lists the drains and caps in the cache that checkDrain
+// accepts (check, when set, checks their cluster), sorted by cluster.
+func (b *Backend) clusterOverrides(ctx context.Context, check func(table.Assignment) error) ([]table.ClusterOverride, error) {
 	var l v1alpha1.ClusterDrainList
 	if err := b.list(ctx, &l); err != nil {
 		return nil, err
@@ -385,8 +504,15 @@ func (b *Backend) clusterOverrides(ctx context.Context) ([]table.ClusterOverride
 		return cmp.Or(cmp.Compare(x.Spec.Cluster, y.Spec.Cluster), cmp.Compare(x.Name, y.Name))
 	})
 	out := make([]table.ClusterOverride, 0, len(l.Items))
+	refused := map[string]string{}
+	now := b.opts.Clock.Now()
 	for i := range l.Items {
+		if err := checkDrain(&l.Items[i], now, check); err != nil {
+			refused[l.Items[i].Name] = err.Error()
+			continue
+		}
 		out = append(out, clusterOverrideOf(&l.Items[i]))
 	}
+	b.setRefusedObjects(kindClusterDrain, refused)
 	return out, nil
 }

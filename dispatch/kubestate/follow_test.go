@@ -136,7 +136,9 @@ func TestCorruptShardInTheAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
+	opts := testOptions(ns, "replica-a")
+	opts.Shards = 4
+	b := startBackend(t, apiConfig, opts)
 	st, err := b.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)

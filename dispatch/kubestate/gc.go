@@ -33,7 +33,7 @@ func (b *Backend) collect(ctx context.Context) {
 	del := func(kind string, obj client.Object, what string, keys ...any) {
 		uid, rv := obj.GetUID(), obj.GetResourceVersion()
 		pre := &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}
-		if err := b.deleteObject(ctx, kind, obj, pre); err != nil {
+		if err := b.leaderDelete(ctx, kind, obj, pre); err != nil {
 			b.log.Error(err, "Collecting "+what, keys...)
 			return
 		}

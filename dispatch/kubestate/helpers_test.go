@@ -112,6 +112,17 @@ type fakeReplica struct {
 	overridesSet     int
 	clusterOverrides []table.ClusterOverride
 	leadingCalls     []bool
+	checkRow         func(a table.Assignment) error // nil accepts every row
+}
+
+func (f *fakeReplica) CheckRow(a table.Assignment, _ *store.Provisional) error {
+	f.mu.Lock()
+	check := f.checkRow
+	f.mu.Unlock()
+	if check == nil {
+		return nil
+	}
+	return check(a)
 }
 
 func newFakeReplica(t *table.Table, prov []store.Provisional) *fakeReplica {

@@ -25,6 +25,7 @@ const (
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultGCInterval        = time.Minute
 	DefaultWriteTimeout      = 5 * time.Second
+	DefaultStaleAfter        = 30 * time.Second
 )
 
 // Options configure a Backend. Zero values take the documented defaults.
@@ -64,6 +65,10 @@ type Options struct {
 	// WriteTimeout bounds every API call (default 5s), so writes fail fast
 	// while the API server is unreachable.
 	WriteTimeout time.Duration
+	// StaleAfter is how long the table served may lag behind the leader's
+	// (its publication failing, or the shards in the API refused) before
+	// Status reports this replica degraded (default 30s).
+	StaleAfter time.Duration
 	// DemandWindow is the window of the admission counts summed by Demand
 	// (default demand.DefaultWindow, 14 days).
 	DemandWindow time.Duration
@@ -100,6 +105,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.HeartbeatInterval, DefaultHeartbeatInterval)
 	def(&o.GCInterval, DefaultGCInterval)
 	def(&o.WriteTimeout, DefaultWriteTimeout)
+	def(&o.StaleAfter, DefaultStaleAfter)
 	def(&o.DemandWindow, demand.DefaultWindow)
 	if o.Shards <= 0 {
 		o.Shards = DefaultShards

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -85,8 +87,9 @@ func (b *Backend) publishLoop(ctx context.Context) {
 	ticker := b.opts.Clock.NewTicker(b.opts.PublishInterval)
 	defer ticker.Stop()
 	for {
-		if r := b.attached(); r != nil && (!published || r.TableVersion() != version) {
-			placedOnly := published && onlyPlaced(r, version, b.placed)
+		repair := b.takeRepair() // a publication compares every shard: it repairs them all
+		if r := b.attached(); r != nil && (!published || r.TableVersion() != version || repair) {
+			placedOnly := published && !repair && onlyPlaced(r, version, b.placed)
 			if placedOnly && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay {
 				select { // the placements carry the change; it is published with the next one
 				case <-ctx.Done():
@@ -106,7 +109,18 @@ func (b *Backend) publishLoop(ctx context.Context) {
 			}
 			if err == nil {
 				published, version, backoff, lastPublished = true, v, 0, b.opts.Clock.Now()
+				b.setUnpublished(false)
 			} else {
+				b.setUnpublished(true)
+				if errors.Is(err, errFenced) {
+					b.log.Info("Not publishing: this replica may no longer lead", "why", err.Error())
+					select { // the term ends soon; a renewal lifts the fence
+					case <-ctx.Done():
+						return
+					case <-ticker.C():
+					}
+					continue
+				}
 				backoff = min(max(2*backoff, b.opts.PublishInterval), publishBackoffMax)
 				b.log.Error(err, "Publishing the table failed: retrying", "in", backoff)
 				select {
@@ -125,9 +139,32 @@ func (b *Backend) publishLoop(ctx context.Context) {
 	}
 }
 
-// publish writes the shards of st that changed, deletes the shards of
-// another shard count, and folds the placements st holds. pace says how
-// many shards are encoded and written at once, and the pause between two.
+// takeRepair reports, and clears, that a shard in the API may not be this
+// term's own (another writer's event, or a new term).
+func (b *Backend) takeRepair() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.repair
+	b.repair = false
+	return r
+}
+
+// setUnpublished records whether the table has changes a publication failed to write.
+func (b *Backend) setUnpublished(failing bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case !failing:
+		b.unpublishedSince = time.Time{}
+	case b.unpublishedSince.IsZero():
+		b.unpublishedSince = b.opts.Clock.Now()
+	}
+}
+
+// publish writes the shards of st that changed (or that this term did not
+// write), deletes the shards of another shard count, and folds the
+// placements st holds. pace says how many shards are encoded and written
+// at once, and the pause between two. Every write is fenced (fence.go).
 func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.State, pace pacing) (err error) {
 	defer func() {
 		b.mu.Lock()
@@ -140,6 +177,10 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	if st == nil || st.Table == nil || len(st.Table.Assignments) == 0 { // no table yet: the shards in the API stay
 		return nil
 	}
+	term, _, err := b.fence()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	n := b.opts.Shards
 	shards, err := enc.encode(ctx, st.Table, st.Provisional, n, pace)
@@ -151,17 +192,34 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 		return fmt.Errorf("listing the table shards: %w", err)
 	}
 	current := map[string]writtenShard{}
-	var highest int64
+	var highest, newest int64
 	for _, o := range l.Items {
-		current[o.Name] = writtenShard{shards: o.Spec.Shards, checksum: o.Spec.Checksum}
-		highest = max(highest, o.Spec.Publication)
+		current[o.Name] = writtenShard{shards: o.Spec.Shards, shard: o.Spec.Shard, checksum: o.Spec.Checksum, term: o.Spec.Term, publishedBy: o.Spec.PublishedBy}
+		newest = max(newest, o.Spec.Term)
+		if o.Spec.Term <= term && o.Spec.Publication < math.MaxInt64/2 { // a hand-written number must not exhaust ours
+			highest = max(highest, o.Spec.Publication)
+		}
 	}
-	changed := changedShards(shards, current)
+	if newest > term {
+		if err := b.checkNewerTerm(ctx, term, newest); err != nil {
+			return err
+		}
+	}
+	changed := changedShards(shards, current, term, b.opts.Replica)
 	data := make([][]byte, len(changed))
 	compressErrs := make([]error, len(changed))
 	pace.run(ctx, len(changed), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
 	if err := errors.Join(compressErrs...); err != nil { // all or nothing: refuse before writing any
 		return err
+	}
+	var left []string
+	for _, e := range shards {
+		left = append(left, e.dropped...)
+	}
+	if len(left) > 0 {
+		slices.Sort(left)
+		b.log.Error(fmt.Errorf("%d rows do not fit in their shards (at most %d rows and %d bytes compressed each)", len(left), maxShardRows, maxShardBytes),
+			"Rows left out of the publication: followers place their jobs anew; raise the number of shards", "rows", len(left), "first", shortName(left[0]))
 	}
 	b.mu.Lock()
 	pub := max(b.lastPublished, highest) + 1
@@ -182,7 +240,7 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 		writers.run(ctx, len(changed), func(k int) {
 			e := changed[k]
 			spec := v1alpha1.TableShardSpec{
-				Shard: int32(e.index), Shards: int32(n), Publication: pub, PublishedBy: b.opts.Replica,
+				Shard: int32(e.index), Shards: int32(n), Publication: pub, Term: term, PublishedBy: b.opts.Replica,
 				GeneratedAt: generatedAt, Rows: int32(e.rows), Checksum: e.checksum, Data: data[k],
 			}
 			errs[k] = b.writeShard(ctx, shardName(e.index), spec)
@@ -191,10 +249,10 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 			return fmt.Errorf("publication %d: %w", pub, err)
 		}
 	}
-	for _, o := range l.Items { // shards of another shard count
+	for _, o := range l.Items { // shards of another shard count, or any other name
 		if idx := slices.IndexFunc(shards, func(e encodedShard) bool { return shardName(e.index) == o.Name }); idx < 0 {
 			pre := &metav1.Preconditions{UID: &o.UID, ResourceVersion: &o.ResourceVersion}
-			if err := b.deleteObject(ctx, kindTableShard, &v1alpha1.TableShard{ObjectMeta: b.meta(o.Name)}, pre); err != nil {
+			if err := b.leaderDelete(ctx, kindTableShard, &v1alpha1.TableShard{ObjectMeta: b.meta(o.Name)}, pre); err != nil {
 				return fmt.Errorf("deleting the stale table shard: %w", err)
 			}
 		}
@@ -203,14 +261,18 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	if rows == nil {
 		rows = []table.Assignment{}
 	}
+	if len(left) > 0 { // served is what the shards hold
+		rows = slices.DeleteFunc(slices.Clone(rows), func(a table.Assignment) bool { _, gone := slices.BinarySearch(left, a.Job); return gone })
+	}
 	now := b.opts.Clock.Now()
 	served := highest // the shards in the API hold this table already
 	if len(changed) > 0 {
 		served = pub
 	}
 	b.mu.Lock()
-	b.tableRows, b.lastPublishTime, b.publication = rows, now, served
+	b.tableRows, b.lastPublishTime, b.publication, b.unpublishedRows = rows, now, served, len(left)
 	b.mu.Unlock()
+	b.metrics.rowsUnpublished.Set(float64(len(left)))
 	if len(changed) > 0 {
 		b.metrics.publications.WithLabelValues(resultOK).Inc()
 		b.log.V(1).Info("Published the table", "publication", served, "shards", len(changed), "rows", len(rows), "took", time.Since(start))
@@ -221,23 +283,82 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.Stat
 	return nil
 }
 
-// writeShard creates or updates one shard. On a conflict it reads the
-// shard from the API server and, unless it holds this content already,
-// writes it once more.
+// writeShard creates or updates one shard under the leader's fence, with
+// the fence's term. On a conflict it reads the shard from the API server
+// and, unless it holds this content already, writes it once more; a shard
+// of a newer term than the Lease had is repaired, one of a newer term the
+// Lease had deposes this replica and is left alone.
 func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.TableShardSpec) error {
-	_, err := upsert(ctx, b, kindTableShard, name,
-		func() *v1alpha1.TableShard { return &v1alpha1.TableShard{} },
-		func(ts *v1alpha1.TableShard) error {
-			if ts.ResourceVersion != "" && ts.Spec.Checksum == spec.Checksum && ts.Spec.Shards == spec.Shards && ts.Spec.Shard == spec.Shard {
-				return errShardCurrent // the cache lagged behind this leader's last write
-			}
-			ts.Spec = spec
-			return nil
-		})
+	b.mu.Lock()
+	if b.wrote == nil {
+		b.wrote = map[string]string{}
+	}
+	prev, had := b.wrote[name]
+	b.wrote[name] = spec.Checksum // before the write: its watch event must not look foreign
+	b.mu.Unlock()
+	err := b.leaderWrite(ctx, func(ctx context.Context, term int64) error {
+		spec.Term = term
+		_, err := upsert(ctx, b, kindTableShard, name,
+			func() *v1alpha1.TableShard { return &v1alpha1.TableShard{} },
+			func(ts *v1alpha1.TableShard) error {
+				if ts.ResourceVersion != "" && ts.Spec.Term > term {
+					if err := b.checkNewerTerm(ctx, term, ts.Spec.Term); err != nil {
+						return err
+					}
+				}
+				if ts.ResourceVersion != "" && ts.Spec.Checksum == spec.Checksum && ts.Spec.Shards == spec.Shards && ts.Spec.Shard == spec.Shard &&
+					ts.Spec.Term == term && ts.Spec.PublishedBy == spec.PublishedBy {
+					return errShardCurrent // the cache lagged behind this leader's last write
+				}
+				ts.Spec = spec
+				return nil
+			})
+		return err
+	})
 	if errors.Is(err, errShardCurrent) {
-		return nil
+		err = nil
+	}
+	if err != nil {
+		b.mu.Lock()
+		if had {
+			b.wrote[name] = prev
+		} else {
+			delete(b.wrote, name)
+		}
+		b.mu.Unlock()
 	}
 	return err
+}
+
+// checkNewerTerm reads the Lease when a shard carries term seen, newer than
+// this replica's term: when the Lease had that term, a newer leader wrote,
+// and this replica is deposed (errFenced); otherwise the shard is forged
+// and is to be repaired (nil).
+func (b *Backend) checkNewerTerm(ctx context.Context, term, seen int64) error {
+	lease := &coordinationv1.Lease{}
+	if err := b.read(ctx, "Lease", b.opts.LeaseName, lease); err != nil {
+		return fmt.Errorf("a table shard is of term %d, newer than this leader's %d, and the Lease cannot tell: %w", seen, term, err)
+	}
+	transitions := int64(0)
+	if lease.Spec.LeaseTransitions != nil {
+		transitions = int64(*lease.Spec.LeaseTransitions)
+	}
+	holder := ""
+	if lease.Spec.HolderIdentity != nil {
+		holder = *lease.Spec.HolderIdentity
+	}
+	if transitions >= seen || holder != b.opts.Replica {
+		why := fmt.Sprintf("a table shard is of term %d, and the Lease is at term %d held by %q", seen, transitions, holder)
+		b.deposed(why)
+		return fmt.Errorf("term %d: %s: %w", term, why, errFenced)
+	}
+	b.log.Error(fmt.Errorf("a table shard is of term %d, later than the Lease's %d", seen, transitions), "Repairing a table shard no leader wrote")
+	return nil
+}
+
+// leaderDelete deletes obj, as deleteObject does, under the leader's fence.
+func (b *Backend) leaderDelete(ctx context.Context, kind string, obj client.Object, pre *metav1.Preconditions) error {
+	return b.leaderWrite(ctx, func(ctx context.Context, _ int64) error { return b.deleteObject(ctx, kind, obj, pre) })
 }
 
 // errShardCurrent says a shard holds the content to write already.
@@ -260,7 +381,10 @@ func (b *Backend) foldPlacements(ctx context.Context) {
 			continue
 		}
 		pre := &metav1.Preconditions{UID: &jp.UID, ResourceVersion: &jp.ResourceVersion}
-		if err := b.deleteObject(ctx, kindJobPlacement, &v1alpha1.JobPlacement{ObjectMeta: b.meta(jp.Name)}, pre); err != nil {
+		if err := b.leaderDelete(ctx, kindJobPlacement, &v1alpha1.JobPlacement{ObjectMeta: b.meta(jp.Name)}, pre); err != nil {
+			if errors.Is(err, errFenced) {
+				return
+			}
 			b.log.Error(err, "Folding a job placement", "job", jp.Spec.Job)
 			continue
 		}
@@ -291,7 +415,7 @@ func (e *shardEncoder) encode(ctx context.Context, t *table.Table, provisional [
 	errs := make([]error, len(todo))
 	pace.run(ctx, len(todo), func(k int) {
 		i := todo[k]
-		s, err := encodeShard(i, cut[i])
+		s, err := fitShard(i, cut[i])
 		e.contents[i], e.shards[i], errs[k] = cut[i], s, err
 	})
 	if err := errors.Join(errs...); err != nil {

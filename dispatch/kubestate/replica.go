@@ -2,7 +2,10 @@ package kubestate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
@@ -43,12 +46,16 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 		return err
 	}
 	b.mu.Lock()
+	_, _, fenced := b.fenceLocked()
 	status := v1alpha1.DispatcherReplicaStatus{
 		Heartbeat:   apiTime(b.opts.Clock.Now()),
-		Leader:      b.leading,
+		Leader:      b.leading && fenced == nil,
 		Publication: b.publication,
 		Rows:        int32(len(b.tableRows)),
 		Admissions:  admissions,
+	}
+	if b.leading {
+		status.UnpublishedSince = apiTime(b.unpublishedSince)
 	}
 	b.mu.Unlock()
 	spec := v1alpha1.DispatcherReplicaSpec{Address: b.opts.Address}
@@ -120,6 +127,7 @@ func (b *Backend) demand(ctx context.Context) (map[string]float64, error) {
 	}
 	selfSeen := false
 	present := map[string]bool{}
+	ignored := map[string]string{}
 	for i := range l.Items {
 		dr := &l.Items[i]
 		present[dr.Name] = true
@@ -129,12 +137,16 @@ func (b *Backend) demand(ctx context.Context) (map[string]float64, error) {
 			continue
 		}
 		counts, err := b.admissionsOf(dr)
+		if err == nil {
+			err = plausibleRecord(dr, counts, b.opts.Clock.Now())
+		}
 		if err != nil {
-			b.log.Error(err, "A replica's admission counts are unreadable: its demand is left out", "replica", dr.Name)
+			ignored[dr.Name] = err.Error()
 			continue
 		}
 		add(counts)
 	}
+	b.setIgnored(ignored)
 	if !selfSeen {
 		if r != nil {
 			add(r.AdmissionCounts())
@@ -177,4 +189,73 @@ func dayNumber(t time.Time) int64 {
 		return (s+1)/86400 - 1
 	}
 	return s / 86400
+}
+
+// Bounds of a DispatcherReplica's admission counts: a replica admits no
+// job more than maxJobAdmissionsPerDay times a day (OpenShift CI's busiest
+// jobs run a few hundred times), nor more than maxAdmissionsPerDay ProwJobs
+// a day in all. A record past them, or claiming days to come, or that no
+// replica wrote (no heartbeat, or one from the future), is left out of the
+// demand whole: it would skew every job's balance.
+const (
+	maxJobAdmissionsPerDay = 100_000
+	maxAdmissionsPerDay    = 10_000_000
+	maxHeartbeatSkew       = 5 * time.Minute
+)
+
+// plausibleRecord says why a replica's record and counts cannot be demand.
+func plausibleRecord(dr *v1alpha1.DispatcherReplica, ac *demand.AdmissionCounts, now time.Time) error {
+	hb := goTime(dr.Status.Heartbeat)
+	switch {
+	case hb.IsZero():
+		return fmt.Errorf("DispatcherReplica %s: no heartbeat: no replica wrote it", dr.Name)
+	case hb.After(now.Add(maxHeartbeatSkew)):
+		return fmt.Errorf("DispatcherReplica %s: heartbeat %s is in the future", dr.Name, hb.Format(time.RFC3339))
+	}
+	if ac == nil {
+		return nil
+	}
+	today := dayNumber(now)
+	for _, dc := range ac.Days {
+		if dayNumber(dc.Day) > today+1 {
+			return fmt.Errorf("DispatcherReplica %s: counts of day %s, to come", dr.Name, dc.Day.Format(time.DateOnly))
+		}
+		total := 0.0
+		for job, n := range dc.Jobs {
+			if math.IsNaN(n) || n < 0 || n > maxJobAdmissionsPerDay {
+				return fmt.Errorf("DispatcherReplica %s: %v admissions of job %q on %s: not in 0..%d", dr.Name, n, shortName(job), dc.Day.Format(time.DateOnly), maxJobAdmissionsPerDay)
+			}
+			total += n
+		}
+		if total > maxAdmissionsPerDay {
+			return fmt.Errorf("DispatcherReplica %s: %v admissions on %s, more than %d", dr.Name, total, dc.Day.Format(time.DateOnly), maxAdmissionsPerDay)
+		}
+	}
+	return nil
+}
+
+// setIgnored records the replicas whose counts the demand left out, and
+// logs each once it is first left out.
+func (b *Backend) setIgnored(ignored map[string]string) {
+	b.admMu.Lock()
+	for name, why := range ignored {
+		if b.ignored[name] != why {
+			b.log.Error(errors.New(why), "A replica's admission counts are left out of the demand", "replica", name)
+		}
+	}
+	b.ignored = ignored
+	b.admMu.Unlock()
+	b.metrics.replicasIgnored.Set(float64(len(ignored)))
+}
+
+// ignoredReplicas are the replicas the last demand left out, with why, sorted.
+func (b *Backend) ignoredReplicas() []string {
+	b.admMu.Lock()
+	defer b.admMu.Unlock()
+	var out []string
+	for name, why := range b.ignored {
+		out = append(out, name+": "+why)
+	}
+	slices.Sort(out)
+	return out
 }

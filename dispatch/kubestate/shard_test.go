@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func TestShardRoundTrip(t *testing.T) {
 			if rows != len(c.table.Assignments) {
 				t.Errorf("shards hold %d rows, the table %d", rows, len(c.table.Assignments))
 			}
-			set := assembleShards(objs, decodeObject)
+			set := assembleShards(objs, shardRules{shards: c.shards}, decodeObject)
 			if len(set.skipped) > 0 || set.publication != 3 {
 				t.Fatalf("skipped %v, publication %d", set.skipped, set.publication)
 			}
@@ -128,7 +129,7 @@ func TestChangedShards(t *testing.T) {
 	}
 	written := map[string]writtenShard{}
 	for _, e := range encode(tab, 16) {
-		written[shardName(e.index)] = writtenShard{shards: 16, checksum: e.checksum}
+		written[shardName(e.index)] = writtenShard{shards: 16, shard: int32(e.index), checksum: e.checksum, term: 3, publishedBy: "replica-a"}
 	}
 
 	moved := copyTable(tab)
@@ -140,6 +141,8 @@ func TestChangedShards(t *testing.T) {
 		name    string
 		enc     []encodedShard
 		current map[string]writtenShard
+		term    int64
+		by      string
 		want    []int
 	}{
 		{name: "first publication writes every shard", enc: encode(tab, 16), current: nil, want: seq(16)},
@@ -147,11 +150,22 @@ func TestChangedShards(t *testing.T) {
 		{name: "one row moved", enc: encode(moved, 16), current: written, want: []int{shardOf(tab.Assignments[42].Job, 16)}},
 		{name: "one row added", enc: encode(added, 16), current: written, want: []int{shardOf("a-new-job", 16)}},
 		{name: "another shard count rewrites all", enc: encode(tab, 8), current: written, want: seq(8)},
+		{name: "a new term rewrites all", enc: encode(tab, 16), current: written, term: 4, want: seq(16)},
+		{name: "another writer in the term rewrites all", enc: encode(tab, 16), current: written, by: "intruder", want: seq(16)},
+		{name: "a shard another wrote is repaired", enc: encode(tab, 16), current: with(written, "table-05", func(w *writtenShard) { w.publishedBy = "kubectl" }), want: []int{5}},
+		{name: "a shard claiming another index is repaired", enc: encode(tab, 16), current: with(written, "table-07", func(w *writtenShard) { w.shard = 0 }), want: []int{7}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			term, by := c.term, c.by
+			if term == 0 {
+				term = 3
+			}
+			if by == "" {
+				by = "replica-a"
+			}
 			var got []int
-			for _, e := range changedShards(c.enc, c.current) {
+			for _, e := range changedShards(c.enc, c.current, term, by) {
 				got = append(got, e.index)
 			}
 			if diff := cmp.Diff(c.want, got); diff != "" {
@@ -159,6 +173,15 @@ func TestChangedShards(t *testing.T) {
 			}
 		})
 	}
+}
+
+// with is a copy of m with f applied to its entry name.
+func with(m map[string]writtenShard, name string, f func(*writtenShard)) map[string]writtenShard {
+	out := maps.Clone(m)
+	w := out[name]
+	f(&w)
+	out[name] = w
+	return out
 }
 
 func seq(n int) []int {
@@ -226,11 +249,10 @@ func TestCorruptShardSkipped(t *testing.T) {
 		{name: "rows of another shard", objs: corrupt(func(o *v1alpha1.TableShard) {
 			o.Spec.Data, o.Spec.Checksum = wrongShard.Spec.Data, wrongShard.Spec.Checksum
 		}), want: "belongs in shard 2"},
-		{name: "misnamed", objs: corrupt(func(o *v1alpha1.TableShard) { o.Name = "table-x" }), want: "must be named"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			set := assembleShards(c.objs, decodeObject)
+			set := assembleShards(c.objs, shardRules{shards: 8}, decodeObject)
 			if len(set.skipped) != 1 || !strings.Contains(set.skipped[0].Error, c.want) {
 				t.Fatalf("skipped %v, want one shard skipped for %q", set.skipped, c.want)
 			}
@@ -252,14 +274,14 @@ func TestLatestShardSet(t *testing.T) {
 	newTab := &table.Table{Assignments: smallTable().Assignments[:50]}
 	cur := shardObjects(t, newTab, nil, 8, 5)
 	// After a change from 16 to 8 shards, table-08..15 of the old count remain.
-	set := assembleShards(append(cur, old[8:]...), decodeObject)
+	set := assembleShards(append(cur, old[8:]...), shardRules{shards: 8}, decodeObject)
 	if len(set.skipped) > 0 || set.publication != 5 {
 		t.Fatalf("skipped %v, publication %d", set.skipped, set.publication)
 	}
 	if diff := cmp.Diff(newTab.Assignments, set.state.Table.Assignments); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	if set := assembleShards(nil, decodeObject); set.state != nil {
+	if set := assembleShards(nil, shardRules{shards: 8}, decodeObject); set.state != nil {
 		t.Errorf("no shards gave a table of %d rows", len(set.state.Table.Assignments))
 	}
 }
@@ -297,7 +319,7 @@ func BenchmarkShardDecode(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		set := assembleShards(objs, decodeObject)
+		set := assembleShards(objs, shardRules{shards: 16}, decodeObject)
 		if len(set.state.Table.Assignments) != len(tab.Assignments) {
 			b.Fatal("rows lost")
 		}
@@ -385,5 +407,102 @@ func TestPacing(t *testing.T) {
 		if slices.Contains(done, false) {
 			t.Errorf("%s: items done %v, want all", name, done)
 		}
+	}
+}
+
+// termed sets the term and writer of shards.
+func termed(objs []*v1alpha1.TableShard, term int64, by string) []*v1alpha1.TableShard {
+	for _, o := range objs {
+		o.Spec.Term, o.Spec.PublishedBy = term, by
+	}
+	return objs
+}
+
+// TestShardSetRules: a set is adopted whole or not at all (issue 18: one
+// hand-written shard with shards: 1 and a high publication replaced every
+// follower's table; a deposed leader's shards were adopted over the new
+// leader's).
+func TestShardSetRules(t *testing.T) {
+	tab := smallTable()
+	set := func() []*v1alpha1.TableShard { return termed(shardObjects(t, tab, nil, 16, 7), 3, "replica-a") }
+	forged := termed(shardObjects(t, &table.Table{Assignments: tab.Assignments[:2]}, nil, 1, 1<<40), 3, "replica-a")[0]
+	rules := shardRules{shards: 16, leaseTerm: 3, leaseHolder: "replica-a", adoptedTerm: 2}
+	cases := []struct {
+		name  string
+		objs  []*v1alpha1.TableShard
+		rules shardRules
+		want  string // empty: adopted
+	}{
+		{name: "one term, every shard", objs: set(), rules: rules},
+		{name: "no Lease (the tests' hand-made sets): any term", objs: set(), rules: shardRules{shards: 16}},
+		{name: "a hand-written shards: 1 over table-00", objs: append(set()[1:], forged), rules: rules, want: "shard 0 of 1, not 0 of 16"},
+		{name: "a hand-written shards: 1 beside the set", objs: append(set(), forged), rules: rules, want: "shard 0 of 1, not 0 of 16"},
+		{name: "a shard missing", objs: slices.Delete(set(), 5, 6), rules: rules, want: "table-05 is missing"},
+		{name: "mixed terms", objs: append(set()[:15], termed(set()[15:], 2, "replica-b")...), rules: rules, want: "a set is of one term"},
+		{name: "mixed writers", objs: append(set()[:15], termed(set()[15:], 2, "replica-a")...), rules: shardRules{shards: 16}, want: "a set is of one term"},
+		{name: "older than the term adopted", objs: termed(set(), 1, "replica-b"), rules: rules, want: "older than the term 2 adopted"},
+		{name: "a term the Lease never had", objs: termed(set(), 9, "replica-a"), rules: rules, want: "later than the Lease's 3"},
+		{name: "the Lease's term by another", objs: termed(set(), 3, "intruder"), rules: rules, want: `but "replica-a" holds the Lease`},
+		{name: "an older term, Lease moved on", objs: termed(set(), 2, "replica-b"), rules: rules},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := assembleShards(c.objs, c.rules, decodeObject)
+			switch {
+			case c.want == "" && (got.refused != "" || got.state == nil || len(got.state.Table.Assignments) != len(tab.Assignments)):
+				t.Errorf("refused %q, state %v: want the whole table adopted", got.refused, got.state != nil)
+			case c.want != "" && (!strings.Contains(got.refused, c.want) || got.state != nil):
+				t.Errorf("refused %q, state %v: want refused for %q", got.refused, got.state != nil, c.want)
+			}
+		})
+	}
+}
+
+// TestFitShard: rows past a shard's bounds are left out, the longest job
+// names first, and named; a shard within them is untouched.
+func TestFitShard(t *testing.T) {
+	tab := smallTable()
+	for i := range 10 { // 200 KB job names, as in issue 18: they hardly compress
+		r := rand.New(rand.NewPCG(uint64(i), 5))
+		var b strings.Builder
+		for range 200 << 10 {
+			b.WriteByte("0123456789abcdef"[r.IntN(16)])
+		}
+		tab.Assignments = append(tab.Assignments, table.Assignment{Job: "rehearse-" + b.String(), Cluster: "build01"})
+	}
+	tab.Sort()
+	c := cutShards(tab, nil, 1)[0]
+	if e, err := encodeShard(0, c); err == nil {
+		if _, err := e.compress(); err == nil {
+			t.Fatal("the shard fits: the test makes no overflow")
+		}
+	}
+	e, err := fitShard(0, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := e.compress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rows in %d bytes compressed; %d rows left out", e.rows, len(data), len(e.dropped))
+	if e.rows+len(e.dropped) != len(tab.Assignments) || len(e.dropped) == 0 || len(e.dropped) > 10 {
+		t.Errorf("%d rows kept, %d left out, of %d", e.rows, len(e.dropped), len(tab.Assignments))
+	}
+	for _, job := range e.dropped {
+		if len(job) < 200<<10 {
+			t.Errorf("a short row was left out: %s", job)
+		}
+	}
+	small, err := fitShard(0, cutShards(smallTable(), nil, 1)[0])
+	if err != nil || len(small.dropped) > 0 || small.rows != 200 {
+		t.Errorf("a small shard: %d rows, %d left out, %v", small.rows, len(small.dropped), err)
+	}
+	many := &table.Table{}
+	for i := range maxShardRows + 5 {
+		many.Assignments = append(many.Assignments, table.Assignment{Job: fmt.Sprintf("j%06d", i), Cluster: "build01"})
+	}
+	if e, err := fitShard(0, cutShards(many, nil, 1)[0]); err != nil || e.rows != maxShardRows || len(e.dropped) != 5 {
+		t.Errorf("%d rows: %d kept, %d left out, %v", len(many.Assignments), e.rows, len(e.dropped), err)
 	}
 }

@@ -1,14 +1,24 @@
 package kubestate
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 )
 
 // The roles of Status.
 const (
 	RoleLeader   = "leader"
 	RoleFollower = "follower"
+	// RoleFenced is a replica still in a term that may no longer write: its
+	// renewal of the Lease is overdue, or a newer leader wrote.
+	RoleFenced = "fenced"
 )
 
 // Status is what a replica of the kubernetes state backend reports on its
@@ -44,11 +54,42 @@ type Status struct {
 	// ShardsSkipped are the table shards that failed their check: their rows
 	// are not applied.
 	ShardsSkipped []SkippedShard `json:"shardsSkipped,omitempty"`
+
+	// Term is the leader's term this replica leads in, or of the table it adopted.
+	Term int64 `json:"term"`
+	// Fenced says why this replica, in a term, writes nothing.
+	Fenced string `json:"fenced,omitempty"`
+	// ShardSetRefused says why the table shards in the API are not adopted
+	// (the table in force stays).
+	ShardSetRefused string `json:"shardSetRefused,omitempty"`
+	// RowsRefused counts the rows of the adopted table left out because
+	// the cluster config or the rules refuse them; RefusedRows shows some.
+	RowsRefused int          `json:"rowsRefused,omitempty"`
+	RefusedRows []RefusedRow `json:"refusedRows,omitempty"`
+	// RowsUnpublished counts the rows the leader's last publication left
+	// out because their shard was full.
+	RowsUnpublished int `json:"rowsUnpublished,omitempty"`
+	// ReplicasIgnored are the DispatcherReplicas whose admission counts the
+	// demand leaves out, with why.
+	ReplicasIgnored []string `json:"replicasIgnored,omitempty"`
+	// ObjectsRefused are the JobOverrides and ClusterDrains left out
+	// because they fail validation, as "Kind name: why".
+	ObjectsRefused []string `json:"objectsRefused,omitempty"`
+	// PublicationLagSeconds is how long the table served has been behind
+	// (see prowjob_dispatcher_table_publication_lag_seconds); 0 when current.
+	PublicationLagSeconds float64 `json:"publicationLagSeconds"`
+	// Degraded lists what makes this replica serve a table that may be
+	// wrong: a lag past Options.StaleAfter, rows refused or unpublished. It
+	// does not change readiness: a replica keeps admitting from the table it
+	// has, which beats taking every replica out of the webhook's service.
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // Status returns the replica's view of the shared state.
 func (b *Backend) Status() Status {
 	leader, address, _ := b.Leader()
+	lag := b.publicationLag()
+	ignored := b.ignoredReplicas()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := Status{
@@ -63,8 +104,28 @@ func (b *Backend) Status() Status {
 		PendingClaims:     len(b.pending),
 		ShardsSkipped:     slices.Clone(b.skipped),
 	}
+	s.Term = b.adoptedTerm
 	if b.leading {
 		s.Role = RoleLeader
+		if b.term != nil {
+			s.Term = b.term.lease
+		}
+		if _, _, err := b.fenceLocked(); err != nil {
+			s.Role, s.Fenced = RoleFenced, err.Error()
+		}
+	}
+	s.ShardSetRefused = b.refusedSet
+	s.RowsRefused, s.RefusedRows = len(b.rowsRefused), slices.Clone(b.rowsRefused[:min(len(b.rowsRefused), maxRefusedShown)])
+	s.RowsUnpublished, s.ReplicasIgnored, s.ObjectsRefused = b.unpublishedRows, ignored, b.refusedObjectsLocked()
+	s.PublicationLagSeconds = lag.Seconds()
+	if lag > b.opts.StaleAfter {
+		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.opts.StaleAfter))
+	}
+	if s.RowsRefused > 0 {
+		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows of the leader's table refused", s.RowsRefused))
+	}
+	if s.RowsUnpublished > 0 {
+		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows left out of the publication: their shards are full", s.RowsUnpublished))
 	}
 	s.CatchingUp = b.opts.Clock.Now().Before(b.catchUpUntil)
 	if b.lastPublishErr != nil {
@@ -82,4 +143,43 @@ func timePtr(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// publicationLag is how long the table this replica serves has been
+// behind: since the leader's publication first failed (as the leader's
+// record says, on a follower), or since this replica refused the shard set
+// in the API; 0 when neither.
+func (b *Backend) publicationLag() time.Duration {
+	b.mu.Lock()
+	now, leading := b.opts.Clock.Now(), b.leading
+	since := b.unpublishedSince
+	if !b.refusedSince.IsZero() && (since.IsZero() || b.refusedSince.Before(since)) {
+		since = b.refusedSince
+	}
+	b.mu.Unlock()
+	if !leading {
+		if t := b.leaderUnpublishedSince(); !t.IsZero() && (since.IsZero() || t.Before(since)) {
+			since = t
+		}
+	}
+	if since.IsZero() {
+		return 0
+	}
+	return max(now.Sub(since), 0)
+}
+
+// leaderUnpublishedSince is, from the cache, since when the Lease holder's
+// record says its publication fails; zero when it does not (or is unknown).
+func (b *Backend) leaderUnpublishedSince() time.Time {
+	ctx := context.Background()
+	lease := &coordinationv1.Lease{}
+	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: b.opts.LeaseName}, lease); err != nil ||
+		lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" || *lease.Spec.HolderIdentity == b.opts.Replica {
+		return time.Time{}
+	}
+	dr := &v1alpha1.DispatcherReplica{}
+	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: *lease.Spec.HolderIdentity}, dr); err != nil {
+		return time.Time{}
+	}
+	return goTime(dr.Status.UnpublishedSince)
 }

@@ -27,14 +27,18 @@ type JobOverride struct {
 type JobOverrideSpec struct {
 	// Job is the Prow job name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Job string `json:"job"`
 	// Cluster is where the job must run.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Reason is the operator's reason.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason"`
 	// By is who asked (a GitHub login, "api").
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	By string `json:"by,omitempty"`
 	// CreatedAt is when the override was made; the object's creation time when unset.
@@ -76,6 +80,7 @@ type ClusterDrain struct {
 type ClusterDrainSpec struct {
 	// Cluster is the cluster's name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Capacity, when above 0, caps the cluster's capacity instead of draining it.
 	// +kubebuilder:validation:Minimum=0
@@ -84,8 +89,10 @@ type ClusterDrainSpec struct {
 	Capacity int32 `json:"capacity,omitempty"`
 	// Reason is the reason.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason"`
 	// By is who asked; "health" for an automatic drain.
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	By string `json:"by,omitempty"`
 	// CreatedAt is when the drain was made; the object's creation time when unset.
@@ -129,20 +136,32 @@ type TableShardSpec struct {
 	Shard int32 `json:"shard"`
 	// Shards is how many shards the table was cut into.
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
 	Shards int32 `json:"shards"`
 	// Publication numbers the leader's publications; it only grows.
+	// +kubebuilder:validation:Minimum=0
 	Publication int64 `json:"publication"`
-	// PublishedBy is the replica that published it.
+	// Term is the leader's term that wrote it: the Lease's leaseTransitions
+	// while PublishedBy held it. Followers never adopt an older term than one
+	// they adopted, nor a term or holder the Lease never had.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Term int64 `json:"term,omitempty"`
+	// PublishedBy is the replica that published it (the Lease's holder in Term).
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PublishedBy string `json:"publishedBy,omitempty"`
 	// GeneratedAt is the table's generation time.
 	// +optional
 	GeneratedAt *metav1.Time `json:"generatedAt,omitempty"`
 	// Rows is how many rows Data holds.
+	// +kubebuilder:validation:Minimum=0
 	Rows int32 `json:"rows"`
 	// Checksum is the sha256 of Data uncompressed ("sha256:HEX").
+	// +kubebuilder:validation:MaxLength=71
 	Checksum string `json:"checksum"`
-	// Data is the shard's content, gzipped JSON.
+	// Data is the shard's content, gzipped JSON (at most 1 MiB).
+	// +kubebuilder:validation:MaxLength=1398104
 	Data []byte `json:"data"`
 }
 
@@ -178,19 +197,25 @@ type JobPlacement struct {
 type JobPlacementSpec struct {
 	// Job is the Prow job name.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Job string `json:"job"`
 	// Cluster is where the job runs.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Cluster string `json:"cluster"`
 	// Reason is the rule that chose Cluster.
+	// +kubebuilder:validation:MaxLength=64
 	Reason string `json:"reason"`
 	// Replica is the replica that placed it.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Replica string `json:"replica,omitempty"`
-	// Row is the whole row (table.Assignment) as JSON.
+	// Row is the whole row (table.Assignment) as JSON (at most 64 KiB).
+	// +kubebuilder:validation:MaxLength=87384
 	Row []byte `json:"row"`
 	// Provisional, for a job the job config lacks, is its provisional
-	// record (store.Provisional) as JSON.
+	// record (store.Provisional) as JSON (at most 64 KiB).
+	// +kubebuilder:validation:MaxLength=87384
 	// +optional
 	Provisional []byte `json:"provisional,omitempty"`
 }
@@ -228,6 +253,7 @@ type DispatcherReplica struct {
 // DispatcherReplicaSpec says how to reach the replica.
 type DispatcherReplicaSpec struct {
 	// Address is the root URL of the replica's HTTP API.
+	// +kubebuilder:validation:MaxLength=2048
 	// +optional
 	Address string `json:"address,omitempty"`
 }
@@ -246,6 +272,10 @@ type DispatcherReplicaStatus struct {
 	// Rows is how many rows its table holds.
 	// +optional
 	Rows int32 `json:"rows,omitempty"`
+	// UnpublishedSince, on the leader's record, is since when its table has
+	// changes its publication failed to write: followers show the lag.
+	// +optional
+	UnpublishedSince *metav1.Time `json:"unpublishedSince,omitempty"`
 	// Admissions are its admission counts (demand.AdmissionCounts), gzipped JSON.
 	// +optional
 	Admissions []byte `json:"admissions,omitempty"`

@@ -167,6 +167,10 @@ func (in *DispatcherReplicaStatus) DeepCopyInto(out *DispatcherReplicaStatus) {
 		in, out := &in.Heartbeat, &out.Heartbeat
 		*out = (*in).DeepCopy()
 	}
+	if in.UnpublishedSince != nil {
+		in, out := &in.UnpublishedSince, &out.UnpublishedSince
+		*out = (*in).DeepCopy()
+	}
 	if in.Admissions != nil {
 		in, out := &in.Admissions, &out.Admissions
 		*out = make([]byte, len(*in))
