@@ -80,7 +80,7 @@ type Dispatcher struct {
 
 	loggedService string // the service clusters last logged, comma-separated
 
-	onRun func() // tests: called as an engine run starts
+	onRun func(ctx context.Context) // tests: called as an engine run starts, with the run's context
 }
 
 // New loads and validates the configs and the job config (errors are fatal)

@@ -48,7 +48,7 @@ func TestAdmissionDoesNotWaitForARun(t *testing.T) {
 			e.dispatch(d)
 			entered, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			d.onRun = func() {
+			d.onRun = func(context.Context) {
 				once.Do(func() {
 					close(entered)
 					<-release
@@ -111,9 +111,12 @@ func TestPreviewTimeout(t *testing.T) {
 	e.dispatch(d)
 
 	entered, release := make(chan struct{}), make(chan struct{})
-	d.onRun = func() {
+	d.onRun = func(ctx context.Context) {
 		close(entered)
 		<-release
+		// Held past its deadline: a context's Err is set by a timer that
+		// may fire a little after the deadline, so wait for it.
+		<-ctx.Done()
 	}
 	first := make(chan error, 1)
 	go func() {

@@ -268,7 +268,7 @@ func (d *Dispatcher) newEngineOn(in *inputs, st *runState, prev *table.Table) (*
 // reads it. It gives up with ctx's error once ctx is done.
 func (d *Dispatcher) compute(ctx context.Context, in *inputs, st *runState) (*engineRun, error) {
 	if d.onRun != nil {
-		d.onRun()
+		d.onRun(ctx)
 	}
 	eng, err := d.newEngineOn(in, st, st.prev)
 	if err != nil {
