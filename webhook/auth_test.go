@@ -72,8 +72,7 @@ func TestTokenFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := time.Now()
-	tok.now = func() time.Time { return clock }
+	step := stepClock(tok)
 	for _, tc := range []struct {
 		token string
 		want  bool
@@ -87,7 +86,7 @@ func TestTokenFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("second-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clock = clock.Add(2 * time.Second)
+	step()
 	if !tok.Valid("second-token") || tok.Valid("first") {
 		t.Error("the rotated token is not in force")
 	}
@@ -95,7 +94,7 @@ func TestTokenFile(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clock = clock.Add(2 * time.Second)
+	step()
 	if tok.Valid("second-token") || tok.Valid("") {
 		t.Error("an emptied token file kept a token in force")
 	}
@@ -211,15 +210,14 @@ func TestTokenFileRevocation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock := time.Now()
-			tok.now = func() time.Time { return clock }
+			step := stepClock(tok)
 			if !tok.Valid("alice-token") || !tok.Valid("bob-token") {
 				t.Fatal("the first tokens are not in force")
 			}
 			if err := tc.replace(path); err != nil {
 				t.Fatal(err)
 			}
-			clock = clock.Add(2 * time.Second)
+			step()
 			for _, revoked := range []string{"alice-token", "bob-token", "new-token", "operators"} {
 				if tok.Valid(revoked) {
 					t.Errorf("Valid(%q) after the file was replaced, want no token in force", revoked)
@@ -232,7 +230,7 @@ func TestTokenFileRevocation(t *testing.T) {
 			if err := os.WriteFile(path, []byte("new new-token\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			clock = clock.Add(2 * time.Second)
+			step()
 			if !tok.Valid("new-token") || tok.Valid("alice-token") {
 				t.Error("the fixed file's token is not in force")
 			}
@@ -256,8 +254,7 @@ func TestTokenFileErrorIsShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := time.Now()
-	tok.now = func() time.Time { return clock }
+	step := stepClock(tok)
 	f := newFakeBackend()
 	f.report = &engine.Report{}
 	mux := http.NewServeMux()
@@ -286,13 +283,13 @@ func TestTokenFileErrorIsShown(t *testing.T) {
 	if err := os.WriteFile(path, []byte("bob bob-token\noperators \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clock = clock.Add(2 * time.Second)
+	step()
 	for _, token := range []string{"alice-token", "bob-token", "operators"} {
 		if code, body := call(t, "POST", srv.URL+api.DispatchPath, token, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "token file is in error") {
 			t.Errorf("dispatch with %q: HTTP %d %s, want 503 saying the token file is in error", token, code, body)
 		}
 	}
-	clock = clock.Add(2 * time.Second) // retried: counted and logged once
+	step() // retried: counted and logged once
 	st := readyz()
 	if st.Tokens != 0 || !strings.Contains(st.Error, path) || !strings.Contains(st.Error, "line 2") || st.ErrorSince.IsZero() {
 		t.Errorf("/readyz auth %+v, want no token and an error naming %s and line 2", st, path)
@@ -319,7 +316,7 @@ func TestTokenFileErrorIsShown(t *testing.T) {
 	if err := os.WriteFile(path, []byte("bob bob-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clock = clock.Add(2 * time.Second)
+	step()
 	if code, body := call(t, "POST", srv.URL+api.DispatchPath, "bob-token", ""); code != http.StatusOK {
 		t.Errorf("dispatch with the new token: HTTP %d %s", code, body)
 	}
@@ -332,4 +329,12 @@ func TestTokenFileErrorIsShown(t *testing.T) {
 	if got := testutil.ToFloat64(tok.inForce); got != 1 {
 		t.Errorf("tokens in force %v, want 1", got)
 	}
+}
+
+// stepClock gives tok a clock of its own and returns step, which moves it
+// past the interval the file is rechecked at.
+func stepClock(tok *TokenFile) (step func()) {
+	clock := time.Now()
+	tok.now = func() time.Time { return clock }
+	return func() { clock = clock.Add(2 * time.Second) }
 }
