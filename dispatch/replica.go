@@ -154,6 +154,9 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 			d.log.Error(err, "Applying overrides over the leader's table")
 		}
 	}
+	if d.inputsLoaded.Load() {
+		d.followDrainsLocked() // a publication older than a drain in force
+	}
 	d.metrics.setTableSize(d.cache.Len())
 	d.metrics.setProvisional(len(d.provisional))
 }
@@ -268,11 +271,75 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 		return
 	}
 	d.clusterOverrides = want
+	leading := d.Leading()
+	if !leading && d.cache.Len() > 0 && d.inputsLoaded.Load() {
+		if eng, err := d.newEngine(d.in.Load(), d.cache.Snapshot()); err != nil {
+			d.log.Error(err, "Following a shared drain: the engine refused the table in force; its rows stay until the leader's publication")
+		} else {
+			d.eng = eng
+			d.followDrainsLocked()
+		}
+	}
 	d.mu.Unlock()
-	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", d.Leading())
-	if d.Leading() && d.cache.Len() > 0 && d.inputsLoaded.Load() {
+	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", leading)
+	if leading && d.cache.Len() > 0 && d.inputsLoaded.Load() {
 		_, _ = d.afterClusterOverrideChange("a drain or cap changed in the shared state")
 	}
+}
+
+// followDrainsLocked places anew, on a follower, the rows of the table in
+// force that a drain in force forbids (rows the rules may move, on a
+// drained cluster), and only those: the leader's publication that moves
+// them may not have arrived yet, or may predate the drain, and no replica
+// answers a drained cluster once the drain is in the shared state. The
+// leader's next publication replaces these rows. d.eng must know the
+// drains. Callers hold mu.
+func (d *Dispatcher) followDrainsLocked() {
+	now := d.clock.Now()
+	drained := map[string]bool{}
+	for c, o := range d.clusterOverrides {
+		if o.Drain() && o.Active(now) {
+			drained[c] = true
+		}
+	}
+	if len(drained) == 0 {
+		return
+	}
+	forbidden := map[string]bool{}
+	for _, a := range d.cache.Snapshot().Assignments {
+		if !drained[a.Cluster] {
+			continue
+		}
+		var pj *jobs.Job
+		if p, ok := d.provisional[a.Job]; ok {
+			pj = &p.job
+		}
+		if d.rowError(d.eng, a, pj) != nil {
+			forbidden[a.Job] = true
+		}
+	}
+	if len(forbidden) == 0 {
+		return
+	}
+	eng, err := d.newEngine(d.in.Load(), d.snapshotWithout(forbidden))
+	if err != nil {
+		d.log.Error(err, "Following a shared drain: the engine refused the table; the drained cluster's jobs stay until the leader's publication", "jobs", len(forbidden))
+		return
+	}
+	d.eng = eng
+	var moved, stuck int
+	for _, name := range slices.Sorted(maps.Keys(forbidden)) {
+		j, _ := d.job(name)
+		a, err := eng.Place(j)
+		if err != nil { // stranded (a forced drain): the leader decides
+			stuck++
+			continue
+		}
+		d.cache.Set(a)
+		moved++
+	}
+	d.log.Info("Following a shared drain: jobs placed anew until the leader's publication",
+		"drained", slices.Sorted(maps.Keys(drained)), "moved", moved, "stranded", stuck)
 }
 
 // CheckRow returns why a row read from the shared state (the leader's
@@ -288,15 +355,25 @@ func (d *Dispatcher) CheckRow(a table.Assignment, provisional *store.Provisional
 	if !d.inputsLoaded.Load() {
 		return nil
 	}
-	j := jobs.Job{Name: a.Job, Agent: jobs.Agent}
-	if known, ok := d.in.Load().byName[a.Job]; ok {
-		j = *known
-	} else if provisional != nil && provisional.Job.Name == a.Job {
-		j = provisional.Job
+	var pj *jobs.Job
+	if provisional != nil && provisional.Job.Name == a.Job {
+		pj = &provisional.Job
 	}
 	d.mu.Lock()
 	eng := d.eng
 	d.mu.Unlock()
+	return d.rowError(eng, a, pj)
+}
+
+// rowError is CheckRow against eng, with provisional as the job when the
+// job config lacks it.
+func (d *Dispatcher) rowError(eng *engine.Engine, a table.Assignment, provisional *jobs.Job) error {
+	j := jobs.Job{Name: a.Job, Agent: jobs.Agent}
+	if known, ok := d.in.Load().byName[a.Job]; ok {
+		j = *known
+	} else if provisional != nil {
+		j = *provisional
+	}
 	err := eng.CanRun(j, a.Cluster)
 	switch {
 	case err == nil:

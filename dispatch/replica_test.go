@@ -230,6 +230,7 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	if on(leader, "build03") == 0 {
 		t.Fatal("build03 runs nothing before the drain")
 	}
+	before, _ := leader.Published()
 	// A drain made elsewhere reaches the leader through the shared state:
 	// it moves the jobs off and its next publication carries the move.
 	sh.drains["build03"] = table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: leader.clock.Now(), Expires: leader.clock.Now().Add(time.Hour)}
@@ -237,12 +238,20 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	if n := on(leader, "build03"); n != 0 {
 		t.Errorf("the leader keeps %d jobs on build03 after the shared drain", n)
 	}
-	// The follower records it but does not recompute: it waits for the leader's table.
+	// The follower records it and, before the leader's publication
+	// arrives, answers no job from the drained cluster: it moves the rows
+	// the drain forbids, and only those.
 	if len(f.ClusterOverrides()) != 1 {
 		t.Errorf("follower drains %v, want build03", f.ClusterOverrides())
 	}
-	if on(f, "build03") == 0 {
-		t.Error("the follower recomputed the table by itself")
+	if n := on(f, "build03"); n != 0 {
+		t.Errorf("the follower keeps %d jobs on build03 after the shared drain, until the leader's publication", n)
+	}
+	// A publication the leader made before the drain, arriving late,
+	// brings back no row on the drained cluster either.
+	f.AdoptTable(before)
+	if n := on(f, "build03"); n != 0 {
+		t.Errorf("the follower keeps %d jobs on build03 after adopting a publication older than the drain", n)
 	}
 	st, _ := leader.Published()
 	f.AdoptTable(st)

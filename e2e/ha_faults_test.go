@@ -207,8 +207,8 @@ func TestHAFaults(t *testing.T) {
 	t.Logf("writes: %s", hist.writeSummary())
 	t.Logf("admissions: %s", hist.admissionSummary())
 	t.Logf("terms: %s", termSummary)
-	t.Logf("admissions naming a drained cluster, not counted as violations: %d sent within %s of the drain's acknowledgement, %d answered by a replica under a fault since",
-		drained.inWindow, haPropagation, drained.afterFault)
+	t.Logf("admissions naming a drained cluster, not counted as violations: %d sent within %s of the drain's acknowledgement (the latest %s after it), %d answered by a replica under a fault since",
+		drained.inWindow, haPropagation, drained.maxLag.Round(time.Millisecond), drained.afterFault)
 	t.Logf("violations: acknowledged-write-visible-within-2s %d, admission-blocked-drained-unknown %d, replicas-agree %d, older-term-write %d",
 		len(visibility), len(admissionViolations), len(disagree), len(termViolations))
 	report := func(invariant string, vs []string) {
@@ -1003,6 +1003,7 @@ func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 					// The drain had not reached this replica yet: the
 					// acknowledgement does not wait for the followers.
 					drained.inWindow++
+					drained.maxLag = max(drained.maxLag, lag)
 				case faultedLocked(hist, a.replica, since, a.answered):
 					// A replica stopped or cut off answers from its table
 					// until it catches up after the fault.
@@ -1026,6 +1027,7 @@ func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 // off (or whose API server was down) since the acknowledgement.
 type drainedAnswers struct {
 	inWindow, afterFault int
+	maxLag               time.Duration // of those in the window
 }
 
 // faultedLocked reports whether replica, or the API server, was under a
