@@ -276,7 +276,7 @@ func (d *Dispatcher) applyRestoredOverrides() error {
 	}
 	slices.Sort(stale)
 	d.log.Info("Re-applying overrides the saved table does not follow", "jobs", len(stale))
-	_, err := d.replace(map[string]bool{}, stale...)
+	_, err := d.replace("restore", map[string]bool{}, stale...)
 	return err
 }
 

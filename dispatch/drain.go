@@ -80,7 +80,7 @@ func (d *Dispatcher) PreviewDrain(ctx context.Context, req DrainRequest) (*Drain
 		return nil, err
 	}
 	defer done()
-	plan, _, _, err := d.planDrain(ctx, req)
+	plan, _, _, err := d.planDrain(ctx, "drain-preview", req)
 	return plan, d.previewError(ctx, "drain "+req.Cluster+" preview", err)
 }
 
@@ -104,13 +104,13 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	plan, run, st, err := d.planDrain(ctx, req)
-	if err == nil && len(plan.Stranded) > 0 && !req.Force {
-		err = fmt.Errorf("drain %s: %w: %d job(s) need what no other usable cluster has: %s; force to drain anyway",
-			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
-	}
+	plan, run, st, err := d.planDrain(ctx, drainOperation(req), req)
 	if err != nil {
 		return nil, err
+	}
+	if len(plan.Stranded) > 0 && !req.Force {
+		return plan, fmt.Errorf("drain %s: %w: %d job(s) need what no other usable cluster has: %s; force to drain anyway",
+			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
 	}
 	if d.shared != nil {
 		// Shared first: a drain is in force only once every replica can see it.
@@ -164,7 +164,7 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
-	return d.afterClusterOverrideChange("undrain " + cluster)
+	return d.afterClusterOverrideChange("undrain", "undrain "+cluster)
 }
 
 // deleteSharedClusterOverride removes the cluster's drain or cap from the
@@ -214,14 +214,14 @@ func (d *Dispatcher) expireClusterOverrides() (int, error) {
 	}
 	slices.Sort(expired)
 	d.log.Info("Cluster overrides expired", "clusters", expired)
-	_, err := d.afterClusterOverrideChange("expiry of " + strings.Join(expired, ", "))
+	_, err := d.afterClusterOverrideChange("expiry", "expiry of "+strings.Join(expired, ", "))
 	return len(expired), err
 }
 
 // afterClusterOverrideChange redispatches on the inputs in force and saves
 // the cluster overrides. Callers hold opMu.
-func (d *Dispatcher) afterClusterOverrideChange(what string) (*engine.Report, error) {
-	report, _, err := d.redispatch(d.in.Load())
+func (d *Dispatcher) afterClusterOverrideChange(operation, what string) (*engine.Report, error) {
+	report, _, err := d.redispatch(operation, d.in.Load())
 	if err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Dispatch after "+what+" failed: the next one applies it")
 		err = fmt.Errorf("%s is in force, but the dispatch that applies it failed (the next one will): %w", what, err)
@@ -235,7 +235,7 @@ func (d *Dispatcher) afterClusterOverrideChange(what string) (*engine.Report, er
 // planDrain validates req and computes its plan, and the engine run that
 // commits it, on a snapshot of the inputs and table in force. It holds mu
 // only to validate and to take the snapshot.
-func (d *Dispatcher) planDrain(ctx context.Context, req DrainRequest) (*DrainPlan, *engineRun, *runState, error) {
+func (d *Dispatcher) planDrain(ctx context.Context, operation string, req DrainRequest) (*DrainPlan, *engineRun, *runState, error) {
 	in := d.in.Load()
 	d.mu.Lock()
 	err := d.validateDrain(in, req)
@@ -256,7 +256,7 @@ func (d *Dispatcher) planDrain(ctx context.Context, req DrainRequest) (*DrainPla
 		with[req.Cluster] = o
 		return with
 	})
-	run, err := d.compute(ctx, in, st)
+	run, err := d.compute(ctx, operation, in, st)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("drain %s: %w", req.Cluster, err)
 	}
@@ -284,6 +284,17 @@ func (d *Dispatcher) planDrain(ctx context.Context, req DrainRequest) (*DrainPla
 		}
 	}
 	return plan, run, st, nil
+}
+
+// drainOperation names req's operation in engine_runs_total.
+func drainOperation(req DrainRequest) string {
+	switch {
+	case req.By == HealthDrainBy:
+		return "health-drain"
+	case req.Capacity > 0:
+		return "cap"
+	}
+	return "drain"
 }
 
 // validateDrain refuses what no drain can mean.

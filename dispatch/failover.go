@@ -236,28 +236,27 @@ func (d *Dispatcher) healthActions(ctx context.Context, clusters []config.Cluste
 				note(c, healthRefusedBound, fmt.Sprintf("not drained: automatic drains would take %.0f%% of the capacity, over the %.0f%% allowed", 100*share, 100*ho.MaxDrainedShare))
 				continue
 			}
+			// One engine run: the preview in report mode, the drain itself
+			// (refused when it would strand jobs) in act mode.
 			req := DrainRequest{Cluster: c, TTL: ho.DrainTTL, By: HealthDrainBy, Reason: "unhealthy: " + st.Reason}
-			plan, err := d.PreviewDrain(ctx, req)
+			apply := d.PreviewDrain
+			if act {
+				apply = d.Drain
+			}
+			plan, err := apply(ctx, req)
+			if err == nil && len(plan.Stranded) > 0 { // a preview lists them
+				err = ErrStranded
+			}
 			switch {
-			case err != nil:
-				note(c, healthFailed, fmt.Sprintf("not drained: %v", err))
-				continue
-			case len(plan.Stranded) > 0:
+			case errors.Is(err, ErrStranded) && plan != nil:
 				note(c, healthRefusedStranded, fmt.Sprintf("not drained: %d job(s) need what no other usable cluster has: %s", len(plan.Stranded), strandedNames(plan.Stranded, 5)))
 				continue
-			}
-			if !act {
+			case err != nil && plan == nil:
+				note(c, healthFailed, fmt.Sprintf("not drained: %v", err))
+				continue
+			case !act:
 				drained[c] = true // counts toward the bounds as it would in act mode
 				note(c, healthDrain, would(fmt.Sprintf("drain for %s, moving %d job(s)", ho.DrainTTL, len(plan.Moves))))
-				continue
-			}
-			plan, err = d.Drain(ctx, req)
-			if err != nil && plan == nil {
-				action := healthFailed
-				if errors.Is(err, ErrStranded) {
-					action = healthRefusedStranded
-				}
-				note(c, action, fmt.Sprintf("not drained: %v", err))
 				continue
 			}
 			drained[c] = true
@@ -299,6 +298,6 @@ func (d *Dispatcher) undrainHealth(ctx context.Context, cluster string) error {
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", HealthDrainBy, "was", o.Reason)
-	_, err := d.afterClusterOverrideChange("undrain " + cluster)
+	_, err := d.afterClusterOverrideChange("health-undrain", "undrain "+cluster)
 	return err
 }

@@ -41,6 +41,7 @@ type metrics struct {
 	unplaceable   *prometheus.GaugeVec
 	unplaceableAd prometheus.Counter
 	notRecordedAd *prometheus.CounterVec
+	engineRuns    *prometheus.CounterVec
 }
 
 // The reasons of prowjob_dispatcher_admissions_not_recorded_total.
@@ -112,11 +113,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: metricPrefix + "admissions_not_recorded_total",
 			Help: "Admissions left as created and recorded nowhere (no row, no count), by reason (job_name_too_long).",
 		}, []string{"reason"}),
+		engineRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "engine_runs_total",
+			Help: "Engine runs by the operation that asked for them: full runs (dispatch, drain, cap, health-drain, undrain, expiry, shared-drain, what-if, drain-preview) and placement runs (reschedule, override-delete, override-expiry, shared-overrides, restore, follow-drain). Each operation costs one.",
+		}, []string{"operation"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
 		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
 		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd, m.notRecordedAd,
+		m.engineRuns,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
@@ -216,6 +222,13 @@ func (m *metrics) stateRecovered() {
 func (m *metrics) demandRefusedFor(reason string) {
 	if m != nil {
 		m.demandRefused.WithLabelValues(reason).Inc()
+	}
+}
+
+// engineRun counts one engine run for operation.
+func (m *metrics) engineRun(operation string) {
+	if m != nil {
+		m.engineRuns.WithLabelValues(operation).Inc()
 	}
 }
 

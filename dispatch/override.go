@@ -120,7 +120,7 @@ func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult,
 	}
 	prev, had := d.overrides[req.Job]
 	d.overrides[req.Job] = o
-	a, err := d.replace(map[string]bool{}, req.Job)
+	a, err := d.replace("reschedule", map[string]bool{}, req.Job)
 	if err != nil {
 		if had {
 			d.overrides[req.Job] = prev
@@ -134,8 +134,9 @@ func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult,
 
 // replace rebuilds the engine on the current overrides and the table in
 // force less the dropped jobs' rows, then places the dropped jobs and the
-// named jobs anew. It returns the last placed job's row. Callers hold opMu and mu.
-func (d *Dispatcher) replace(dropped map[string]bool, jobsToPlace ...string) (table.Assignment, error) {
+// named jobs anew: one placement run for operation (engine_runs_total). It returns the last placed job's row. Callers hold opMu and mu.
+func (d *Dispatcher) replace(operation string, dropped map[string]bool, jobsToPlace ...string) (table.Assignment, error) {
+	d.metrics.engineRun(operation)
 	eng, err := d.newEngine(d.in.Load(), d.snapshotWithout(dropped))
 	if err != nil {
 		return table.Assignment{}, err
@@ -203,7 +204,7 @@ func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 		}
 	}
 	delete(d.overrides, job)
-	if _, err := d.replace(map[string]bool{job: true}); err != nil {
+	if _, err := d.replace("override-delete", map[string]bool{job: true}); err != nil {
 		d.overrides[job] = o
 		d.mu.Unlock()
 		if errors.Is(err, engine.ErrNoCluster) {
@@ -255,7 +256,7 @@ func (d *Dispatcher) expireOverrides() (int, error) {
 		d.mu.Unlock()
 		return 0, nil
 	}
-	_, err := d.replace(expired)
+	_, err := d.replace("override-expiry", expired)
 	d.mu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("expire overrides: %w", err)

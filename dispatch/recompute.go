@@ -67,15 +67,15 @@ func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, erro
 
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	return d.redispatch(in)
+	return d.redispatch("dispatch", in)
 }
 
-// redispatch runs the engine on in (the table in force as the previous
+// redispatch runs the engine, for operation, on in (the table in force as the previous
 // one, the active overrides and cluster overrides) and puts the new table in
 // force, then saves it. The engine runs on a snapshot without mu, so
 // admissions go on meanwhile; the rows they add are carried over. Callers
 // hold opMu.
-func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
+func (d *Dispatcher) redispatch(operation string, in *inputs) (*engine.Report, string, error) {
 	d.mu.Lock()
 	now := d.clock.Now()
 	for job, o := range d.overrides {
@@ -86,7 +86,7 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 	st := d.stateLocked(d.clusterOverrides)
 	d.mu.Unlock()
 	st.prev = d.cache.Snapshot() // no Replace meanwhile: every Replace holds opMu
-	run, err := d.compute(context.Background(), in, st)
+	run, err := d.compute(context.Background(), operation, in, st)
 	if err != nil {
 		return nil, resultEngineError, fmt.Errorf("dispatch: %w", err)
 	}
@@ -262,11 +262,12 @@ func (d *Dispatcher) newEngineOn(in *inputs, st *runState, prev *table.Table) (*
 	})
 }
 
-// compute runs the engine on in and st (st.prev as the previous table)
+// compute runs the engine, for operation (counted by engine_runs_total), on in and st (st.prev as the previous table)
 // and places the provisional jobs the job config still lacks. It changes
 // nothing and takes no lock: commitLocked commits the run, a preview only
 // reads it. It gives up with ctx's error once ctx is done.
-func (d *Dispatcher) compute(ctx context.Context, in *inputs, st *runState) (*engineRun, error) {
+func (d *Dispatcher) compute(ctx context.Context, operation string, in *inputs, st *runState) (*engineRun, error) {
+	d.metrics.engineRun(operation)
 	if d.onRun != nil {
 		d.onRun(ctx)
 	}

@@ -150,7 +150,7 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 	}
 	if len(stale) > 0 && d.inputsLoaded.Load() {
 		slices.Sort(stale)
-		if _, err := d.replace(map[string]bool{}, stale...); err != nil {
+		if _, err := d.replace("shared-overrides", map[string]bool{}, stale...); err != nil {
 			d.log.Error(err, "Applying overrides over the leader's table")
 		}
 	}
@@ -236,7 +236,7 @@ func (d *Dispatcher) SetOverrides(os []table.Override) {
 		return // LoadInputs applies them to the table
 	}
 	slices.Sort(changed)
-	if _, err := d.replace(dropped, changed...); err != nil {
+	if _, err := d.replace("shared-overrides", dropped, changed...); err != nil {
 		d.overrides = prev
 		d.log.Error(err, "Applying the shared overrides failed: the ones in force stay", "changed", len(changed), "deleted", len(dropped))
 		return
@@ -283,7 +283,7 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 	d.mu.Unlock()
 	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", leading)
 	if leading && d.cache.Len() > 0 && d.inputsLoaded.Load() {
-		_, _ = d.afterClusterOverrideChange("a drain or cap changed in the shared state")
+		_, _ = d.afterClusterOverrideChange("shared-drain", "a drain or cap changed in the shared state")
 	}
 }
 
@@ -321,6 +321,7 @@ func (d *Dispatcher) followDrainsLocked() {
 	if len(forbidden) == 0 {
 		return
 	}
+	d.metrics.engineRun("follow-drain")
 	eng, err := d.newEngine(d.in.Load(), d.snapshotWithout(forbidden))
 	if err != nil {
 		d.log.Error(err, "Following a shared drain: the engine refused the table; the drained cluster's jobs stay until the leader's publication", "jobs", len(forbidden))

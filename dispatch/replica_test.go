@@ -273,7 +273,7 @@ func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
 	// Make the two replicas disagree about where a new job would go, as
 	// replicas with different loads might: b's table has a build03 drain.
 	b.SetClusterOverrides([]table.ClusterOverride{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
-	if _, err := b.afterClusterOverrideChange("test"); err != nil { // b's engine on its drain, as if it had led
+	if _, err := b.afterClusterOverrideChange("shared-drain", "test"); err != nil { // b's engine on its drain, as if it had led
 		t.Fatal(err)
 	}
 

@@ -166,7 +166,7 @@ func (d *Dispatcher) whatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 		return nil, err
 	}
 	st := d.snapshot(func() map[string]table.ClusterOverride { return d.clusterOverrides })
-	run, err := d.compute(ctx, proposed, st)
+	run, err := d.compute(ctx, "what-if", proposed, st)
 	if err != nil {
 		return nil, fmt.Errorf("what-if: %w", err)
 	}

@@ -173,6 +173,9 @@ func (f *fakeBackend) Drain(_ context.Context, req dispatch.DrainRequest) (*disp
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drains = append(f.drains, req)
+	if errors.Is(f.drainErr, dispatch.ErrStranded) { // refused, with the plan that lists them
+		return f.planFor(req), f.drainErr
+	}
 	if f.drainErr != nil && !errors.Is(f.drainErr, dispatch.ErrNotSaved) {
 		return nil, f.drainErr
 	}

@@ -242,7 +242,7 @@ func (a *API) drain(w http.ResponseWriter, r *http.Request) {
 	}
 	plan, err := a.Backend.Drain(r.Context(), req)
 	if errors.Is(err, dispatch.ErrStranded) {
-		a.writeStranded(w, r, req, err)
+		writeStranded(w, plan, err)
 		return
 	}
 	if err != nil && (plan == nil || !errors.Is(err, dispatch.ErrNotSaved)) {
@@ -259,10 +259,10 @@ func (a *API) drain(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeStranded answers a drain refused because it would strand jobs: 409,
-// naming them (from a preview of the same request).
-func (a *API) writeStranded(w http.ResponseWriter, r *http.Request, req dispatch.DrainRequest, err error) {
+// naming them from the refused drain's own plan.
+func writeStranded(w http.ResponseWriter, plan *dispatch.DrainPlan, err error) {
 	out := api.Error{Error: "drain: " + err.Error()}
-	if plan, perr := a.Backend.PreviewDrain(r.Context(), req); perr == nil {
+	if plan != nil {
 		out.Stranded, out.StrandedJobs = len(plan.Stranded), apiUnplaceable(plan.Stranded, maxMoves)
 	}
 	writeJSON(w, http.StatusConflict, out)
