@@ -246,6 +246,14 @@ func (d *Dispatcher) putInputsInForce(in *inputs) error {
 	d.in.Store(in)
 	d.inputsLoaded.Store(true)
 	d.noteServiceClusters(d.eng)
+	if prev != nil {
+		// A saved or shared table may predate the configs: a cluster
+		// blocked, or a drain set, while it was not running.
+		d.placeForbiddenLocked("start", nil)
+		if len(d.unsaved) > 0 {
+			d.saveSoon()
+		}
+	}
 	d.mu.Unlock()
 	return d.applyRestoredOverrides()
 }

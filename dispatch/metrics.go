@@ -115,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		engineRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "engine_runs_total",
-			Help: "Engine runs by the operation that asked for them: full runs (dispatch, drain, cap, health-drain, undrain, expiry, shared-drain, what-if, drain-preview) and placement runs (reschedule, override-delete, override-expiry, shared-overrides, restore, follow-drain). Each operation costs one.",
+			Help: "Engine runs by the operation that asked for them: full runs (dispatch, drain, cap, health-drain, undrain, health-undrain, expiry, shared-drain, what-if, drain-preview) and placement runs (reschedule, override-delete, override-expiry, shared-overrides, restore, start, follow-drain). Each operation costs one.",
 		}, []string{"operation"}),
 	}
 	for _, c := range []prometheus.Collector{

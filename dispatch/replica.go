@@ -288,12 +288,11 @@ func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
 }
 
 // followDrainsLocked places anew, on a follower, the rows of the table in
-// force that a drain in force forbids (rows the rules may move, on a
-// drained cluster), and only those: the leader's publication that moves
-// them may not have arrived yet, or may predate the drain, and no replica
-// answers a drained cluster once the drain is in the shared state. The
-// leader's next publication replaces these rows. d.eng must know the
-// drains. Callers hold mu.
+// force that a drain in force forbids (see placeForbiddenLocked): the
+// leader's publication that moves them may not have arrived yet, or may
+// predate the drain, and no replica answers a drained cluster once the
+// drain is in the shared state. The leader's next publication replaces
+// these rows. d.eng must know the drains. Callers hold mu.
 func (d *Dispatcher) followDrainsLocked() {
 	now := d.clock.Now()
 	drained := map[string]bool{}
@@ -302,12 +301,20 @@ func (d *Dispatcher) followDrainsLocked() {
 			drained[c] = true
 		}
 	}
-	if len(drained) == 0 {
-		return
+	if len(drained) > 0 {
+		d.placeForbiddenLocked("follow-drain", drained)
 	}
+}
+
+// placeForbiddenLocked places anew the rows of the table in force that
+// d.eng refuses (CheckRow: a row the rules may move, on a cluster blocked,
+// drained or lacking a capability the job needs) on the given clusters (all
+// when nil), and only those. A job no other cluster can run keeps its row.
+// It counts one engine run for operation when any row moves. Callers hold mu.
+func (d *Dispatcher) placeForbiddenLocked(operation string, clusters map[string]bool) {
 	forbidden := map[string]bool{}
 	for _, a := range d.cache.Snapshot().Assignments {
-		if !drained[a.Cluster] {
+		if clusters != nil && !clusters[a.Cluster] {
 			continue
 		}
 		var pj *jobs.Job
@@ -321,10 +328,10 @@ func (d *Dispatcher) followDrainsLocked() {
 	if len(forbidden) == 0 {
 		return
 	}
-	d.metrics.engineRun("follow-drain")
+	d.metrics.engineRun(operation)
 	eng, err := d.newEngine(d.in.Load(), d.snapshotWithout(forbidden))
 	if err != nil {
-		d.log.Error(err, "Following a shared drain: the engine refused the table; the drained cluster's jobs stay until the leader's publication", "jobs", len(forbidden))
+		d.log.Error(err, "Placing anew the rows the configs and drains forbid: the engine refused the table; they stay", "operation", operation, "jobs", len(forbidden))
 		return
 	}
 	d.eng = eng
@@ -332,15 +339,15 @@ func (d *Dispatcher) followDrainsLocked() {
 	for _, name := range slices.Sorted(maps.Keys(forbidden)) {
 		j, _ := d.job(name)
 		a, err := eng.Place(j)
-		if err != nil { // stranded (a forced drain): the leader decides
+		if err != nil { // stranded: a later dispatch decides
 			stuck++
 			continue
 		}
 		d.cache.Set(a)
+		d.unsaved[a.Job] = a
 		moved++
 	}
-	d.log.Info("Following a shared drain: jobs placed anew until the leader's publication",
-		"drained", slices.Sorted(maps.Keys(drained)), "moved", moved, "stranded", stuck)
+	d.log.Info("Placed anew the rows the configs and drains forbid", "operation", operation, "moved", moved, "stranded", stuck)
 }
 
 // CheckRow returns why a row read from the shared state (the leader's
