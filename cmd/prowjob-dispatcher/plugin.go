@@ -105,11 +105,12 @@ func runPlugin(ctx context.Context, args []string) error {
 	if err := o.complete(cfg); err != nil {
 		return err
 	}
-	var token string
+	var tokenFunc func() (string, error)
 	if o.dispatcherTokenFile != "" {
-		if token, err = readDispatcherToken(o.dispatcherTokenFile); err != nil {
-			return err
+		if _, err = readDispatcherToken(o.dispatcherTokenFile); err != nil {
+			return err // checked at start; then read per request, so that a rotated token is used
 		}
+		tokenFunc = func() (string, error) { return readDispatcherToken(o.dispatcherTokenFile) }
 	}
 	if err := secret.Add(o.hmacSecretFile); err != nil {
 		return fmt.Errorf("hmac secret %s: %w", o.hmacSecretFile, err)
@@ -120,7 +121,7 @@ func runPlugin(ctx context.Context, args []string) error {
 	}
 	p, err := plugin.New(plugin.Options{
 		GitHub:     ghc,
-		Dispatcher: &api.Client{BaseURL: o.dispatcherURL, Token: token, HTTP: &http.Client{Timeout: o.dispatcherTimeout}},
+		Dispatcher: &api.Client{BaseURL: o.dispatcherURL, TokenFunc: tokenFunc, HTTP: &http.Client{Timeout: o.dispatcherTimeout}},
 		Presubmits: plugin.JobConfigPresubmits(o.jobConfigPath),
 		Config:     cfg,
 		DryRun:     o.dryRun,

@@ -20,6 +20,10 @@ type Client struct {
 	BaseURL string
 	// Token is sent as a bearer token on requests that change state.
 	Token string
+	// TokenFunc, when set, gives the bearer token instead of Token, once per
+	// request, so that a token file that rotates is read again. A request
+	// whose token it cannot give is not sent.
+	TokenFunc func() (string, error)
 	// HTTP is the client used; http.DefaultClient when nil. Set its Timeout.
 	HTTP *http.Client
 }
@@ -128,8 +132,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	token := c.Token
+	if c.TokenFunc != nil {
+		if token, err = c.TokenFunc(); err != nil {
+			return fmt.Errorf("%s %s: not sent: %w", method, path, err)
+		}
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	hc := c.HTTP
 	if hc == nil {
