@@ -121,6 +121,7 @@ func (d *Dispatcher) committed(run *engineRun) (*engine.Report, string, error) {
 func (d *Dispatcher) commitLocked(in *inputs, run *engineRun, st *runState) {
 	d.carryOverLocked(in, run, st)
 	d.noteServiceClusters(run.eng)
+	d.noteUnknownFields(in)
 	for name := range d.provisional {
 		if _, known := in.byName[name]; known {
 			delete(d.provisional, name)
