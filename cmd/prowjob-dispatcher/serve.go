@@ -216,7 +216,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.PreviewTimeout = f.previewTimeout
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	var stopEvents func()
-	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, log.WithName("health")); err != nil {
+	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, &f.inputs.prometheus, log.WithName("health")); err != nil {
 		return err
 	}
 	defer stopEvents()
