@@ -81,6 +81,7 @@ type Dispatcher struct {
 
 	loggedService  string // the service clusters last logged, comma-separated
 	loggedUnknown  string // the unknown config keys last logged, newline-separated
+	loggedFlat     string // the path regexes a flat job config cannot match, last logged
 	unknownMetrics *unknownFieldMetrics
 
 	onRun func(ctx context.Context) // tests: called as an engine run starts, with the run's context
@@ -254,6 +255,7 @@ func (d *Dispatcher) putInputsInForce(in *inputs) error {
 	d.inputsLoaded.Store(true)
 	d.noteServiceClusters(d.eng)
 	d.noteUnknownFields(in)
+	d.noteFlatPaths(in)
 	d.mu.Unlock()
 	return d.applyRestoredOverrides()
 }
@@ -403,6 +405,7 @@ func (d *Dispatcher) Status() Status {
 	}
 	if in := d.in.Load(); in != nil {
 		s.UnknownFields = config.UnknownFields(in.config, in.clusters)
+		s.UnmatchablePaths = slices.Clone(in.flatPaths)
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.refused)) {
 		s.RefusedOverrides = append(s.RefusedOverrides, d.refused[key])

@@ -57,6 +57,9 @@ type Status struct {
 	// does not know and ignores ("cluster config _clusters.yaml:
 	// aws[0].ipCapacity"); plan --strict refuses them.
 	UnknownFields []string `json:"unknownFields,omitempty"`
+	// UnmatchablePaths are the group path regexes that can never match
+	// because the job config is flat (a ConfigMap keys files by base name).
+	UnmatchablePaths []string `json:"unmatchablePaths,omitempty"`
 }
 
 // maxStatusUnplaceable bounds Status.UnplaceableJobs.

@@ -80,3 +80,16 @@ func (d *Dispatcher) noteUnknownFields(in *inputs) {
 		d.log.Info("Ignoring config keys this version does not know (plan --strict refuses them)", "fields", fields)
 	}
 }
+
+// noteFlatPaths logs the group path regexes a flat job config can never
+// match, when they differ from the ones logged last. Callers hold mu or own d.
+func (d *Dispatcher) noteFlatPaths(in *inputs) {
+	joined := strings.Join(in.flatPaths, "\n")
+	if joined == d.loggedFlat {
+		return
+	}
+	d.loggedFlat = joined
+	for _, p := range in.flatPaths {
+		d.log.Info("Group path regex cannot match: " + p)
+	}
+}
