@@ -100,13 +100,21 @@ func TestPrometheusAuthenticated(t *testing.T) {
 	httpConfig := write("http.yml", []byte(fmt.Sprintf("basic_auth:\n  username: ci\n  password_file: %s\ntls_config:\n  ca_file: %s\n",
 		write("password", []byte("s3cret")), caFile)))
 
+	// Weighted demand as the previous dispatcher weighs it, on the real
+	// history: each run counted as one job hour and one GiB-hour, so a job's
+	// demand is runs·1 + runs·1 (hours) + runs·0.25 (GiB-hours) = 2.25·runs.
+	const runs = `sum by (job_name) (increase(prowjob_state_transitions{state="pending"}[{{.Window}}]))`
+	weighted := []string{"--prometheus-job-duration-query", runs + " * 3600", "--prometheus-job-memory-query", runs + " * 3600 * 1073741824"}
 	for _, tc := range []struct {
-		name, url string
-		args      []string
-		wantErr   string // in demandError and healthError; "" for none
+		name, url    string
+		args         []string
+		wantErr      string  // in demandError and healthError; "" for none
+		demandFactor float64 // weighted demand over runs; 0 means 1
 	}{
 		{name: "basic auth and TLS from an http config", url: prom.URL, args: []string{"--prometheus-http-config", httpConfig}},
 		{name: "bearer token through the proxy", url: proxy.URL, args: []string{"--prometheus-bearer-token-path", tokenFile, "--prometheus-ca-file", proxyCA}},
+		{name: "weighted demand through the proxy", url: proxy.URL, demandFactor: 2.25,
+			args: append([]string{"--prometheus-bearer-token-path", tokenFile, "--prometheus-ca-file", proxyCA}, weighted...)},
 		{name: "missing token", url: proxy.URL, args: []string{"--prometheus-bearer-token-path", emptyToken, "--prometheus-ca-file", proxyCA}, wantErr: "unauthenticated (HTTP 401 Unauthorized)"},
 		{name: "wrong CA", url: prom.URL, args: []string{"--prometheus-username", "ci", "--prometheus-password-path", filepath.Join(dir, "password"), "--prometheus-ca-file", otherCA}, wantErr: "serving certificate is not trusted"},
 	} {
@@ -171,6 +179,9 @@ func TestPrometheusAuthenticated(t *testing.T) {
 				if job != jobRemoved {
 					want += v
 				}
+			}
+			if tc.demandFactor != 0 {
+				want *= tc.demandFactor
 			}
 			if !within(total, want, 0.05) {
 				t.Errorf("the clusters' demand adds up to %.1f, want the generated %.1f: demand did not come from Prometheus", total, want)
