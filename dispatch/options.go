@@ -177,6 +177,10 @@ type Options struct {
 	// full dispatch (the job config read from Git fetches). Its error is
 	// logged and the dispatch goes on with the inputs on disk.
 	Refresh func(ctx context.Context) error
+	// NoWatch turns the file watch off: the inputs change only through
+	// Refresh and triggers (the job config from Git, whose trees are
+	// immutable and whose old trees are removed).
+	NoWatch bool
 }
 
 func (o Options) withDefaults() Options {

@@ -104,6 +104,7 @@ func (f *gitJobsFlags) start(ctx context.Context, opts *dispatch.Options, trigge
 	if f.configsFromGit {
 		opts.DispatcherConfigPath, opts.ClusterConfigPath = src.Path(opts.DispatcherConfigPath), src.Path(opts.ClusterConfigPath)
 	}
+	opts.NoWatch = true // the trees never change; a new one comes with OnChange
 	opts.Refresh = func(ctx context.Context) error {
 		_, err := src.Sync(ctx)
 		return err
