@@ -57,7 +57,7 @@ func TestWhatIf(t *testing.T) {
 				DispatcherConfig: []byte("default: build01\nkvm: 1\n"), DispatcherConfigPath: repoDispatcher,
 				ClusterConfig: []byte("aws:\n- name: build01\n  capacity: 101\n- name: build01\n"), ClusterConfigPath: repoClusters,
 			},
-			wantProblems: []string{repoDispatcher + `: kvm: 1 is a number, want a []string`, repoClusters + ": aws[0].capacity", repoClusters + `: aws[1].name: cluster "build01" listed twice`},
+			wantProblems: []string{repoDispatcher + `: kvm: 1 is a number, want []string`, repoClusters + ": aws[0].capacity", repoClusters + `: aws[1].name: cluster "build01" listed twice`},
 		},
 		"a config that names an unknown cluster": {
 			req:          WhatIfRequest{DispatcherConfig: []byte("default: build99\n"), DispatcherConfigPath: repoDispatcher},

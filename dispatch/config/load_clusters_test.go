@@ -84,7 +84,7 @@ func TestLoadClustersErrors(t *testing.T) {
 			`cluster config testdata/clusters/capabilities.yaml: aws[0].capabilities[2]: cluster "build01": capability "arm64" listed twice (also at index 0)`,
 		}},
 		{"empty.yaml", []string{`cluster config testdata/clusters/empty.yaml: no clusters`}},
-		{"capacity-string.yaml", []string{`cluster config testdata/clusters/capacity-string.yaml: capacity: "lots" is a string, want a int`}},
+		{"capacity-string.yaml", []string{`cluster config testdata/clusters/capacity-string.yaml: capacity: "lots" is a string, want int`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			c, err := LoadClusters(filepath.Join("testdata", "clusters", tc.file))

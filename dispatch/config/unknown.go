@@ -24,7 +24,7 @@ func decode(data []byte, v any) (unknown []string, err error) {
 	strict, err := sigsjson.UnmarshalStrict(j, v, sigsjson.DisallowUnknownFields)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return nil, fmt.Errorf("%s: %s is a %s, want a %s", te.Field, literalBefore(j, te.Offset), te.Value, te.Type)
+		return nil, fmt.Errorf("%s: %s is a %s, want %s", te.Field, literalBefore(j, te.Offset), te.Value, te.Type)
 	}
 	if err != nil {
 		return nil, err
