@@ -16,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"k8s.io/utils/clock"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
@@ -78,7 +79,10 @@ type Dispatcher struct {
 	saveTimer  *time.Timer // a pending coalesced save
 	saveFailed atomic.Bool
 
-	loggedService string // the service clusters last logged, comma-separated
+	loggedService  string // the service clusters last logged, comma-separated
+	loggedUnknown  string // the unknown config keys last logged, newline-separated
+	loggedFlat     string // the path regexes a flat job config cannot match, last logged
+	unknownMetrics *unknownFieldMetrics
 
 	onRun func(ctx context.Context) // tests: called as an engine run starts, with the run's context
 }
@@ -121,12 +125,16 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	um, err := newUnknownFieldMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	d := &Dispatcher{
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		refused: map[string]string{},
-		unsaved: map[string]table.Assignment{},
+		unsaved: map[string]table.Assignment{}, unknownMetrics: um,
 	}
 	d.admissions, d.shared = opts.Admissions, opts.Shared
 	if d.source == nil {
@@ -246,6 +254,8 @@ func (d *Dispatcher) putInputsInForce(in *inputs) error {
 	d.in.Store(in)
 	d.inputsLoaded.Store(true)
 	d.noteServiceClusters(d.eng)
+	d.noteUnknownFields(in)
+	d.noteFlatPaths(in)
 	if prev != nil {
 		// A saved or shared table may predate the configs: a cluster
 		// blocked, or a drain set, while it was not running.
@@ -400,6 +410,10 @@ func (d *Dispatcher) Status() Status {
 		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
+	}
+	if in := d.in.Load(); in != nil {
+		s.UnknownFields = config.UnknownFields(in.config, in.clusters)
+		s.UnmatchablePaths = slices.Clone(in.flatPaths)
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.refused)) {
 		s.RefusedOverrides = append(s.RefusedOverrides, d.refused[key])

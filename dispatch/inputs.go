@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
@@ -19,6 +20,8 @@ type inputs struct {
 	jobs     []jobs.Job
 	byName   map[string]*jobs.Job
 	manual   map[string]bool
+	// flatPaths are the group path regexes a flat job config can never match.
+	flatPaths []string
 }
 
 // loadInputs loads and validates the two configs and loads the job config.
@@ -34,14 +37,22 @@ func loadInputs(o *Options) (*inputs, error) {
 	if err := config.Validate(cfg, clusters); err != nil {
 		return nil, err
 	}
-	js, err := jobs.Load(o.JobConfigDir, o.Labels)
+	// Resolve the job config dir once, so that a load reads one tree even
+	// when a symlink to it is swapped meanwhile (the job config from Git, a
+	// ConfigMap's ..data).
+	dir, err := filepath.EvalSymlinks(o.JobConfigDir)
+	if err != nil {
+		return nil, fmt.Errorf("job config %s: %w", o.JobConfigDir, err)
+	}
+	js, err := jobs.Load(dir, o.Labels)
 	if err != nil {
 		return nil, err
 	}
 	if err := cfg.CheckPathOverlaps(jobs.Files(js)); err != nil {
 		return nil, err
 	}
-	in := &inputs{config: cfg, clusters: clusters, jobs: js, byName: make(map[string]*jobs.Job, len(js)), manual: map[string]bool{}}
+	in := &inputs{config: cfg, clusters: clusters, jobs: js, byName: make(map[string]*jobs.Job, len(js)), manual: map[string]bool{},
+		flatPaths: cfg.FlatPathProblems(jobs.Files(js))}
 	for i := range js {
 		if _, dup := in.byName[js[i].Name]; !dup {
 			in.byName[js[i].Name] = &js[i]

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -172,6 +173,14 @@ type Options struct {
 	// replaced the table, with the new table and its report. It runs on the
 	// dispatch loop: it must return quickly (hand the work to a goroutine).
 	OnDispatched func(t *table.Table, r *engine.Report)
+	// Refresh, when set, brings the inputs on disk up to date before each
+	// full dispatch (the job config read from Git fetches). Its error is
+	// logged and the dispatch goes on with the inputs on disk.
+	Refresh func(ctx context.Context) error
+	// NoWatch turns the file watch off: the inputs change only through
+	// Refresh and triggers (the job config from Git, whose trees are
+	// immutable and whose old trees are removed).
+	NoWatch bool
 }
 
 func (o Options) withDefaults() Options {

@@ -56,6 +56,11 @@ func (d *Dispatcher) Dispatch(ctx context.Context) (*engine.Report, error) {
 }
 
 func (d *Dispatcher) dispatch(ctx context.Context) (*engine.Report, string, error) {
+	if d.opts.Refresh != nil {
+		if err := d.opts.Refresh(ctx); err != nil {
+			d.log.Error(err, "Refreshing the inputs: dispatching on the ones on disk")
+		}
+	}
 	in, err := loadInputs(&d.opts)
 	if err != nil {
 		return nil, resultConfigError, fmt.Errorf("dispatch: %w", err)
@@ -121,6 +126,8 @@ func (d *Dispatcher) committed(run *engineRun) (*engine.Report, string, error) {
 func (d *Dispatcher) commitLocked(in *inputs, run *engineRun, st *runState) {
 	d.carryOverLocked(in, run, st)
 	d.noteServiceClusters(run.eng)
+	d.noteUnknownFields(in)
+	d.noteFlatPaths(in)
 	for name := range d.provisional {
 		if _, known := in.byName[name]; known {
 			delete(d.provisional, name)

@@ -30,12 +30,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 	var events <-chan fsnotify.Event
 	var watchErrs <-chan error
-	w, err := newWatcher(d.opts.DispatcherConfigPath, d.opts.ClusterConfigPath, d.opts.JobConfigDir)
-	if err != nil {
-		d.log.Error(err, "Not watching the config files: changes are picked up by the schedule and triggers only")
-	} else {
-		defer w.close()
-		events, watchErrs = w.fs.Events, w.fs.Errors
+	var w *watcher
+	if !d.opts.NoWatch {
+		var err error
+		if w, err = newWatcher(d.opts.DispatcherConfigPath, d.opts.ClusterConfigPath, d.opts.JobConfigDir); err != nil {
+			d.log.Error(err, "Not watching the config files: changes are picked up by the schedule and triggers only")
+		} else {
+			defer w.close()
+			events, watchErrs = w.fs.Events, w.fs.Errors
+		}
 	}
 
 	debounce := time.NewTimer(time.Hour)

@@ -53,6 +53,13 @@ type Status struct {
 	// written) that are not applied because their expiry is out of bounds,
 	// each with why.
 	RefusedOverrides []string `json:"refusedOverrides,omitempty"`
+	// UnknownFields are the keys of the configs in force that this version
+	// does not know and ignores ("cluster config _clusters.yaml:
+	// aws[0].ipCapacity"); plan --strict refuses them.
+	UnknownFields []string `json:"unknownFields,omitempty"`
+	// UnmatchablePaths are the group path regexes that can never match
+	// because the job config is flat (a ConfigMap keys files by base name).
+	UnmatchablePaths []string `json:"unmatchablePaths,omitempty"`
 }
 
 // maxStatusUnplaceable bounds Status.UnplaceableJobs.

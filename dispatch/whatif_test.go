@@ -54,10 +54,10 @@ func TestWhatIf(t *testing.T) {
 		},
 		"both files invalid: every error": {
 			req: WhatIfRequest{
-				DispatcherConfig: []byte("default: build01\nbogus: 1\n"), DispatcherConfigPath: repoDispatcher,
+				DispatcherConfig: []byte("default: build01\nkvm: 1\n"), DispatcherConfigPath: repoDispatcher,
 				ClusterConfig: []byte("aws:\n- name: build01\n  capacity: 101\n- name: build01\n"), ClusterConfigPath: repoClusters,
 			},
-			wantProblems: []string{repoDispatcher + `: error unmarshaling JSON`, repoClusters + ": aws[0].capacity", repoClusters + `: aws[1].name: cluster "build01" listed twice`},
+			wantProblems: []string{repoDispatcher + `: kvm: 1 is a number, want []string`, repoClusters + ": aws[0].capacity", repoClusters + `: aws[1].name: cluster "build01" listed twice`},
 		},
 		"a config that names an unknown cluster": {
 			req:          WhatIfRequest{DispatcherConfig: []byte("default: build99\n"), DispatcherConfigPath: repoDispatcher},

@@ -73,14 +73,23 @@ func TestPluginRescheduleComment(t *testing.T) {
 // dispatcher and gh, and returns the URL GitHub events are posted to.
 func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 	t.Helper()
-	dir := filepath.Join(sc.dir, "plugin")
+	return startPluginFor(t, sc.s, sc.dir, sc.config.jobs, sc.d.APIURL, gh, "")
+}
+
+// startPluginFor runs `prowjob-dispatcher plugin` against the dispatcher at
+// apiURL (whose token is dir/token) and gh, with extraConfig appended to its
+// config, and returns the URL GitHub events are posted to.
+func startPluginFor(t *testing.T, s *suite, dir, jobs, apiURL string, gh *fakeGitHub, extraConfig string) string {
+	t.Helper()
+	tokenFile := filepath.Join(dir, "token")
+	dir = filepath.Join(dir, "plugin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
 		"hmac":         pluginHMAC,
 		"github-token": "e2e-github-token",
-		"config.yaml":  "allowed_users: [alice]\ndefault_ttl: 1h\n",
+		"config.yaml":  "allowed_users: [alice]\ndefault_ttl: 1h\n" + extraConfig,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -91,15 +100,15 @@ func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := framework.StartProcess("plugin", dir, sc.s.requireBinary(t), "plugin",
+	p, err := framework.StartProcess("plugin", dir, s.requireBinary(t), "plugin",
 		"--port", strconv.Itoa(port),
 		"--hmac-secret-file", filepath.Join(dir, "hmac"),
 		"--github-token-path", filepath.Join(dir, "github-token"),
 		"--github-endpoint", gh.URL,
 		"--config", filepath.Join(dir, "config.yaml"),
-		"--job-config-path", sc.config.jobs,
-		"--dispatcher-url", sc.d.APIURL,
-		"--dispatcher-token-file", filepath.Join(sc.dir, "token"),
+		"--job-config-path", jobs,
+		"--dispatcher-url", apiURL,
+		"--dispatcher-token-file", tokenFile,
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -151,12 +160,19 @@ func issueComment(t *testing.T, login, body string, id int) []byte {
 // empty), and returns the HTTP status.
 func postHook(t *testing.T, url string, payload []byte, secret string) int {
 	t.Helper()
+	return postEvent(t, url, "issue_comment", payload, secret)
+}
+
+// postEvent posts payload as GitHub does for event, signed with secret
+// (unsigned when empty), and returns the HTTP status.
+func postEvent(t *testing.T, url, event string, payload []byte, secret string) int {
+	t.Helper()
 	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "issue_comment")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
 	if secret != "" {
 		req.Header.Set(plugin.SignatureHeader, github.PayloadSignature(payload, []byte(secret)))

@@ -41,9 +41,23 @@ type Config struct {
 	// PR changing a .yaml or .yml file under it gets a plan comment.
 	// DefaultJobConfigDir when empty.
 	JobConfigDir string `json:"job_config_dir,omitempty"`
+	// JobConfigRepo ("openshift/release") and JobConfigBranch ("master" when
+	// empty) are where the dispatcher reads its job config from in Git
+	// (serve --job-config-git-url): a push to that branch asks for a
+	// dispatch, which fetches first. Empty: pushes are ignored.
+	JobConfigRepo   string `json:"job_config_repo,omitempty"`
+	JobConfigBranch string `json:"job_config_branch,omitempty"`
 
 	// TTL is DefaultTTL parsed, set by LoadConfig and ParseConfig.
 	TTL time.Duration `json:"-"`
+}
+
+// jobConfigBranch is JobConfigBranch, "master" when empty.
+func (c *Config) jobConfigBranch() string {
+	if c.JobConfigBranch == "" {
+		return "master"
+	}
+	return c.JobConfigBranch
 }
 
 // LoadConfig reads and validates a plugin config file.

@@ -18,6 +18,10 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 			"": fmt.Sprintf("Trusted commands may be used by %s. A /reschedule lasts %s.", who, p.opts.Config.TTL),
 		},
 	}
+	if p.opts.Config.JobConfigRepo != "" {
+		h.Config[""] += fmt.Sprintf(" A push to %s@%s makes the dispatcher fetch its job config and dispatch at once.",
+			p.opts.Config.JobConfigRepo, p.opts.Config.jobConfigBranch())
+	}
 	h.AddCommand(pluginhelp.Command{
 		Usage: "/dispatch",
 		Description: "Lists the presubmits that could run on this PR, the build cluster each is assigned to, and the reason (with the override's expiry when there is one), " +

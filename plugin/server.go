@@ -86,6 +86,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.issueComment(w, l, guid, payload)
 	case "pull_request":
 		s.pullRequest(w, l, guid, payload)
+	case "push":
+		s.push(w, l, guid, payload)
 	default:
 		l.Debug("Ignoring an event the plugin does not handle.")
 		fmt.Fprint(w, "Event ignored.")
@@ -138,6 +140,26 @@ func (s *Server) pullRequest(w http.ResponseWriter, l *logrus.Entry, guid string
 		defer s.wg.Done()
 		if err := s.plugin.HandlePullRequest(s.ctx, l, pe); err != nil {
 			l.WithError(err).Error("Handling the pull request failed.")
+		}
+	}()
+}
+
+// push starts handling a push delivery.
+func (s *Server) push(w http.ResponseWriter, l *logrus.Entry, guid string, payload []byte) {
+	var pe github.PushEvent
+	if err := json.Unmarshal(payload, &pe); err != nil {
+		l.WithError(err).Info("Malformed push payload.")
+		http.Error(w, "400 Bad Request: malformed push payload", http.StatusBadRequest)
+		return
+	}
+	pe.GUID = guid
+	fmt.Fprint(w, "Event received. Have a nice day.")
+	l = l.WithFields(logrus.Fields{github.OrgLogField: pe.Repo.Owner.Login, github.RepoLogField: pe.Repo.Name, "ref": pe.Ref})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.plugin.HandlePush(s.ctx, l, pe); err != nil {
+			l.WithError(err).Error("Handling the push failed.")
 		}
 	}()
 }

@@ -26,6 +26,10 @@ type HealthOptions struct {
 	// TokenFile.Status). It never changes readiness: admission does not
 	// depend on it.
 	Auth func() any
+	// JobConfig, when set, reports the job config read from Git (revision,
+	// last fetch and its error) under "jobConfig". It never changes
+	// readiness: a failing fetch keeps the last good tree.
+	JobConfig func() any
 	// Gatherer is served at /metrics; /metrics is not served when nil.
 	Gatherer prometheus.Gatherer
 }
@@ -57,6 +61,9 @@ func RegisterHealth(mux *http.ServeMux, opts HealthOptions) {
 		if opts.Auth != nil {
 			body.Auth = opts.Auth()
 		}
+		if opts.JobConfig != nil {
+			body.JobConfig = opts.JobConfig()
+		}
 		writeJSON(w, code, body)
 	})
 	if opts.Gatherer != nil {
@@ -71,4 +78,5 @@ type readiness struct {
 	Backup      any `json:"backup,omitempty"`
 	Replication any `json:"replication,omitempty"`
 	Auth        any `json:"auth,omitempty"`
+	JobConfig   any `json:"jobConfig,omitempty"`
 }

@@ -76,10 +76,11 @@ func (f *healthFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-// options builds the health options; demandURL is --prometheus-url. With no
+// options builds the health options; demandURL is --prometheus-url and
+// client the Prometheus client flags, shared with demand. With no
 // Prometheus to ask, health is off and that is logged. Events, when asked
 // for, are sent until ctx ends; the returned func flushes them.
-func (f *healthFlags) options(ctx context.Context, demandURL string, log logr.Logger) (dispatch.HealthOptions, func(), error) {
+func (f *healthFlags) options(ctx context.Context, demandURL string, client *prometheusClientFlags, log logr.Logger) (dispatch.HealthOptions, func(), error) {
 	mode, _ := health.ParseMode(f.mode) // validated
 	url := f.prometheusURL
 	if url == "" {
@@ -95,8 +96,12 @@ func (f *healthFlags) options(ctx context.Context, demandURL string, log logr.Lo
 		log.Info("Cluster health is off: no --health-prometheus-url or --prometheus-url", "mode", mode)
 		return opts, stop, nil
 	}
+	rt, err := client.roundTripper()
+	if err != nil {
+		return opts, stop, err
+	}
 	src, err := health.NewPrometheus(health.PrometheusOptions{URL: url, ErrorsQuery: f.errorsQuery, FinishedQuery: f.finishedQuery,
-		PendingQuery: f.pendingQuery, Window: f.window, Logger: log})
+		PendingQuery: f.pendingQuery, Window: f.window, RoundTripper: rt, Logger: log})
 	if err != nil {
 		return opts, stop, fmt.Errorf("--health-prometheus-url: %w", err)
 	}

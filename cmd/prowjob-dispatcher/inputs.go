@@ -26,6 +26,8 @@ type inputFlags struct {
 	prometheusURL, prometheusQuery, prometheusWeight string
 	prometheusTimeout, demandWindow                  time.Duration
 	demandFile                                       string
+	prometheus                                       prometheusClientFlags
+	weights                                          demand.Weights
 
 	labels      jobs.Labels
 	engine      engine.Options
@@ -75,6 +77,17 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
 	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
 	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus")
+	f.prometheus.register(fs)
+	// The previous dispatcher's (ci-tools prow-job-dispatcher) demand weights, flag for flag.
+	w := demand.DefaultWeights()
+	fs.StringVar(&f.weights.DurationQuery, "prometheus-job-duration-query", "", "optional query of the summed run time in seconds by job_name over the demand window ({{.Window}}); weighed by --job-duration-hour-weight per hour")
+	fs.StringVar(&f.weights.CPUQuery, "prometheus-job-cpu-query", "", "optional query of the summed CPU seconds by job_name over the demand window; weighed by --job-cpu-hour-weight per CPU-hour")
+	fs.StringVar(&f.weights.MemoryQuery, "prometheus-job-memory-query", "", "optional query of the summed memory byte-seconds by job_name over the demand window; weighed by --job-memory-gb-hour-weight per GiB-hour")
+	fs.Float64Var(&f.weights.Run, "job-run-weight", w.Run, "demand weight of one run (of the demand query's count)")
+	fs.Float64Var(&f.weights.DurationHour, "job-duration-hour-weight", w.DurationHour, "demand weight of one job hour")
+	fs.Float64Var(&f.weights.CPUHour, "job-cpu-hour-weight", w.CPUHour, "demand weight of one CPU-hour")
+	fs.Float64Var(&f.weights.MemoryGiBHour, "job-memory-gb-hour-weight", w.MemoryGiBHour, "demand weight of one GiB-hour of memory")
+	fs.Float64Var(&f.weights.Minimum, "minimum-job-demand", w.Minimum, "least weighted demand of a job Prometheus returns")
 
 	d := jobs.DefaultLabels()
 	fs.StringVar(&f.labels.CapabilityPrefix, "label-capability-prefix", d.CapabilityPrefix, "prefix of the job labels that require a capability (PREFIX+NAME: NAME)")
@@ -107,6 +120,10 @@ func (f *inputFlags) validate() error {
 	if f.prometheusWeight != "" && f.prometheusURL == "" {
 		errs = append(errs, errors.New("--prometheus-weight-query needs --prometheus-url"))
 	}
+	if err := f.weights.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--job-*-weight, --minimum-job-demand: %w", err))
+	}
+	errs = append(errs, f.prometheus.validate())
 	for _, v := range []struct{ name, value string }{
 		{"--label-capability-prefix", f.labels.CapabilityPrefix}, {"--label-cluster", f.labels.Cluster},
 		{"--label-kvm", f.labels.KVM}, {"--label-no-builds", f.labels.NoBuilds},
@@ -134,9 +151,13 @@ func (f *inputFlags) validate() error {
 func (f *inputFlags) demandSource(log logr.Logger) (demand.Source, error) {
 	switch {
 	case f.prometheusURL != "":
+		rt, err := f.prometheus.roundTripper()
+		if err != nil {
+			return nil, err
+		}
 		p, err := demand.NewPrometheus(demand.PrometheusOptions{
-			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight,
-			Window: f.demandWindow, Timeout: f.prometheusTimeout, Logger: log,
+			URL: f.prometheusURL, Query: f.prometheusQuery, WeightQuery: f.prometheusWeight, Weights: f.weights,
+			Window: f.demandWindow, Timeout: f.prometheusTimeout, RoundTripper: rt, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("--prometheus-url: %w", err)

@@ -24,7 +24,7 @@ import (
 type planFlags struct {
 	inputs                   inputFlags
 	previous, output, format string
-	writeBuildFarm           bool
+	writeBuildFarm, strict   bool
 	maxMoves                 int
 }
 
@@ -45,6 +45,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.format, "format", "json", "format of --output: json or yaml")
 	fs.BoolVar(&f.writeBuildFarm, "write-build-farm", false, "print the dispatcher config with the buildFarm regenerated from the new table to stdout (the report goes to stderr)")
 	fs.IntVar(&f.maxMoves, "max-moves", 50, "list at most this many moves (all are counted)")
+	fs.BoolVar(&f.strict, "strict", false, "refuse keys of the dispatcher and cluster configs that this version does not know (without it they are named on stderr and ignored, as serve does)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +67,14 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res, err := dispatch.Plan(ctx, f.inputs.options(source), prev)
 	if err != nil {
 		return err
+	}
+	if f.strict {
+		if err := config.RefuseUnknownFields(res.Config, res.Clusters); err != nil {
+			return fmt.Errorf("--strict: %w", err)
+		}
+	}
+	for _, field := range config.UnknownFields(res.Config, res.Clusters) {
+		fmt.Fprintf(stderr, "warning: %s: ignored (this version does not know the key; --strict refuses it)\n", field)
 	}
 
 	if f.output != "" {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +234,37 @@ func TestPlanListsUnplaceableJobs(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestPlanUnknownFields: plan reads a cluster config with ipCapacity (a key
+// ci-tools adds), names it on stderr and plans as if it were absent;
+// --strict refuses it, naming file and field.
+func TestPlanUnknownFields(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(planTestdata, "clusters.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters := filepath.Join(t.TempDir(), "_clusters.yaml")
+	withIP := strings.Replace(string(data), "- name: build01\n", "- name: build01\n  ipCapacity: 40\n", 1)
+	if err := os.WriteFile(clusters, []byte(withIP), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	field := "cluster config " + clusters + ": aws[0].ipCapacity"
+
+	stdout, stderr, err := runPlanTest(t, planArgs("--cluster-config", clusters)...)
+	if err != nil {
+		t.Fatalf("plan refused a cluster config with ipCapacity: %v", err)
+	}
+	if !strings.Contains(stderr, field) || !strings.Contains(stdout, "9 jobs") {
+		t.Errorf("plan does not name %q on stderr or did not plan:\nstdout:\n%s\nstderr:\n%s", field, stdout, stderr)
+	}
+
+	_, _, err = runPlanTest(t, planArgs("--cluster-config", clusters, "--strict")...)
+	if !errors.Is(err, config.ErrUnknownFields) || !strings.Contains(fmt.Sprint(err), field) {
+		t.Errorf("plan --strict = %v, want a refusal naming %q", err, field)
+	}
+	if _, _, err := runPlanTest(t, planArgs("--strict")...); err != nil {
+		t.Errorf("plan --strict refused configs without unknown keys: %v", err)
 	}
 }

@@ -56,6 +56,7 @@ type serveFlags struct {
 	backup                           backupFlags
 	health                           healthFlags
 	kube                             kubeFlags
+	gitJobs                          gitJobsFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -85,10 +86,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.backup.register(fs)
 	f.health.register(fs)
 	f.kube.register(fs)
+	f.gitJobs.register(fs)
 }
 
 func (f *serveFlags) validate() error {
-	errs := []error{f.inputs.validate(), f.backup.validate(), f.health.validate(), f.kube.validate(f.stateDir)}
+	errs := []error{f.inputs.validate(), f.backup.validate(), f.health.validate(), f.kube.validate(f.stateDir), f.gitJobs.validate()}
 	for _, p := range []struct {
 		name string
 		port int
@@ -216,11 +218,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts.PreviewTimeout = f.previewTimeout
 	opts.Registerer, opts.Logger = reg, log.WithName("dispatch")
 	var stopEvents func()
-	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, log.WithName("health")); err != nil {
+	if opts.Health, stopEvents, err = f.health.options(ctx, f.inputs.prometheusURL, &f.inputs.prometheus, log.WithName("health")); err != nil {
 		return err
 	}
 	defer stopEvents()
 	var d *dispatch.Dispatcher // the backup reads the table only once Run starts, after New
+	jobSource, cleanJobSource, err := f.gitJobs.start(ctx, &opts, func() {
+		if d != nil { // nil during the first fetch, before New
+			d.Trigger()
+		}
+	}, reg, log.WithName("jobconfig"))
+	if err != nil {
+		return err
+	}
+	defer cleanJobSource()
 	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
 	if err != nil {
 		return err
@@ -276,6 +287,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if token != nil {
 		health.Auth = func() any { return token.Status() }
+	}
+	if jobSource != nil {
+		health.JobConfig = func() any { return jobSource.Status() }
+		go jobSource.Run(ctx)
 	}
 	if shared != nil {
 		_, replica, _ := f.kube.names(f.apiPort)

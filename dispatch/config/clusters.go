@@ -14,6 +14,9 @@ type Clusters struct {
 	Providers map[string][]Cluster
 	// File is the file the config was read from, named in error messages (set by loading).
 	File string `json:"-"`
+	// Unknown are the keys of the file this version does not know and
+	// ignored, as field paths: aws[0].ipCapacity (set by loading).
+	Unknown []string `json:"-"`
 }
 
 // Get returns the cluster called name, whatever its provider.

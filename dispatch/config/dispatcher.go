@@ -34,6 +34,9 @@ type DispatcherConfig struct {
 	CloudMapping map[string]string `json:"cloudMapping,omitempty"`
 	// File is the file the config was read from, named in error messages (set by loading).
 	File string `json:"-"`
+	// Unknown are the keys of the file this version does not know and
+	// ignored, as field paths (set by loading).
+	Unknown []string `json:"-"`
 }
 
 // Group is a set of jobs that must run on one cluster.

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-
-	"sigs.k8s.io/yaml"
 )
 
 // rawCluster is a cluster as written; Capacity is a pointer so that an
@@ -27,18 +25,20 @@ func LoadClusters(path string) (*Clusters, error) {
 }
 
 // ParseClusters decodes the cluster config (PROVIDER: [{name, capacity,
-// capabilities, blocked}]) strictly, applies DefaultCapacity and sets each
-// cluster's Provider. name is the file name used in error messages. All
-// validation errors are returned together; on error the result is nil. A
-// config without clusters is an error.
+// capabilities, blocked}]), applies DefaultCapacity and sets each
+// cluster's Provider. Keys it does not know are ignored and listed in
+// Unknown. name is the file name used in error messages. All validation
+// errors are returned together; on error the result is nil. A config
+// without clusters is an error.
 func ParseClusters(name string, data []byte) (*Clusters, error) {
 	errs := fieldErrors{prefix: clustersPrefix(name)}
 	var raw map[string][]rawCluster
-	if err := yaml.UnmarshalStrict(data, &raw); err != nil {
+	unknown, err := decode(data, &raw)
+	if err != nil {
 		errs.addErr(err)
 		return nil, errs.err()
 	}
-	c := &Clusters{Providers: make(map[string][]Cluster, len(raw)), File: name}
+	c := &Clusters{Providers: make(map[string][]Cluster, len(raw)), File: name, Unknown: unknown}
 	clusterAt := map[string]string{}
 	for _, provider := range sortedKeys(raw) {
 		pfield := provider

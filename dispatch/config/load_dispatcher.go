@@ -5,8 +5,6 @@ import (
 	"os"
 	"regexp"
 	"regexp/syntax"
-
-	"sigs.k8s.io/yaml"
 )
 
 // LoadDispatcher reads and validates the dispatcher config at path.
@@ -18,18 +16,19 @@ func LoadDispatcher(path string) (*DispatcherConfig, error) {
 	return ParseDispatcher(path, data)
 }
 
-// ParseDispatcher decodes the dispatcher config strictly (unknown fields are
-// errors), compiles the group path regexes and validates it. name is the
+// ParseDispatcher decodes the dispatcher config (keys it does not know are
+// ignored and listed in Unknown), compiles the group path regexes and validates it. name is the
 // file name used in error messages. All validation errors are returned
 // together; on error the returned config is nil.
 func ParseDispatcher(name string, data []byte) (*DispatcherConfig, error) {
 	errs := fieldErrors{prefix: dispatcherPrefix(name)}
 	var d DispatcherConfig
-	if err := yaml.UnmarshalStrict(data, &d); err != nil {
+	unknown, err := decode(data, &d)
+	if err != nil {
 		errs.addErr(err)
 		return nil, errs.err()
 	}
-	d.File = name
+	d.File, d.Unknown = name, unknown
 	d.compile(&errs)
 	d.validate(&errs)
 	if err := errs.err(); err != nil {

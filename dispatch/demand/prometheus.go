@@ -38,6 +38,10 @@ type PrometheusOptions struct {
 	// multiplied into the demand; also a template with {{.Window}}. Jobs it does not
 	// return get the mean of the weights it does return.
 	WeightQuery string
+	// Weights weigh the demand by runs, job hours, CPU-hours and memory
+	// GiB-hours as the previous dispatcher did (after WeightQuery, if any).
+	// The zero value counts runs as they are.
+	Weights Weights
 	// Timeout bounds one Demand call. Default DefaultTimeout.
 	Timeout time.Duration
 	// RoundTripper carries the requests (auth, TLS). Default promapi.DefaultRoundTripper.
@@ -53,6 +57,8 @@ type Prometheus struct {
 	api         promv1.API
 	query       string
 	weightQuery string
+	weights     Weights
+	resources   []resourceQuery // weights' optional queries, rendered
 	timeout     time.Duration
 	log         logr.Logger
 	clock       clock.PassiveClock
@@ -90,8 +96,20 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 			return nil, err
 		}
 	}
+	if opts.Weights == (Weights{}) {
+		opts.Weights.Run = 1
+	}
+	if err := opts.Weights.Validate(); err != nil {
+		return nil, fmt.Errorf("prometheus demand: %w", err)
+	}
+	resources := opts.Weights.resourceQueries()
+	for i := range resources {
+		if resources[i].query, err = render(resources[i].name+" query", resources[i].query, window); err != nil {
+			return nil, err
+		}
+	}
 	return &Prometheus{
-		api: promv1.NewAPI(client), query: query, weightQuery: weightQuery,
+		api: promv1.NewAPI(client), query: query, weightQuery: weightQuery, weights: opts.Weights, resources: resources,
 		timeout: opts.Timeout, log: opts.Logger, clock: opts.Clock,
 	}, nil
 }
@@ -108,7 +126,8 @@ func render(what, text string, window time.Duration) (string, error) {
 // Query is the rendered demand query.
 func (p *Prometheus) Query() string { return p.query }
 
-// Demand runs the demand query (and the weight query, if any).
+// Demand runs the demand query, the weight query if any, and the Weights'
+// optional queries, and weighs the runs with them.
 func (p *Prometheus) Demand(ctx context.Context) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -117,14 +136,20 @@ func (p *Prometheus) Demand(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.weightQuery == "" {
-		return demand, nil
+	if p.weightQuery != "" {
+		weights, err := p.vector(ctx, p.weightQuery, now)
+		if err != nil {
+			return nil, err
+		}
+		demand = weigh(demand, weights)
 	}
-	weights, err := p.vector(ctx, p.weightQuery, now)
-	if err != nil {
-		return nil, err
+	resources := make(map[string]map[string]float64, len(p.resources))
+	for _, q := range p.resources {
+		if resources[q.name], err = p.vector(ctx, q.query, now); err != nil {
+			return nil, fmt.Errorf("job %s: %w", q.name, err)
+		}
 	}
-	return weigh(demand, weights), nil
+	return p.weights.Weigh(demand, resources), nil
 }
 
 // weigh multiplies each job's demand by its weight; jobs without a weight get the mean weight.

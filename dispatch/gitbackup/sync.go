@@ -12,10 +12,10 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 	"sigs.k8s.io/prow/cmd/generic-autobumper/updater"
-	git "sigs.k8s.io/prow/pkg/git/v2"
 	"sigs.k8s.io/prow/pkg/github"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/gitclone"
 )
 
 // runOnce does one backup: it fetches the base branch, replaces the file's
@@ -33,23 +33,15 @@ func (b *Backup) runOnce(ctx context.Context) (string, int, error) {
 	if dir := path.Dir(o.Path); dir != "." {
 		sparse = []string{dir}
 	}
-	repo, err := o.Git.ClientForWithRepoOpts(o.Org, o.Repo, git.RepoOpts{SparseCheckoutDirs: sparse})
+	repo, err := gitclone.Checkout(o.Git, o.Org, o.Repo, o.BaseBranch, sparse)
 	if err != nil {
-		return fail(fmt.Errorf("cloning %s/%s: %w", o.Org, o.Repo, err))
+		return fail(err)
 	}
 	defer func() {
 		if err := repo.Clean(); err != nil {
 			log.Error(err, "Removing the clone", "dir", repo.Directory())
 		}
 	}()
-	// The cached clone's refresh may fail quietly: fetch the base branch
-	// itself, so a stale base is an error, not an old file.
-	if err := repo.FetchRef("refs/heads/" + o.BaseBranch); err != nil {
-		return fail(fmt.Errorf("fetching %s of %s/%s: %w", o.BaseBranch, o.Org, o.Repo, err))
-	}
-	if err := repo.Checkout("FETCH_HEAD"); err != nil {
-		return fail(fmt.Errorf("checking out %s: %w", o.BaseBranch, err))
-	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}

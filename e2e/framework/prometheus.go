@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,19 @@ func StartScrapingPrometheus(ctx context.Context, bin, dataDir, logDir, target s
 		"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: prow\n  static_configs:\n  - targets: [%q]\n", target))
 }
 
+// StartSecurePrometheus is StartPrometheus serving HTTPS with the
+// authentication of webConfig (Prometheus' own --web.config.file:
+// tls_server_config, basic_auth_users). client reaches it (trusts its CA,
+// sends credentials) and is used to wait until it is ready.
+func StartSecurePrometheus(ctx context.Context, bin, dataDir, logDir, webConfig string, client *http.Client) (*Prometheus, error) {
+	return startPrometheusWith(ctx, bin, dataDir, logDir, "global:\n  scrape_interval: 1h\n", webConfig, client)
+}
+
 func startPrometheus(ctx context.Context, bin, dataDir, logDir, config string) (*Prometheus, error) {
+	return startPrometheusWith(ctx, bin, dataDir, logDir, config, "", nil)
+}
+
+func startPrometheusWith(ctx context.Context, bin, dataDir, logDir, config, webConfig string, client *http.Client) (*Prometheus, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -113,22 +126,57 @@ func startPrometheus(ctx context.Context, bin, dataDir, logDir, config string) (
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := StartProcess("prometheus-"+filepath.Base(dataDir), logDir, bin,
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+dataDir,
+	args := []string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + dataDir,
 		"--storage.tsdb.retention.time=3650d",
-		"--web.listen-address="+addr,
+		"--web.listen-address=" + addr,
 		"--log.level=warn",
-	)
+	}
+	scheme := "http"
+	if webConfig != "" {
+		args, scheme = append(args, "--web.config.file="+webConfig), "https"
+	}
+	p, err := StartProcess("prometheus-"+filepath.Base(dataDir), logDir, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	prom := &Prometheus{Process: p, URL: "http://" + addr}
+	prom := &Prometheus{Process: p, URL: scheme + "://" + addr}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := p.WaitHTTP(wctx, prom.URL+"/-/ready"); err != nil {
+	if client == nil {
+		err = p.WaitHTTP(wctx, prom.URL+"/-/ready")
+	} else {
+		err = waitReady(wctx, p, client, prom.URL+"/-/ready")
+	}
+	if err != nil {
 		p.Kill()
 		return nil, err
 	}
 	return prom, nil
+}
+
+// waitReady polls url with client until it answers 200.
+func waitReady(ctx context.Context, p *Process, client *http.Client, url string) error {
+	var last string
+	for {
+		if p.Exited() {
+			return fmt.Errorf("%s exited before %s answered 200; log:\n%s", p.Name, url, p.LogTail(4000))
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %s did not answer 200 (last: %s): %w; log:\n%s", p.Name, url, last, ctx.Err(), p.LogTail(4000))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

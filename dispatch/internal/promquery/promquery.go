@@ -6,8 +6,12 @@ package promquery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"text/template"
 	"time"
 
@@ -33,7 +37,7 @@ func SumBy(ctx context.Context, api promv1.API, query string, at time.Time, labe
 	value, warnings, _, err := api.Query(ctx, query, at)
 	res := Result{Warnings: warnings}
 	if err != nil {
-		return res, fmt.Errorf("query %q: %w", query, err)
+		return res, fmt.Errorf("query %q: %s%w", query, cause(err), err)
 	}
 	vec, ok := value.(model.Vector)
 	if !ok {
@@ -81,4 +85,27 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/day)
 	}
 	return model.Duration(d).String()
+}
+
+// cause says in words why a query failed when the reason is how
+// Prometheus was reached (credentials, TLS), so that /readyz names it;
+// "" otherwise.
+func cause(err error) string {
+	var apiErr *promv1.Error
+	if errors.As(err, &apiErr) && apiErr.Type == promv1.ErrClient {
+		switch {
+		case strings.HasSuffix(apiErr.Msg, " 401"):
+			return "Prometheus refused the request as unauthenticated (HTTP 401 Unauthorized): the bearer token or basic auth credentials are missing or wrong: "
+		case strings.HasSuffix(apiErr.Msg, " 403"):
+			return "Prometheus refused access (HTTP 403 Forbidden): the token's identity may not query it: "
+		}
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
+		return "Prometheus' serving certificate is not trusted (wrong or missing CA file, or the wrong server name): "
+	}
+	return ""
 }

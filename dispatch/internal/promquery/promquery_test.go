@@ -92,3 +92,32 @@ func TestRender(t *testing.T) {
 		}
 	}
 }
+
+// TestSumByNamesTheCause: a refused credential and an untrusted
+// certificate say so in words, ahead of the client's error.
+func TestSumByNamesTheCause(t *testing.T) {
+	unauthorized := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	}))
+	defer unauthorized.Close()
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+	}))
+	defer forbidden.Close()
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer untrusted.Close()
+	for _, tc := range []struct{ url, want string }{
+		{unauthorized.URL, "unauthenticated (HTTP 401 Unauthorized)"},
+		{forbidden.URL, "HTTP 403 Forbidden"},
+		{untrusted.URL, "serving certificate is not trusted"},
+	} {
+		c, err := promapi.NewClient(promapi.Config{Address: tc.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = SumBy(context.Background(), promv1.NewAPI(c), "q", time.Now(), "cluster", false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.url, err, tc.want)
+		}
+	}
+}

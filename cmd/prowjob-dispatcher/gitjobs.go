@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	gitv2 "sigs.k8s.io/prow/pkg/git/v2"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/gitjobs"
+)
+
+// gitJobsFlags read the job config (and optionally the two configs) from a
+// Git repository instead of mounted files: OpenShift CI's job config is
+// the ci-operator/jobs tree of openshift/release, far over a ConfigMap's
+// 1 MiB, and a ConfigMap flattens its paths.
+type gitJobsFlags struct {
+	url, branch, dir string
+	interval         time.Duration
+	configsFromGit   bool
+}
+
+func (f *gitJobsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.url, "job-config-git-url", "", "read the job config from this Git repository (https://github.com/openshift/release); --job-config is then a path inside it (e.g. ci-operator/jobs)")
+	fs.StringVar(&f.branch, "job-config-git-branch", "master", "branch of --job-config-git-url")
+	fs.StringVar(&f.dir, "job-config-git-dir", "", "dir of the checkout and of prow's git cache (default: a dir under the system's temp dir)")
+	fs.DurationVar(&f.interval, "job-config-git-interval", 5*time.Minute, "how often the repository is fetched (the plugin asks for a fetch at once on a push to the branch)")
+	fs.BoolVar(&f.configsFromGit, "configs-from-git", false, "with --job-config-git-url, --dispatcher-config and --cluster-config are paths inside the repository too (core-services/sanitize-prow-jobs/_config.yaml, _clusters.yaml)")
+}
+
+func (f *gitJobsFlags) validate() error {
+	if f.url == "" {
+		if f.configsFromGit {
+			return errors.New("--configs-from-git needs --job-config-git-url")
+		}
+		return nil
+	}
+	var errs []error
+	if _, _, _, _, err := gitjobs.ParseURL(f.url); err != nil {
+		errs = append(errs, fmt.Errorf("--job-config-git-url: %w", err))
+	}
+	if f.branch == "" {
+		errs = append(errs, errors.New("--job-config-git-branch must not be empty"))
+	}
+	if f.interval < time.Second {
+		errs = append(errs, fmt.Errorf("--job-config-git-interval %s: want at least 1s", f.interval))
+	}
+	return errors.Join(errs...)
+}
+
+// start fetches the repository once (a failure fails the start: there is no
+// last good tree yet), points opts' paths into the checkout, makes every
+// dispatch fetch first and returns the source, whose Run the caller starts.
+// trigger is called when a fetch brings a new revision. Without
+// --job-config-git-url it returns nil.
+func (f *gitJobsFlags) start(ctx context.Context, opts *dispatch.Options, trigger func(), reg prometheus.Registerer, log logr.Logger) (*gitjobs.Source, func(), error) {
+	noop := func() {}
+	if f.url == "" {
+		return nil, noop, nil
+	}
+	host, org, repo, insecure, _ := gitjobs.ParseURL(f.url) // validated
+	dir := f.dir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "prowjob-dispatcher-job-config")
+	}
+	cache := filepath.Join(dir, "cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, noop, fmt.Errorf("--job-config-git-dir: %w", err)
+	}
+	persist := true
+	factory, err := gitv2.NewClientFactory((&gitv2.ClientFactoryOpts{
+		Host: host, UseInsecureHTTP: &insecure, CacheDirBase: &cache, Persist: &persist,
+	}).Apply)
+	if err != nil {
+		return nil, noop, fmt.Errorf("--job-config-git-url: git client: %w", err)
+	}
+	paths := []string{opts.JobConfigDir}
+	if f.configsFromGit {
+		paths = append(paths, opts.DispatcherConfigPath, opts.ClusterConfigPath)
+	}
+	src, err := gitjobs.New(gitjobs.Options{
+		Git: factory, Org: org, Repo: repo, Branch: f.branch, Paths: paths, Dir: filepath.Join(dir, "tree"),
+		Interval: f.interval, OnChange: trigger, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		_ = factory.Clean()
+		return nil, noop, err
+	}
+	cleanup := func() { src.Close(); _ = factory.Clean() }
+	start := time.Now()
+	if _, err := src.Sync(ctx); err != nil {
+		cleanup()
+		return nil, noop, fmt.Errorf("--job-config-git-url %s: the first fetch: %w", f.url, err)
+	}
+	log.Info("Job config from Git", "repository", f.url, "branch", f.branch, "revision", src.Status().Revision, "paths", paths, "took", time.Since(start).Round(time.Millisecond))
+	opts.JobConfigDir = src.Path(opts.JobConfigDir)
+	if f.configsFromGit {
+		opts.DispatcherConfigPath, opts.ClusterConfigPath = src.Path(opts.DispatcherConfigPath), src.Path(opts.ClusterConfigPath)
+	}
+	opts.NoWatch = true // the trees never change; a new one comes with OnChange
+	opts.Refresh = func(ctx context.Context) error {
+		_, err := src.Sync(ctx)
+		return err
+	}
+	return src, cleanup, nil
+}
