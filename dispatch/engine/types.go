@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -105,9 +104,6 @@ type ClusterLoad struct {
 	Target float64 `json:"target"`
 	// Ratio is Demand / Target (0 when Target is 0): the cluster's whole load against its target.
 	Ratio float64 `json:"ratio"`
-	// Health is the cluster's health at the dispatcher's last evaluation;
-	// nil with health off or before the first. The engine never sets it.
-	Health *health.Status `json:"-"`
 }
 
 // Report summarises a run.
