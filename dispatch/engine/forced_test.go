@@ -148,6 +148,10 @@ func TestTargetsCountForcedLoad(t *testing.T) {
 				if d := c.Target - want; d > 1e-6 || d < -1e-6 {
 					t.Errorf("%s: target %.1f, want %.1f, its capacity share of all %.1f on usable clusters", c.Name, c.Target, want, usableDemand)
 				}
+				ratio := c.Demand / want // the whole load against the target, whatever the engine reports
+				if d := c.Ratio - ratio; d > 1e-9 || d < -1e-9 {
+					t.Errorf("%s: ratio %v, want load %v / target %v = %v", c.Name, c.Ratio, c.Demand, want, ratio)
+				}
 				if c.Demand != c.BalancedDemand+c.ForcedDemand || c.Jobs != c.BalancedJobs+c.ForcedJobs {
 					t.Errorf("%s: demand %v (jobs %d) is not balanced %v (%d) + forced %v (%d)", c.Name, c.Demand, c.Jobs, c.BalancedDemand, c.BalancedJobs, c.ForcedDemand, c.ForcedJobs)
 				}
@@ -157,12 +161,12 @@ func TestTargetsCountForcedLoad(t *testing.T) {
 						t.Errorf("%s: forced %.0f against target %.0f, %d balanced jobs: want forced over target and no balanced job", c.Name, c.ForcedDemand, c.Target, c.BalancedJobs)
 					}
 				case tc.overForced == "":
-					if c.Ratio < 1-within || c.Ratio > 1+within {
-						t.Errorf("%s: load %.0f (forced %.0f) of target %.0f = %.4f, want within %.0f%%", c.Name, c.Demand, c.ForcedDemand, c.Target, c.Ratio, within*100)
+					if ratio < 1-within || ratio > 1+within {
+						t.Errorf("%s: load %.0f (forced %.0f) of target %.0f = %.4f, want within %.0f%%", c.Name, c.Demand, c.ForcedDemand, want, ratio, within*100)
 					}
 				default: // the others share what the over-forced cluster leaves, evenly
-					if c.Ratio > 1 {
-						t.Errorf("%s: ratio %.4f over its target while %s carries more than its share", c.Name, c.Ratio, tc.overForced)
+					if ratio > 1 {
+						t.Errorf("%s: ratio %.4f over its target while %s carries more than its share", c.Name, ratio, tc.overForced)
 					}
 				}
 			}
