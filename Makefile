@@ -54,8 +54,8 @@ demo: build $(OUT)/token ## start it locally, ask it a few questions, stop it
 	echo '$$ curl localhost:8080/api/v1/clusters'; \
 	curl -sS localhost:8080/api/v1/clusters | show 'def pad(n): tostring | . + (" " * ([n - length, 1] | max)); '\
 	'def f2: (. * 100 | round / 100 | tostring) | if contains(".") then . + "0" else . + ".00" end | .[0:index(".") + 3]; '\
-	'"CLUSTER    JOBS  LOAD    TARGET  LOAD/TARGET", (.[] | (.name | pad(11)) + (.jobs | pad(6)) '\
-	'+ (.balancedDemand | round | pad(8)) + (.target | round | pad(8)) '\
+	'"CLUSTER    JOBS  LOAD    BALANCED  TARGET  LOAD/TARGET", (.[] | (.name | pad(11)) + (.jobs | pad(6)) '\
+	'+ (.demand | round | pad(8)) + (.balancedDemand | round | pad(10)) + (.target | round | pad(8)) '\
 	'+ (if .blocked then "- (blocked)" elif .manual then "- (manual)" else (.ratio | f2) end))'; \
 	echo "$$ curl -X POST -H \"Authorization: Bearer \$$(cat $(OUT)/token)\" localhost:8080/api/v1/reschedule -d '{\"job\":\"pull-ci-openshift-origin-main-unit\",\"reason\":\"demo\",\"ttl\":\"1h\"}'"; \
 	curl -sS -X POST -H "Authorization: Bearer $$(cat $(OUT)/token)" localhost:8080/api/v1/reschedule \

@@ -277,15 +277,16 @@ func (d *Dispatcher) needInputs(what string) error {
 }
 
 // applyRestoredOverrides places anew the jobs whose row does not follow
-// their override: overrides are saved apart from the table, so a restart
-// after a reschedule whose rows were not saved, or from the previous
-// generation of the state file, still honours every override.
+// their override (another cluster, or the same one by another rule):
+// overrides are saved apart from the table, so a restart after a
+// reschedule whose rows were not saved, or from the previous generation of
+// the state file, still honours every override.
 func (d *Dispatcher) applyRestoredOverrides() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var stale []string
 	for job, o := range d.overrides {
-		if a, ok := d.cache.Lookup(job); ok && a.Cluster != o.Cluster {
+		if a, ok := d.cache.Lookup(job); ok && (a.Cluster != o.Cluster || a.Reason != table.ReasonOverride) {
 			stale = append(stale, job)
 		}
 	}

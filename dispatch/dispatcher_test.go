@@ -81,6 +81,21 @@ func TestDispatchBuildsTable(t *testing.T) {
 	if got := e.metricValue("prowjob_dispatcher_cluster_jobs"); got != float64(len(dispatchedJobs)) {
 		t.Errorf("per-cluster job gauges sum to %v, want %d", got, len(dispatchedJobs))
 	}
+	for _, c := range d.Clusters() { // the whole load against the target, with the balanced part
+		if got := e.metricValue("prowjob_dispatcher_cluster_demand", "cluster", c.Name); got != c.Demand {
+			t.Errorf("cluster_demand{cluster=%q} = %v, want %v", c.Name, got, c.Demand)
+		}
+		if got := e.metricValue("prowjob_dispatcher_cluster_balanced_demand", "cluster", c.Name); got != c.BalancedDemand {
+			t.Errorf("cluster_balanced_demand{cluster=%q} = %v, want %v", c.Name, got, c.BalancedDemand)
+		}
+		want := c.Target
+		if want == 0 {
+			want = -1 // no series: a cluster without target
+		}
+		if got := e.metricValue("prowjob_dispatcher_cluster_target", "cluster", c.Name); got != want {
+			t.Errorf("cluster_target{cluster=%q} = %v, want %v", c.Name, got, want)
+		}
+	}
 	if got := e.metricValue("prowjob_dispatcher_dispatch_duration_seconds"); got != 1 {
 		t.Errorf("dispatch duration observations = %v, want 1", got)
 	}

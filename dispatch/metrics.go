@@ -26,6 +26,8 @@ type metrics struct {
 	duration      prometheus.Histogram
 	clusterJobs   *prometheus.GaugeVec
 	clusterDemand *prometheus.GaugeVec
+	clusterBal    *prometheus.GaugeVec
+	clusterTarget *prometheus.GaugeVec
 	imbalance     prometheus.Gauge
 	moved         *prometheus.CounterVec
 	demandErrors  prometheus.Counter
@@ -64,10 +66,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: metricPrefix + "cluster_jobs", Help: "Jobs assigned to each cluster by the last dispatch.",
 		}, []string{"cluster"}),
 		clusterDemand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "cluster_demand", Help: "Summed demand of the jobs assigned to each cluster by the last dispatch.",
+			Name: metricPrefix + "cluster_demand", Help: "Summed demand of the jobs assigned to each cluster by the last dispatch, by any rule: the load compared with cluster_target.",
+		}, []string{"cluster"}),
+		clusterBal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricPrefix + "cluster_balanced_demand", Help: "The part of cluster_demand that balancing placed (the rest is placed outright by overrides, cluster jobs, pins, groups).",
+		}, []string{"cluster"}),
+		clusterTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricPrefix + "cluster_target", Help: "Each usable build cluster's target after the last dispatch: its capacity share of all the demand on usable clusters.",
 		}, []string{"cluster"}),
 		imbalance: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: metricPrefix + "imbalance_ratio", Help: "Largest load/target ratio among balanced clusters after the last dispatch.",
+			Name: metricPrefix + "imbalance_ratio", Help: "Largest cluster_demand/cluster_target ratio among usable build clusters after the last dispatch.",
 		}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "jobs_moved_total", Help: "Jobs that changed cluster, by the rule that placed them.",
@@ -119,7 +127,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"operation"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.imbalance, m.moved, m.demandErrors,
+		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.clusterBal, m.clusterTarget, m.imbalance, m.moved, m.demandErrors,
 		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
 		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd, m.notRecordedAd,
 		m.engineRuns,
@@ -146,9 +154,15 @@ func (m *metrics) dispatched(r *engine.Report, at time.Time) {
 	}
 	m.clusterJobs.Reset()
 	m.clusterDemand.Reset()
+	m.clusterBal.Reset()
+	m.clusterTarget.Reset()
 	for _, c := range r.Clusters {
 		m.clusterJobs.WithLabelValues(c.Name).Set(float64(c.Jobs))
 		m.clusterDemand.WithLabelValues(c.Name).Set(c.Demand)
+		m.clusterBal.WithLabelValues(c.Name).Set(c.BalancedDemand)
+		if c.Target > 0 {
+			m.clusterTarget.WithLabelValues(c.Name).Set(c.Target)
+		}
 	}
 	m.imbalance.Set(r.Imbalance)
 	kept := 0

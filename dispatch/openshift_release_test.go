@@ -268,7 +268,7 @@ func TestServiceClusterMarkedBlocked(t *testing.T) {
 	var appCI *engine.ClusterLoad
 	for _, c := range d.Clusters() {
 		if c.Name == "app.ci" {
-			appCI = &c
+			appCI = &c.ClusterLoad
 		}
 	}
 	if appCI == nil || appCI.Role != config.RoleBuild || !appCI.Blocked || appCI.Jobs != 0 {

@@ -26,9 +26,10 @@ import (
 // (200) to build01 with the arm64 jobs (200). Draining build02 moves origin
 // to build01, and balance then moves installer to build03. When the drain
 // ends build02 is empty; the most loaded cluster is build01 (arm64 200,
-// nightly 200, origin 1300 against a target of 3350/3), and of its movable
-// files, moving origin to build02 lowers the largest ratio most (to
-// 1300/1117 against 1500/1117 for moving the nightly), within the default
+// nightly 200, origin 1300 against a target of 3400/3, console's pinned
+// job on build03 counted), and of its movable files, moving origin to
+// build02 lowers the largest ratio most (to 1300/1133 against 1500/1133
+// for moving the nightly), within the default
 // move budget (20 % of 10 jobs = 2, origin's size). The test does not rely
 // on that placement: it drains whichever cluster holds the job, and fails,
 // with the loads, if the job does not come back.
@@ -185,7 +186,7 @@ func (sc *scenario) wantNoDrain(when string) {
 	}
 }
 
-// loads summarises the clusters' balanced demand and jobs, for failures.
+// loads summarises the clusters' loads (balanced part), targets and jobs, for failures.
 func (sc *scenario) loads() string {
 	clusters, err := sc.d.API.Clusters(testContext(sc.t))
 	if err != nil {
@@ -193,7 +194,7 @@ func (sc *scenario) loads() string {
 	}
 	var parts []string
 	for _, c := range clusters {
-		parts = append(parts, fmt.Sprintf("%s %.0f/%.0f (%d jobs)", c.Name, c.BalancedDemand, c.Target, c.Jobs))
+		parts = append(parts, fmt.Sprintf("%s %.0f (balanced %.0f)/%.0f (%d jobs)", c.Name, c.Demand, c.BalancedDemand, c.Target, c.Jobs))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -68,7 +68,7 @@ func (p *Plugin) HelpProvider(_ []config.OrgRepo) (*pluginhelp.PluginHelp, error
 	})
 	h.AddCommand(pluginhelp.Command{
 		Usage: capUsage,
-		Description: "Caps a build cluster's capacity (its share of the balanced load, 1 to 100) for the TTL; jobs move off it within the move budget. " +
+		Description: "Caps a build cluster's capacity (its share of the load, 1 to 100) for the TTL; jobs move off it within the move budget. " +
 			"--dry-run previews and changes nothing.",
 		WhoCanUse: who,
 		Examples:  []string{"/dispatch cap build02 40 12h half the nodes are cordoned", "/dispatch cap build02 40 12h half the nodes are cordoned --dry-run"},

@@ -263,7 +263,7 @@ func writePlanResult(b *strings.Builder, resp *api.PlanResponse, jobFiles bool) 
 			fmt.Fprintf(b, "| %s | %d | %.1f | %d | %.1f |\n", code(c), in.Jobs, in.Demand, out.Jobs, out.Demand)
 		}
 	}
-	b.WriteString("\nLoad after the change:\n\n| Cluster | State | Capacity | Jobs | Balanced demand | Target | Load/target |\n| --- | --- | --: | --: | --: | --: | --: |\n")
+	b.WriteString("\nLoad after the change:\n\n| Cluster | State | Capacity | Jobs | Load | Balanced | Target | Load/target |\n| --- | --- | --: | --: | --: | --: | --: | --: |\n")
 	for _, c := range resp.Clusters {
 		state := "usable"
 		switch {
@@ -276,7 +276,7 @@ func writePlanResult(b *strings.Builder, resp *api.PlanResponse, jobFiles bool) 
 		case c.Role == "service":
 			state = "service"
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %.1f | %.1f | %.2f |\n", code(c.Name), state, c.Capacity, c.Jobs, c.BalancedDemand, c.Target, c.Ratio)
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %.1f | %.1f | %.1f | %.2f |\n", code(c.Name), state, c.Capacity, c.Jobs, c.Demand, c.BalancedDemand, c.Target, c.Ratio)
 	}
 	if len(resp.Moves) > 0 {
 		fmt.Fprintf(b, "\nMoves (%d):\n\n| Job | From | To | Reason |\n| --- | --- | --- | --- |\n", resp.Moved)

@@ -274,7 +274,7 @@ func TestPlanCommentBounded(t *testing.T) {
 	plan := &api.PlanResponse{Moved: 5000, MovedDemand: 12345.5, Unplaceable: 300,
 		To:       map[string]api.Flow{"build01": {Jobs: 2500, Demand: 6000}, "build02": {Jobs: 2500, Demand: 6345.5}},
 		From:     map[string]api.Flow{"build03": {Jobs: 5000, Demand: 12345.5}},
-		Clusters: []api.ClusterStatus{{Name: "build01", Capacity: 100, Jobs: 9000, BalancedDemand: 20000, Target: 19800, Ratio: 1.0101}},
+		Clusters: []api.ClusterStatus{{Name: "build01", Capacity: 100, Jobs: 9000, Demand: 20000, BalancedDemand: 18000, ForcedDemand: 2000, Target: 19800, Ratio: 1.0101}},
 	}
 	for i := range 100 {
 		plan.Moves = append(plan.Moves, api.Move{Job: fmt.Sprintf("pull-ci-huge-%04d", i), From: "build03", To: "build01", Reason: "balanced"})
@@ -298,7 +298,7 @@ func TestPlanCommentBounded(t *testing.T) {
 	}
 	body := comments[0].Body
 	for _, want := range []string{"**5000 job(s) move** (demand 12345.5); **300 job(s) would become unplaceable**",
-		"| `build03` | 0 | 0.0 | 5000 | 12345.5 |", "| `build01` | usable | 100 | 9000 | 20000.0 | 19800.0 | 1.01 |",
+		"| `build03` | 0 | 0.0 | 5000 | 12345.5 |", "| Cluster | State | Capacity | Jobs | Load | Balanced | Target | Load/target |", "| `build01` | usable | 100 | 9000 | 20000.0 | 18000.0 | 19800.0 | 1.01 |",
 		"- ... and 4950 more", "- ... and 250 more", "Moves (5000)", "unplaceable (300)"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("plan comment lacks %q", want)

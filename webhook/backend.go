@@ -31,7 +31,7 @@ type (
 		// Explain says why a job is where it is.
 		Explain(job string) (*engine.Explanation, error)
 		// Clusters lists the clusters with their loads.
-		Clusters() []engine.ClusterLoad
+		Clusters() []dispatch.ClusterStatus
 		// BuildFarmConfig renders the dispatcher config with buildFarm regenerated from the table.
 		BuildFarmConfig() ([]byte, error)
 		// Dispatch recomputes the whole table now.

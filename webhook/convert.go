@@ -58,15 +58,29 @@ func apiExplanation(x *engine.Explanation) api.Explanation {
 
 func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 	out := make([]api.ClusterStatus, len(loads))
-	for i, l := range loads {
-		out[i] = api.ClusterStatus{
-			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
-			Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
-			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
-			Health: apiClusterHealth(l.Health),
-		}
+	for i := range loads {
+		out[i] = apiCluster(&loads[i])
 	}
 	return out
+}
+
+// apiClusterStatuses converts the clusters' loads with their health.
+func apiClusterStatuses(cs []dispatch.ClusterStatus) []api.ClusterStatus {
+	out := make([]api.ClusterStatus, len(cs))
+	for i := range cs {
+		out[i] = apiCluster(&cs[i].ClusterLoad)
+		out[i].Health = apiClusterHealth(cs[i].Health)
+	}
+	return out
+}
+
+func apiCluster(l *engine.ClusterLoad) api.ClusterStatus {
+	return api.ClusterStatus{
+		Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
+		Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
+		BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, ForcedJobs: l.ForcedJobs, ForcedDemand: l.ForcedDemand,
+		Target: l.Target, Ratio: l.Ratio,
+	}
 }
 
 // apiClusterHealth converts a cluster's health; numbers JSON cannot carry

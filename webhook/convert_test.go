@@ -32,7 +32,8 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		Mode: health.ModeAct, Action: "drained automatically", Evaluated: at.Add(2 * time.Minute),
 	}
 	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual", Override: &capped,
-		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, Target: 2, Ratio: 1.5, Health: hs}
+		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, ForcedJobs: 1, ForcedDemand: 1, Target: 2, Ratio: 1.5}
+	status := dispatch.ClusterStatus{ClusterLoad: load, Health: hs}
 	explanation := &engine.Explanation{
 		Job:          "j",
 		Requirements: jobs.Requirements{Capabilities: []string{"arm64"}, Pin: "p", KVM: true, NoBuilds: true, SSHBastion: true, Cloud: "aws"},
@@ -48,6 +49,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"assignment", row, apiAssignment(row, nil)},
 		{"override", override, apiOverride(override)},
 		{"cluster load", load, apiClusters([]engine.ClusterLoad{load})[0]},
+		{"cluster status", status, apiClusterStatuses([]dispatch.ClusterStatus{status})[0]},
 		{"explanation", explanation, apiExplanation(explanation)},
 		{"cluster override", capped, *apiClusterOverride(&capped)},
 	} {
@@ -64,7 +66,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		"errorShare": 0.05, "samples": 40.0, "pendingSeconds": 90.0, "reason": "error share 5.0%", "mode": "act", "action": "drained automatically",
 		"evaluated": "2026-11-25T01:04:03Z",
 	}
-	if got := jsonMap(t, apiClusters([]engine.ClusterLoad{load})[0])["health"]; !reflect.DeepEqual(got, wantHealth) {
+	if got := jsonMap(t, apiClusterStatuses([]dispatch.ClusterStatus{status})[0])["health"]; !reflect.DeepEqual(got, wantHealth) {
 		t.Errorf("health\n%v\nwant\n%v", got, wantHealth)
 	}
 	hs.Sample.PendingSeconds = math.Inf(1)

@@ -44,7 +44,7 @@ type fakeBackend struct {
 	dispatchErr   error
 	explainErr    error
 	rescheduleErr error
-	clusters      []engine.ClusterLoad
+	clusters      []dispatch.ClusterStatus
 	buildFarm     []byte
 	buildFarmErr  error
 	status        dispatch.Status
@@ -140,7 +140,7 @@ func (f *fakeBackend) Explain(job string) (*engine.Explanation, error) {
 	return &engine.Explanation{Job: job, Assignment: a, Steps: []engine.Step{{Rule: a.Reason, Matched: true, Detail: "fake"}}}, nil
 }
 
-func (f *fakeBackend) Clusters() []engine.ClusterLoad { return f.clusters }
+func (f *fakeBackend) Clusters() []dispatch.ClusterStatus { return f.clusters }
 
 func (f *fakeBackend) Status() dispatch.Status { return f.status }
 

@@ -116,7 +116,7 @@ func (a *API) explain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) clusters(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, apiClusters(a.Backend.Clusters()))
+	writeJSON(w, http.StatusOK, apiClusterStatuses(a.Backend.Clusters()))
 }
 
 // buildFarm answers the dispatcher config in force with its buildFarm

@@ -116,7 +116,9 @@ func TestAPI(t *testing.T) {
 		{name: "explain failing", method: "GET", path: api.AssignmentsPath + unitJob + "/explain",
 			fake: func(f *fakeBackend) { f.explainErr = errors.New("boom") }, wantCode: 500, want: "boom"},
 		{name: "clusters", method: "GET", path: api.ClustersPath,
-			fake:     func(f *fakeBackend) { f.clusters = []engine.ClusterLoad{{Name: "build01", Capacity: 100, Jobs: 2}} },
+			fake: func(f *fakeBackend) {
+				f.clusters = []dispatch.ClusterStatus{{ClusterLoad: engine.ClusterLoad{Name: "build01", Capacity: 100, Jobs: 2}}}
+			},
 			wantCode: 200, want: `[{"name":"build01","capacity":100,"jobs":2,`},
 		{name: "clusters none", method: "GET", path: api.ClustersPath, wantCode: 200, want: "[]"},
 		{name: "overrides none", method: "GET", path: api.OverridesPath, wantCode: 200, want: "[]"},
@@ -183,7 +185,9 @@ func TestAPI(t *testing.T) {
 			},
 			wantCode: 507, want: "read-only"},
 		{name: "clusters with a value JSON cannot hold", method: "GET", path: api.ClustersPath,
-			fake:     func(f *fakeBackend) { f.clusters = []engine.ClusterLoad{{Name: "build01", Demand: math.Inf(1)}} },
+			fake: func(f *fakeBackend) {
+				f.clusters = []dispatch.ClusterStatus{{ClusterLoad: engine.ClusterLoad{Name: "build01", Demand: math.Inf(1)}}}
+			},
 			wantCode: 500, want: "encoding the answer"},
 		{name: "reschedule bad ttl", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","ttl":"3 days"}`, wantCode: 400, want: "ttl"},
 		{name: "reschedule negative ttl", method: "POST", path: api.ReschedulePath, token: testToken, body: `{"job":"j","reason":"r","ttl":"-1h"}`, wantCode: 400, want: "ttl"},

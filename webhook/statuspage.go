@@ -51,7 +51,7 @@ type replicaRow struct {
 
 // clusterRow is one row of the clusters table.
 type clusterRow struct {
-	engine.ClusterLoad
+	dispatch.ClusterStatus
 	// BarWidth is the load's share of the target in percent, capped at 100.
 	BarWidth int
 	// Percent is the uncapped load ratio in percent.
@@ -129,9 +129,9 @@ func (a *API) searchJob(job string, overrides []table.Override) *jobSearch {
 	return s
 }
 
-// newClusterRow sizes a cluster's bar: its balanced demand against its target.
-func newClusterRow(c engine.ClusterLoad) clusterRow {
-	row := clusterRow{ClusterLoad: c, Unhealthy: c.Health != nil && c.Health.State == health.Unhealthy}
+// newClusterRow sizes a cluster's bar: its whole load against its target.
+func newClusterRow(c dispatch.ClusterStatus) clusterRow {
+	row := clusterRow{ClusterStatus: c, Unhealthy: c.Health != nil && c.Health.State == health.Unhealthy}
 	if c.Target > 0 && !math.IsNaN(c.Ratio) && !math.IsInf(c.Ratio, 0) {
 		row.Percent = c.Ratio * 100
 		row.BarWidth = int(math.Round(min(max(row.Percent, 0), 100)))

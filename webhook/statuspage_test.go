@@ -24,13 +24,14 @@ func statusFake() *fakeBackend {
 	moves := 7
 	f.status = dispatch.Status{Ready: true, TableSize: 2, LastDispatch: time.Date(2026, 11, 22, 9, 15, 0, 0, time.UTC), LastDispatchMoves: &moves, Unplaceable: 1,
 		UnplaceableJobs: []engine.Unplaceable{{Job: "periodic-gpu", Problem: "capability gpu: no usable cluster"}}}
-	f.clusters = []engine.ClusterLoad{
-		{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, Jobs: 40, BalancedDemand: 50, Target: 40, Ratio: 1.25},
-		{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, Jobs: 3, Target: 0,
-			Override: &table.ClusterOverride{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}},
-		{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, Jobs: 10, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
-			Override: &table.ClusterOverride{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}},
-		{Name: "app.ci", Role: "service", Jobs: 2},
+	f.clusters = []dispatch.ClusterStatus{
+		{ClusterLoad: engine.ClusterLoad{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, Jobs: 40, Demand: 50,
+			BalancedJobs: 30, BalancedDemand: 35, ForcedJobs: 10, ForcedDemand: 15, Target: 40, Ratio: 1.25}},
+		{ClusterLoad: engine.ClusterLoad{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, Jobs: 3, Target: 0,
+			Override: &table.ClusterOverride{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}}},
+		{ClusterLoad: engine.ClusterLoad{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, Jobs: 10, Demand: 12, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
+			Override: &table.ClusterOverride{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}}},
+		{ClusterLoad: engine.ClusterLoad{Name: "app.ci", Role: "service", Jobs: 2}},
 	}
 	f.overrides = []table.Override{{Job: unitJob, Cluster: "build05", Reason: "flaky on build01", By: "carol", Expires: expires}}
 	f.rows[unitJob] = table.Assignment{Job: unitJob, Cluster: "build01", Reason: table.ReasonBalanced, Detail: "lowest load of 3", File: "openshift/origin/origin-main.yaml"}
@@ -74,10 +75,12 @@ func TestStatusPage(t *testing.T) {
 			"app.ci":  `no target`,
 		},
 	}, {
-		name: "bar widths and over target",
+		name: "bar widths and over target: the whole load, with its balanced and forced parts",
 		path: "/", code: http.StatusOK,
 		rows: map[string]string{
-			"build01": `50.0 / 40.0 (125 %)`,
+			"build01": `50.0 / 40.0 (125 %)</span></td>
+<td class="num balanced">35.0</td>
+<td class="num forced">15.0</td>`,
 			"build05": `style="width: 50%"`,
 			"build02": `style="width: 0%"`,
 		},
@@ -224,16 +227,16 @@ func TestStatusPageMethodsAndPaths(t *testing.T) {
 func TestNewClusterRow(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		load  engine.ClusterLoad
+		load  dispatch.ClusterStatus
 		width int
 		over  bool
 	}{
-		{"on target", engine.ClusterLoad{Target: 10, Ratio: 1}, 100, false},
-		{"within 5 %", engine.ClusterLoad{Target: 10, Ratio: 1.04}, 100, false},
-		{"over, capped", engine.ClusterLoad{Target: 10, Ratio: 3}, 100, true},
-		{"under", engine.ClusterLoad{Target: 10, Ratio: 0.333}, 33, false},
-		{"no target", engine.ClusterLoad{Ratio: 0}, 0, false},
-		{"negative", engine.ClusterLoad{Target: 10, Ratio: -1}, 0, false},
+		{"on target", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Target: 10, Ratio: 1}}, 100, false},
+		{"within 5 %", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Target: 10, Ratio: 1.04}}, 100, false},
+		{"over, capped", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Target: 10, Ratio: 3}}, 100, true},
+		{"under", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Target: 10, Ratio: 0.333}}, 33, false},
+		{"no target", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Ratio: 0}}, 0, false},
+		{"negative", dispatch.ClusterStatus{ClusterLoad: engine.ClusterLoad{Target: 10, Ratio: -1}}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			row := newClusterRow(tc.load)

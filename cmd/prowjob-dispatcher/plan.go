@@ -126,7 +126,7 @@ func writeTable(path, format string, t *table.Table) error {
 // printReport prints the per-cluster loads, then the moves.
 func printReport(w io.Writer, r *engine.Report, maxMoves int) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tPROVIDER\tCAPACITY\tJOBS\tDEMAND\tTARGET\tRATIO\tNOTE")
+	fmt.Fprintln(tw, "CLUSTER\tPROVIDER\tCAPACITY\tJOBS\tLOAD\tBALANCED\tFORCED\tTARGET\tLOAD/TARGET\tNOTE")
 	for _, c := range r.Clusters {
 		note := ""
 		switch {
@@ -135,12 +135,12 @@ func printReport(w io.Writer, r *engine.Report, maxMoves int) error {
 		case c.Role != config.RoleBuild:
 			note = c.Role // manual or service: runs only the jobs that name it
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.3f\t%s\n", c.Name, c.Provider, c.Capacity, c.Jobs, c.Demand, c.Target, c.Ratio, note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t%s\n", c.Name, c.Provider, c.Capacity, c.Jobs, c.Demand, c.BalancedDemand, c.ForcedDemand, c.Target, c.Ratio, note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%d jobs, imbalance %.3f, %d moved\n", r.Jobs, r.Imbalance, len(r.Moves))
+	fmt.Fprintf(w, "\n%d jobs, max load/target %.3f (all demand on usable clusters), %d moved\n", r.Jobs, r.Imbalance, len(r.Moves))
 	if len(r.Moves) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "JOB\tFROM\tTO\tREASON")

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -44,7 +46,7 @@ func TestPlanPrintsLoadsAndWritesTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"CLUSTER", "PROVIDER", "CAPACITY", "RATIO", "build01", "build02", "build03", "build04", "blocked", "9 jobs"} {
+			for _, want := range []string{"CLUSTER", "PROVIDER", "CAPACITY", "LOAD", "BALANCED", "FORCED", "LOAD/TARGET", "build01", "build02", "build03", "build04", "blocked", "9 jobs"} {
 				if !strings.Contains(stdout, want) {
 					t.Errorf("report lacks %q:\n%s", want, stdout)
 				}
@@ -73,6 +75,31 @@ func TestPlanPrintsLoadsAndWritesTable(t *testing.T) {
 				t.Errorf("demand file not used: %+v", a)
 			}
 		})
+	}
+}
+
+// TestPrintReportShowsWholeLoadAgainstTarget: each cluster's row shows its
+// whole load, its balanced and forced parts, its target and load/target,
+// and the summary the largest load/target.
+func TestPrintReportShowsWholeLoadAgainstTarget(t *testing.T) {
+	rep := &engine.Report{Jobs: 30, Imbalance: 1.25, Clusters: []engine.ClusterLoad{
+		{Name: "build01", Provider: "aws", Capacity: 100, Role: config.RoleBuild, Jobs: 20, Demand: 50, BalancedJobs: 12, BalancedDemand: 35,
+			ForcedJobs: 8, ForcedDemand: 15, Target: 40, Ratio: 1.25},
+		{Name: "app.ci", Role: config.RoleService, Jobs: 10, Demand: 7, ForcedJobs: 10, ForcedDemand: 7},
+	}}
+	var out bytes.Buffer
+	if err := printReport(&out, rep, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^CLUSTER +PROVIDER +CAPACITY +JOBS +LOAD +BALANCED +FORCED +TARGET +LOAD/TARGET +NOTE$`),
+		regexp.MustCompile(`(?m)^build01 +aws +100 +20 +50\.0 +35\.0 +15\.0 +40\.0 +1\.250 *$`),
+		regexp.MustCompile(`(?m)^app\.ci +0 +10 +7\.0 +0\.0 +7\.0 +0\.0 +0\.000 +service$`),
+		regexp.MustCompile(`(?m)^30 jobs, max load/target 1\.250 \(all demand on usable clusters\), 0 moved$`),
+	} {
+		if !want.MatchString(out.String()) {
+			t.Errorf("report does not match %s:\n%s", want, out.String())
+		}
 	}
 }
 

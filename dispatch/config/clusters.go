@@ -68,7 +68,7 @@ type Cluster struct {
 	Name string `json:"name"`
 	// Provider is the provider the cluster is listed under (set by loading).
 	Provider string `json:"-"`
-	// Capacity is the cluster's share of the balanced load, 1..100 (DefaultCapacity when absent).
+	// Capacity is the cluster's share of the load, 1..100 (DefaultCapacity when absent).
 	Capacity int `json:"capacity"`
 	// Capabilities the cluster offers ("arm64", "intranet").
 	Capabilities []string `json:"capabilities,omitempty"`

@@ -23,26 +23,34 @@ type unitKey struct {
 	set  clusterSet
 }
 
-// balancer holds the loads of one balancing pass. Only balanced demand
-// counts: the loads are those of units, and targets split the units' demand
-// by capacity among the usable clusters.
+// balancer holds the loads of one balancing pass. A usable cluster's load
+// is its forced demand (the rows rules placed on it outright) plus the
+// units on it; targets split all of it, forced and balanced, by capacity
+// among the usable clusters.
 type balancer struct {
 	e         *Engine
 	units     []unit
 	load      []float64 // by cluster index
 	jobs      []int
+	forced    []float64 // the part of load rules placed
 	target    []float64
 	onCluster [][]int // unit indices by cluster
 	moved     int     // jobs moved by rebalance
 }
 
-func newBalancer(e *Engine, units []unit) *balancer {
+// newBalancer starts a pass over units, with forced[c] demand (forcedJobs[c]
+// jobs) already on each usable cluster c.
+func newBalancer(e *Engine, units []unit, forced []float64, forcedJobs []int) *balancer {
 	n := len(e.clusters)
-	b := &balancer{e: e, units: units, load: make([]float64, n), jobs: make([]int, n), target: make([]float64, n), onCluster: make([][]int, n)}
+	b := &balancer{e: e, units: units, load: make([]float64, n), jobs: make([]int, n), forced: make([]float64, n), target: make([]float64, n), onCluster: make([][]int, n)}
 	var total float64
 	for i := range units {
 		total += units[i].demand
 	}
+	e.usable.each(func(c int) {
+		b.forced[c], b.load[c], b.jobs[c] = forced[c], forced[c], forcedJobs[c]
+		total += forced[c]
+	})
 	if e.capacity > 0 {
 		e.usable.each(func(c int) { b.target[c] = total * float64(e.clusters[c].capacity) / e.capacity })
 	}
@@ -159,8 +167,13 @@ func (b *balancer) ratio(c int) float64 {
 	return b.load[c] / b.target[c]
 }
 
+// overForced reports whether the demand rules placed on cluster c alone
+// exceeds its target: balancing then owes it nothing.
+func (b *balancer) overForced(c int) bool { return b.forced[c] > b.target[c] }
+
 // rebalance moves units off the most overloaded cluster while some usable
-// cluster's load/target exceeds the tolerance; when no move helps that
+// cluster's load/target exceeds the tolerance, or a cluster whose forced
+// load alone exceeds its target holds units; when no move helps that
 // cluster (it runs only what no other cluster can), the next overloaded
 // one is tried, so a stuck cluster does not keep jobs piled on another (as
 // after a drain expires). Each move must lower the larger ratio of the two
@@ -170,7 +183,7 @@ func (b *balancer) rebalance(tolerance float64, budget int) {
 	for {
 		var over []int
 		b.e.usable.each(func(c int) {
-			if b.ratio(c) > tolerance {
+			if b.ratio(c) > tolerance || (b.overForced(c) && len(b.onCluster[c]) > 0) {
 				over = append(over, c)
 			}
 		})
@@ -192,10 +205,14 @@ func (b *balancer) rebalance(tolerance float64, budget int) {
 
 // bestMove is the unit of cluster over, and the cluster to move it to, that
 // lowers the larger ratio of the two the most below over's ratio, within
-// budget; -1, -1 when no move does.
+// budget; among moves that lower it as much (over's own ratio after the
+// move, when that is the larger), the one whose destination ends lowest,
+// so that a heavily overloaded cluster's units spread over the others
+// rather than filling the first by name past its target; -1, -1 when no
+// move helps.
 func (b *balancer) bestMove(over, budget int) (bestU, bestC int) {
 	worst := b.ratio(over)
-	bestU, bestC, bestMax := -1, -1, worst
+	bestU, bestC, bestMax, bestTo := -1, -1, worst, 0.0
 	for _, u := range b.onCluster[over] {
 		un := &b.units[u]
 		if un.jobs > budget-b.moved || un.demand == 0 {
@@ -206,13 +223,14 @@ func (b *balancer) bestMove(over, budget int) (bestU, bestC int) {
 			if b.target[c] == 0 {
 				return
 			}
-			m := max(rest, (b.load[c]+un.demand)/b.target[c])
+			to := (b.load[c] + un.demand) / b.target[c]
+			m := max(rest, to)
 			if m >= worst*(1-1e-12) {
 				return
 			}
-			if bestU < 0 || m < bestMax || (m == bestMax && (un.jobs < b.units[bestU].jobs ||
-				(un.jobs == b.units[bestU].jobs && (u < bestU || (u == bestU && c < bestC))))) {
-				bestU, bestC, bestMax = u, c, m
+			if bestU < 0 || m < bestMax || (m == bestMax && (to < bestTo || (to == bestTo && (un.jobs < b.units[bestU].jobs ||
+				(un.jobs == b.units[bestU].jobs && (u < bestU || (u == bestU && c < bestC))))))) {
+				bestU, bestC, bestMax, bestTo = u, c, m, to
 			}
 		})
 	}

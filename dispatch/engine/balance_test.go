@@ -112,7 +112,10 @@ func TestConstrainedJobsCountTowardLoad(t *testing.T) {
 	}
 }
 
-func TestFixedJobsDoNotCountTowardBalance(t *testing.T) {
+// TestFixedJobsCountTowardTargets: 50 pins on small, 30 balanced jobs. All 80
+// count: small's target is 80*50/150, which its pins alone exceed, so
+// every balanced job goes to big.
+func TestFixedJobsCountTowardTargets(t *testing.T) {
 	in := twoClusters(t, 30)
 	for i := range 50 {
 		j := job(fmt.Sprintf("pinned%02d", i))
@@ -122,8 +125,15 @@ func TestFixedJobsDoNotCountTowardBalance(t *testing.T) {
 	}
 	_, _, rep := dispatch(t, in)
 	for _, c := range rep.Clusters {
-		if c.Name == "small" && (c.Jobs != c.BalancedJobs+50 || c.BalancedDemand != 10) {
-			t.Errorf("small: %+v, want 50 pinned jobs on top of 10 balanced", c)
+		switch c.Name {
+		case "small":
+			if c.ForcedJobs != 50 || c.BalancedJobs != 0 || math.Abs(c.Target-80.0/3) > 1e-9 || math.Abs(c.Ratio-50/(80.0/3)) > 1e-9 {
+				t.Errorf("small: %+v, want its 50 pins alone, target 80/3", c)
+			}
+		case "big":
+			if c.BalancedJobs != 30 || math.Abs(c.Target-160.0/3) > 1e-9 {
+				t.Errorf("big: %+v, want the 30 balanced jobs, target 160/3", c)
+			}
 		}
 	}
 }

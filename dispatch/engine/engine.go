@@ -60,7 +60,7 @@ type Engine struct {
 	rows     []table.Assignment
 	rowIndex map[string]int
 	loads    []load                // by cluster index
-	balanced float64               // summed demand of balanced rows
+	total    float64               // summed demand of the rows on usable clusters: what the targets share
 	files    map[string][]fileLoad // job file -> clusters holding its balanced rows (built on first Place)
 }
 
@@ -78,7 +78,8 @@ type previousRow struct {
 	at      time.Time
 }
 
-// load is one cluster's share of the current table.
+// load is one cluster's share of the current table: every row on it, and
+// the rows balancing placed.
 type load struct {
 	jobs, balancedJobs     int
 	demand, balancedDemand float64

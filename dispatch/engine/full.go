@@ -33,6 +33,8 @@ func (e *Engine) DispatchContext(ctx context.Context) (*table.Table, *Report, er
 	unitOf := map[unitKey]int{}
 	var units []unit
 	var unplaced []Unplaceable
+	forced := make([]float64, len(e.clusters)) // demand rules place on each usable cluster
+	forcedJobs := make([]int, len(e.clusters))
 	for k, j := range js {
 		if k%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -56,6 +58,10 @@ func (e *Engine) DispatchContext(ctx context.Context) (*table.Table, *Report, er
 				return nil, nil, fmt.Errorf("job %q: %s, and the dispatcher config names no default cluster: %w", j.Name, d.detail, ErrNoCluster)
 			}
 			a.Cluster = d.cluster
+			if c, ok := e.byName[d.cluster]; ok && e.usable.has(c) {
+				forced[c] += a.Demand
+				forcedJobs[c]++
+			}
 		case balanceJob:
 			key := unitKey{file: j.File, set: d.set}
 			if j.File == "" {
@@ -74,7 +80,7 @@ func (e *Engine) DispatchContext(ctx context.Context) (*table.Table, *Report, er
 		rows = append(rows, a)
 	}
 
-	b := newBalancer(e, units)
+	b := newBalancer(e, units, forced, forcedJobs)
 	b.keepPrevious(func(r int) (int, bool) {
 		p, ok := e.previous[rows[r].Job]
 		if !ok {
@@ -127,7 +133,7 @@ func (e *Engine) setRows(rows []table.Assignment) {
 	for i := range e.loads {
 		e.loads[i] = load{}
 	}
-	e.balanced = 0
+	e.total = 0
 	e.files = nil
 	for _, a := range rows {
 		e.addRow(a)

@@ -17,22 +17,26 @@ func (e *Engine) addRow(a table.Assignment) {
 
 // count adds (sign 1) or removes (sign -1) a row's load.
 func (e *Engine) count(a table.Assignment, sign int) {
-	l := &e.loads[e.clusterIndex(a.Cluster)]
+	i := e.clusterIndex(a.Cluster)
+	l := &e.loads[i]
 	l.jobs += sign
 	l.demand += float64(sign) * a.Demand
 	if a.Reason.Balanced() {
 		l.balancedJobs += sign
 		l.balancedDemand += float64(sign) * a.Demand
-		e.balanced += float64(sign) * a.Demand
+	}
+	if e.usable.has(i) {
+		e.total += float64(sign) * a.Demand
 	}
 }
 
-// target is cluster i's capacity-weighted share of the balanced demand.
+// target is usable cluster i's capacity-weighted share of all the demand
+// on usable clusters, whichever rule placed it; 0 for any other cluster.
 func (e *Engine) target(i int) float64 {
 	if !e.usable.has(i) || e.capacity == 0 {
 		return 0
 	}
-	return e.balanced * float64(e.clusters[i].capacity) / e.capacity
+	return e.total * float64(e.clusters[i].capacity) / e.capacity
 }
 
 // clusterLoad describes cluster i with its current load.
@@ -51,13 +55,15 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		Demand:         l.demand,
 		BalancedJobs:   l.balancedJobs,
 		BalancedDemand: l.balancedDemand,
+		ForcedJobs:     l.jobs - l.balancedJobs,
+		ForcedDemand:   l.demand - l.balancedDemand,
 		Target:         e.target(i),
 	}
 	if c.inventory && (c.override == nil || !c.override.Drain()) {
 		cl.Capacity = c.capacity
 	}
 	if cl.Target > 0 {
-		cl.Ratio = cl.BalancedDemand / cl.Target
+		cl.Ratio = cl.Demand / cl.Target
 	}
 	return cl
 }

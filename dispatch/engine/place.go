@@ -182,8 +182,9 @@ func (e *Engine) current(job string) previousRow {
 	return e.previous[job]
 }
 
+// loadOf is cluster c's whole load: every row on it, by any rule, as its target counts them.
 func (e *Engine) loadOf(c int) (float64, int) {
-	return e.loads[c].balancedDemand, e.loads[c].balancedJobs
+	return e.loads[c].demand, e.loads[c].jobs
 }
 
 // fileCluster returns the eligible cluster holding most of the job file's

@@ -111,21 +111,23 @@ func TestPlaceJoinsItsFile(t *testing.T) {
 	}
 }
 
+// TestPlaceBeforeDispatchUsesPreviousLoads: Place counts every row of the
+// previous table on a cluster, pinned ones too, as the targets do.
 func TestPlaceBeforeDispatchUsesPreviousLoads(t *testing.T) {
 	in := fixture(t)
 	in.Previous = &table.Table{Assignments: []table.Assignment{
 		{Job: "heavy1", Cluster: "build01", Reason: table.ReasonBalanced, Demand: 100},
-		{Job: "heavy2", Cluster: "build02", Reason: table.ReasonBalanced, Demand: 100},
+		{Job: "heavy2", Cluster: "build02", Reason: table.ReasonBalanced, Demand: 60},
 		{Job: "heavy5", Cluster: "build05", Reason: table.ReasonBalanced, Demand: 100},
-		{Job: "pinned", Cluster: "build03", Reason: table.ReasonPinned, Demand: 1000}, // does not count for balance
+		{Job: "pinned", Cluster: "build03", Reason: table.ReasonPinned, Demand: 1000},
 	}}
 	e, err := engine.New(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, err := e.Place(job("new"))
-	if err != nil || a.Cluster != "build03" {
-		t.Errorf("Place = %+v, %v; want build03, the only cluster without balanced load", a, err)
+	if err != nil || a.Cluster != "build02" {
+		t.Errorf("Place = %+v, %v; want build02, the least loaded once build03's pinned load counts", a, err)
 	}
 }
 

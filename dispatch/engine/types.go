@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -87,20 +86,24 @@ type ClusterLoad struct {
 	Role string `json:"role,omitempty"`
 	// Jobs is the number of jobs assigned to the cluster, by any rule.
 	Jobs int `json:"jobs"`
-	// Demand is the summed demand of those jobs.
+	// Demand is the summed demand of those jobs: the cluster's load, which
+	// Ratio compares with Target.
 	Demand float64 `json:"demand"`
 	// BalancedJobs is the number of those jobs placed by balancing (capability, kvm, no-builds, cloud, balanced).
 	BalancedJobs int `json:"balancedJobs"`
-	// BalancedDemand is the summed demand of the balanced jobs: the load that balancing evens out.
+	// BalancedDemand is the summed demand of the balanced jobs: the part of the load that balancing places.
 	BalancedDemand float64 `json:"balancedDemand"`
-	// Target is the cluster's capacity-weighted share of the balanced demand.
+	// ForcedJobs is the number of jobs that rules place outright (overrides, cluster jobs, pins, the ssh
+	// bastion, groups): Jobs - BalancedJobs.
+	ForcedJobs int `json:"forcedJobs"`
+	// ForcedDemand is their summed demand, Demand - BalancedDemand: on a usable cluster, load that is
+	// there before balancing fills the cluster up to its target.
+	ForcedDemand float64 `json:"forcedDemand"`
+	// Target is a usable cluster's capacity-weighted share of all the demand on usable clusters, by
+	// any rule (blocked, manual and service clusters are outside it); 0 for other clusters.
 	Target float64 `json:"target"`
-	// Ratio is BalancedDemand / Target (0 when Target is 0): jobs that rules place outright (pins, groups,
-	// overrides) do not count, as balancing cannot move them.
+	// Ratio is Demand / Target (0 when Target is 0): the cluster's whole load against its target.
 	Ratio float64 `json:"ratio"`
-	// Health is the cluster's health at the dispatcher's last evaluation;
-	// nil with health off or before the first. The engine never sets it.
-	Health *health.Status `json:"-"`
 }
 
 // Report summarises a run.
@@ -113,7 +116,7 @@ type Report struct {
 	MovedByReason map[table.Reason]int `json:"movedByReason,omitempty"`
 	// Clusters are the per-cluster loads, sorted by name.
 	Clusters []ClusterLoad `json:"clusters"`
-	// Imbalance is the largest Ratio among balanced (not blocked, not manual) clusters.
+	// Imbalance is the largest Ratio (whole load / target) among usable (build, not blocked) clusters.
 	Imbalance float64 `json:"imbalance"`
 	// Unplaceable lists, by job, the jobs that need what no usable cluster
 	// has (a capability, kvm): each stays on its last eligible cluster, or,

@@ -142,14 +142,23 @@ type ClusterStatus struct {
 	Role string `json:"role,omitempty"`
 	// Jobs is the number of jobs assigned to the cluster, by any rule.
 	Jobs int `json:"jobs"`
-	// Demand is the summed demand of those jobs.
+	// Demand is the summed demand of those jobs: the cluster's load, which
+	// Ratio compares with Target.
 	Demand float64 `json:"demand"`
-	// BalancedJobs and BalancedDemand count the jobs placed by balancing.
+	// BalancedJobs and BalancedDemand count the jobs placed by balancing:
+	// the part of the load balancing chose this cluster for.
 	BalancedJobs   int     `json:"balancedJobs"`
 	BalancedDemand float64 `json:"balancedDemand"`
-	// Target is the cluster's capacity-weighted share of the balanced demand.
+	// ForcedJobs and ForcedDemand count the jobs rules place outright
+	// (overrides, cluster jobs, pins, the ssh bastion, groups): Jobs -
+	// BalancedJobs and Demand - BalancedDemand.
+	ForcedJobs   int     `json:"forcedJobs"`
+	ForcedDemand float64 `json:"forcedDemand"`
+	// Target is a usable build cluster's capacity-weighted share of all the
+	// demand on usable clusters, forced and balanced (blocked, manual and
+	// service clusters are outside it); 0 for other clusters.
 	Target float64 `json:"target"`
-	// Ratio is BalancedDemand / Target (0 when Target is 0).
+	// Ratio is Demand / Target (0 when Target is 0).
 	Ratio float64 `json:"ratio"`
 	// Health is the cluster's health at the last evaluation; absent with
 	// --health-mode=off or before the first evaluation.
@@ -204,7 +213,7 @@ type DispatchResponse struct {
 	MovedTo map[string]int `json:"movedTo,omitempty"`
 	// Moves lists the moves (at most 100; Moved has the full count).
 	Moves []Move `json:"moves,omitempty"`
-	// Imbalance is the largest load/target ratio among balanced clusters.
+	// Imbalance is the largest load/target ratio (the whole load) among usable build clusters.
 	Imbalance float64 `json:"imbalance"`
 	// Unplaceable is the number of jobs that need what no usable cluster
 	// has (a capability, kvm); UnplaceableJobs lists the first of them.
