@@ -31,8 +31,9 @@ CREATED    ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # The static linux binary the image holds; the e2e suite runs the same one.
 IMAGE_BIN  := $(OUT)/image-bin/linux-$(ARCH)/prowjob-dispatcher
 
-build: ## build bin/prowjob-dispatcher
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/prowjob-dispatcher
+# build and image-binary build alike (static, -trimpath), so one shares the other's build cache.
+build: ## build bin/prowjob-dispatcher (static, like the image's)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/prowjob-dispatcher
 
 image-binary: ## build the image's static binary (CGO_ENABLED=0, linux/$(ARCH))
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_BIN) ./cmd/prowjob-dispatcher
@@ -102,7 +103,7 @@ unit: ## unit tests with the race detector
 
 e2e: image-binary ## end-to-end tests against a real kube-apiserver, etcd and Prometheus (and the kubestate backend's tests against the API server), on the image's binary
 	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 10m $(GOTESTFLAGS) ./dispatch/kubestate/...; \
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 10m $(GOTESTFLAGS) ./dispatch/kubestate/... ./webhook/certs/...; \
 	E2E=1 E2E_BINARY=$(IMAGE_BIN) KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 25m -v $(GOTESTFLAGS) ./e2e/...
 
 verify: verify-generated ## gofmt, go vet, and generated files up to date
