@@ -122,7 +122,7 @@ func TestManifestsNameTheDefaultTag(t *testing.T) {
 
 func mustTag(t *testing.T, s string) *name.Tag {
 	t.Helper()
-	tag, err := name.NewTag(s, name.WithDefaultRegistry(""))
+	tag, err := name.NewTag(s) // as docker load reads it: short names are docker.io's
 	if err != nil {
 		t.Fatal(err)
 	}
