@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -111,4 +115,45 @@ func renderedPolicy(t *testing.T, objs []*unstructured.Unstructured) *networking
 		t.Fatalf("NetworkPolicy with %d ingress rules", len(np.Spec.Ingress))
 	}
 	return np
+}
+
+// TestManifestsHAWithoutCertManager renders the HA install without
+// cert-manager, as manifests/README.md describes it: every replica mounts
+// the one Secret that `prowjob-dispatcher certs` writes, at --cert-dir, so
+// all serve certificates of the CA in the webhook config.
+func TestManifestsHAWithoutCertManager(t *testing.T) {
+	s := require(t)
+	// kustomize takes relative paths only: the overlay sits in _output, two levels down.
+	dir := filepath.Join(s.moduleDir, "_output", "e2e-ha-without-cert-manager")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	kustomization := "resources:\n- ../../manifests/overlays/ha-example\ncomponents:\n- ../../manifests/components/without-cert-manager\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rendered := s.kustomize(testContext(t), t, dir)
+	if bytes.Contains(rendered, []byte("cert-manager.io")) {
+		t.Errorf("the install without cert-manager still has cert-manager objects or annotations:\n%s", rendered)
+	}
+	d, _ := renderedDispatcher(t, rendered)
+	wantReplicas(t, d, 3)
+	c := d.Spec.Template.Spec.Containers[0]
+	i := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--cert-dir=") })
+	if i < 0 {
+		t.Fatal("no --cert-dir")
+	}
+	certDir := strings.TrimPrefix(c.Args[i], "--cert-dir=")
+	m := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == certDir })
+	if m < 0 {
+		t.Fatalf("nothing mounted at --cert-dir %s", certDir)
+	}
+	v := slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[m].Name })
+	if v < 0 || d.Spec.Template.Spec.Volumes[v].Secret == nil || d.Spec.Template.Spec.Volumes[v].Secret.SecretName != "prowjob-dispatcher-webhook-tls" {
+		t.Errorf("--cert-dir %s is not the Secret prowjob-dispatcher-webhook-tls that `prowjob-dispatcher certs` writes", certDir)
+	}
+	if slices.Contains(c.Args, "--self-signed") {
+		t.Error("the replicas make their own CAs (--self-signed)")
+	}
 }
