@@ -47,8 +47,8 @@ image: image-binary ## build the container image: OCI layout _output/image and d
 
 image-push: image-binary ## push the image to IMAGE_REPO (e.g. registry.example.com/ci/prowjob-dispatcher) with IMAGE_TAGS; credentials from docker login
 	@if [ -z "$(IMAGE_REPO)" ]; then echo 'make image-push needs IMAGE_REPO=registry/repository'; exit 1; fi
-	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout $(OUT)/image \
-	  --arch $(ARCH) --version $(VERSION) --revision $(REVISION) --created $(CREATED) $(foreach t,$(IMAGE_TAGS),--tag $(IMAGE_NAME):$(t) --push $(IMAGE_REPO):$(t))
+	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout '' \
+	  --arch $(ARCH) --version $(VERSION) --revision $(REVISION) --created $(CREATED) $(foreach t,$(IMAGE_TAGS),--push $(IMAGE_REPO):$(t))
 
 image-check: image ## read the built image back: entrypoint, user, and its binary's `version`
 	$(GO) test -count=1 -run '^TestImage$$' ./cmd/image-build -args -layout $(abspath $(OUT)/image) -tag $(IMAGE_NAME):latest -revision $(REVISION)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -77,7 +79,7 @@ func TestREADMEInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = api.Stop() }()
-	reg := httptest.NewServer(registry.New(registry.Logger(nil)))
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
 	repo := strings.TrimPrefix(reg.URL, "http://") + "/ci"
 
@@ -153,8 +155,25 @@ func TestREADMEInstall(t *testing.T) {
 	if err := api.Client.Get(ctx, client.ObjectKey{Namespace: installNamespace, Name: "prowjob-dispatcher"}, np); err != nil {
 		t.Fatal(err)
 	}
-	if from := np.Spec.Ingress[0].From; len(from) != 1 || from[0].IPBlock == nil || from[0].IPBlock.CIDR != "127.0.0.1/32" {
-		t.Errorf("admission sources %+v, want the API server's address 127.0.0.1/32", from)
+	// The addresses the API server advertises, which the README reads.
+	ep := &corev1.Endpoints{}
+	if err := api.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, ep); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, ss := range ep.Subsets {
+		for _, a := range ss.Addresses {
+			want = append(want, a.IP+"/32")
+		}
+	}
+	var got []string
+	for _, p := range np.Spec.Ingress[0].From {
+		if p.IPBlock != nil {
+			got = append(got, p.IPBlock.CIDR)
+		}
+	}
+	if len(want) == 0 || !slices.Equal(got, want) || len(got) != len(np.Spec.Ingress[0].From) {
+		t.Errorf("admission sources %+v, want the API server's addresses %q", np.Spec.Ingress[0].From, want)
 	}
 	if ns := np.Spec.Ingress[1].From[1].NamespaceSelector; ns == nil || !slices.Equal(ns.MatchExpressions[0].Values, []string{"ci"}) {
 		t.Errorf("Prow's namespaces %+v, want ci", ns)

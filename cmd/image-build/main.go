@@ -73,7 +73,7 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("image-build", flag.ContinueOnError)
 	fs.StringVar(&o.Binary, "binary", "", "the static linux binary to put at "+BinaryPath)
 	fs.StringVar(&o.CABundle, "ca-bundle", CABundlePath, "PEM CA bundle to put at "+CABundlePath)
-	fs.StringVar(&o.Layout, "layout", "_output/image", "OCI image layout directory to write (replaced)")
+	fs.StringVar(&o.Layout, "layout", "_output/image", "OCI image layout directory to write (replaced; empty: none)")
 	fs.StringVar(&o.Archive, "archive", "", "docker-archive tarball to write as well (docker load, podman load)")
 	fs.Var(&tags, "tag", "image reference, repeatable (default "+DefaultTag+")")
 	fs.Var(&push, "push", "push the image to this reference too, repeatable (plain HTTP for localhost)")
@@ -103,7 +103,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("image digest: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s %s (%s)\n", strings.Join(o.Tags, " "), digest, o.Layout)
+	fmt.Fprintf(stdout, "%s %s\n", strings.Join(o.Tags, " "), digest)
 	for _, p := range o.Push {
 		ref, err := name.ParseReference(p)
 		if err != nil {
@@ -191,6 +191,24 @@ func Write(img v1.Image, o Options) error {
 		}
 		refs[ref] = img
 	}
+	if o.Layout != "" {
+		if err := writeLayout(img, o); err != nil {
+			return err
+		}
+	}
+	if o.Archive != "" {
+		if err := os.MkdirAll(filepath.Dir(o.Archive), 0o755); err != nil {
+			return fmt.Errorf("--archive %s: %w", o.Archive, err)
+		}
+		if err := tarball.MultiRefWriteToFile(o.Archive, refs); err != nil {
+			return fmt.Errorf("--archive %s: %w", o.Archive, err)
+		}
+	}
+	return nil
+}
+
+// writeLayout replaces o.Layout with an OCI layout holding img once per tag.
+func writeLayout(img v1.Image, o Options) error {
 	if err := os.RemoveAll(o.Layout); err != nil {
 		return fmt.Errorf("--layout %s: %w", o.Layout, err)
 	}
@@ -206,14 +224,6 @@ func Write(img v1.Image, o Options) error {
 			"io.containerd.image.name":          t,
 		})); err != nil {
 			return fmt.Errorf("--layout %s: %w", o.Layout, err)
-		}
-	}
-	if o.Archive != "" {
-		if err := os.MkdirAll(filepath.Dir(o.Archive), 0o755); err != nil {
-			return fmt.Errorf("--archive %s: %w", o.Archive, err)
-		}
-		if err := tarball.MultiRefWriteToFile(o.Archive, refs); err != nil {
-			return fmt.Errorf("--archive %s: %w", o.Archive, err)
 		}
 	}
 	return nil
