@@ -104,7 +104,7 @@ unit: ## unit tests with the race detector
 e2e: image-binary ## end-to-end tests against a real kube-apiserver, etcd and Prometheus (and the kubestate backend's tests against the API server), on the image's binary
 	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 10m $(GOTESTFLAGS) ./dispatch/kubestate/... ./webhook/certs/...; \
-	E2E=1 E2E_BINARY=$(IMAGE_BIN) KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 25m -v $(GOTESTFLAGS) ./e2e/...
+	E2E=1 E2E_BINARY=$(abspath $(IMAGE_BIN)) KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 25m -v $(GOTESTFLAGS) ./e2e/...
 
 verify: verify-generated ## gofmt, go vet, and generated files up to date
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
