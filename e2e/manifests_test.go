@@ -27,6 +27,7 @@ import (
 const (
 	exampleOverlay   = "../manifests/overlays/example"
 	haExampleOverlay = "../manifests/overlays/ha-example"
+	openshiftOverlay = "../manifests/overlays/openshift"
 	// crdsDir holds the CRDs of the kubernetes state backend (make generate).
 	crdsDir = "../manifests/crds"
 	// installNamespace is the namespace base installs into.
@@ -62,12 +63,16 @@ var installObjects = []string{
 	"deployment.apps/prowjob-dispatcher-plugin",
 	"poddisruptionbudget.policy/prowjob-dispatcher",
 	"mutatingwebhookconfiguration.admissionregistration.k8s.io/prowjob-dispatcher",
+	"networkpolicy.networking.k8s.io/prowjob-dispatcher",
+	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher",
+}
+
+// certManagerObjects sign the serving certificate where cert-manager does.
+var certManagerObjects = []string{
 	"issuer.cert-manager.io/prowjob-dispatcher-selfsigned",
 	"certificate.cert-manager.io/prowjob-dispatcher-ca",
 	"issuer.cert-manager.io/prowjob-dispatcher-ca",
 	"certificate.cert-manager.io/prowjob-dispatcher-webhook",
-	"networkpolicy.networking.k8s.io/prowjob-dispatcher",
-	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher",
 }
 
 // stateCRDs are the CRDs of manifests/crds.
@@ -82,7 +87,7 @@ var stateCRDs = []string{
 var installOverlays = []installOverlay{{
 	// The single replica with the file state (base).
 	name: "example", dir: exampleOverlay,
-	objects:      []string{"persistentvolumeclaim/prowjob-dispatcher-state"},
+	objects:      append([]string{"persistentvolumeclaim/prowjob-dispatcher-state"}, certManagerObjects...),
 	absent:       append([]string{"role.rbac.authorization.k8s.io/", "rolebinding.rbac.authorization.k8s.io/"}, stateCRDs...),
 	serveArgs:    []string{"--state-dir=/var/lib/prowjob-dispatcher"},
 	noServeFlags: []string{"--state-backend", "--replica-name"},
@@ -101,11 +106,11 @@ var installOverlays = []installOverlay{{
 }, {
 	// Three replicas with the state in the API server (components/ha).
 	name: "ha-example", dir: haExampleOverlay, crds: true,
-	objects: append([]string{
+	objects: slices.Concat([]string{
 		"role.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"rolebinding.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"prometheusrule.monitoring.coreos.com/prowjob-dispatcher-ha",
-	}, stateCRDs...),
+	}, stateCRDs, certManagerObjects),
 	absent: []string{"persistentvolumeclaim/"},
 	serveArgs: []string{
 		"--state-backend=kubernetes",
@@ -151,6 +156,20 @@ var installOverlays = []installOverlay{{
 		}
 		if pdb == nil || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.String() != "1" {
 			t.Errorf("PodDisruptionBudget %+v, want maxUnavailable 1", pdb)
+		}
+	},
+}, {
+	// OpenShift: the SCC assigns the UID, the service CA signs the
+	// certificate (TestManifestsOpenShift checks the rest).
+	name: "openshift", dir: openshiftOverlay,
+	objects:      []string{"persistentvolumeclaim/prowjob-dispatcher-state"},
+	absent:       append([]string{"issuer.cert-manager.io/", "certificate.cert-manager.io/", "role.rbac.authorization.k8s.io/"}, stateCRDs...),
+	serveArgs:    []string{"--state-dir=/var/lib/prowjob-dispatcher", "--cert-dir=/etc/webhook/certs"},
+	noServeFlags: []string{"--state-backend", "--self-signed"},
+	deployment: func(t *testing.T, d *appsv1.Deployment, pdb *policyv1.PodDisruptionBudget) {
+		wantReplicas(t, d, 1)
+		if !hasVolume(d, "webhook-certs") {
+			t.Error("no webhook-certs volume: the service CA's Secret is not mounted")
 		}
 	},
 }}

@@ -3,6 +3,8 @@
 //	prowjob-dispatcher serve   # the admission webhook, HTTP API and dispatch loop
 //	prowjob-dispatcher plan    # run the engine offline and show the result
 //	prowjob-dispatcher plugin  # the Prow external plugin for /dispatch and /reschedule
+//	prowjob-dispatcher certs   # write the webhook's serving certificate into a Secret, once
+//	prowjob-dispatcher version # the version and revision it was built from
 package main
 
 import (
@@ -21,9 +23,11 @@ var subcommands = map[string]struct {
 	run     func(ctx context.Context, args []string) error
 	summary string
 }{
-	"serve":  {runServe, "run the admission webhook, HTTP API and dispatch loop"},
-	"plan":   {runPlan, "run the engine on config files and a demand file, print loads and moves"},
-	"plugin": {runPlugin, "run the Prow external plugin for /dispatch and /reschedule"},
+	"serve":   {runServe, "run the admission webhook, HTTP API and dispatch loop"},
+	"plan":    {runPlan, "run the engine on config files and a demand file, print loads and moves"},
+	"plugin":  {runPlugin, "run the Prow external plugin for /dispatch and /reschedule"},
+	"certs":   {runCerts, "write the webhook's serving certificate into a Secret once and its CA into the webhook config (without cert-manager)"},
+	"version": {runVersion, "print the version, revision and Go version of this build"},
 }
 
 func main() {
@@ -51,7 +55,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: prowjob-dispatcher <subcommand> [flags]")
 	fmt.Fprintln(os.Stderr)
-	for _, name := range []string{"serve", "plan", "plugin"} {
+	for _, name := range []string{"serve", "plan", "plugin", "certs", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-7s %s\n", name, subcommands[name].summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nRun 'prowjob-dispatcher <subcommand> -h' for its flags.")

@@ -178,7 +178,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctrllog.SetLogger(log) // controller-runtime names its loggers "controller-runtime/..." itself
 
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo()} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("registering runtime metrics: %w", err)
 		}

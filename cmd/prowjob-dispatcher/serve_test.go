@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,9 @@ func TestServe(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(metrics), `prowjob_dispatcher_admissions_total{cluster="build01",outcome="patched"} 1`) {
 		t.Errorf("/metrics does not count the admission:\n%s", metrics)
+	}
+	if want := fmt.Sprintf(`prowjob_dispatcher_build_info{goversion="%s",revision="%s",version="%s"} 1`, runtime.Version(), revision, version); !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 
 	// An override, then a restart on the same state dir: the same table and
