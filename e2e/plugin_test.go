@@ -73,12 +73,33 @@ func TestPluginRescheduleComment(t *testing.T) {
 // dispatcher and gh, and returns the URL GitHub events are posted to.
 func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 	t.Helper()
-	dir := filepath.Join(sc.dir, "plugin")
+	return startPluginWith(t, pluginOptions{
+		bin: sc.s.requireBinary(t), dir: filepath.Join(sc.dir, "plugin"), hmac: pluginHMAC,
+		jobConfig: sc.config.jobs, dispatcherURL: sc.d.APIURL, tokenFile: filepath.Join(sc.dir, "token"),
+	}, gh)
+}
+
+// pluginOptions say what a `prowjob-dispatcher plugin` process runs on.
+type pluginOptions struct {
+	// bin is the binary; dir receives its files and log.
+	bin, dir string
+	// hmac is the content of its --hmac-secret-file.
+	hmac string
+	// jobConfig, dispatcherURL and tokenFile are its job config, the
+	// dispatcher's API and the dispatcher's token file.
+	jobConfig, dispatcherURL, tokenFile string
+}
+
+// startPluginWith runs `prowjob-dispatcher plugin` as o says, against gh,
+// and returns the URL GitHub events are posted to.
+func startPluginWith(t *testing.T, o pluginOptions, gh *fakeGitHub) string {
+	t.Helper()
+	dir := o.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"hmac":         pluginHMAC,
+		"hmac":         o.hmac,
 		"github-token": "e2e-github-token",
 		"config.yaml":  "allowed_users: [alice]\ndefault_ttl: 1h\n",
 	}
@@ -91,15 +112,15 @@ func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := framework.StartProcess("plugin", dir, sc.s.requireBinary(t), "plugin",
+	p, err := framework.StartProcess("plugin", dir, o.bin, "plugin",
 		"--port", strconv.Itoa(port),
 		"--hmac-secret-file", filepath.Join(dir, "hmac"),
 		"--github-token-path", filepath.Join(dir, "github-token"),
 		"--github-endpoint", gh.URL,
 		"--config", filepath.Join(dir, "config.yaml"),
-		"--job-config-path", sc.config.jobs,
-		"--dispatcher-url", sc.d.APIURL,
-		"--dispatcher-token-file", filepath.Join(sc.dir, "token"),
+		"--job-config-path", o.jobConfig,
+		"--dispatcher-url", o.dispatcherURL,
+		"--dispatcher-token-file", o.tokenFile,
 	)
 	if err != nil {
 		t.Fatal(err)
