@@ -101,7 +101,7 @@ test: unit image-check e2e ## run every test: unit tests with -race, make image 
 unit: ## unit tests with the race detector
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
-e2e: image-binary ## end-to-end tests against a real kube-apiserver, etcd and Prometheus (and the kubestate backend's tests against the API server), on the image's binary
+e2e: image-binary ## end-to-end tests against a real kube-apiserver, etcd, Prometheus and Prow's own binaries (and the kubestate backend's tests against the API server), on the image's binary
 	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 10m $(GOTESTFLAGS) ./dispatch/kubestate/... ./webhook/certs/...; \
 	E2E=1 E2E_BINARY=$(abspath $(IMAGE_BIN)) KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 25m -v $(GOTESTFLAGS) ./e2e/...
@@ -147,7 +147,7 @@ load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job
 	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000
 
 load-ha: ## make load with the dispatcher's state in a real kube-apiserver, as one replica of --state-backend=kubernetes (installs the e2e assets)
-	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \
+	assets="$$(INSTALL_PROW=0 e2e/hack/install-assets.sh | tail -n 1)"; \
 	KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -kube
 
 clean: ## remove build and run output

@@ -81,15 +81,37 @@ func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 // config, and returns the URL GitHub events are posted to.
 func startPluginFor(t *testing.T, s *suite, dir, jobs, apiURL string, gh *fakeGitHub, extraConfig string) string {
 	t.Helper()
-	tokenFile := filepath.Join(dir, "token")
-	dir = filepath.Join(dir, "plugin")
+	return startPluginWith(t, pluginOptions{
+		bin: s.requireBinary(t), dir: filepath.Join(dir, "plugin"), hmac: pluginHMAC,
+		jobConfig: jobs, dispatcherURL: apiURL, tokenFile: filepath.Join(dir, "token"), extraConfig: extraConfig,
+	}, gh)
+}
+
+// pluginOptions say what a `prowjob-dispatcher plugin` process runs on.
+type pluginOptions struct {
+	// bin is the binary; dir receives its files and log.
+	bin, dir string
+	// hmac is the content of its --hmac-secret-file.
+	hmac string
+	// jobConfig, dispatcherURL and tokenFile are its job config, the
+	// dispatcher's API and the dispatcher's token file.
+	jobConfig, dispatcherURL, tokenFile string
+	// extraConfig is appended to its plugin config.
+	extraConfig string
+}
+
+// startPluginWith runs `prowjob-dispatcher plugin` as o says, against gh,
+// and returns the URL GitHub events are posted to.
+func startPluginWith(t *testing.T, o pluginOptions, gh *fakeGitHub) string {
+	t.Helper()
+	dir := o.dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"hmac":         pluginHMAC,
+		"hmac":         o.hmac,
 		"github-token": "e2e-github-token",
-		"config.yaml":  "allowed_users: [alice]\ndefault_ttl: 1h\n" + extraConfig,
+		"config.yaml":  "allowed_users: [alice]\ndefault_ttl: 1h\n" + o.extraConfig,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -100,15 +122,15 @@ func startPluginFor(t *testing.T, s *suite, dir, jobs, apiURL string, gh *fakeGi
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := framework.StartProcess("plugin", dir, s.requireBinary(t), "plugin",
+	p, err := framework.StartProcess("plugin", dir, o.bin, "plugin",
 		"--port", strconv.Itoa(port),
 		"--hmac-secret-file", filepath.Join(dir, "hmac"),
 		"--github-token-path", filepath.Join(dir, "github-token"),
 		"--github-endpoint", gh.URL,
 		"--config", filepath.Join(dir, "config.yaml"),
-		"--job-config-path", jobs,
-		"--dispatcher-url", apiURL,
-		"--dispatcher-token-file", tokenFile,
+		"--job-config-path", o.jobConfig,
+		"--dispatcher-url", o.dispatcherURL,
+		"--dispatcher-token-file", o.tokenFile,
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -32,9 +33,11 @@ type APIServer struct {
 	Client client.Client
 	// KubeconfigPath is a kubeconfig file for kubectl.
 	KubeconfigPath string
-	env            *envtest.Environment
-	restartable    bool
-	log            *os.File
+	// Config is the admin client config (a client certificate).
+	Config      *rest.Config
+	env         *envtest.Environment
+	restartable bool
+	log         *os.File
 }
 
 // ProwModuleDir returns the sigs.k8s.io/prow module folder (go list).
@@ -65,6 +68,8 @@ type APIServerOptions struct {
 	WorkDir string
 	// CRDs are CRD files or dirs installed besides the ProwJob CRD.
 	CRDs []string
+	// WithoutProwJobCRD leaves the ProwJob CRD out, as on a build cluster.
+	WithoutProwJobCRD bool
 	// Restartable keeps kube-apiserver's serving certificate, client CA and
 	// port in WorkDir, so that KillKubeAPIServer and StartKubeAPIServer can
 	// take it down and bring it back on the same etcd, address and
@@ -85,10 +90,14 @@ func StartAPIServerWith(ctx context.Context, opts APIServerOptions) (*APIServer,
 	// trace when it is used unset more than 30 s into the process.
 	silenceControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	assetsDir, workDir := opts.AssetsDir, opts.WorkDir
+	crds := opts.CRDs
+	if !opts.WithoutProwJobCRD {
+		crds = append([]string{filepath.Join(prowDir, prowJobCRD)}, crds...)
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assetsDir,
 		CRDInstallOptions: envtest.CRDInstallOptions{
-			Paths: append([]string{filepath.Join(prowDir, prowJobCRD)}, opts.CRDs...),
+			Paths: crds,
 			// envtest waits 10 s by default for the CRDs to be served; a busy 2-core machine needs longer.
 			MaxTime: time.Minute,
 		},
@@ -121,7 +130,7 @@ func StartAPIServerWith(ctx context.Context, opts APIServerOptions) (*APIServer,
 		}
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assetsDir, err)
 	}
-	s := &APIServer{env: env, restartable: opts.Restartable, log: apiLog}
+	s := &APIServer{Config: cfg, env: env, restartable: opts.Restartable, log: apiLog}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		s.Stop()

@@ -5,6 +5,10 @@
 # $ASSETS_DIR, so only the first run pays for it (about 8 minutes on 2 cores
 # with cold Go caches).
 #
+# It also builds Prow's own binaries (install-prow.sh, cached the same way under
+# prow-<version>; the e2e finds them there or in PROW_BIN_DIR) unless
+# INSTALL_PROW=0.
+#
 # Prints the assets folder (for KUBEBUILDER_ASSETS) on its last line.
 set -euo pipefail
 
@@ -58,6 +62,10 @@ if [ ! -x "$ASSETS_DIR/kube-apiserver" ]; then
   printf '//go:build tools\n\npackage main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > "$work/tools.go"
   (cd "$work" && go mod tidy -e >&2 && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w ${version_ldflags}" -o "$ASSETS_DIR/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2)
   mv "$ASSETS_DIR/kube-apiserver.tmp" "$ASSETS_DIR/kube-apiserver"
+fi
+
+if [ "${INSTALL_PROW:-1}" != 0 ]; then
+  "$(dirname "${BASH_SOURCE[0]}")/install-prow.sh" >&2
 fi
 
 echo "$ASSETS_DIR"
