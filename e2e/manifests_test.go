@@ -68,6 +68,10 @@ var installObjects = []string{
 	"certificate.cert-manager.io/prowjob-dispatcher-webhook",
 	"networkpolicy.networking.k8s.io/prowjob-dispatcher",
 	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher",
+	// components/monitoring
+	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher-plugin",
+	"prometheusrule.monitoring.coreos.com/prowjob-dispatcher",
+	"configmap/prowjob-dispatcher-dashboard",
 }
 
 // stateCRDs are the CRDs of manifests/crds.
@@ -104,7 +108,6 @@ var installOverlays = []installOverlay{{
 	objects: append([]string{
 		"role.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"rolebinding.rbac.authorization.k8s.io/prowjob-dispatcher",
-		"prometheusrule.monitoring.coreos.com/prowjob-dispatcher-ha",
 	}, stateCRDs...),
 	absent: []string{"persistentvolumeclaim/"},
 	serveArgs: []string{
