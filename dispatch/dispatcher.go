@@ -129,6 +129,11 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		unsaved: map[string]table.Assignment{},
 	}
 	d.admissions, d.shared = opts.Admissions, opts.Shared
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newStateCollector(d)); err != nil {
+			return nil, fmt.Errorf("dispatcher: registering the state metrics: %w", err)
+		}
+	}
 	if d.source == nil {
 		if d.admissions == nil {
 			d.admissions = demand.NewAdmissions(demand.DefaultWindow, opts.Clock)
@@ -246,6 +251,10 @@ func (d *Dispatcher) putInputsInForce(in *inputs) error {
 	d.in.Store(in)
 	d.inputsLoaded.Store(true)
 	d.noteServiceClusters(d.eng)
+	// The unplaceable jobs of the table in force, as a dispatch would
+	// report them: /readyz, the status page and the metrics say so from
+	// the start, not only after the next dispatch.
+	d.unplaceable = eng.Unplaceable()
 	d.mu.Unlock()
 	return d.applyRestoredOverrides()
 }

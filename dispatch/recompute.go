@@ -102,7 +102,7 @@ func (d *Dispatcher) redispatch(in *inputs) (*engine.Report, string, error) {
 // committed records, reports and saves a run commitLocked put in force.
 func (d *Dispatcher) committed(run *engineRun) (*engine.Report, string, error) {
 	t, report := run.table, run.report
-	d.metrics.dispatched(report, t.GeneratedAt)
+	d.metrics.dispatched(report)
 	d.metrics.setTableSize(len(t.Assignments))
 	if d.opts.OnDispatched != nil {
 		d.opts.OnDispatched(t, report)
