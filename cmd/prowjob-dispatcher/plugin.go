@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/prow/pkg/config/secret"
 	prowflagutil "sigs.k8s.io/prow/pkg/flagutil"
@@ -118,7 +120,14 @@ func runPlugin(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("github client: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering runtime metrics: %w", err)
+		}
+	}
 	p, err := plugin.New(plugin.Options{
+		Registerer: reg,
 		GitHub:     ghc,
 		Dispatcher: &api.Client{BaseURL: o.dispatcherURL, Token: token, HTTP: &http.Client{Timeout: o.dispatcherTimeout}},
 		Presubmits: plugin.JobConfigPresubmits(o.jobConfigPath),
@@ -133,6 +142,8 @@ func runPlugin(ctx context.Context, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", server)
 	externalplugins.ServeExternalPluginHelp(mux, log, p.HelpProvider)
+	// Not ready once shutting down, so the Service stops sending deliveries.
+	plugin.RegisterHealth(mux, reg, func() error { return context.Cause(ctx) })
 	httpServer := &http.Server{
 		Addr:              ":" + strconv.Itoa(o.port),
 		Handler:           mux,

@@ -283,7 +283,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		health.Replication = func() any { return shared.Status() }
 	}
 	httpAPI.Register(apiMux)
-	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
+	apiMetrics, err := webhook.NewAPIMetrics(reg)
+	if err != nil {
+		return err
+	}
+	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMetrics.Instrument(apiMux))}}
 	if f.healthPort == 0 || f.healthPort == f.apiPort {
 		webhook.RegisterHealth(apiMux, health)
 	} else {
