@@ -32,7 +32,7 @@ type pluginOptions struct {
 	dispatcherTokenFile string
 	dispatcherTimeout   time.Duration
 	dryRun              bool
-	logLevel            string
+	log                 logFlags
 	github              prowflagutil.GitHubOptions
 }
 
@@ -45,7 +45,7 @@ func (o *pluginOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "File with the dispatcher API's bearer token; overrides the config's dispatcher_token_file.")
 	fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "Timeout of one call to the dispatcher API.")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "Answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher.")
-	fs.StringVar(&o.logLevel, "log-level", "info", fmt.Sprintf("Log level, one of %v.", logrus.AllLevels))
+	o.log.register(fs)
 	o.github.AddFlags(fs)
 }
 
@@ -91,13 +91,12 @@ func runPlugin(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	logger := logrus.New()
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	level, err := logrus.ParseLevel(o.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level %q: %w", o.logLevel, err)
+	if err := o.log.validate(); err != nil {
+		return err
 	}
-	logger.SetLevel(level)
+	_, handler := o.log.setUp(os.Stderr)
+	logger := logrus.New()
+	routeLogrus(logger, handler)
 	log := logger.WithField("plugin", plugin.Name)
 
 	cfg, err := loadPluginConfig(o.configPath, log)

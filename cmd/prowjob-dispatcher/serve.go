@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -52,7 +50,7 @@ type serveFlags struct {
 	selfSigned, enableHTTP2          bool
 	tokenFile                        string
 	insecureAllowUnauthenticated     bool
-	logLevel                         string
+	log                              logFlags
 	backup                           backupFlags
 	health                           healthFlags
 	kube                             kubeFlags
@@ -74,14 +72,14 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.apiPort, "api-port", 8080, "plain-HTTP port of the API")
 	fs.IntVar(&f.healthPort, "health-port", 8081, "plain-HTTP port of /healthz, /readyz and /metrics (0 or the API port: served on the API port)")
 	fs.StringVar(&f.certDir, "cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), "dir holding tls.crt and tls.key (reloaded when they change)")
-	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there, and print the CA bundle")
+	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there (the webhook's caBundle is the base64 of ca.crt)")
 	fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
 	fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(webhook.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
 	fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.log.register(fs)
 	f.backup.register(fs)
 	f.health.register(fs)
 	f.kube.register(fs)
@@ -106,7 +104,7 @@ func (f *serveFlags) validate() error {
 	if f.tokenFile != "" && f.insecureAllowUnauthenticated {
 		errs = append(errs, errors.New("--token-file and --insecure-allow-unauthenticated are exclusive"))
 	}
-	if _, err := parseLevel(f.logLevel); err != nil {
+	if err := f.log.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if f.maxProvisional < 1 {
@@ -135,20 +133,6 @@ func (f *serveFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// newLogger logs JSON lines to w at level; logr's V(n) is slog level -n, so
-// debug shows V(1)..V(4).
-func newLogger(w io.Writer, level slog.Level) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
 // runServe runs the dispatch loop, the admission webhook, the API and the
 // health endpoints until ctx is cancelled, then shuts down gracefully: the
 // servers stop accepting and finish in-flight requests, then the dispatch
@@ -171,8 +155,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	level, _ := parseLevel(f.logLevel)
-	log := newLogger(stderr, level)
+	log, _ := f.log.setUp(stderr)
 	ctrllog.SetLogger(log) // controller-runtime names its loggers "controller-runtime/..." itself
 
 	reg := prometheus.NewRegistry()
@@ -186,12 +169,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.selfSigned {
-		b, reused, err := certs.Ensure(f.certDir, certs.Hosts(strings.Split(f.tlsHosts, ",")), time.Now())
+		_, reused, err := certs.Ensure(f.certDir, certs.Hosts(strings.Split(f.tlsHosts, ",")), time.Now())
 		if err != nil {
 			return fmt.Errorf("--self-signed: %w", err)
 		}
-		log.Info("Self-signed webhook certificate", "certDir", f.certDir, "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
-		fmt.Fprintf(stdout, "caBundle: %s\n", b.CABundle())
+		// The CA is in the cert dir; it never goes to stdout or the log.
+		log.Info("Self-signed webhook certificate: the webhook configuration's caBundle is the base64 of its CA file",
+			"caFile", filepath.Join(f.certDir, "ca.crt"), "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
 	}
 	var token *webhook.TokenFile
 	if f.tokenFile != "" {
