@@ -96,8 +96,8 @@ func startPlugin(t *testing.T, sc *scenario, gh *fakeGitHub) string {
 		"--hmac-secret-file", filepath.Join(dir, "hmac"),
 		"--github-token-path", filepath.Join(dir, "github-token"),
 		"--github-endpoint", gh.URL,
-		"--config", filepath.Join(dir, "config.yaml"),
-		"--job-config-path", sc.config.jobs,
+		"--plugin-config", filepath.Join(dir, "config.yaml"),
+		"--job-config", sc.config.jobs,
 		"--dispatcher-url", sc.d.APIURL,
 		"--dispatcher-token-file", filepath.Join(sc.dir, "token"),
 	)

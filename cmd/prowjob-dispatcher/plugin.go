@@ -36,17 +36,29 @@ type pluginOptions struct {
 	github              prowflagutil.GitHubOptions
 }
 
-func (o *pluginOptions) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&o.port, "port", 8888, "Port to listen on for GitHub webhooks (from Prow's hook) and /help.")
-	fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "File with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map).")
-	fs.StringVar(&o.configPath, "config", "", "Plugin config YAML (allowed_orgs, allowed_teams, allowed_users, default_ttl, dispatcher_url, dispatcher_token_file).")
-	fs.StringVar(&o.jobConfigPath, "job-config-path", "", "Prow job config file or directory, read for /dispatch.")
-	fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "Dispatcher API root; overrides the config's dispatcher_url.")
-	fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "File with the dispatcher API's bearer token; overrides the config's dispatcher_token_file.")
-	fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "Timeout of one call to the dispatcher API.")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "Answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher.")
-	o.log.register(fs)
-	o.github.AddFlags(fs)
+// addFlags defines the plugin's flags on fs, group by group, and returns
+// the groups for -h.
+func (o *pluginOptions) addFlags(fs *flag.FlagSet) *flagGroups {
+	g := newFlagGroups(fs)
+	g.add("inputs", func(fs *flag.FlagSet) {
+		fs.StringVar(&o.configPath, "plugin-config", "", "plugin config YAML (allowed_orgs, allowed_teams, allowed_users, default_ttl, dispatcher_url, dispatcher_token_file)")
+		fs.StringVar(&o.jobConfigPath, "job-config", "", "Prow job config file or dir, read for /dispatch (required)")
+	})
+	g.add("server", func(fs *flag.FlagSet) {
+		fs.IntVar(&o.port, "port", 8888, "port of GitHub webhooks (from Prow's hook), /help, /healthz, /readyz and /metrics")
+		fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "file with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map)")
+		o.log.register(fs)
+	})
+	g.add("dispatcher", func(fs *flag.FlagSet) {
+		fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "dispatcher API root; overrides the plugin config's dispatcher_url")
+		fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "file with the dispatcher API's bearer token; overrides the plugin config's dispatcher_token_file")
+		fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "timeout of one call to the dispatcher API")
+		fs.BoolVar(&o.dryRun, "dry-run", false, "answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher")
+	})
+	g.add("GitHub", o.github.AddFlags)
+	g.alias("config", "plugin-config")
+	g.alias("job-config-path", "job-config")
+	return g
 }
 
 // complete merges the plugin config into the flags and checks them.
@@ -62,7 +74,7 @@ func (o *pluginOptions) complete(cfg *plugin.Config) error {
 		errs = append(errs, errors.New("--dispatcher-url (or the config's dispatcher_url) is required"))
 	}
 	if o.jobConfigPath == "" {
-		errs = append(errs, errors.New("--job-config-path is required"))
+		errs = append(errs, errors.New("--job-config is required"))
 	}
 	if o.hmacSecretFile == "" {
 		errs = append(errs, errors.New("--hmac-secret-file is required"))
@@ -84,7 +96,10 @@ func (o *pluginOptions) complete(cfg *plugin.Config) error {
 func runPlugin(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("plugin", flag.ContinueOnError)
 	var o pluginOptions
-	o.addFlags(fs)
+	groups := o.addFlags(fs)
+	fs.Usage = func() {
+		groups.usage(fs.Output(), "Usage: prowjob-dispatcher plugin [flags]\n\nRuns the Prow external plugin: /dispatch and /reschedule.")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +113,9 @@ func runPlugin(ctx context.Context, args []string) error {
 	logger := logrus.New()
 	routeLogrus(logger, handler)
 	log := logger.WithField("plugin", plugin.Name)
+	for _, d := range groups.Deprecations() {
+		log.Warn("Deprecated flag: " + d)
+	}
 
 	cfg, err := loadPluginConfig(o.configPath, log)
 	if err != nil {
@@ -173,7 +191,7 @@ func readDispatcherToken(path string) (string, error) {
 
 func loadPluginConfig(path string, log *logrus.Entry) (*plugin.Config, error) {
 	if path == "" {
-		log.Warn("No --config: nobody may use /dispatch refresh or /reschedule.")
+		log.Warn("No --plugin-config: nobody may use /dispatch refresh or /reschedule.")
 		return plugin.ParseConfig(nil)
 	}
 	return plugin.LoadConfig(path)

@@ -80,7 +80,7 @@ func TestServe(t *testing.T) {
 		"--state-dir", stateDir,
 		"--cert-dir", certDir, "--self-signed", "--tls-hosts", "localhost",
 		"--bind-address", "127.0.0.1",
-		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
+		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--probe-port", strconv.Itoa(ports[2]),
 		"--token-file", tokenFile,
 	}
 	ctx := context.Background()
@@ -167,7 +167,7 @@ func TestServe(t *testing.T) {
 	// A second dispatcher on the same state dir refuses to start, naming the holder.
 	second := slices.Clone(args)
 	for i, p := range freePorts(t, 3) {
-		flagName := []string{"--webhook-port", "--api-port", "--health-port"}[i]
+		flagName := []string{"--webhook-port", "--api-port", "--probe-port"}[i]
 		second[slices.Index(second, flagName)+1] = strconv.Itoa(p)
 	}
 	err = serve(ctx, second, io.Discard, io.Discard)
