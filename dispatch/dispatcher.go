@@ -63,7 +63,8 @@ type Dispatcher struct {
 	unsaved          map[string]table.Assignment // rows set since the state file was written: the journal's
 	lastDemand       map[string]float64          // the last good demand; nil before the first
 	lastDispatch     time.Time
-	lastMoves        *int // moves of the last dispatch of this process
+	lastMoves        *int          // moves of the last dispatch of this process
+	lastMoveList     []engine.Move // its first moves, at most maxStatusMoves
 	lastError        string
 	demandError      string
 	saveError        string                   // the last failed save's error, empty once a save works
@@ -397,7 +398,7 @@ func (d *Dispatcher) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{
-		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves,
+		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves, LastMoves: slices.Clone(d.lastMoveList),
 		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
@@ -413,6 +414,28 @@ func (d *Dispatcher) Status() Status {
 		}
 	}
 	return s
+}
+
+// SearchJobs returns the jobs of the table whose name contains query (any
+// case): those that start with it first, then the others, each part sorted,
+// at most limit of them; total counts them all.
+func (d *Dispatcher) SearchJobs(query string, limit int) (matches []string, total int) {
+	q := strings.ToLower(query)
+	if q == "" {
+		return nil, 0
+	}
+	all := d.cache.Jobs(func(job string) bool { return strings.Contains(strings.ToLower(job), q) })
+	slices.SortFunc(all, func(a, b string) int {
+		pa, pb := strings.HasPrefix(strings.ToLower(a), q), strings.HasPrefix(strings.ToLower(b), q)
+		switch {
+		case pa && !pb:
+			return -1
+		case pb && !pa:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return all[:min(len(all), max(limit, 0))], len(all)
 }
 
 // job returns the engine's view of a job by name: from the job config, from

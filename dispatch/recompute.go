@@ -138,6 +138,7 @@ func (d *Dispatcher) commitLocked(in *inputs, run *engineRun, st *runState) {
 	d.lastDispatch = t.GeneratedAt
 	moves := len(report.Moves)
 	d.lastMoves = &moves
+	d.lastMoveList = slices.Clone(report.Moves[:min(len(report.Moves), maxStatusMoves)])
 	d.unplaceable = report.Unplaceable
 }
 

@@ -63,7 +63,7 @@ func apiClusters(loads []engine.ClusterLoad) []api.ClusterStatus {
 			Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
 			Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 			BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, Target: l.Target, Ratio: l.Ratio,
-			Health: apiClusterHealth(l.Health),
+			Health: apiClusterHealth(l.Health), ConfiguredCapacity: l.ConfiguredCapacity,
 		}
 	}
 	return out

@@ -53,6 +53,9 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		BalancedDemand: l.balancedDemand,
 		Target:         e.target(i),
 	}
+	if c.inventory {
+		cl.ConfiguredCapacity = c.cfgCap
+	}
 	if c.inventory && (c.override == nil || !c.override.Drain()) {
 		cl.Capacity = c.capacity
 	}

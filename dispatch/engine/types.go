@@ -101,6 +101,9 @@ type ClusterLoad struct {
 	// Health is the cluster's health at the dispatcher's last evaluation;
 	// nil with health off or before the first. The engine never sets it.
 	Health *health.Status `json:"-"`
+	// ConfiguredCapacity is the cluster config's capacity, before any drain
+	// or cap (0 for a cluster outside the cluster config).
+	ConfiguredCapacity int `json:"configuredCapacity,omitempty"`
 }
 
 // Report summarises a run.
