@@ -23,6 +23,11 @@ func TestHelpShowsGroups(t *testing.T) {
 	pluginFS.SetOutput(&pluginHelp)
 	o.addFlags(pluginFS).usage(&pluginHelp, "Usage: prowjob-dispatcher plugin [flags]")
 
+	var planHelp bytes.Buffer
+	if err := plan(context.Background(), []string{"-h"}, io.Discard, &planHelp); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("plan -h: %v, want flag.ErrHelp", err)
+	}
+
 	serveFS := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var f serveFlags
 	f.register(serveFS)
@@ -34,6 +39,7 @@ func TestHelpShowsGroups(t *testing.T) {
 	}{
 		{"serve", serveHelp.String(), serveFS, []string{"Inputs", "Demand", "Dispatch", "Server", "State", "Health", "Backup", "Kubernetes", "Deprecated"}},
 		{"plugin", pluginHelp.String(), pluginFS, []string{"Inputs", "Server", "Dispatcher", "GitHub", "Deprecated"}},
+		{"plan", planHelp.String(), nil, []string{"Inputs", "Demand", "Dispatch", "Output"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			at := -1
@@ -50,6 +56,9 @@ func TestHelpShowsGroups(t *testing.T) {
 			}
 			if strings.Contains(tc.help, "\nOther flags:") {
 				t.Errorf("-h has flags of no group:\n%s", tc.help)
+			}
+			if tc.fs == nil {
+				return
 			}
 			tc.fs.VisitAll(func(fl *flag.Flag) {
 				if n := strings.Count(tc.help, "\n  --"+fl.Name+" ") + strings.Count(tc.help, "\n  --"+fl.Name+"\n"); n != 1 {
