@@ -13,7 +13,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.1
 API_PKG    := dispatch/kubestate/v1alpha1
 CRD_DIR    := manifests/crds
 
-.PHONY: help build image-binary image image-push image-check run demo test unit e2e e2e-assets verify verify-generated generate bench fuzz load load-ha clean
+.PHONY: help build image-binary image image-push image-check run demo test unit test-rules e2e e2e-assets verify verify-generated generate bench fuzz load load-ha clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -96,10 +96,17 @@ demo: build $(OUT)/token ## start it locally, ask it a few questions, stop it
 	curl -sS --cacert $(OUT)/certs/ca.crt -H 'Content-Type: application/json' https://localhost:9443/mutate-prowjobs -d @$(EXAMPLES)/admissionreview.json \
 	  | show '.response | "allowed: \(.allowed), patch: \(.patch // "" | @base64d)"'
 
-test: unit image-check e2e ## run every test: unit tests with -race, make image and its check, then the e2e suite (installs what it needs)
+test: unit test-rules image-check e2e ## run every test: unit tests with -race, the alerts' promtool tests, make image and its check, then the e2e suite (installs what it needs)
 
 unit: ## unit tests with the race detector
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+
+# The alerts' promtool unit tests and the check of the dashboard's queries
+# (unit runs them too where promtool is installed, and skips them where it
+# is not; here they must run).
+test-rules: ## promtool unit tests of every alert, and promtool's check of the dashboard's queries (installs promtool)
+	command -v promtool >/dev/null 2>&1 || e2e/hack/install-assets.sh >/dev/null
+	PROMTOOL_REQUIRED=1 $(GO) test -count=1 $(GOTESTFLAGS) ./internal/monitoring/
 
 e2e: image-binary ## end-to-end tests against a real kube-apiserver, etcd, Prometheus and Prow's own binaries (and the kubestate backend's tests against the API server), on the image's binary
 	assets="$$(e2e/hack/install-assets.sh | tail -n 1)"; \

@@ -64,7 +64,8 @@ type Dispatcher struct {
 	unsaved          map[string]table.Assignment // rows set since the state file was written: the journal's
 	lastDemand       map[string]float64          // the last good demand; nil before the first
 	lastDispatch     time.Time
-	lastMoves        *int // moves of the last dispatch of this process
+	lastMoves        *int          // moves of the last dispatch of this process
+	lastMoveList     []engine.Move // its first moves, at most maxStatusMoves
 	lastError        string
 	demandError      string
 	saveError        string                   // the last failed save's error, empty once a save works
@@ -137,6 +138,11 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		unsaved: map[string]table.Assignment{}, unknownMetrics: um,
 	}
 	d.admissions, d.shared = opts.Admissions, opts.Shared
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newStateCollector(d)); err != nil {
+			return nil, fmt.Errorf("dispatcher: registering the state metrics: %w", err)
+		}
+	}
 	if d.source == nil {
 		if d.admissions == nil {
 			d.admissions = demand.NewAdmissions(demand.DefaultWindow, opts.Clock)
@@ -264,6 +270,10 @@ func (d *Dispatcher) putInputsInForce(in *inputs) error {
 			d.saveSoon()
 		}
 	}
+	// The unplaceable jobs of the table in force, as a dispatch would
+	// report them: /readyz, the status page and the metrics say so from
+	// the start, not only after the next dispatch.
+	d.unplaceable = d.eng.Unplaceable()
 	d.mu.Unlock()
 	return d.applyRestoredOverrides()
 }
@@ -407,7 +417,7 @@ func (d *Dispatcher) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{
-		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves,
+		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves, LastMoves: slices.Clone(d.lastMoveList),
 		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
@@ -427,6 +437,28 @@ func (d *Dispatcher) Status() Status {
 		}
 	}
 	return s
+}
+
+// SearchJobs returns the jobs of the table whose name contains query (any
+// case): those that start with it first, then the others, each part sorted,
+// at most limit of them; total counts them all.
+func (d *Dispatcher) SearchJobs(query string, limit int) (matches []string, total int) {
+	q := strings.ToLower(query)
+	if q == "" {
+		return nil, 0
+	}
+	all := d.cache.Jobs(func(job string) bool { return strings.Contains(strings.ToLower(job), q) })
+	slices.SortFunc(all, func(a, b string) int {
+		pa, pb := strings.HasPrefix(strings.ToLower(a), q), strings.HasPrefix(strings.ToLower(b), q)
+		switch {
+		case pa && !pb:
+			return -1
+		case pb && !pa:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return all[:min(len(all), max(limit, 0))], len(all)
 }
 
 // job returns the engine's view of a job by name: from the job config, from

@@ -85,12 +85,12 @@ func TestDispatchBuildsTable(t *testing.T) {
 		if got := e.metricValue("prowjob_dispatcher_cluster_demand", "cluster", c.Name); got != c.Demand {
 			t.Errorf("cluster_demand{cluster=%q} = %v, want %v", c.Name, got, c.Demand)
 		}
-		if got := e.metricValue("prowjob_dispatcher_cluster_balanced_demand", "cluster", c.Name); got != c.BalancedDemand {
-			t.Errorf("cluster_balanced_demand{cluster=%q} = %v, want %v", c.Name, got, c.BalancedDemand)
+		wantBalanced, want := c.BalancedDemand, c.Target
+		if c.Role != "build" {
+			wantBalanced, want = -1, -1 // no series: service and manual clusters are never balanced onto
 		}
-		want := c.Target
-		if want == 0 {
-			want = -1 // no series: a cluster without target
+		if got := e.metricValue("prowjob_dispatcher_cluster_balanced_demand", "cluster", c.Name); got != wantBalanced {
+			t.Errorf("cluster_balanced_demand{cluster=%q} = %v, want %v", c.Name, got, wantBalanced)
 		}
 		if got := e.metricValue("prowjob_dispatcher_cluster_target", "cluster", c.Name); got != want {
 			t.Errorf("cluster_target{cluster=%q} = %v, want %v", c.Name, got, want)

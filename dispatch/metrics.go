@@ -24,15 +24,9 @@ const (
 type metrics struct {
 	runs          *prometheus.CounterVec
 	duration      prometheus.Histogram
-	clusterJobs   *prometheus.GaugeVec
-	clusterDemand *prometheus.GaugeVec
-	clusterBal    *prometheus.GaugeVec
-	clusterTarget *prometheus.GaugeVec
-	imbalance     prometheus.Gauge
 	moved         *prometheus.CounterVec
 	demandErrors  prometheus.Counter
 	tableSize     prometheus.Gauge
-	lastSuccess   prometheus.Gauge
 	stateLoadErrs prometheus.Counter
 	stateSaveErrs prometheus.Counter
 	deltas        prometheus.Counter
@@ -40,7 +34,6 @@ type metrics struct {
 	overLimit     prometheus.Counter
 	recovered     prometheus.Gauge
 	demandRefused *prometheus.CounterVec
-	unplaceable   *prometheus.GaugeVec
 	unplaceableAd prometheus.Counter
 	notRecordedAd *prometheus.CounterVec
 	engineRuns    *prometheus.CounterVec
@@ -62,21 +55,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: metricPrefix + "dispatch_duration_seconds", Help: "Duration of full dispatch runs, demand query included.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
 		}),
-		clusterJobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "cluster_jobs", Help: "Jobs assigned to each cluster by the last dispatch.",
-		}, []string{"cluster"}),
-		clusterDemand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "cluster_demand", Help: "Summed demand of the jobs assigned to each cluster by the last dispatch, by any rule: the load compared with cluster_target.",
-		}, []string{"cluster"}),
-		clusterBal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "cluster_balanced_demand", Help: "The part of cluster_demand that balancing placed (the rest is placed outright by overrides, cluster jobs, pins, groups).",
-		}, []string{"cluster"}),
-		clusterTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "cluster_target", Help: "Each usable build cluster's target after the last dispatch: its capacity share of all the demand on usable clusters.",
-		}, []string{"cluster"}),
-		imbalance: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: metricPrefix + "imbalance_ratio", Help: "Largest cluster_demand/cluster_target ratio among usable build clusters after the last dispatch.",
-		}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "jobs_moved_total", Help: "Jobs that changed cluster, by the rule that placed them.",
 		}, []string{"reason"}),
@@ -85,9 +63,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		tableSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: metricPrefix + "table_size", Help: "Rows of the assignment table in force.",
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: metricPrefix + "last_successful_dispatch_timestamp_seconds", Help: "Unix time of the last successful full dispatch.",
 		}),
 		stateLoadErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricPrefix + "state_load_errors_total", Help: "State files that could not be loaded (corrupt or unreadable) and were ignored.",
@@ -110,10 +85,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		demandRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: metricPrefix + "demand_refused_total", Help: "Demand answers refused as implausible (the last good demand was kept), by reason.",
 		}, []string{"reason"}),
-		unplaceable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: metricPrefix + "unplaceable_jobs",
-			Help: "Jobs of the last dispatch that need what no usable cluster has (a capability, kvm): kept on their last eligible cluster (kept=\"true\"), or left on their job config's cluster (kept=\"false\").",
-		}, []string{"kept"}),
 		unplaceableAd: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricPrefix + "unplaceable_admissions_total", Help: "Admissions of jobs no eligible cluster can run: the ProwJob was left on the cluster it was created with.",
 		}),
@@ -127,14 +98,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"operation"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.runs, m.duration, m.clusterJobs, m.clusterDemand, m.clusterBal, m.clusterTarget, m.imbalance, m.moved, m.demandErrors,
-		m.tableSize, m.lastSuccess, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
-		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceable, m.unplaceableAd, m.notRecordedAd,
+		m.runs, m.duration, m.moved, m.demandErrors,
+		m.tableSize, m.stateLoadErrs, m.stateSaveErrs, m.deltas,
+		m.provisional, m.overLimit, m.recovered, m.demandRefused, m.unplaceableAd, m.notRecordedAd,
 		m.engineRuns,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering dispatcher metrics: %w", err)
 		}
+	}
+	// Every result from 0, so that increase() sees the first of each.
+	for _, r := range []string{resultSuccess, resultConfigError, resultEngineError, resultRefused, resultPersistError} {
+		m.runs.WithLabelValues(r)
+	}
+	m.notRecordedAd.WithLabelValues(notRecordedLongName)
+	for _, r := range []string{"invalid_value", "empty", "drop"} { // refusalReason's
+		m.demandRefused.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -147,36 +126,16 @@ func (m *metrics) run(result string, took time.Duration) {
 	m.duration.Observe(took.Seconds())
 }
 
-// dispatched records a successful dispatch's report.
-func (m *metrics) dispatched(r *engine.Report, at time.Time) {
+// dispatched records a successful dispatch's moves. The loads, the
+// unplaceable jobs and the dispatch time are read at each scrape
+// (stateCollector).
+func (m *metrics) dispatched(r *engine.Report) {
 	if m == nil {
 		return
 	}
-	m.clusterJobs.Reset()
-	m.clusterDemand.Reset()
-	m.clusterBal.Reset()
-	m.clusterTarget.Reset()
-	for _, c := range r.Clusters {
-		m.clusterJobs.WithLabelValues(c.Name).Set(float64(c.Jobs))
-		m.clusterDemand.WithLabelValues(c.Name).Set(c.Demand)
-		m.clusterBal.WithLabelValues(c.Name).Set(c.BalancedDemand)
-		if c.Target > 0 {
-			m.clusterTarget.WithLabelValues(c.Name).Set(c.Target)
-		}
-	}
-	m.imbalance.Set(r.Imbalance)
-	kept := 0
-	for _, u := range r.Unplaceable {
-		if u.Cluster != "" {
-			kept++
-		}
-	}
-	m.unplaceable.WithLabelValues("true").Set(float64(kept))
-	m.unplaceable.WithLabelValues("false").Set(float64(len(r.Unplaceable) - kept))
 	for reason, n := range r.MovedByReason {
 		m.moved.WithLabelValues(string(reason)).Add(float64(n))
 	}
-	m.lastSuccess.Set(float64(at.Unix()))
 }
 
 func (m *metrics) setTableSize(n int) {

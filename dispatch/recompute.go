@@ -107,7 +107,7 @@ func (d *Dispatcher) redispatch(operation string, in *inputs) (*engine.Report, s
 // committed records, reports and saves a run commitLocked put in force.
 func (d *Dispatcher) committed(run *engineRun) (*engine.Report, string, error) {
 	t, report := run.table, run.report
-	d.metrics.dispatched(report, t.GeneratedAt)
+	d.metrics.dispatched(report)
 	d.metrics.setTableSize(len(t.Assignments))
 	if d.opts.OnDispatched != nil {
 		d.opts.OnDispatched(t, report)
@@ -145,6 +145,7 @@ func (d *Dispatcher) commitLocked(in *inputs, run *engineRun, st *runState) {
 	d.lastDispatch = t.GeneratedAt
 	moves := len(report.Moves)
 	d.lastMoves = &moves
+	d.lastMoveList = slices.Clone(report.Moves[:min(len(report.Moves), maxStatusMoves)])
 	d.unplaceable = report.Unplaceable
 }
 

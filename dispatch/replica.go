@@ -309,7 +309,8 @@ func (d *Dispatcher) followDrainsLocked() {
 // placeForbiddenLocked places anew the rows of the table in force that
 // d.eng refuses (CheckRow: a row the rules may move, on a cluster blocked,
 // drained or lacking a capability the job needs) on the given clusters (all
-// when nil), and only those. A job no other cluster can run keeps its row.
+// when nil), and only those. A job no other usable cluster can run keeps
+// its row, as a dispatch keeps it.
 // It counts one engine run for operation when any row moves. Callers hold mu.
 func (d *Dispatcher) placeForbiddenLocked(operation string, clusters map[string]bool) {
 	forbidden := map[string]bool{}
@@ -321,9 +322,15 @@ func (d *Dispatcher) placeForbiddenLocked(operation string, clusters map[string]
 		if p, ok := d.provisional[a.Job]; ok {
 			pj = &p.job
 		}
-		if d.rowError(d.eng, a, pj) != nil {
-			forbidden[a.Job] = true
+		if d.rowError(d.eng, a, pj) == nil {
+			continue
 		}
+		// A job no other cluster can run stays, as a dispatch keeps an
+		// unplaceable job on its last eligible cluster.
+		if j, _ := d.job(a.Job); !d.hasOtherCluster(j, a.Cluster) {
+			continue
+		}
+		forbidden[a.Job] = true
 	}
 	if len(forbidden) == 0 {
 		return
@@ -348,6 +355,13 @@ func (d *Dispatcher) placeForbiddenLocked(operation string, clusters map[string]
 		moved++
 	}
 	d.log.Info("Placed anew the rows the configs and drains forbid", "operation", operation, "moved", moved, "stranded", stuck)
+}
+
+// hasOtherCluster reports whether a usable cluster other than cluster meets
+// the job's requirements.
+func (d *Dispatcher) hasOtherCluster(j jobs.Job, cluster string) bool {
+	_, err := d.eng.Best(j, cluster)
+	return err == nil
 }
 
 // CheckRow returns why a row read from the shared state (the leader's

@@ -20,6 +20,9 @@ type Status struct {
 	// process moved; nil before this process's first dispatch (a table
 	// loaded from state does not say).
 	LastDispatchMoves *int `json:"lastDispatchMoves,omitempty"`
+	// LastMoves lists the first moves of the last full dispatch of this
+	// process (at most maxStatusMoves), sorted by job.
+	LastMoves []engine.Move `json:"lastMoves,omitempty"`
 	// LastError is the last dispatch's error, empty once a dispatch succeeds.
 	LastError string `json:"lastError,omitempty"`
 	// DemandError is the last demand query's error, empty once a query succeeds.
@@ -62,5 +65,8 @@ type Status struct {
 	UnmatchablePaths []string `json:"unmatchablePaths,omitempty"`
 }
 
-// maxStatusUnplaceable bounds Status.UnplaceableJobs.
-const maxStatusUnplaceable = 20
+// maxStatusUnplaceable bounds Status.UnplaceableJobs; maxStatusMoves bounds Status.LastMoves.
+const (
+	maxStatusUnplaceable = 20
+	maxStatusMoves       = 25
+)

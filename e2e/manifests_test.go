@@ -75,6 +75,14 @@ var certManagerObjects = []string{
 	"certificate.cert-manager.io/prowjob-dispatcher-webhook",
 }
 
+// monitoringObjects are those of components/monitoring, which the example
+// overlays include.
+var monitoringObjects = []string{
+	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher-plugin",
+	"prometheusrule.monitoring.coreos.com/prowjob-dispatcher",
+	"configmap/prowjob-dispatcher-dashboard",
+}
+
 // stateCRDs are the CRDs of manifests/crds.
 var stateCRDs = []string{
 	"customresourcedefinition.apiextensions.k8s.io/joboverrides.prowjob-dispatcher.io",
@@ -87,7 +95,7 @@ var stateCRDs = []string{
 var installOverlays = []installOverlay{{
 	// The single replica with the file state (base).
 	name: "example", dir: exampleOverlay,
-	objects:      append([]string{"persistentvolumeclaim/prowjob-dispatcher-state"}, certManagerObjects...),
+	objects:      slices.Concat([]string{"persistentvolumeclaim/prowjob-dispatcher-state"}, certManagerObjects, monitoringObjects),
 	absent:       append([]string{"role.rbac.authorization.k8s.io/", "rolebinding.rbac.authorization.k8s.io/"}, stateCRDs...),
 	serveArgs:    []string{"--state-dir=/var/lib/prowjob-dispatcher"},
 	noServeFlags: []string{"--state-backend", "--replica-name"},
@@ -109,8 +117,7 @@ var installOverlays = []installOverlay{{
 	objects: slices.Concat([]string{
 		"role.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"rolebinding.rbac.authorization.k8s.io/prowjob-dispatcher",
-		"prometheusrule.monitoring.coreos.com/prowjob-dispatcher-ha",
-	}, stateCRDs, certManagerObjects),
+	}, stateCRDs, certManagerObjects, monitoringObjects),
 	absent: []string{"persistentvolumeclaim/"},
 	serveArgs: []string{
 		"--state-backend=kubernetes",

@@ -127,8 +127,8 @@ func startPluginWith(t *testing.T, o pluginOptions, gh *fakeGitHub) string {
 		"--hmac-secret-file", filepath.Join(dir, "hmac"),
 		"--github-token-path", filepath.Join(dir, "github-token"),
 		"--github-endpoint", gh.URL,
-		"--config", filepath.Join(dir, "config.yaml"),
-		"--job-config-path", o.jobConfig,
+		"--plugin-config", filepath.Join(dir, "config.yaml"),
+		"--job-config", o.jobConfig,
 		"--dispatcher-url", o.dispatcherURL,
 		"--dispatcher-token-file", o.tokenFile,
 	)

@@ -6,12 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
 // TestStatusPage opens the status page in headless Chromium: every cluster
@@ -85,6 +88,70 @@ func TestStatusPage(t *testing.T) {
 	}
 	if msg := pageText(t, browser, "#not-found"); !strings.Contains(msg, "no-such-job") || !strings.Contains(msg, "not in the assignment table") {
 		t.Errorf("unknown job: the page says %q", msg)
+	}
+
+	// It refreshes itself without JavaScript.
+	refresh, err := chromedp.Run(browser, chromedp.Nodes(chromedp.CSS(`meta[http-equiv="refresh"]`)))
+	if err != nil || len(refresh) != 1 || refresh[0].AttributeValue("content") == "" {
+		t.Errorf("no meta refresh on the page: %v", err)
+	}
+	// Every cluster shows its health (none evaluated here: health is off).
+	for _, name := range configClusters(t, sc.config.clusters) {
+		if h := pageText(t, browser, `#clusters tr[data-cluster="`+name+`"] td.health`); h == "" {
+			t.Errorf("cluster %s shows no health", name)
+		}
+	}
+
+	// Part of a name lists the jobs that contain it, those starting with
+	// it first; a click on one shows it.
+	resp = search(t, browser, "origin-main")
+	if resp.Status != 200 {
+		t.Errorf("searching part of a name answered %d, want 200", resp.Status)
+	}
+	matches, err := chromedp.Run(browser, chromedp.Nodes(chromedp.CSSAll("#matches li a"), chromedp.AtLeast(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(matches) < 2 || len(matches) > 50 {
+		t.Fatalf("searching origin-main listed %d jobs, want several, at most 50", len(matches))
+	}
+	var names []string
+	for _, m := range matches {
+		names = append(names, m.AttributeValue("href"))
+	}
+	if !slices.Contains(names, "/?job="+jobOriginUnit) {
+		t.Errorf("searching origin-main does not list %s: %q", jobOriginUnit, names)
+	}
+	resp, err = chromedp.RunResponse(browser, chromedp.Click(chromedp.CSS(`#matches a[href="/?job=`+jobOriginUnit+`"]`)))
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("following the match %s: %v %v", jobOriginUnit, resp, err)
+	}
+	if got := pageText(t, browser, "#result-job"); got != jobOriginUnit {
+		t.Errorf("the match link shows %q, want %s", got, jobOriginUnit)
+	}
+
+	// A dispatch that moves jobs lists its moves; a drained cluster shows
+	// its configured capacity beside the drain.
+	blocked := blockBalancedCluster(sc)
+	drained := map[string]string{"build02": "build03", "build03": "build02"}[blocked]
+	if _, err := sc.d.API.Drain(testContext(t), drained, api.DrainRequest{TTL: "1h", Reason: "e2e status page", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.RunResponse(browser, chromedp.Navigate(sc.d.APIURL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	moves, err := chromedp.Run(browser, chromedp.Nodes(chromedp.CSSAll("#moves tr td:first-child"), chromedp.AtLeast(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moves) == 0 || len(moves) > 25 {
+		t.Errorf("the page lists %d moves of the last dispatch (which blocked %s), want some, at most 25", len(moves), blocked)
+	}
+	if c := pageText(t, browser, `#clusters tr[data-cluster="`+drained+`"] td.capacity`); !strings.Contains(c, "configured") {
+		t.Errorf("drained %s: capacity cell %q, want its configured capacity beside the drain", drained, c)
+	}
+	if st := pageText(t, browser, `#clusters tr[data-cluster="`+drained+`"] td.state`); !strings.Contains(st, "drained") || !strings.Contains(st, "configured") {
+		t.Errorf("drained %s: state %q, want drained with its configured capacity", drained, st)
 	}
 
 	// A screenshot of a search result, for people (kept with E2E_KEEP=1);

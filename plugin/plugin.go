@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/prow/pkg/github"
 
@@ -60,6 +61,9 @@ type Options struct {
 	Timeout time.Duration
 	// PlanLimits bound how often /dispatch plan runs, per PR and per user.
 	PlanLimits PlanLimits
+	// Registerer, if set, gets the plugin's metrics: commands by name and
+	// outcome, failed GitHub calls.
+	Registerer prometheus.Registerer
 }
 
 // Plugin handles the /dispatch (with its refresh, plan, drain, cap and
@@ -72,6 +76,7 @@ type Plugin struct {
 	prs keyedMutex
 	// planLimits refuse /dispatch plan asked for too often.
 	planLimits *planLimiter
+	metrics    *metrics
 }
 
 // New returns a Plugin.
@@ -85,7 +90,12 @@ func New(opts Options) (*Plugin, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Plugin{opts: opts, planLimits: newPlanLimiter(opts.PlanLimits)}, nil
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	opts.GitHub = m.countErrors(opts.GitHub)
+	return &Plugin{opts: opts, planLimits: newPlanLimiter(opts.PlanLimits), metrics: m}, nil
 }
 
 // HandleIssueComment handles the commands of a newly created PR comment.
@@ -118,7 +128,8 @@ func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic g
 	}
 	sections := make([]string, 0, len(unique))
 	for _, c := range unique {
-		message, err := p.run(ctx, log, ic, c)
+		message, outcome, err := p.run(ctx, log, ic, c)
+		p.metrics.command(c.kind, outcome)
 		if err != nil {
 			log.WithError(err).WithField("command", c.kind.String()).Info("Command failed.")
 		}
@@ -136,32 +147,39 @@ func (p *Plugin) HandleIssueComment(ctx context.Context, log *logrus.Entry, ic g
 	return reply(p.opts.GitHub, ic, strings.Join(sections, "\n\n"))
 }
 
-// run runs one command and returns the reply, and the error behind a failure for the log.
-func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueCommentEvent, c command) (string, error) {
+// run runs one command and returns the reply, its outcome for the metrics,
+// and the error behind a failure for the log.
+func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueCommentEvent, c command) (string, string, error) {
+	withOutcome := func(message string, err error) (string, string, error) {
+		if err != nil {
+			return message, outcomeError, err
+		}
+		return message, outcomeOK, nil
+	}
 	switch c.kind {
 	case cmdDispatch:
 		message, err := p.dispatchTable(ctx, ic)
 		if err == nil {
 			message += p.clusterOverridesSection(ctx, log)
 		}
-		return message, err
+		return withOutcome(message, err)
 	case cmdPlan:
 		if refusal := p.limitPlan(log, ic); refusal != "" {
-			return refusal, nil
+			return refusal, outcomeLimited, nil
 		}
-		return p.runPlan(ctx, log, ic)
+		return withOutcome(p.runPlan(ctx, log, ic))
 	case cmdDispatchUsage, cmdRescheduleUsage, cmdDrainUsage, cmdCapUsage, cmdUndrainUsage:
-		return "I did not understand that. Usage: " + usageHelp(c.kind), errors.New(c.kind.String())
+		return "I did not understand that. Usage: " + usageHelp(c.kind), outcomeMalformed, errors.New(c.kind.String())
 	}
 	login := ic.Comment.User.Login
 	ok, err := trusted(p.opts.GitHub, p.opts.Config, login)
 	if err != nil {
-		return "I could not check whether you may use this command (GitHub did not answer). Nothing was changed; please try again later.", err
+		return "I could not check whether you may use this command (GitHub did not answer). Nothing was changed; please try again later.", outcomeError, err
 	}
 	if !ok {
 		log.WithField("user", login).WithField("command", c.kind.String()).Info("Untrusted user; command refused.")
 		return fmt.Sprintf("sorry, only %s may use %s. Nothing was changed. %s is open to everyone.",
-			whoMayUse(p.opts.Config), code(c.kind.word()), code("/dispatch")), nil
+			whoMayUse(p.opts.Config), code(c.kind.word()), code("/dispatch")), outcomeRefused, nil
 	}
 	switch c.kind {
 	case cmdRefresh:
@@ -169,13 +187,13 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 		if err == nil && !p.opts.DryRun {
 			message += p.clusterOverridesSection(ctx, log)
 		}
-		return message, err
+		return withOutcome(message, err)
 	case cmdDrain, cmdCap:
-		return p.drain(ctx, ic, c)
+		return withOutcome(p.drain(ctx, ic, c))
 	case cmdUndrain:
-		return p.undrain(ctx, ic, c)
+		return withOutcome(p.undrain(ctx, ic, c))
 	default:
-		return p.reschedule(ctx, ic, c)
+		return withOutcome(p.reschedule(ctx, ic, c))
 	}
 }
 

@@ -26,6 +26,9 @@ type (
 		StatusReporter
 		// Lookup returns a job's row of the table in force.
 		Lookup(job string) (table.Assignment, bool)
+		// SearchJobs returns the jobs whose name contains query, those that
+		// start with it first, at most limit; total counts them all.
+		SearchJobs(query string, limit int) (matches []string, total int)
 		// Overrides lists the overrides in force, sorted by job.
 		Overrides() []table.Override
 		// Explain says why a job is where it is.

@@ -79,7 +79,7 @@ func apiCluster(l *engine.ClusterLoad) api.ClusterStatus {
 		Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
 		Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 		BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, ForcedJobs: l.ForcedJobs, ForcedDemand: l.ForcedDemand,
-		Target: l.Target, Ratio: l.Ratio,
+		Target: l.Target, Ratio: l.Ratio, ConfiguredCapacity: l.ConfiguredCapacity,
 	}
 }
 

@@ -31,7 +31,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 			Reason: "error share 5.0%", Sample: &health.Sample{ErrorShare: 0.05, PendingSeconds: 90, Samples: 40}},
 		Mode: health.ModeAct, Action: "drained automatically", Evaluated: at.Add(2 * time.Minute),
 	}
-	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual", Override: &capped,
+	load := engine.ClusterLoad{Name: "build01", Provider: "aws", Capacity: 50, ConfiguredCapacity: 80, Capabilities: []string{"arm64"}, Blocked: true, Manual: true, Role: "manual", Override: &capped,
 		Jobs: 2, Demand: 4, BalancedJobs: 1, BalancedDemand: 3, ForcedJobs: 1, ForcedDemand: 1, Target: 2, Ratio: 1.5}
 	status := dispatch.ClusterStatus{ClusterLoad: load, Health: hs}
 	explanation := &engine.Explanation{

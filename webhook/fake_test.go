@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +87,21 @@ func (f *fakeBackend) Lookup(job string) (table.Assignment, bool) {
 	defer f.mu.Unlock()
 	a, ok := f.rows[job]
 	return a, ok
+}
+
+// SearchJobs lists the rows containing query, sorted (no prefix-first
+// ordering: dispatch's tests cover that).
+func (f *fakeBackend) SearchJobs(query string, limit int) ([]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var all []string
+	for job := range f.rows {
+		if query != "" && strings.Contains(job, query) {
+			all = append(all, job)
+		}
+	}
+	slices.Sort(all)
+	return all[:min(len(all), limit)], len(all)
 }
 
 func (f *fakeBackend) Dispatch(context.Context) (*engine.Report, error) {

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
@@ -17,6 +18,13 @@ import (
 
 // StatusPagePath is the status page's path: the root of the API port only.
 const StatusPagePath = "/"
+
+// maxSearchMatches bounds the jobs a search lists.
+const maxSearchMatches = 50
+
+// statusRefreshSeconds is how often the page reloads itself (a meta
+// refresh: no JavaScript).
+const statusRefreshSeconds = 60
 
 // overTarget is the load ratio above which a cluster's bar shows it over its
 // target: balancing moves jobs only beyond 5 % over.
@@ -39,6 +47,10 @@ type statusPageData struct {
 	// Query is the job searched for ("" when none); Search its answer.
 	Query  string
 	Search *jobSearch
+	// Refresh is the meta refresh period in seconds.
+	Refresh int
+	// MoreMoves is how many moves of the last dispatch the page leaves out.
+	MoreMoves int
 	// Replica, for a highly available dispatcher, is this replica and its leader.
 	Replica *replicaRow
 }
@@ -60,12 +72,18 @@ type clusterRow struct {
 	Over bool
 	// Unhealthy is true when the last health evaluation judged the cluster unhealthy.
 	Unhealthy bool
+	// HealthNumbers gives the numbers of the last health sample ("" without one).
+	HealthNumbers string
 }
 
 // jobSearch is the answer to a job search.
 type jobSearch struct {
 	// Found is false for a job the table does not hold.
-	Found      bool
+	Found bool
+	// Matches are the jobs whose name contains the query, those starting
+	// with it first (at most maxSearchMatches); Total counts them all.
+	Matches    []string
+	Total      int
 	Assignment table.Assignment
 	Override   *table.Override
 	// Explanation is nil when Explain failed; ExplainError says why.
@@ -77,7 +95,11 @@ type jobSearch struct {
 // the drains, caps and overrides in force, and, with ?job=NAME, that job's
 // assignment and explanation. An unknown job is answered 404 with the page.
 func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
-	data := statusPageData{Now: time.Now().UTC(), Status: a.Backend.Status(), Overrides: a.Backend.Overrides(), Query: r.URL.Query().Get("job")}
+	data := statusPageData{Now: time.Now().UTC(), Status: a.Backend.Status(), Overrides: a.Backend.Overrides(),
+		Query: strings.TrimSpace(r.URL.Query().Get("job")), Refresh: statusRefreshSeconds}
+	if n := data.Status.LastDispatchMoves; n != nil {
+		data.MoreMoves = max(*n-len(data.Status.LastMoves), 0)
+	}
 	if a.Leader != nil {
 		leader, _, self := a.Leader.Leader()
 		data.Replica = &replicaRow{Name: a.Leader.Replica(), Leader: leader, Leading: self}
@@ -88,7 +110,7 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	if data.Query != "" {
 		data.Search = a.searchJob(data.Query, data.Overrides)
-		if !data.Search.Found {
+		if !data.Search.Found && data.Search.Total == 0 {
 			code = http.StatusNotFound
 		}
 	}
@@ -107,13 +129,16 @@ func (a *API) statusPage(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// searchJob looks a job up and explains it.
+// searchJob looks a job up and explains it, and lists the jobs whose name
+// contains the query (any case).
 func (a *API) searchJob(job string, overrides []table.Override) *jobSearch {
+	s := &jobSearch{}
+	s.Matches, s.Total = a.Backend.SearchJobs(job, maxSearchMatches)
 	as, ok := a.Backend.Lookup(job)
 	if !ok {
-		return &jobSearch{}
+		return s
 	}
-	s := &jobSearch{Found: true, Assignment: as}
+	s.Found, s.Assignment = true, as
 	for _, o := range overrides {
 		if o.Job == job {
 			s.Override = &o
@@ -132,12 +157,24 @@ func (a *API) searchJob(job string, overrides []table.Override) *jobSearch {
 // newClusterRow sizes a cluster's bar: its whole load against its target.
 func newClusterRow(c dispatch.ClusterStatus) clusterRow {
 	row := clusterRow{ClusterStatus: c, Unhealthy: c.Health != nil && c.Health.State == health.Unhealthy}
+	if c.Health != nil && c.Health.Sample != nil {
+		row.HealthNumbers = healthNumbers(*c.Health.Sample)
+	}
 	if c.Target > 0 && !math.IsNaN(c.Ratio) && !math.IsInf(c.Ratio, 0) {
 		row.Percent = c.Ratio * 100
 		row.BarWidth = int(math.Round(min(max(row.Percent, 0), 100)))
 		row.Over = c.Ratio > overTarget
 	}
 	return row
+}
+
+// healthNumbers says what a health sample measured.
+func healthNumbers(s health.Sample) string {
+	out := fmt.Sprintf("errors %.1f %% of %.0f finished", s.ErrorShare*100, s.Samples)
+	if !math.IsNaN(s.PendingSeconds) {
+		out += fmt.Sprintf(", pending %s", time.Duration(s.PendingSeconds*float64(time.Second)).Round(time.Second))
+	}
+	return out
 }
 
 // formatWhen formats a time for the page, in UTC; the zero time is "never".

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -25,11 +26,11 @@ func statusFake() *fakeBackend {
 	f.status = dispatch.Status{Ready: true, TableSize: 2, LastDispatch: time.Date(2026, 11, 22, 9, 15, 0, 0, time.UTC), LastDispatchMoves: &moves, Unplaceable: 1,
 		UnplaceableJobs: []engine.Unplaceable{{Job: "periodic-gpu", Problem: "capability gpu: no usable cluster"}}}
 	f.clusters = []dispatch.ClusterStatus{
-		{ClusterLoad: engine.ClusterLoad{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, Jobs: 40, Demand: 50,
+		{ClusterLoad: engine.ClusterLoad{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, ConfiguredCapacity: 100, Jobs: 40, Demand: 50,
 			BalancedJobs: 30, BalancedDemand: 35, ForcedJobs: 10, ForcedDemand: 15, Target: 40, Ratio: 1.25}},
-		{ClusterLoad: engine.ClusterLoad{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, Jobs: 3, Target: 0,
+		{ClusterLoad: engine.ClusterLoad{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, ConfiguredCapacity: 60, Jobs: 3, Target: 0,
 			Override: &table.ClusterOverride{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}}},
-		{ClusterLoad: engine.ClusterLoad{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, Jobs: 10, Demand: 12, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
+		{ClusterLoad: engine.ClusterLoad{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, ConfiguredCapacity: 80, Jobs: 10, Demand: 12, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
 			Override: &table.ClusterOverride{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}}},
 		{ClusterLoad: engine.ClusterLoad{Name: "app.ci", Role: "service", Jobs: 2}},
 	}
@@ -70,7 +71,7 @@ func TestStatusPage(t *testing.T) {
 		notWant: []string{`id="result"`, `id="not-found"`},
 		rows: map[string]string{
 			"build01": `style="width: 100%"`,
-			"build02": `<span class="state-drained">drained</span> until 2026-11-23 08:30:00 UTC by alice: etcd defrag`,
+			"build02": `<span class="state-drained">drained</span> (capacity 60 configured) until 2026-11-23 08:30:00 UTC by alice: etcd defrag`,
 			"build05": `<span class="state-blocked">blocked</span> <span class="state-capped">capped to 30</span> until 2026-11-23 08:30:00 UTC by bob: half the nodes`,
 			"app.ci":  `no target`,
 		},
@@ -113,8 +114,47 @@ func TestStatusPage(t *testing.T) {
 	}, {
 		name: "unknown job",
 		path: "/?job=no-such-job", code: http.StatusNotFound,
-		want:    []string{`<p class="notfound" id="not-found">Job <b>no-such-job</b> is not in the assignment table.</p>`, `data-cluster="build01"`},
-		notWant: []string{`id="result-cluster"`},
+		want:    []string{`<p class="notfound" id="not-found">Job <b>no-such-job</b> is not in the assignment table, and no job name contains it.</p>`, `data-cluster="build01"`},
+		notWant: []string{`id="result-cluster"`, `id="matches"`},
+	}, {
+		name: "part of a name lists the jobs containing it, bounded",
+		path: "/?job=origin-main", code: http.StatusOK,
+		fake: func(f *fakeBackend) {
+			for i := range maxSearchMatches + 5 {
+				job := fmt.Sprintf("pull-ci-openshift-origin-main-e2e-%03d", i)
+				f.rows[job] = table.Assignment{Job: job, Cluster: "build01"}
+			}
+		},
+		want: []string{
+			`<ul id="matches">`, `<a href="/?job=pull-ci-openshift-origin-main-e2e-000">pull-ci-openshift-origin-main-e2e-000</a>`,
+			// the fake's own two origin-main jobs and the 55 added
+			fmt.Sprintf(`%d jobs contain <b>origin-main</b> (the first %d, those starting with it first)`, maxSearchMatches+7, maxSearchMatches),
+		},
+		notWant: []string{`id="not-found"`, `id="result-cluster"`, "pull-ci-openshift-origin-main-e2e-054"},
+	}, {
+		name: "the whole name shows the job and the other jobs containing it",
+		path: "/?job=" + unitJob, code: http.StatusOK,
+		fake: func(f *fakeBackend) { f.rows[unitJob+"-2"] = table.Assignment{Job: unitJob + "-2", Cluster: "build05"} },
+		want: []string{`<td id="result-cluster">build01</td>`, `2 jobs contain`, `<a href="/?job=` + unitJob + `-2">`},
+	}, {
+		name: "refreshes itself, shows health numbers, moves and configured capacity",
+		path: "/", code: http.StatusOK,
+		fake: func(f *fakeBackend) {
+			f.status.LastMoves = []engine.Move{{Job: "job-a", From: "build02", To: "build01", Reason: table.ReasonBalanced}}
+			f.clusters[0].Health = &health.Status{ClusterState: health.ClusterState{State: health.Healthy, Since: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+				Sample: &health.Sample{ErrorShare: 0.021, Samples: 120, PendingSeconds: 95}}}
+		},
+		want: []string{
+			`<meta http-equiv="refresh" content="60">`,
+			"<tr><td>job-a</td><td>build02</td><td>build01</td><td>balanced</td></tr>", `<p class="muted" id="more-moves">and 6 more</p>`,
+		},
+		rows: map[string]string{
+			"build01": `<span class="health-healthy">healthy</span> since 2026-11-22 10:00:00 UTC: errors 2.1 % of 120 finished, pending 1m35s`,
+			"build02": `0 <span class="muted configured">of 60 configured</span>`,
+			"build05": `30 <span class="muted configured">of 80 configured</span>`,
+			"app.ci":  `<span class="muted">not evaluated</span>`,
+		},
+		rowsNot: map[string]string{"build01": "configured"},
 	}, {
 		name: "hostile job name is escaped",
 		path: "/?job=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22", code: http.StatusNotFound,

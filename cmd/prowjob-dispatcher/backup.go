@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/prow/pkg/config/secret"
 	prowflagutil "sigs.k8s.io/prow/pkg/flagutil"
 	gitv2 "sigs.k8s.io/prow/pkg/git/v2"
@@ -103,10 +102,9 @@ func (f *backupFlags) build(buildFarm func() map[string]map[string]*config.Build
 	if !f.enabled {
 		return nil, noop, errors.New("--backup-repo: flags not validated")
 	}
-	// prow's git and GitHub clients log with logrus' standard logger, and
-	// git's log lines can carry the remote's URL with the token: censor them.
-	logrus.SetOutput(logOut)
-	logrus.SetFormatter(censoringFormatter{&logrus.JSONFormatter{}})
+	// prow's git and GitHub clients log with logrus' standard logger, which
+	// logFlags.setUp routes into the process's log; git's log lines can carry
+	// the remote's URL with the token, which the log's writer censors.
 
 	opts := gitbackup.Options{
 		Org: f.org, Repo: f.repoName, BaseBranch: f.baseBranch, HeadBranch: f.headBranch, Path: f.path,
@@ -168,14 +166,4 @@ func (f *backupFlags) build(buildFarm func() map[string]map[string]*config.Build
 		return nil, noop, err
 	}
 	return b, cleanup, nil
-}
-
-// censoringFormatter removes the secrets prow's secret agent holds (the
-// GitHub token) from each log line.
-type censoringFormatter struct{ logrus.Formatter }
-
-// Format formats the entry and censors the result.
-func (c censoringFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	out, err := c.Formatter.Format(e)
-	return secret.Censor(out), err
 }

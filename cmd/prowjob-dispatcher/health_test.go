@@ -55,7 +55,7 @@ func TestServeHealthReport(t *testing.T) {
 		"--demand-file", filepath.Join(ex, "demand.yaml"),
 		"--cert-dir", filepath.Join(dir, "certs"), "--self-signed", "--tls-hosts", "localhost",
 		"--bind-address", "127.0.0.1",
-		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
+		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--probe-port", strconv.Itoa(ports[2]),
 		"--health-prometheus-url", prom.URL, "--health-interval", "100ms", "--health-dwell", "0", "--health-pending-query", "-",
 	}
 	srv := startServe(t, args, ports[2])

@@ -66,6 +66,13 @@ func (p *patternList) Set(v string) error {
 	return nil
 }
 
+// demandFlags and dispatchFlags are the flags of inputFlags that -h lists
+// under demand and under dispatch rather than inputs.
+var (
+	demandFlags   = []string{"prometheus-url", "prometheus-query", "prometheus-weight-query", "prometheus-timeout", "demand-window", "demand-file", "default-demand"}
+	dispatchFlags = []string{"balance-tolerance", "max-move-fraction", "cluster-job-pattern"}
+)
+
 func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
 	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")

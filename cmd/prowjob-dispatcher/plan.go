@@ -39,13 +39,23 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f planFlags
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f.inputs.register(fs)
-	fs.StringVar(&f.previous, "previous", "", "previous assignment: a table JSON or a state file (default: the dispatcher config's buildFarm)")
-	fs.StringVar(&f.output, "output", "", "write the new table to this file")
-	fs.StringVar(&f.format, "format", "json", "format of --output: json or yaml")
-	fs.BoolVar(&f.writeBuildFarm, "write-build-farm", false, "print the dispatcher config with the buildFarm regenerated from the new table to stdout (the report goes to stderr)")
-	fs.IntVar(&f.maxMoves, "max-moves", 50, "list at most this many moves (all are counted)")
-	fs.BoolVar(&f.strict, "strict", false, "refuse keys of the dispatcher and cluster configs that this version does not know (without it they are named on stderr and ignored, as serve does)")
+	groups := newFlagGroups(fs)
+	groups.add("inputs", f.inputs.register)
+	groups.move("demand", demandFlags...)
+	groups.move("dispatch", dispatchFlags...)
+	groups.add("inputs", func(fs *flag.FlagSet) {
+		fs.StringVar(&f.previous, "previous", "", "previous assignment: a table JSON or a state file (default: the dispatcher config's buildFarm)")
+		fs.BoolVar(&f.strict, "strict", false, "refuse keys of the dispatcher and cluster configs that this version does not know (without it they are named on stderr and ignored, as serve does)")
+	})
+	groups.add("output", func(fs *flag.FlagSet) {
+		fs.StringVar(&f.output, "output", "", "write the new table to this file")
+		fs.StringVar(&f.format, "format", "json", "format of --output: json or yaml")
+		fs.BoolVar(&f.writeBuildFarm, "write-build-farm", false, "print the dispatcher config with the buildFarm regenerated from the new table to stdout (the report goes to stderr)")
+		fs.IntVar(&f.maxMoves, "max-moves", 50, "list at most this many moves (all are counted)")
+	})
+	fs.Usage = func() {
+		groups.usage(fs.Output(), "Usage: prowjob-dispatcher plan [flags]\n\nComputes a table from the configs offline and prints each cluster's load and the moves.")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/prow/pkg/config/secret"
 	prowflagutil "sigs.k8s.io/prow/pkg/flagutil"
@@ -30,21 +32,33 @@ type pluginOptions struct {
 	dispatcherTokenFile string
 	dispatcherTimeout   time.Duration
 	dryRun              bool
-	logLevel            string
+	log                 logFlags
 	github              prowflagutil.GitHubOptions
 }
 
-func (o *pluginOptions) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&o.port, "port", 8888, "Port to listen on for GitHub webhooks (from Prow's hook) and /help.")
-	fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "File with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map).")
-	fs.StringVar(&o.configPath, "config", "", "Plugin config YAML (allowed_orgs, allowed_teams, allowed_users, default_ttl, dispatcher_url, dispatcher_token_file).")
-	fs.StringVar(&o.jobConfigPath, "job-config-path", "", "Prow job config file or directory, read for /dispatch.")
-	fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "Dispatcher API root; overrides the config's dispatcher_url.")
-	fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "File with the dispatcher API's bearer token; overrides the config's dispatcher_token_file.")
-	fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "Timeout of one call to the dispatcher API.")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "Answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher.")
-	fs.StringVar(&o.logLevel, "log-level", "info", fmt.Sprintf("Log level, one of %v.", logrus.AllLevels))
-	o.github.AddFlags(fs)
+// addFlags defines the plugin's flags on fs, group by group, and returns
+// the groups for -h.
+func (o *pluginOptions) addFlags(fs *flag.FlagSet) *flagGroups {
+	g := newFlagGroups(fs)
+	g.add("inputs", func(fs *flag.FlagSet) {
+		fs.StringVar(&o.configPath, "plugin-config", "", "plugin config YAML (allowed_orgs, allowed_teams, allowed_users, default_ttl, dispatcher_url, dispatcher_token_file)")
+		fs.StringVar(&o.jobConfigPath, "job-config", "", "Prow job config file or dir, read for /dispatch (required)")
+	})
+	g.add("server", func(fs *flag.FlagSet) {
+		fs.IntVar(&o.port, "port", 8888, "port of GitHub webhooks (from Prow's hook), /help, /healthz, /readyz and /metrics")
+		fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "file with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map)")
+		o.log.register(fs)
+	})
+	g.add("dispatcher", func(fs *flag.FlagSet) {
+		fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "dispatcher API root; overrides the plugin config's dispatcher_url")
+		fs.StringVar(&o.dispatcherTokenFile, "dispatcher-token-file", "", "file with the dispatcher API's bearer token; overrides the plugin config's dispatcher_token_file")
+		fs.DurationVar(&o.dispatcherTimeout, "dispatcher-timeout", 10*time.Second, "timeout of one call to the dispatcher API")
+		fs.BoolVar(&o.dryRun, "dry-run", false, "answer commands but change nothing: no GitHub comments are posted and no dispatch or reschedule is asked of the dispatcher")
+	})
+	g.add("GitHub", o.github.AddFlags)
+	g.alias("config", "plugin-config")
+	g.alias("job-config-path", "job-config")
+	return g
 }
 
 // complete merges the plugin config into the flags and checks them.
@@ -60,7 +74,7 @@ func (o *pluginOptions) complete(cfg *plugin.Config) error {
 		errs = append(errs, errors.New("--dispatcher-url (or the config's dispatcher_url) is required"))
 	}
 	if o.jobConfigPath == "" {
-		errs = append(errs, errors.New("--job-config-path is required"))
+		errs = append(errs, errors.New("--job-config is required"))
 	}
 	if o.hmacSecretFile == "" {
 		errs = append(errs, errors.New("--hmac-secret-file is required"))
@@ -82,21 +96,26 @@ func (o *pluginOptions) complete(cfg *plugin.Config) error {
 func runPlugin(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("plugin", flag.ContinueOnError)
 	var o pluginOptions
-	o.addFlags(fs)
+	groups := o.addFlags(fs)
+	fs.Usage = func() {
+		groups.usage(fs.Output(), "Usage: prowjob-dispatcher plugin [flags]\n\nRuns the Prow external plugin: /dispatch and /reschedule.")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	logger := logrus.New()
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	level, err := logrus.ParseLevel(o.logLevel)
-	if err != nil {
-		return fmt.Errorf("--log-level %q: %w", o.logLevel, err)
+	if err := o.log.validate(); err != nil {
+		return err
 	}
-	logger.SetLevel(level)
+	_, handler := o.log.setUp(os.Stderr)
+	logger := logrus.New()
+	routeLogrus(logger, handler)
 	log := logger.WithField("plugin", plugin.Name)
+	for _, d := range groups.Deprecations() {
+		log.Warn("Deprecated flag: " + d)
+	}
 
 	cfg, err := loadPluginConfig(o.configPath, log)
 	if err != nil {
@@ -119,7 +138,14 @@ func runPlugin(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("github client: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering runtime metrics: %w", err)
+		}
+	}
 	p, err := plugin.New(plugin.Options{
+		Registerer: reg,
 		GitHub:     ghc,
 		Dispatcher: &api.Client{BaseURL: o.dispatcherURL, TokenFunc: tokenFunc, HTTP: &http.Client{Timeout: o.dispatcherTimeout}},
 		Presubmits: plugin.JobConfigPresubmits(o.jobConfigPath),
@@ -134,6 +160,8 @@ func runPlugin(ctx context.Context, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", server)
 	externalplugins.ServeExternalPluginHelp(mux, log, p.HelpProvider)
+	// Not ready once shutting down, so the Service stops sending deliveries.
+	plugin.RegisterHealth(mux, reg, func() error { return context.Cause(ctx) })
 	httpServer := &http.Server{
 		Addr:              ":" + strconv.Itoa(o.port),
 		Handler:           mux,
@@ -164,7 +192,7 @@ func readDispatcherToken(path string) (string, error) {
 
 func loadPluginConfig(path string, log *logrus.Entry) (*plugin.Config, error) {
 	if path == "" {
-		log.Warn("No --config: nobody may use /dispatch refresh or /reschedule.")
+		log.Warn("No --plugin-config: nobody may use /dispatch refresh or /reschedule.")
 		return plugin.ParseConfig(nil)
 	}
 	return plugin.LoadConfig(path)

@@ -48,7 +48,7 @@ func TestServeLoadsTheOpenShiftReleaseConfig(t *testing.T) {
 	srv := startServe(t, releaseArgs(
 		"--state-dir", filepath.Join(dir, "state"), "--cert-dir", filepath.Join(dir, "certs"), "--self-signed",
 		"--bind-address", "127.0.0.1", "--insecure-allow-unauthenticated",
-		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
+		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--probe-port", strconv.Itoa(ports[2]),
 	), ports[2])
 	defer srv.stop(t)
 	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/api/v1/clusters")

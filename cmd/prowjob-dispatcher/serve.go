@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -36,57 +34,74 @@ const shutdownTimeout = 25 * time.Second
 
 // serveFlags are the serve subcommand's flags.
 type serveFlags struct {
-	inputs                           inputFlags
-	stateDir, schedule               string
-	webhookBodyTimeout               time.Duration
-	skipLabels                       string
-	maxProvisional                   int
-	provisionalTTL, maxDrainTTL      time.Duration
-	previewTimeout                   time.Duration
-	maxOverrideTTL                   time.Duration
-	housekeeping                     time.Duration
-	demandMaxDrop                    float64
-	bindAddress                      string
-	webhookPort, apiPort, healthPort int
-	certDir, tlsHosts                string
-	selfSigned, enableHTTP2          bool
-	tokenFile                        string
-	insecureAllowUnauthenticated     bool
-	logLevel                         string
-	backup                           backupFlags
-	health                           healthFlags
-	kube                             kubeFlags
-	gitJobs                          gitJobsFlags
+	inputs                          inputFlags
+	stateDir, schedule              string
+	webhookBodyTimeout              time.Duration
+	skipLabels                      string
+	maxProvisional                  int
+	provisionalTTL, maxDrainTTL     time.Duration
+	previewTimeout                  time.Duration
+	maxOverrideTTL                  time.Duration
+	housekeeping                    time.Duration
+	demandMaxDrop                   float64
+	bindAddress                     string
+	webhookPort, apiPort, probePort int
+	certDir, tlsHosts               string
+	selfSigned, enableHTTP2         bool
+	tokenFile                       string
+	insecureAllowUnauthenticated    bool
+	log                             logFlags
+	backup                          backupFlags
+	health                          healthFlags
+	kube                            kubeFlags
+	gitJobs                         gitJobsFlags
 }
 
-func (f *serveFlags) register(fs *flag.FlagSet) {
-	f.inputs.register(fs)
-	fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
-	fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
-	fs.IntVar(&f.maxProvisional, "max-provisional-jobs", dispatch.DefaultMaxProvisional, "most jobs first seen at admission, not in the job config, that get a row; beyond, such jobs are placed but not recorded")
-	fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
-	fs.DurationVar(&f.housekeeping, "housekeeping-interval", dispatch.DefaultHousekeeping, "how often expired overrides, drains and caps are dropped and admission counts saved")
-	fs.DurationVar(&f.previewTimeout, "preview-timeout", dispatch.DefaultPreviewTimeout, "longest a plan (what-if) or a drain preview may compute, waiting for the one in progress included; past it the API answers 503")
-	fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have (the shortest is "+dispatch.MinTTL.String()+")")
-	fs.DurationVar(&f.maxOverrideTTL, "max-override-ttl", dispatch.DefaultMaxOverrideTTL, "longest TTL a job override (reschedule) may have, and the TTL of one asked without (the shortest is "+dispatch.MinTTL.String()+")")
-	fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
-	fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
-	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
-	fs.IntVar(&f.apiPort, "api-port", 8080, "plain-HTTP port of the API")
-	fs.IntVar(&f.healthPort, "health-port", 8081, "plain-HTTP port of /healthz, /readyz and /metrics (0 or the API port: served on the API port)")
-	fs.StringVar(&f.certDir, "cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), "dir holding tls.crt and tls.key (reloaded when they change)")
-	fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there, and print the CA bundle")
-	fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
-	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
-	fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(webhook.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
-	fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
-	fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.backup.register(fs)
-	f.health.register(fs)
-	f.kube.register(fs)
-	f.gitJobs.register(fs)
+// register defines serve's flags on fs, group by group, and returns the
+// groups for -h. A component's flags (inputs, health, backup, kubernetes)
+// are filed under its group as it defines them, so flags added to a
+// component later need no change here.
+func (f *serveFlags) register(fs *flag.FlagSet) *flagGroups {
+	g := newFlagGroups(fs)
+	g.add("inputs", f.inputs.register)
+	g.add("inputs", f.gitJobs.register)
+	g.move("demand", demandFlags...)
+	g.move("dispatch", dispatchFlags...)
+	g.add("dispatch", func(fs *flag.FlagSet) {
+		fs.StringVar(&f.schedule, "schedule", dispatch.DefaultSchedule, "cron spec (UTC) of full dispatches")
+		fs.DurationVar(&f.previewTimeout, "preview-timeout", dispatch.DefaultPreviewTimeout, "longest a plan (what-if) or a drain preview may compute, waiting for the one in progress included; past it the API answers 503")
+	})
+	g.add("demand", func(fs *flag.FlagSet) {
+		fs.Float64Var(&f.demandMaxDrop, "demand-max-drop", dispatch.DefaultDemandMaxDrop, "refuse a demand answer whose total fell by more than this fraction against the last good one (1: accept any)")
+	})
+	g.add("server", func(fs *flag.FlagSet) {
+		fs.StringVar(&f.bindAddress, "bind-address", "", "address the webhook, API and health ports listen on (empty: all)")
+		fs.IntVar(&f.webhookPort, "webhook-port", 9443, "TLS port of the admission webhook (/mutate-prowjobs)")
+		fs.IntVar(&f.apiPort, "api-port", 8080, "plain-HTTP port of the API")
+		fs.IntVar(&f.probePort, "probe-port", 8081, "plain-HTTP port of the probes and the metrics: /healthz, /readyz and /metrics (0 or the API port: served on the API port)")
+		fs.StringVar(&f.certDir, "cert-dir", filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), "dir holding tls.crt and tls.key (reloaded when they change)")
+		fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there (the webhook's caBundle is the base64 of ca.crt)")
+		fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
+		fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
+		fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(webhook.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
+		fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
+		fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
+		fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
+		f.log.register(fs)
+	})
+	g.add("state", func(fs *flag.FlagSet) {
+		fs.StringVar(&f.stateDir, "state-dir", "", "dir of the persisted table, overrides and demand counts (empty: memory only)")
+		fs.IntVar(&f.maxProvisional, "max-provisional-jobs", dispatch.DefaultMaxProvisional, "most jobs first seen at admission, not in the job config, that get a row; beyond, such jobs are placed but not recorded")
+		fs.DurationVar(&f.provisionalTTL, "provisional-ttl", dispatch.DefaultProvisionalTTL, "drop the row of a job not in the job config once it was not admitted for this long")
+		fs.DurationVar(&f.housekeeping, "housekeeping-interval", dispatch.DefaultHousekeeping, "how often expired overrides, drains and caps are dropped and admission counts saved")
+		fs.DurationVar(&f.maxDrainTTL, "max-drain-ttl", dispatch.DefaultMaxDrainTTL, "longest TTL a cluster drain or capacity cap may have (the shortest is "+dispatch.MinTTL.String()+")")
+		fs.DurationVar(&f.maxOverrideTTL, "max-override-ttl", dispatch.DefaultMaxOverrideTTL, "longest TTL a job override (reschedule) may have, and the TTL of one asked without (the shortest is "+dispatch.MinTTL.String()+")")
+	})
+	g.add("health", f.health.register)
+	g.add("backup", f.backup.register)
+	g.add("kubernetes", f.kube.register)
+	g.alias("health-port", "probe-port")
+	return g
 }
 
 func (f *serveFlags) validate() error {
@@ -99,8 +114,8 @@ func (f *serveFlags) validate() error {
 			errs = append(errs, fmt.Errorf("%s %d not in 1..65535", p.name, p.port))
 		}
 	}
-	if f.healthPort < 0 || f.healthPort > 65535 {
-		errs = append(errs, fmt.Errorf("--health-port %d not in 0..65535", f.healthPort))
+	if f.probePort < 0 || f.probePort > 65535 {
+		errs = append(errs, fmt.Errorf("--probe-port %d not in 0..65535", f.probePort))
 	}
 	if f.health.drainTTL > f.maxDrainTTL {
 		errs = append(errs, fmt.Errorf("--health-drain-ttl %s is over --max-drain-ttl %s", f.health.drainTTL, f.maxDrainTTL))
@@ -108,7 +123,7 @@ func (f *serveFlags) validate() error {
 	if f.tokenFile != "" && f.insecureAllowUnauthenticated {
 		errs = append(errs, errors.New("--token-file and --insecure-allow-unauthenticated are exclusive"))
 	}
-	if _, err := parseLevel(f.logLevel); err != nil {
+	if err := f.log.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if f.maxProvisional < 1 {
@@ -137,20 +152,6 @@ func (f *serveFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// newLogger logs JSON lines to w at level; logr's V(n) is slog level -n, so
-// debug shows V(1)..V(4).
-func newLogger(w io.Writer, level slog.Level) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
 // runServe runs the dispatch loop, the admission webhook, the API and the
 // health endpoints until ctx is cancelled, then shuts down gracefully: the
 // servers stop accepting and finish in-flight requests, then the dispatch
@@ -163,7 +164,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f serveFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f.register(fs)
+	groups := f.register(fs)
+	fs.Usage = func() {
+		groups.usage(fs.Output(), "Usage: prowjob-dispatcher serve [flags]\n\nRuns the admission webhook, the HTTP API and the dispatch loop.")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -173,8 +177,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	level, _ := parseLevel(f.logLevel)
-	log := newLogger(stderr, level)
+	log, _ := f.log.setUp(stderr)
+	for _, d := range groups.Deprecations() {
+		log.Info("Deprecated flag: " + d)
+	}
 	ctrllog.SetLogger(log) // controller-runtime names its loggers "controller-runtime/..." itself
 
 	reg := prometheus.NewRegistry()
@@ -188,12 +194,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.selfSigned {
-		b, reused, err := certs.Ensure(f.certDir, certs.Hosts(strings.Split(f.tlsHosts, ",")), time.Now())
+		_, reused, err := certs.Ensure(f.certDir, certs.Hosts(strings.Split(f.tlsHosts, ",")), time.Now())
 		if err != nil {
 			return fmt.Errorf("--self-signed: %w", err)
 		}
-		log.Info("Self-signed webhook certificate", "certDir", f.certDir, "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
-		fmt.Fprintf(stdout, "caBundle: %s\n", b.CABundle())
+		// The CA is in the cert dir; it never goes to stdout or the log.
+		log.Info("Self-signed webhook certificate: the webhook configuration's caBundle is the base64 of its CA file",
+			"caFile", filepath.Join(f.certDir, "ca.crt"), "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
 	}
 	var token *webhook.TokenFile
 	if f.tokenFile != "" {
@@ -298,13 +305,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		health.Replication = func() any { return shared.Status() }
 	}
 	httpAPI.Register(apiMux)
-	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMux)}}
-	if f.healthPort == 0 || f.healthPort == f.apiPort {
+	apiMetrics, err := webhook.NewAPIMetrics(reg)
+	if err != nil {
+		return err
+	}
+	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMetrics.Instrument(apiMux))}}
+	if f.probePort == 0 || f.probePort == f.apiPort {
 		webhook.RegisterHealth(apiMux, health)
 	} else {
 		healthMux := http.NewServeMux()
 		webhook.RegisterHealth(healthMux, health)
-		servers = append(servers, &namedServer{name: "health", port: f.healthPort, srv: newHTTPServer(healthMux)})
+		servers = append(servers, &namedServer{name: "health", port: f.probePort, srv: newHTTPServer(healthMux)})
 	}
 	for _, s := range servers { // listen now, so a taken port fails the start
 		if s.ln, err = net.Listen("tcp", net.JoinHostPort(f.bindAddress, strconv.Itoa(s.port))); err != nil {
@@ -354,7 +365,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	log.Info("Serving", "webhookPort", f.webhookPort, "apiPort", f.apiPort, "healthPort", f.healthPort, "stateDir", f.stateDir, "stateBackend", f.kube.backend)
+	log.Info("Serving", "webhookPort", f.webhookPort, "apiPort", f.apiPort, "healthPort", f.probePort, "stateDir", f.stateDir, "stateBackend", f.kube.backend)
 
 	var failed error
 	select {

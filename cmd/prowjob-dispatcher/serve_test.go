@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -82,7 +81,7 @@ func TestServe(t *testing.T) {
 		"--state-dir", stateDir,
 		"--cert-dir", certDir, "--self-signed", "--tls-hosts", "localhost",
 		"--bind-address", "127.0.0.1",
-		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--health-port", strconv.Itoa(ports[2]),
+		"--webhook-port", strconv.Itoa(ports[0]), "--api-port", strconv.Itoa(ports[1]), "--probe-port", strconv.Itoa(ports[2]),
 		"--token-file", tokenFile,
 	}
 	ctx := context.Background()
@@ -91,12 +90,15 @@ func TestServe(t *testing.T) {
 	apiURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	stdout := &srv.stdout
 
-	// The CA bundle printed for the webhook config verifies the served certificate.
-	line, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "caBundle: ")
-	if !ok {
-		t.Fatalf("no caBundle line in stdout %q", stdout.String())
+	// The CA file named in the log verifies the served certificate; no
+	// certificate goes to stdout.
+	if out := stdout.String(); out != "" {
+		t.Errorf("serve wrote to stdout: %q", out)
 	}
-	caPEM, err := base64.StdEncoding.DecodeString(line)
+	if !strings.Contains(srv.stderr.String(), `"caFile":"`+filepath.Join(certDir, "ca.crt")+`"`) {
+		t.Errorf("the log does not name the CA file %s:\n%s", filepath.Join(certDir, "ca.crt"), srv.stderr.String())
+	}
+	caPEM, err := os.ReadFile(filepath.Join(certDir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestServe(t *testing.T) {
 	// A second dispatcher on the same state dir refuses to start, naming the holder.
 	second := slices.Clone(args)
 	for i, p := range freePorts(t, 3) {
-		flagName := []string{"--webhook-port", "--api-port", "--health-port"}[i]
+		flagName := []string{"--webhook-port", "--api-port", "--probe-port"}[i]
 		second[slices.Index(second, flagName)+1] = strconv.Itoa(p)
 	}
 	err = serve(ctx, second, io.Discard, io.Discard)
@@ -177,6 +179,21 @@ func TestServe(t *testing.T) {
 		t.Errorf("a second serve on the same state dir: %v, want a refusal naming this process", err)
 	}
 	srv.stop(t)
+	// One log format: every line of the run is one JSON object, durations
+	// as strings, and no certificate in it.
+	for i, line := range strings.Split(strings.TrimSpace(srv.stderr.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("log line %d is not JSON (%v): %s", i+1, err, line)
+			continue
+		}
+		if entry["msg"] == nil || entry["level"] == nil {
+			t.Errorf("log line %d has no msg or level: %s", i+1, line)
+		}
+		if strings.Contains(line, "BEGIN CERTIFICATE") || strings.Contains(line, "LS0tLS1CRUdJTi") {
+			t.Errorf("log line %d holds a certificate: %s", i+1, line)
+		}
+	}
 	entries, err := os.ReadDir(stateDir)
 	if err != nil || len(entries) == 0 {
 		t.Errorf("no state saved in %s: %v", stateDir, err)

@@ -22,6 +22,7 @@ type clusterInfo struct {
 	name      string
 	provider  string
 	capacity  int
+	cfgCap    int // the cluster config's capacity, before caps
 	caps      []string
 	blocked   bool // takes no new job: blocked in the cluster config, or drained
 	cfgBlock  bool // blocked in the cluster config
@@ -90,7 +91,7 @@ func indexClusters(cc *config.Clusters, manual, service []string) ([]clusterInfo
 				}
 				caps := append([]string(nil), c.Capabilities...)
 				sort.Strings(caps)
-				ci := &clusterInfo{name: c.Name, provider: p, capacity: capacity, caps: caps, blocked: c.Blocked, cfgBlock: c.Blocked, inventory: true}
+				ci := &clusterInfo{name: c.Name, provider: p, capacity: capacity, cfgCap: capacity, caps: caps, blocked: c.Blocked, cfgBlock: c.Blocked, inventory: true}
 				byName[c.Name] = ci
 				list = append(list, ci)
 			}

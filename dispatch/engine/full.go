@@ -19,6 +19,21 @@ func (e *Engine) Dispatch() (*table.Table, *Report, error) {
 	return e.DispatchContext(context.Background())
 }
 
+// Unplaceable lists, by job, the jobs that need what no usable cluster has,
+// as Dispatch would report them on the engine's previous table, without
+// computing a table.
+func (e *Engine) Unplaceable() []Unplaceable {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Unplaceable
+	for _, j := range sortedJobs(e.in.Jobs) {
+		if d := e.decide(j, e.previous[j.Name]); d.kind == unplaceable {
+			out = append(out, Unplaceable{Job: j.Name, Problem: d.problem, Cluster: d.cluster})
+		}
+	}
+	return out
+}
+
 // ctxCheckEvery is how many jobs DispatchContext decides between two looks at its context.
 const ctxCheckEvery = 256
 

@@ -59,6 +59,9 @@ func (e *Engine) clusterLoad(i int) ClusterLoad {
 		ForcedDemand:   l.demand - l.balancedDemand,
 		Target:         e.target(i),
 	}
+	if c.inventory {
+		cl.ConfiguredCapacity = c.cfgCap
+	}
 	if c.inventory && (c.override == nil || !c.override.Drain()) {
 		cl.Capacity = c.capacity
 	}

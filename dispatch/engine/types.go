@@ -104,6 +104,9 @@ type ClusterLoad struct {
 	Target float64 `json:"target"`
 	// Ratio is Demand / Target (0 when Target is 0): the cluster's whole load against its target.
 	Ratio float64 `json:"ratio"`
+	// ConfiguredCapacity is the cluster config's capacity, before any drain
+	// or cap (0 for a cluster outside the cluster config).
+	ConfiguredCapacity int `json:"configuredCapacity,omitempty"`
 }
 
 // Report summarises a run.

@@ -123,6 +123,17 @@ func (c *Cache) ChangedSince(v uint64) ([]string, bool) {
 // Len returns the number of rows.
 func (c *Cache) Len() int { return c.current.Load().rows.ItemCount() }
 
+// Jobs returns the names of the rows for which match is true, unsorted.
+func (c *Cache) Jobs(match func(job string) bool) []string {
+	var out []string
+	for job := range c.current.Load().rows.Items() {
+		if match(job) {
+			out = append(out, job)
+		}
+	}
+	return out
+}
+
 // Snapshot returns a copy of the current table, rows sorted by job.
 func (c *Cache) Snapshot() *Table {
 	g := c.current.Load()

@@ -163,7 +163,7 @@ func StartServe(ctx context.Context, cfg ServeConfig) (*ServeProcess, error) {
 		"--tls-hosts", host,
 		"--webhook-port", strconv.Itoa(webhookPort),
 		"--api-port", strconv.Itoa(apiPort),
-		"--health-port", strconv.Itoa(healthPort),
+		"--probe-port", strconv.Itoa(healthPort),
 		"--token-file", tokenFile,
 	)
 	if cfg.PrometheusURL != "" {

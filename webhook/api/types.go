@@ -163,6 +163,9 @@ type ClusterStatus struct {
 	// Health is the cluster's health at the last evaluation; absent with
 	// --health-mode=off or before the first evaluation.
 	Health *ClusterHealth `json:"health,omitempty"`
+	// ConfiguredCapacity is the cluster config's capacity, before any drain
+	// or cap (absent for a cluster outside the cluster config).
+	ConfiguredCapacity int `json:"configuredCapacity,omitempty"`
 }
 
 // ClusterHealth is a cluster's health at the dispatcher's last evaluation,
