@@ -69,7 +69,11 @@ func (p *patternList) Set(v string) error {
 // demandFlags and dispatchFlags are the flags of inputFlags that -h lists
 // under demand and under dispatch rather than inputs.
 var (
-	demandFlags   = []string{"prometheus-url", "prometheus-query", "prometheus-weight-query", "prometheus-timeout", "demand-window", "demand-file", "default-demand"}
+	demandFlags = []string{"prometheus-url", "prometheus-query", "prometheus-weight-query", "prometheus-timeout", "demand-window", "demand-file", "default-demand",
+		"prometheus-bearer-token-path", "prometheus-ca-file", "prometheus-cert-file", "prometheus-key-file", "prometheus-server-name",
+		"prometheus-insecure-skip-verify", "prometheus-username", "prometheus-password-path", "prometheus-http-config",
+		"prometheus-job-cpu-query", "prometheus-job-duration-query", "prometheus-job-memory-query",
+		"job-run-weight", "job-duration-hour-weight", "job-cpu-hour-weight", "job-memory-gb-hour-weight", "minimum-job-demand"}
 	dispatchFlags = []string{"balance-tolerance", "max-move-fraction", "cluster-job-pattern"}
 )
 
