@@ -108,7 +108,7 @@ bench: ## the engine, cache and admission benchmarks (BENCHTIME=1x by default)
 fuzz: ## fuzz both config parsers, the job config parser (against prow's) and admission's ProwJob decode (against the full one) for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzParseDispatcher -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzParseClusters -fuzztime 30s ./dispatch/config
-	$(GO) test -run '^$$' -fuzz FuzzFastParse -fuzztime 30s ./dispatch/jobs
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./dispatch/jobs/internal/fastyaml
 	$(GO) test -run '^$$' -fuzz FuzzDecodeProwJob -fuzztime 30s ./webhook
 
 load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table
