@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -19,6 +20,8 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	prowconfig "sigs.k8s.io/prow/pkg/config"
 	"sigs.k8s.io/yaml"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs/internal/fastyaml"
 )
 
 // Load reads the Prow job config tree under dir (presubmits, postsubmits and
@@ -258,7 +261,7 @@ type fileReader struct {
 	dir    string
 	labels Labels
 	buf    []byte
-	parser fastParser
+	fast   fastyaml.Parser
 	// intern shares the strings that repeat across jobs: agents, clusters,
 	// label keys and values.
 	intern map[string]string
@@ -283,9 +286,12 @@ func (r *fileReader) read(f *jobFile) {
 // decode reads the jobs of data, the unzipped content of f, into f, with
 // file as their File, or sets f.err naming f.path.
 func (r *fileReader) decode(f *jobFile, data []byte, file string) {
-	if jobs, ok := r.parser.parse(data, r, file); ok {
+	if jobs, ok := r.fast.Parse(data); ok {
 		if len(jobs) > 0 {
-			f.jobs = slices.Clone(jobs)
+			f.jobs = make([]Job, len(jobs))
+			for i := range jobs {
+				f.jobs[i] = r.jobOf(&jobs[i], file)
+			}
 		}
 		return
 	}
@@ -345,6 +351,22 @@ func gunzipMaybe(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(zr)
+}
+
+// sections are the job types of the sections of a job config.
+var sections = [...]Type{fastyaml.Presubmits: Presubmit, fastyaml.Postsubmits: Postsubmit, fastyaml.Periodics: Periodic}
+
+// jobOf is the engine's view of a job the fast parser read from file.
+func (r *fileReader) jobOf(fj *fastyaml.Job, file string) Job {
+	j := Job{Name: string(fj.Name), File: file, Type: sections[fj.Section], Agent: Agent, Cluster: r.str(fj.Cluster)}
+	if len(fj.Agent) > 0 {
+		j.Agent = r.str(fj.Agent)
+	}
+	for _, kv := range fj.Labels {
+		r.labels.apply(&j.Requirements, r.str(kv[0]), r.str(kv[1]))
+	}
+	sort.Strings(j.Requirements.Capabilities)
+	return j
 }
 
 // str returns b as a string, shared with earlier equal ones.

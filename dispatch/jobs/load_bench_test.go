@@ -39,6 +39,26 @@ var benchClouds = []string{"aws", "", "", "", "", "gcp", "azure", "equinix-ocp-m
 // branches branches each give repos*branches*3 files; it returns the number
 // of jobs written.
 func writeOpenShiftTree(tb testing.TB, dir string, repos, branches int) int {
+	return writeOpenShiftTreeStyle(tb, dir, repos, branches, blockStyle)
+}
+
+// A treeStyle is how a generated tree writes its lists of scalars.
+type treeStyle int
+
+const (
+	// blockStyle is prowgen's: every list a block sequence.
+	blockStyle treeStyle = iota
+	// flowStyle is the hand-written one: lists of scalars and the
+	// resource requests in flow style ("command: [ci-operator]",
+	// "args: [\"--a\", '--b']", "requests: {cpu: 10m}").
+	flowStyle
+)
+
+func (s treeStyle) String() string { return [...]string{"block", "flow"}[s] }
+
+// writeOpenShiftTreeStyle is writeOpenShiftTree with the lists of scalars
+// written in style.
+func writeOpenShiftTreeStyle(tb testing.TB, dir string, repos, branches int, style treeStyle) int {
 	tb.Helper()
 	jobs := 0
 	var b strings.Builder
@@ -58,7 +78,7 @@ func writeOpenShiftTree(tb testing.TB, dir string, repos, branches int) int {
 			for j := range benchPresubmitsPerBr {
 				writeBenchPresubmit(&b, org, repo, branch, seed+j, j)
 			}
-			writeFile(tb, filepath.Join(folder, prefix+"-presubmits.yaml"), b.String())
+			writeFile(tb, filepath.Join(folder, prefix+"-presubmits.yaml"), style.apply(b.String()))
 			jobs += benchPresubmitsPerBr
 
 			b.Reset()
@@ -66,7 +86,7 @@ func writeOpenShiftTree(tb testing.TB, dir string, repos, branches int) int {
 			for j := range benchPostsubmitsPerBr {
 				writeBenchPostsubmit(&b, org, repo, branch, seed+j, j)
 			}
-			writeFile(tb, filepath.Join(folder, prefix+"-postsubmits.yaml"), b.String())
+			writeFile(tb, filepath.Join(folder, prefix+"-postsubmits.yaml"), style.apply(b.String()))
 			jobs += benchPostsubmitsPerBr
 
 			b.Reset()
@@ -75,11 +95,71 @@ func writeOpenShiftTree(tb testing.TB, dir string, repos, branches int) int {
 			for j := range n {
 				writeBenchPeriodic(&b, org, repo, branch, seed+j, j)
 			}
-			writeFile(tb, filepath.Join(folder, prefix+"-periodics.yaml"), b.String())
+			writeFile(tb, filepath.Join(folder, prefix+"-periodics.yaml"), style.apply(b.String()))
 			jobs += n
 		}
 	}
 	return jobs
+}
+
+// flowKeys are the keys whose block lists of scalars (and, for requests, a
+// map of scalars) flowStyle writes in flow style.
+var flowKeys = map[string]bool{"branches": true, "args": true, "command": true, "requests": true}
+
+// apply rewrites a block-style job file in style.
+func (s treeStyle) apply(file string) string {
+	if s == blockStyle {
+		return file
+	}
+	lines := strings.SplitAfter(file, "\n")
+	var b strings.Builder
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		text := strings.TrimLeft(line, " ")
+		col := len(line) - len(text)
+		if strings.HasPrefix(text, "- ") {
+			text, col = text[2:], col+2
+		}
+		key, ok := strings.CutSuffix(text, ":\n")
+		if !ok || !flowKeys[key] {
+			b.WriteString(line)
+			continue
+		}
+		// The entries: "- x" at the key's column or deeper, or "k: v"
+		// deeper.
+		var items []string
+		mapping := false
+		for i+1 < len(lines) {
+			next := strings.TrimLeft(lines[i+1], " ")
+			ncol := len(lines[i+1]) - len(next)
+			item := strings.TrimSuffix(next, "\n")
+			switch {
+			case ncol >= col && strings.HasPrefix(item, "- ") && !strings.Contains(item, ": "):
+				item = item[2:]
+				if key == "args" && len(items)%2 == 0 {
+					item = `"` + item + `"`
+				} else if key == "args" {
+					item = "'" + item + "'"
+				}
+			case ncol > col && strings.Contains(item, ": "):
+				mapping = true
+			default:
+				item = ""
+			}
+			if item == "" {
+				break
+			}
+			items = append(items, item)
+			i++
+		}
+		b.WriteString(strings.TrimSuffix(line, "\n"))
+		if mapping {
+			b.WriteString(" {" + strings.Join(items, ", ") + "}\n")
+		} else {
+			b.WriteString(" [" + strings.Join(items, ", ") + "]\n")
+		}
+	}
+	return b.String()
 }
 
 // writeBenchLabels writes a prowgen job's labels at indent, varied by seed.
@@ -239,20 +319,23 @@ func writeBenchPeriodic(b *strings.Builder, org, repo, branch string, seed, j in
 }
 
 // BenchmarkLoad loads a generated OpenShift-CI-shaped tree of 3,000 files and
-// 31,500 jobs.
+// 31,500 jobs, written in prowgen's block style and in the hand-written flow
+// style: both should read at the same speed.
 func BenchmarkLoad(b *testing.B) {
-	benchmarkLoad(b, Load)
+	for _, style := range []treeStyle{blockStyle, flowStyle} {
+		b.Run(style.String(), func(b *testing.B) { benchmarkLoad(b, Load, style) })
+	}
 }
 
-// BenchmarkLoadProwReader loads the same tree the old way, through prow's
-// ReadJobConfig, for comparison.
+// BenchmarkLoadProwReader loads the block-style tree the old way, through
+// prow's ReadJobConfig, for comparison.
 func BenchmarkLoadProwReader(b *testing.B) {
-	benchmarkLoad(b, loadWithProwReader)
+	benchmarkLoad(b, loadWithProwReader, blockStyle)
 }
 
-func benchmarkLoad(b *testing.B, load func(string, Labels) ([]Job, error)) {
+func benchmarkLoad(b *testing.B, load func(string, Labels) ([]Job, error), style treeStyle) {
 	dir := b.TempDir()
-	want := writeOpenShiftTree(b, dir, benchRepos, benchBranches)
+	want := writeOpenShiftTreeStyle(b, dir, benchRepos, benchBranches, style)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -49,7 +51,8 @@ var (
 	jobCount    = flag.Int("jobs", 5000, "jobs of the generated job config (100..200000)")
 	maxInFlight = flag.Int("max-in-flight", 512, "requests in flight at most; a request due while all are busy is counted as dropped")
 	newFraction = flag.Float64("new-fraction", 0.01, "share of the AdmissionReviews for jobs the table lacks, delta-assigned (0..1)")
-	warmup      = flag.Duration("warmup", 2*time.Second, "send at the rate this long first, answers checked but latencies reported apart: the client opens its connections (TLS handshakes) then, as kube-apiserver does once")
+	warmup      = flag.Duration("warmup", 2*time.Second, "ramp the rate up from zero this long first, answers checked but latencies and dropped requests reported apart: the client opens its connections (TLS handshakes) then, as kube-apiserver does once")
+	nullHook    = flag.Bool("null", true, "then send the same load to a null webhook (controller-runtime's, with the same TLS and server options, answering allowed and doing no work) and report the ratio of the two p99s")
 	cpuProfile  = flag.String("cpu-profile", "", "write a CPU profile (pprof) of the measured window, after the warm-up, here")
 	heapProfile = flag.String("heap-profile", "", "write the live heap (pprof) here after the run, the dispatcher and webhook still up")
 )
@@ -161,6 +164,7 @@ func (rt *reviewTemplate) body(tg *target, uid string) []byte {
 // result is what one run measured.
 type result struct {
 	sent, ok, wrong, failed, dropped int
+	warmupDropped                    int             // of dropped, those of the warm-up
 	newSent                          int             // reviews for jobs the table lacked (dropped ones included)
 	warmupSent                       int             // reviews of the warm-up, all for jobs of the table
 	latencies, newLatencies          []time.Duration // answered reviews after the warm-up; newLatencies: of new jobs only
@@ -293,23 +297,13 @@ func TestLoad(t *testing.T) {
 	setup := time.Since(setupStart)
 
 	var dials atomic.Int64
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
-			return dialer.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:     tlsConfig,
-		MaxIdleConns:        *maxInFlight,
-		MaxIdleConnsPerHost: *maxInFlight,
-		IdleConnTimeout:     time.Minute,
-	}}
+	client := newClient(tlsConfig, &dials)
 	url := "https://" + addr + webhook.MutatePath
 	tmpl := newReviewTemplate(t)
 
 	runtime.GC()
 	var handledBefore []*dto.Bucket // the webhook's own latency histogram when the warm-up ended
-	res := run(client, &dials, url, tmpl, d, targets, func() { handledBefore = handleBuckets(t, reg) })
+	res := run(client, &dials, url, tmpl, d, targets, *newFraction, func() { handledBefore = handleBuckets(t, reg) })
 	handled := subtractBuckets(handleBuckets(t, reg), handledBefore)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -318,6 +312,10 @@ func TestLoad(t *testing.T) {
 	}
 	if err := stopServer(); err != nil {
 		t.Errorf("server: %v", err)
+	}
+	var null result
+	if *nullHook {
+		null = runNull(t, certDir, tlsConfig, tmpl, targets)
 	}
 
 	pct := func(l []time.Duration, p float64) time.Duration {
@@ -330,6 +328,8 @@ func TestLoad(t *testing.T) {
 	slices.Sort(res.newLatencies)
 	slices.Sort(res.warmupLatencies)
 	slices.Sort(res.hitLatencies)
+	slices.Sort(null.latencies)
+	slices.Sort(null.warmupLatencies)
 	hits := res.hitLatencies
 	mode := "state dir"
 	if api != nil {
@@ -339,9 +339,9 @@ func TestLoad(t *testing.T) {
 		mode, len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
 	t.Logf("setup %v: workload generated and written %v, dispatch.New (configs and job config loaded) %v, first dispatch until ready %v",
 		setup.Round(time.Millisecond), wrote.Round(time.Millisecond), loaded.Round(time.Millisecond), dispatched.Round(time.Millisecond))
-	t.Logf("sending %d req/s for %v after a %v warm-up over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *warmup, *newFraction*100)
-	t.Logf("sent %d (%d of the warm-up, %d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d",
-		res.sent, res.warmupSent, res.newSent, res.ok, res.wrong, res.failed, res.dropped)
+	t.Logf("sending %d req/s for %v after a %v warm-up ramping up to that rate, over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *warmup, *newFraction*100)
+	t.Logf("sent %d (%d of the warm-up, %d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d (%d of them in the warm-up)",
+		res.sent, res.warmupSent, res.newSent, res.ok, res.wrong, res.failed, res.dropped, res.warmupDropped)
 	if len(res.warmupLatencies) > 0 {
 		t.Logf("warm-up latency (the client opening %d connections): p50 %v, p99 %v, max %v",
 			res.dials, pct(res.warmupLatencies, 0.50), pct(res.warmupLatencies, 0.99), pct(res.warmupLatencies, 1))
@@ -355,11 +355,27 @@ func TestLoad(t *testing.T) {
 	t.Logf("latency of new jobs (delta-assigned): p50 %v, p99 %v, max %v over %d", pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 1), len(res.newLatencies))
 	t.Logf("memory (client, server and dispatcher in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
 		procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.HeapObjects, ms.NumGC)
+	if *nullHook {
+		t.Logf("null webhook, same load: sent %d, answered %d, errors %d, dropped %d (%d of them in the warm-up, opening %d connections); latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v",
+			null.sent, null.ok, null.failed+null.wrong, null.dropped, null.warmupDropped, null.dials,
+			pct(null.latencies, 0.50), pct(null.latencies, 0.90), pct(null.latencies, 0.99), pct(null.latencies, 0.999), pct(null.latencies, 1))
+		if p99 := pct(null.latencies, 0.99); p99 > 0 {
+			t.Logf("p99 ratio, ours / null webhook: %.2f (%v / %v; the aim is 1.3 at most)", float64(pct(res.latencies, 0.99))/float64(p99), pct(res.latencies, 0.99), p99)
+		}
+		if null.firstErr != nil {
+			t.Logf("null webhook, first error: %v", null.firstErr)
+		}
+		if n := null.dropped - null.warmupDropped; null.failed > 0 || null.wrong > 0 || n > 0 {
+			t.Errorf("null webhook: %d errors, %d wrong answers, %d dropped after the warm-up: the machine cannot carry the load", null.failed, null.wrong, n)
+		}
+	}
 	if res.firstErr != nil {
 		t.Logf("first error: %v", res.firstErr)
 	}
-	if res.failed > 0 || res.wrong > 0 || res.dropped > 0 {
-		t.Errorf("%d errors, %d wrong answers, %d dropped", res.failed, res.wrong, res.dropped)
+	// Requests dropped while the client opens its connections in the
+	// warm-up are reported, not failures; any after it are.
+	if n := res.dropped - res.warmupDropped; res.failed > 0 || res.wrong > 0 || n > 0 {
+		t.Errorf("%d errors, %d wrong answers, %d dropped after the warm-up", res.failed, res.wrong, n)
 	}
 
 	// Every review that reached the server was decided, and placed the ProwJob.
@@ -413,15 +429,15 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// run sends at the fixed rate for the warm-up and then the duration, open
-// loop: request i is due at start + i/rate whether or not earlier ones have
-// been answered. A share -new-fraction of the requests after the warm-up
-// are for jobs the table lacks, each a new name. dials counts the
+// run sends open loop, each request when it is due whether or not earlier
+// ones have been answered: in the warm-up at a rate ramping up linearly
+// from zero to -rate, so that the client opens its connections as it needs
+// them rather than all at once, then at -rate for -duration. A share frac
+// of the requests after the warm-up are for jobs the table lacks, each a new
+// name, checked against what d reports for it afterwards. dials counts the
 // connections the client opens.
-func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target, measuring func()) result {
-	warm := int(float64(*rate) * warmup.Seconds())
-	total := warm + int(float64(*rate)*duration.Seconds())
-	interval := time.Second / time.Duration(*rate)
+func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target, frac float64, measuring func()) result {
+	warm, total, due := schedule(*rate, *warmup, *duration)
 	var (
 		mu  sync.Mutex
 		res = result{latencies: make([]time.Duration, 0, total), newJobs: map[string]string{}}
@@ -431,7 +447,7 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 	start := time.Now()
 	measuredFrom, stopProfile := start, func() error { return nil }
 	for i := range total {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+		if wait := time.Until(start.Add(due(i))); wait > 0 {
 			time.Sleep(wait)
 		}
 		if i == warm {
@@ -443,7 +459,7 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 			measuring()
 		}
 		tg := targets[i%len(targets)]
-		frac, j := *newFraction, i-warm
+		j := i - warm
 		isWarmup := j < 0
 		isNew := !isWarmup && int(float64(j+1)*frac) > int(float64(j)*frac)
 		if isNew { // a job of the same shape, unknown to the table
@@ -461,6 +477,9 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 		default:
 			mu.Lock()
 			res.dropped++
+			if isWarmup {
+				res.warmupDropped++
+			}
 			mu.Unlock()
 			continue
 		}
@@ -514,6 +533,82 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 	}
 	res.measuredDials = dials.Load() - res.dials
 	return res
+}
+
+// schedule returns the number of requests of the warm-up and in all, and
+// when request i is due after the start: the warm-up ramps the rate up
+// linearly from zero to rate over warmup, then rate holds for duration.
+func schedule(rate int, warmup, duration time.Duration) (warm, total int, due func(i int) time.Duration) {
+	// Ramping up over W seconds to R per second sends R*W/2 requests,
+	// request i at W*sqrt(i/warm).
+	warm = int(float64(rate) * warmup.Seconds() / 2)
+	total = warm + int(float64(rate)*duration.Seconds())
+	interval := time.Second / time.Duration(rate)
+	return warm, total, func(i int) time.Duration {
+		if i < warm {
+			return time.Duration(float64(warmup) * math.Sqrt(float64(i)/float64(warm)))
+		}
+		return warmup + time.Duration(i-warm)*interval
+	}
+}
+
+// newClient returns the harness's HTTPS client, counting the connections it
+// opens in dials.
+func newClient(tlsConfig *tls.Config, dials *atomic.Int64) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
+		TLSClientConfig:     tlsConfig,
+		MaxIdleConns:        *maxInFlight,
+		MaxIdleConnsPerHost: *maxInFlight,
+		IdleConnTimeout:     time.Minute,
+	}}
+}
+
+// nullHandler is the null webhook's admission handler: it allows every
+// request and does no work.
+type nullHandler struct{}
+
+func (nullHandler) Handle(context.Context, admission.Request) admission.Response {
+	return admission.Allowed("")
+}
+
+// runNull sends the load run sends to a null webhook: controller-runtime's
+// webhook server built by webhook.NewServer with the same options and
+// certificates as the dispatcher's, over a new client, the same reviews of
+// the table's jobs (all of them, no new jobs), each answer checked to allow
+// without a patch. Its latency is the floor the dispatcher's is compared to.
+func runNull(t *testing.T, certDir string, tlsConfig *tls.Config, tmpl *reviewTemplate, targets []target) result {
+	t.Helper()
+	port := freePort(t)
+	srv, err := webhook.NewServer(webhook.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, nullHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var srvErr error
+	done := make(chan struct{})
+	go func() { defer close(done); srvErr = srv.Start(ctx) }()
+	defer func() {
+		stop()
+		<-done
+		if srvErr != nil {
+			t.Errorf("null webhook server: %v", srvErr)
+		}
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitListening(t, addr, tlsConfig, done, &srvErr)
+	unpatched := make([]target, len(targets))
+	for i, tg := range targets {
+		tg.want = oldCluster
+		unpatched[i] = tg
+	}
+	var dials atomic.Int64
+	runtime.GC()
+	return run(newClient(tlsConfig, &dials), &dials, "https://"+addr+webhook.MutatePath, tmpl, nil, unpatched, 0, func() {})
 }
 
 type wrongAnswer struct{ msg string }

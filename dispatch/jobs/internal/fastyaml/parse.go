@@ -1,53 +1,87 @@
-package jobs
+// Package fastyaml reads the name, agent, cluster and labels of the jobs of
+// a Prow job config file without decoding the file in full. It takes a plain
+// subset of YAML and says when a file is outside it, so that the caller
+// decodes that file with prow's decoder instead.
+package fastyaml
 
 import (
 	"bytes"
 	"regexp"
-	"sort"
 	"strconv"
 	"time"
 )
 
-// fastParser reads the jobs of one job file without decoding it in full. It
-// takes only a plain subset of YAML, the one prowgen and most people write:
-// printable ASCII, spaces for indentation, block mappings and sequences, keys
-// made of letters, digits and "_./-", one-line plain and quoted scalars,
-// "[]" and "{}", comments. For a file in that subset it knows exactly what
-// go-yaml v2 and encoding/json, which prow's reader uses, make of the name,
-// agent, cluster and labels of each job, and it checks that the rest is
-// well-formed YAML. Anything else (tabs, multi-line or block scalars, flow
-// collections, anchors, aliases, tags, several documents, non-ASCII text,
-// keys that differ from a known field only in case, duplicate keys, values
-// of the wrong type where dispatch reads them, presets) makes it give up, and
-// the file goes through prow's decoding instead.
-type fastParser struct {
+// Section is the part of a job config a job is listed in.
+type Section uint8
+
+// The sections of a job config.
+const (
+	Presubmits Section = iota
+	Postsubmits
+	Periodics
+)
+
+// Job is what Parse reads of one job. Its byte slices point into the parsed
+// data or the parser's buffers: they are valid until the parser's next Parse.
+type Job struct {
+	Section Section
+	// Name, Agent and Cluster are nil when absent or null.
+	Name, Agent, Cluster []byte
+	// Labels are the job's labels as key and value pairs in file order; a
+	// null value is nil.
+	Labels [][2][]byte
+}
+
+// Parser reads job files. It takes only a plain subset of YAML, the one
+// prowgen and most people write: printable ASCII, spaces for indentation,
+// block mappings and sequences, keys made of letters, digits and "_./-",
+// one-line plain and quoted scalars, one-line flow sequences and flow
+// mappings of such scalars ("[a, 'b']", "{a: b}", "[]", "{}"), comments.
+// For a file in that subset it knows exactly what go-yaml v2 and
+// encoding/json, which prow's reader uses, make of the name, agent, cluster
+// and labels of each job, and it checks that the rest is well-formed YAML.
+// Anything else (tabs, multi-line or block scalars, nested or multi-line
+// flow collections, anchors, aliases, tags, several documents, non-ASCII
+// text, keys that differ from a known field only in case, duplicate keys,
+// values of the wrong type where dispatch reads them, presets) makes it give
+// up, and the file must go through prow's decoding instead.
+//
+// The zero Parser is ready; it is not safe for concurrent use, and reusing
+// one saves allocations.
+type Parser struct {
 	buf  []byte
 	next int    // offset of the line after the current one
 	ind  int    // indentation of the current line; -1 at the end of the file
 	text []byte // current line after its indentation, trailing spaces cut
 
 	jobs   []Job
-	labels [][2][]byte // the current job's labels
-	r      *fileReader
-	file   string
+	labels [][2][]byte // the labels of all jobs, each job's a slice of it
+	pairs  []flowPair  // the entries of the last flow mapping read
+}
+
+// flowPair is an entry of a flow mapping: its key, and its value's kind and
+// string value.
+type flowPair struct {
+	key, value []byte
+	kind       int
 }
 
 // giveUp is the panic value that ends parsing a file the parser does not take.
 type giveUp struct{}
 
 // fail gives up on the file.
-func (p *fastParser) fail() { panic(giveUp{}) }
+func (p *Parser) fail() { panic(giveUp{}) }
 
-// parse returns the jobs of the job file data, named file in their File,
-// and true; or false when the file is not in the subset it takes. The jobs
-// are only valid until the next call.
-func (p *fastParser) parse(data []byte, r *fileReader, file string) (jobs []Job, ok bool) {
+// Parse returns the jobs of the job file data in file order, and true; or
+// nil and false when data is outside the subset the parser takes. The jobs
+// are valid until the next call.
+func (p *Parser) Parse(data []byte) (jobs []Job, ok bool) {
 	for _, c := range data {
 		if (c < 0x20 || c > 0x7e) && c != '\n' {
 			return nil, false
 		}
 	}
-	*p = fastParser{buf: data, jobs: p.jobs[:0], labels: p.labels[:0], r: r, file: file}
+	*p = Parser{buf: data, jobs: p.jobs[:0], labels: p.labels[:0], pairs: p.pairs[:0]}
 	defer func() {
 		if v := recover(); v != nil {
 			if _, is := v.(giveUp); !is {
@@ -61,7 +95,7 @@ func (p *fastParser) parse(data []byte, r *fileReader, file string) (jobs []Job,
 }
 
 // advance moves to the next line that is neither blank nor only a comment.
-func (p *fastParser) advance() {
+func (p *Parser) advance() {
 	for p.next < len(p.buf) {
 		line := p.buf[p.next:]
 		if i := bytes.IndexByte(line, '\n'); i >= 0 {
@@ -110,7 +144,7 @@ func foldsTo(key []byte, fields []string) bool {
 }
 
 // document parses the whole file: nothing, or a mapping at column 0.
-func (p *fastParser) document() {
+func (p *Parser) document() {
 	p.advance()
 	if p.ind < 0 {
 		return
@@ -129,13 +163,13 @@ func (p *fastParser) document() {
 		switch string(key) {
 		case "presubmits":
 			once(0)
-			p.repos(0, rest, Presubmit)
+			p.repos(0, rest, Presubmits)
 		case "postsubmits":
 			once(1)
-			p.repos(0, rest, Postsubmit)
+			p.repos(0, rest, Postsubmits)
 		case "periodics":
 			once(2)
-			p.jobList(0, rest, Periodic)
+			p.jobList(0, rest, Periodics)
 		default:
 			if foldsTo(key, topFields) {
 				p.fail()
@@ -151,7 +185,7 @@ func (p *fastParser) document() {
 // mapping parses a block mapping at column col whose first entry is on the
 // current line, with first its text from the key on. handle gets each key
 // and the rest of its line and must consume the value.
-func (p *fastParser) mapping(col int, first []byte, handle func(key, rest []byte)) {
+func (p *Parser) mapping(col int, first []byte, handle func(key, rest []byte)) {
 	text := first
 	for {
 		key, rest := keyLine(text)
@@ -210,14 +244,25 @@ const (
 	inlineOther // a bool or a number
 	inlineEmptySeq
 	inlineEmptyMap
+	inlineFlowSeq // a flow sequence of scalars
+	inlineFlowMap // a flow mapping of scalars, its entries in p.pairs
 )
 
 // inline parses the value rest on the current line, owned by a key or a
 // sequence dash at column col, and moves past the line; the next line must
 // not be deeper than col, where YAML would continue a plain scalar. For a
 // string it returns its value.
-func (p *fastParser) inline(col int, rest []byte) (kind int, value []byte) {
-	kind, value = inlineValue(rest)
+func (p *Parser) inline(col int, rest []byte) (kind int, value []byte) {
+	switch rest[0] {
+	case '[', '{':
+		kind = p.flow(rest)
+	default:
+		var n int
+		kind, value, n = scalarValue(rest, false)
+		if kind >= 0 && !commentOrEnd(rest[n:]) {
+			kind = -1
+		}
+	}
 	if kind < 0 {
 		p.fail()
 	}
@@ -228,15 +273,87 @@ func (p *fastParser) inline(col int, rest []byte) (kind int, value []byte) {
 	return kind, value
 }
 
-// inlineValue parses a one-line value; kind is -1 for one outside the subset.
-func inlineValue(rest []byte) (kind int, value []byte) {
-	switch rest[0] {
+// flow parses a flow collection of scalars that takes the rest of the line,
+// rest from its opening bracket on, and returns its kind, or -1 when it is
+// outside the subset. The entries of a mapping go to p.pairs.
+func (p *Parser) flow(rest []byte) (kind int) {
+	isMap, end := rest[0] == '{', byte(']')
+	if isMap {
+		end = '}'
+	}
+	p.pairs = p.pairs[:0]
+	s := trimSpaces(rest[1:])
+	if len(s) > 0 && s[0] == end {
+		if !commentOrEnd(s[1:]) {
+			return -1
+		}
+		if isMap {
+			return inlineEmptyMap
+		}
+		return inlineEmptySeq
+	}
+	for {
+		var key []byte
+		if isMap {
+			// A plain key, as keyLine takes them, then ": ".
+			i := 0
+			for i < len(s) && isKeyByte(s[i]) {
+				i++
+			}
+			if i == 0 || i >= 1024 || s[0] == '-' || i+1 >= len(s) || s[i] != ':' || s[i+1] != ' ' || resolvePlain(s[:i]) == plainNull {
+				return -1
+			}
+			key, s = s[:i], trimSpaces(s[i+1:])
+		}
+		if len(s) == 0 {
+			return -1
+		}
+		vkind, value, n := scalarValue(s, true)
+		if vkind < 0 {
+			return -1
+		}
+		if isMap {
+			p.pairs = append(p.pairs, flowPair{key: key, value: value, kind: vkind})
+		}
+		s = trimSpaces(s[n:])
+		switch {
+		case len(s) == 0:
+			return -1
+		case s[0] == end:
+			if !commentOrEnd(s[1:]) {
+				return -1
+			}
+			if isMap {
+				return inlineFlowMap
+			}
+			return inlineFlowSeq
+		case s[0] != ',':
+			return -1
+		}
+		s = trimSpaces(s[1:])
+	}
+}
+
+// trimSpaces cuts the spaces s starts with.
+func trimSpaces(s []byte) []byte {
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	return s
+}
+
+// scalarValue parses the one-line scalar s starts with, in a flow collection
+// when inFlow, and returns its kind (-1 for one outside the subset), its
+// value when a string, and the number of bytes it takes. Outside a flow
+// collection a plain scalar takes the rest of the line but its comment.
+func scalarValue(s []byte, inFlow bool) (kind int, value []byte, n int) {
+	switch s[0] {
 	case '\'':
 		escaped := false
 		i := 1
-		for ; i < len(rest); i++ {
-			if rest[i] == '\'' {
-				if i+1 < len(rest) && rest[i+1] == '\'' {
+		for ; i < len(s); i++ {
+			if s[i] == '\'' {
+				if i+1 < len(s) && s[i+1] == '\'' {
 					escaped = true
 					i++
 					continue
@@ -244,52 +361,64 @@ func inlineValue(rest []byte) (kind int, value []byte) {
 				break
 			}
 		}
-		if i >= len(rest) || !commentOrEnd(rest[i+1:]) {
-			return -1, nil
+		if i >= len(s) {
+			return -1, nil, 0
 		}
 		if escaped {
-			return inlineString, bytes.ReplaceAll(rest[1:i], []byte("''"), []byte("'"))
+			return inlineString, bytes.ReplaceAll(s[1:i], []byte("''"), []byte("'")), i + 1
 		}
-		return inlineString, rest[1:i]
+		return inlineString, s[1:i], i + 1
 	case '"':
-		i := bytes.IndexByte(rest[1:], '"') + 1
-		if i == 0 || bytes.IndexByte(rest[1:i], '\\') >= 0 || !commentOrEnd(rest[i+1:]) {
-			return -1, nil
+		i := bytes.IndexByte(s[1:], '"') + 1
+		if i == 0 || bytes.IndexByte(s[1:i], '\\') >= 0 {
+			return -1, nil, 0
 		}
-		return inlineString, rest[1:i]
-	case '[', '{':
-		switch {
-		case !commentOrEnd(rest[min(2, len(rest)):]):
-		case bytes.HasPrefix(rest, []byte("[]")):
-			return inlineEmptySeq, nil
-		case bytes.HasPrefix(rest, []byte("{}")):
-			return inlineEmptyMap, nil
+		return inlineString, s[1:i], i + 1
+	}
+	if !plainStart(s) {
+		return -1, nil, 0
+	}
+	v := s
+	if inFlow {
+		// A plain scalar in a flow collection ends at a comma or a closing
+		// bracket; one with a colon, a question mark, a hash or an opening
+		// bracket is left to prow.
+		i := 0
+		for ; i < len(v); i++ {
+			c := v[i]
+			if c == ',' || c == ']' || c == '}' {
+				break
+			}
+			if c == ':' || c == '?' || c == '#' || c == '[' || c == '{' {
+				return -1, nil, 0
+			}
 		}
-		// Other flow collections are left to prow.
-		return -1, nil
-	}
-	if !plainStart(rest) {
-		return -1, nil
-	}
-	v := rest
-	if i := bytes.Index(v, []byte(" #")); i >= 0 {
-		v = v[:i]
+		v, n = v[:i], i
+	} else {
+		if i := bytes.Index(v, []byte(" #")); i >= 0 {
+			v = v[:i]
+		}
+		n = len(v)
 	}
 	v = bytes.TrimRight(v, " ")
-	if v[len(v)-1] == ':' || bytes.Contains(v, []byte(": ")) {
+	if !inFlow && (v[len(v)-1] == ':' || bytes.Contains(v, []byte(": "))) {
 		// A mapping where YAML allows none.
-		return -1, nil
+		return -1, nil, 0
+	}
+	if inFlow && !plainStart(v) {
+		// "-" alone.
+		return -1, nil, 0
 	}
 	switch resolvePlain(v) {
 	case plainString:
-		return inlineString, v
+		return inlineString, v, n
 	case plainNull:
-		return inlineNull, nil
+		return inlineNull, nil, n
 	case plainOther:
-		return inlineOther, nil
+		return inlineOther, nil, n
 	}
 	// NaN and infinities, which prow cannot convert to JSON.
-	return -1, nil
+	return -1, nil, 0
 }
 
 // commentOrEnd tells whether what follows a quoted scalar or flow collection
@@ -427,7 +556,7 @@ func isTimestamp(s []byte) bool {
 
 // skipValue checks, without keeping it, the value of a key at column col
 // whose line went on with rest.
-func (p *fastParser) skipValue(col int, rest []byte) {
+func (p *Parser) skipValue(col int, rest []byte) {
 	if len(rest) > 0 {
 		p.inline(col, rest)
 		return
@@ -445,12 +574,12 @@ func (p *fastParser) skipValue(col int, rest []byte) {
 }
 
 // skipMapping checks a block mapping at column col.
-func (p *fastParser) skipMapping(col int, first []byte) {
+func (p *Parser) skipMapping(col int, first []byte) {
 	p.mapping(col, first, func(_, rest []byte) { p.skipValue(col, rest) })
 }
 
 // skipSequence checks a block sequence at column col.
-func (p *fastParser) skipSequence(col int) {
+func (p *Parser) skipSequence(col int) {
 	for p.ind == col && isDash(p.text) {
 		if ccol, first := p.entry(col); first != nil {
 			p.skipMapping(ccol, first)
@@ -461,7 +590,7 @@ func (p *fastParser) skipSequence(col int) {
 // entry parses the start of the sequence entry on the current line, whose
 // dash is at column col. A scalar entry it consumes; for a mapping entry it
 // returns the column of the mapping and its first line from the key on.
-func (p *fastParser) entry(col int) (ccol int, first []byte) {
+func (p *Parser) entry(col int) (ccol int, first []byte) {
 	rest := p.text[1:]
 	for len(rest) > 0 && rest[0] == ' ' {
 		rest = rest[1:]
@@ -481,7 +610,7 @@ func (p *fastParser) entry(col int) (ccol int, first []byte) {
 // block mapping, or null or {}: it returns the mapping's column, or -1 when
 // the value is empty or inline (marking the file for prow's decoder when
 // it is anything else).
-func (p *fastParser) blockMapping(col int, rest []byte) int {
+func (p *Parser) blockMapping(col int, rest []byte) int {
 	if len(rest) > 0 {
 		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptyMap {
 			p.fail()
@@ -499,8 +628,8 @@ func (p *fastParser) blockMapping(col int, rest []byte) int {
 }
 
 // repos parses the value of presubmits or postsubmits, at column col: a
-// mapping of repo to jobs of type t.
-func (p *fastParser) repos(col int, rest []byte, t Type) {
+// mapping of repo to jobs of section s.
+func (p *Parser) repos(col int, rest []byte, s Section) {
 	mcol := p.blockMapping(col, rest)
 	if mcol < 0 {
 		return
@@ -516,12 +645,12 @@ func (p *fastParser) repos(col int, rest []byte, t Type) {
 			}
 		}
 		seen = append(seen, repo)
-		p.jobList(mcol, rest, t)
+		p.jobList(mcol, rest, s)
 	})
 }
 
-// jobList parses a list of jobs of type t, the value of a key at column col.
-func (p *fastParser) jobList(col int, rest []byte, t Type) {
+// jobList parses a list of jobs of section s, the value of a key at column col.
+func (p *Parser) jobList(col int, rest []byte, s Section) {
 	if len(rest) > 0 {
 		if kind, _ := p.inline(col, rest); kind != inlineNull && kind != inlineEmptySeq {
 			p.fail()
@@ -541,13 +670,13 @@ func (p *fastParser) jobList(col int, rest []byte, t Type) {
 		if first == nil {
 			p.fail()
 		}
-		p.job(ccol, first, t)
+		p.job(ccol, first, s)
 	}
 }
 
 // job parses the mapping of one job at column col.
-func (p *fastParser) job(col int, first []byte, t Type) {
-	var name, agent, cluster []byte
+func (p *Parser) job(col int, first []byte, s Section) {
+	j := Job{Section: s}
 	var seen [4]bool
 	once := func(i int) {
 		if seen[i] {
@@ -555,21 +684,21 @@ func (p *fastParser) job(col int, first []byte, t Type) {
 		}
 		seen[i] = true
 	}
-	p.labels = p.labels[:0]
+	start := len(p.labels)
 	p.mapping(col, first, func(key, rest []byte) {
 		switch string(key) {
 		case "name":
 			once(0)
-			name = p.scalar(col, rest)
+			j.Name = p.scalar(col, rest)
 		case "agent":
 			once(1)
-			agent = p.scalar(col, rest)
+			j.Agent = p.scalar(col, rest)
 		case "cluster":
 			once(2)
-			cluster = p.scalar(col, rest)
+			j.Cluster = p.scalar(col, rest)
 		case "labels":
 			once(3)
-			p.jobLabels(col, rest)
+			p.jobLabels(col, rest, start)
 		default:
 			if foldsTo(key, jobFields) {
 				p.fail()
@@ -577,20 +706,15 @@ func (p *fastParser) job(col int, first []byte, t Type) {
 			p.skipValue(col, rest)
 		}
 	})
-	j := Job{Name: string(name), File: p.file, Type: t, Agent: Agent, Cluster: p.r.str(cluster)}
-	if len(agent) > 0 {
-		j.Agent = p.r.str(agent)
+	if len(p.labels) > start {
+		j.Labels = p.labels[start:len(p.labels):len(p.labels)]
 	}
-	for _, kv := range p.labels {
-		p.r.labels.apply(&j.Requirements, p.r.str(kv[0]), p.r.str(kv[1]))
-	}
-	sort.Strings(j.Requirements.Capabilities)
 	p.jobs = append(p.jobs, j)
 }
 
 // scalar parses the value of a string field, a key at column col: a string,
 // or null, which leaves the field empty.
-func (p *fastParser) scalar(col int, rest []byte) []byte {
+func (p *Parser) scalar(col int, rest []byte) []byte {
 	if len(rest) > 0 {
 		kind, v := p.inline(col, rest)
 		if kind != inlineString && kind != inlineNull {
@@ -605,21 +729,43 @@ func (p *fastParser) scalar(col int, rest []byte) []byte {
 	return nil
 }
 
-// jobLabels parses a job's labels, the value of a key at column col.
-func (p *fastParser) jobLabels(col int, rest []byte) {
+// jobLabels parses a job's labels, the value of a key at column col: a block
+// or flow mapping, or null. The job's labels start at p.labels[start].
+func (p *Parser) jobLabels(col int, rest []byte, start int) {
+	if len(rest) > 0 {
+		switch kind, _ := p.inline(col, rest); kind {
+		case inlineNull, inlineEmptyMap:
+		case inlineFlowMap:
+			for _, kv := range p.pairs {
+				if kv.kind != inlineString && kv.kind != inlineNull {
+					p.fail()
+				}
+				p.label(start, kv.key, kv.value)
+			}
+		default:
+			p.fail()
+		}
+		return
+	}
 	lcol := p.blockMapping(col, rest)
 	if lcol < 0 {
 		return
 	}
 	p.mapping(lcol, p.text, func(key, rest []byte) {
-		if resolvePlain(key) != plainString {
+		p.label(start, key, p.scalar(lcol, rest))
+	})
+}
+
+// label adds a label of the current job, whose labels start at
+// p.labels[start].
+func (p *Parser) label(start int, key, value []byte) {
+	if resolvePlain(key) != plainString {
+		p.fail()
+	}
+	for _, kv := range p.labels[start:] {
+		if bytes.Equal(kv[0], key) {
 			p.fail()
 		}
-		for _, kv := range p.labels {
-			if bytes.Equal(kv[0], key) {
-				p.fail()
-			}
-		}
-		p.labels = append(p.labels, [2][]byte{key, p.scalar(lcol, rest)})
-	})
+	}
+	p.labels = append(p.labels, [2][]byte{key, value})
 }

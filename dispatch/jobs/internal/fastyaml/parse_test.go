@@ -1,10 +1,11 @@
-package jobs
+package fastyaml
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,45 +15,71 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// fastParse runs the fast parser alone on data, as file f.yaml.
-func fastParse(data []byte, labels Labels) ([]Job, bool) {
-	r := newFileReader(".", labels)
-	jobs, ok := r.parser.parse(data, r, "f.yaml")
+// record is what a test compares of one job.
+type record struct {
+	Section              Section
+	Name, Agent, Cluster string
+	Labels               map[string]string
+}
+
+// sortRecords sorts records by all they hold, so that the jobs of a file
+// come in one order whatever the order of its repos.
+func sortRecords(rs []record) {
+	slices.SortFunc(rs, func(a, b record) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+}
+
+// fastParse runs the parser on data and returns the records of its jobs.
+func fastParse(data []byte) ([]record, bool) {
+	var p Parser
+	jobs, ok := p.Parse(data)
 	if !ok {
 		return nil, false
 	}
-	jobs = append([]Job(nil), jobs...)
-	sortFully(jobs)
-	return jobs, true
+	var rs []record
+	for _, j := range jobs {
+		r := record{Section: j.Section, Name: string(j.Name), Agent: string(j.Agent), Cluster: string(j.Cluster)}
+		for _, kv := range j.Labels {
+			if r.Labels == nil {
+				r.Labels = map[string]string{}
+			}
+			r.Labels[string(kv[0])] = string(kv[1])
+		}
+		rs = append(rs, r)
+	}
+	sortRecords(rs)
+	return rs, true
 }
 
-// sortFully sorts jobs by all they hold, so that jobs of the same name in one
-// file come in one order.
-func sortFully(jobs []Job) {
-	slices.SortFunc(jobs, func(a, b Job) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
-}
-
-// prowParse decodes data as prow's yamlToConfig does and builds its jobs as
-// the old Load did, sorted; it also returns the label keys it saw.
-func prowParse(data []byte, labels Labels) ([]Job, []string, error) {
+// prowParse decodes data as prow's yamlToConfig does and returns the records
+// of its jobs.
+func prowParse(data []byte) ([]record, error) {
 	var jc prowconfig.JobConfig
 	if err := yaml.Unmarshal(data, &jc); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var jobs []Job
-	var keys []string
-	seen := map[string]bool{}
-	eachJob(&jc, func(t Type, base prowconfig.JobBase) {
-		jobs = append(jobs, labels.jobOf(t, base, "f.yaml"))
-		for k := range base.Labels {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
+	var rs []record
+	add := func(s Section, base prowconfig.JobBase) {
+		r := record{Section: s, Name: base.Name, Agent: base.Agent, Cluster: base.Cluster}
+		if len(base.Labels) > 0 {
+			r.Labels = base.Labels
 		}
-	})
-	sortFully(jobs)
-	return jobs, keys, nil
+		rs = append(rs, r)
+	}
+	for _, ps := range jc.PresubmitsStatic {
+		for _, p := range ps {
+			add(Presubmits, p.JobBase)
+		}
+	}
+	for _, ps := range jc.PostsubmitsStatic {
+		for _, p := range ps {
+			add(Postsubmits, p.JobBase)
+		}
+	}
+	for _, p := range jc.Periodics {
+		add(Periodics, p.JobBase)
+	}
+	sortRecords(rs)
+	return rs, nil
 }
 
 // The fields of prow's job config that dispatch reads, nested the same way:
@@ -76,35 +103,25 @@ type (
 	}
 )
 
-// checkFastParse fails t when the fast parser takes data and reads other
-// jobs from it than prow does, or takes data that prow refuses for what
+// checkParse fails t when the parser takes data and reads other jobs from it
+// than prow's decoder does, or takes data that prow refuses for what
 // dispatch reads.
-func checkFastParse(t *testing.T, data []byte) (taken bool) {
+func checkParse(t *testing.T, data []byte) (taken bool) {
 	t.Helper()
-	got, ok := fastParse(data, DefaultLabels())
+	got, ok := fastParse(data)
 	if !ok {
 		return false
 	}
-	want, keys, err := prowParse(data, DefaultLabels())
+	want, err := prowParse(data)
 	if err != nil {
 		if minErr := yaml.Unmarshal(data, &minimalConfig{}); minErr != nil {
 			t.Fatalf("fast parser took what prow refuses: %v\n%s", minErr, data)
 		}
-		// Prow refuses something dispatch does not read (see Load).
+		// Prow refuses something dispatch does not read (see jobs.Load).
 		return true
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("fast parser differs from prow (-prow +fast):\n%s\n%s", diff, data)
-	}
-	// Requirements keep only some label values: compare each label's
-	// value by making it the cloud label.
-	for _, k := range keys {
-		labels := Labels{Cloud: k}
-		got, _ := fastParse(data, labels)
-		want, _, _ := prowParse(data, labels)
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("label %q: fast parser differs from prow (-prow +fast):\n%s\n%s", k, diff, data)
-		}
 	}
 	return true
 }
@@ -120,7 +137,7 @@ var parseCases = []struct {
 	{"comments only", "# nothing\n\n  # here\n", true},
 	{"null sections", "presubmits:\npostsubmits: ~\nperiodics: null\n", true},
 	{"empty sections", "presubmits: {}\npostsubmits: {} # none\nperiodics: []\n", true},
-	{"unknown top-level keys", "foo: bar\nprow_ignored:\n  a: [1, 2]\n", false},
+	{"unknown top-level keys", "foo: bar\nprow_ignored:\n  a: [1, 2]\n", true},
 	{"unknown top-level keys, plain", "foo: bar\nprow_ignored:\n  a:\n  - 1\n  - b: c\n", true},
 	{"presubmit", `presubmits:
   org/repo:
@@ -140,7 +157,7 @@ var parseCases = []struct {
         - --target=e2e
         - --foo=bar # comment
         command: [ci-operator]
-`, false},
+`, true},
 	{"presubmit, block sequences", `presubmits:
   org/repo:
     - name: pull-a
@@ -212,7 +229,80 @@ periodics:
 	{"second document", "periodics:\n- name: a\n---\nperiodics:\n- name: b\n", false},
 	{"anchor and alias", "periodics:\n- name: a\n  labels: &l\n    x: y\n- name: b\n  labels: *l\n", false},
 	{"merge key", "periodics:\n- name: a\n  <<: {cluster: x}\n", false},
-	{"flow sequence", "periodics:\n- name: a\n  branches: [main]\n", false},
+	{"merge key in a flow mapping", "periodics:\n- name: a\n  x: {<<: {cluster: x}}\n", false},
+	{"flow sequence", "periodics:\n- name: a\n  branches: [main]\n", true},
+	{"flow styles", `presubmits:
+  org/repo:
+  - name: pull-a
+    branches: [^main$, '^release-4\.1[0-9]$', 'it''s']
+    labels: {capability/arm64: arm64, ci-operator.openshift.io/cloud: "aws", devices.kubevirt.io/kvm: 'true', x: ~}
+    spec:
+      containers:
+      - args: ["--target=e2e", '--a=b', --c=d, "", '']
+        command: [ci-operator] # comment
+        resources: {requests: 1, limits: [2]}
+        env: [ {name: a} ]
+        x: [ a ,b , c d ]
+        y: [1, 0x1F, 1.5, yes, null, ~, true, 2024-01-02]
+        z: {1: a, 1.5: b, true: c, x: null}
+postsubmits:
+  org/repo: []
+periodics:
+- {name: periodic-a}
+`, false},
+	{"flow styles, no nesting", `presubmits:
+  org/repo:
+  - name: pull-a
+    branches: [^main$, '^release-4\.1[0-9]$', 'it''s']
+    labels: {capability/arm64: arm64, ci-operator.openshift.io/cloud: "aws", devices.kubevirt.io/kvm: 'true', x: ~}
+    spec:
+      containers:
+      - args: ["--target=e2e", '--a=b', --c=d, "", '']
+        command: [ci-operator] # comment
+        resources: {requests: 1, limits: 2}
+        x: [ a ,b , c d ]
+        y: [1, 0x1F, 1.5, yes, null, ~, true, 2024-01-02]
+        z: {1: a, 1.5: b, true: c, x: null}
+        w: [a  b, a'b, a"b, a!b, a*b, a&b, a|b, a>b, a%b, a@b, a-b, -a, a -b, (a)]
+postsubmits:
+  org/repo: []
+periodics:
+- name: periodic-a
+  labels: {}
+- name: periodic-b
+  labels: { }
+  x: [ ]
+`, true},
+	{"commas and colons in quotes", "periodics:\n- name: a\n  labels: {x: 'a, b', u: \"c: d\", z: '}', w: \"]\", v: '#'}\n  args: ['a, b', \"c: d\", '[', \"{\", 'x'' y']\n", true},
+	{"flow labels, quoted key", "periodics:\n- name: a\n  labels: {\"x\": y}\n", false},
+	{"flow labels, number key", "periodics:\n- name: a\n  labels: {1: y}\n", false},
+	{"flow labels, bool value", "periodics:\n- name: a\n  labels: {x: true}\n", false},
+	{"flow labels, duplicate key", "periodics:\n- name: a\n  labels: {x: y, x: z}\n", false},
+	{"flow labels, YAML 1.1 bool key", "periodics:\n- name: a\n  labels: {y: x}\n", false},
+	{"flow labels, list", "periodics:\n- name: a\n  labels: [x]\n", false},
+	{"flow name", "periodics:\n- name: [a]\n", false},
+	{"flow job list", "periodics: [{name: a}]\n", false},
+	{"flow repos", "presubmits: {o/r: []}\n", false},
+	{"nested flow sequence", "periodics:\n- name: a\n  x: [a, [b]]\n", false},
+	{"nested flow mapping", "periodics:\n- name: a\n  x: {a: {b: c}}\n", false},
+	{"flow mapping in a sequence", "periodics:\n- name: a\n  x: [{a: b}]\n", false},
+	{"multi-line flow", "periodics:\n- name: a\n  x: [a,\n    b]\n", false},
+	{"trailing comma", "periodics:\n- name: a\n  x: [a, ]\n", false},
+	{"empty entry", "periodics:\n- name: a\n  x: [a, , b]\n", false},
+	{"unclosed flow", "periodics:\n- name: a\n  x: [a, b\n", false},
+	{"text after a flow", "periodics:\n- name: a\n  x: [a] b\n", false},
+	{"comment in a flow", "periodics:\n- name: a\n  x: [a #b]\n", false},
+	{"colon in a flow scalar", "periodics:\n- name: a\n  x: [http://x]\n", false},
+	{"flow mapping without a space", "periodics:\n- name: a\n  x: {a:b}\n", false},
+	{"flow mapping key without a value", "periodics:\n- name: a\n  x: {a, b: c}\n", false},
+	{"flow mapping empty value", "periodics:\n- name: a\n  x: {a: , b: c}\n", false},
+	{"flow null key", "periodics:\n- name: a\n  x: {~: a}\n", false},
+	{"flow NaN", "periodics:\n- name: a\n  x: [.nan]\n", false},
+	{"flow dash", "periodics:\n- name: a\n  x: [-, - a]\n", false},
+	{"flow alias", "periodics:\n- name: a\n  x: [*a]\n", false},
+	{"flow escapes", "periodics:\n- name: a\n  x: [\"a\\\"b\"]\n", false},
+	{"flow single-pair mapping", "periodics:\n- name: a\n  x: [a: b]\n", false},
+	{"flow explicit key", "periodics:\n- name: a\n  x: [? a]\n", false},
 	{"block scalar", "periodics:\n- name: a\n  args:\n  - |\n    echo hi\n", false},
 	{"multi-line plain scalar", "periodics:\n- name: a\n  trigger: foo\n    bar\n", false},
 	{"multi-line plain name", "periodics:\n- name: a\n\n   b\n", false},
@@ -258,50 +348,25 @@ periodics:
 	{"long key", "periodics:\n- name: a\n  " + strings.Repeat("k", 1100) + ": v\n", false},
 }
 
-func TestFastParse(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range parseCases {
 		t.Run(tc.name, func(t *testing.T) {
-			if taken := checkFastParse(t, []byte(tc.data)); taken != tc.taken {
+			if taken := checkParse(t, []byte(tc.data)); taken != tc.taken {
 				t.Errorf("taken %v, want %v", taken, tc.taken)
 			}
 		})
 	}
 }
 
-// TestFastParseTakesPlainFiles checks that the fast parser, not prow's
-// decoding, reads the test job files and the generated OpenShift-shaped ones.
-func TestFastParseTakesPlainFiles(t *testing.T) {
-	dir := t.TempDir()
-	writeOpenShiftTree(t, dir, 2, 2)
-	for _, root := range []string{filepath.Join("testdata", "jobs"), filepath.Join("testdata", "dup"), dir} {
-		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			if !checkFastParse(t, data) {
-				t.Errorf("%s: left to prow's decoding", path)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// FuzzFastParse checks that whatever the fast parser takes, it reads as prow
-// does.
-func FuzzFastParse(f *testing.F) {
+// FuzzParse checks that whatever the parser takes, it reads as prow's
+// decoder does.
+func FuzzParse(f *testing.F) {
 	for _, tc := range parseCases {
 		f.Add([]byte(tc.data))
 	}
 	for _, path := range []string{
-		filepath.Join("testdata", "jobs", "openshift", "origin", "openshift-origin-main-presubmits.yaml"),
-		filepath.Join("testdata", "jobs", "infra", "periodics", "openshift-release-infra-periodics.yaml"),
+		filepath.Join("..", "..", "testdata", "jobs", "openshift", "origin", "openshift-origin-main-presubmits.yaml"),
+		filepath.Join("..", "..", "testdata", "jobs", "infra", "periodics", "openshift-release-infra-periodics.yaml"),
 	} {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -309,11 +374,8 @@ func FuzzFastParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	var b strings.Builder
-	writeBenchPresubmit(&b, "org", "repo", "main", 1, 1)
-	f.Add([]byte("presubmits:\n  org/repo:\n" + b.String()))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkFastParse(t, data)
+		checkParse(t, data)
 	})
 }
 
@@ -332,6 +394,11 @@ func randomJobFile(rng *rand.Rand) []byte {
 		"2024-01-01T00:00:00Z", "--x=y", "- x", "-", "[]", "{}", "[a]", "{a: b}", "|", ">-", "&a x", "*a", "!!str x",
 		`"a\tb"`, "# c", "a # c", "a#c", "?x", ":x", "%x", "@x", "`x", "<<", "=", "~x", "a:", "a:b", "(?m)^/test( | .* )e,?($|\\s.*)",
 		"'a", `"a`, "'a' b", "x y z", "^main$", "1e3", "123", "-0b1", "0b", "1:2", "12:30", ".", "..."}
+	// flowScalars are scalars for flow collections, the first few in the
+	// subset the parser takes.
+	flowScalars := []string{"a", "build01", "ci-operator", `"--a=b"`, "'--c'", `"a, b"`, "'c: d'", `"]"`, "'}'", "x y", "''",
+		"a:b", "a: b", "a #b", "a#b", "?a", "a?b", "-", "- a", "-a", "[a]", "{a: b}", "[]", "{}", "*a", "&a b", "!!str a", ",", "",
+		`"a\"b"`, "'a''b'", "'", `"`, "yes", "~", "null", ".nan", "1", "0x1F", "2024-01-01", "http://x", "a]", "a}", "a[b", "<<"}
 	sp := func(n int) string { return strings.Repeat(" ", n) }
 	var b strings.Builder
 	line := func(ind int, s string) {
@@ -354,6 +421,38 @@ func randomJobFile(rng *rand.Rand) []byte {
 			return xs[rng.IntN(min(len(xs), 11))]
 		}
 		return xs[rng.IntN(len(xs))]
+	}
+	// flow writes a one-line flow sequence or mapping of scalars, or, when
+	// odd, one with odd entries, nested or with odd separators.
+	flow := func(isMap bool) string {
+		open, end := "[", "]"
+		if isMap {
+			open, end = "{", "}"
+		}
+		var items []string
+		for range rng.IntN(4) {
+			item := pick(flowScalars)
+			if odd() {
+				item = pick(scalars)
+			}
+			if isMap {
+				sep := ": "
+				if odd() {
+					sep = []string{":", " : ", ":  "}[rng.IntN(3)]
+				}
+				item = pick(keys) + sep + item
+			}
+			items = append(items, item)
+		}
+		sep := []string{", ", ",", " , "}[rng.IntN(3)]
+		if odd() {
+			sep = []string{" ", ",, ", "\n  "}[rng.IntN(3)]
+		}
+		s := open + strings.Join(items, sep) + end
+		if odd() {
+			s = open + strings.Join(items, sep) + []string{", ", ",", "", " "}[rng.IntN(4)] + end
+		}
+		return s
 	}
 	var value func(ind, depth int, key string)
 	// block writes a nested block under a key at ind.
@@ -392,6 +491,10 @@ func randomJobFile(rng *rand.Rand) []byte {
 			nested = odd()
 		}
 		if depth > 4 || !nested {
+			if (depth > 1 || key != "name" && key != "agent" && key != "cluster" || odd()) && rng.IntN(4) == 0 {
+				line(0, " "+flow(rng.IntN(2) == 0))
+				return
+			}
 			line(0, " "+pick(scalars))
 			return
 		}
@@ -412,6 +515,10 @@ func randomJobFile(rng *rand.Rand) []byte {
 			if first {
 				prefix = "-" + sep
 				first = false
+			}
+			if k == "labels" && rng.IntN(4) == 0 {
+				line(ind, prefix+"labels: "+flow(!odd()))
+				continue
 			}
 			if k == "labels" && !odd() {
 				b.WriteString(sp(ind) + prefix + "labels:\n")
@@ -457,21 +564,28 @@ func randomJobFile(rng *rand.Rand) []byte {
 	return []byte(b.String())
 }
 
-// TestFastParseRandom checks the fast parser against prow on random job
+// TestParseRandom checks the parser against prow's decoder on random job
 // files shaped to hit its edge cases.
-func TestFastParseRandom(t *testing.T) {
+func TestParseRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	n, taken := 3000, 0
 	if testing.Short() {
 		n = 300
 	}
+	// A flow collection of one or more entries.
+	flows := regexp.MustCompile(`: [[{][^]}]`)
+	tookFlows := 0
 	for range n {
-		if checkFastParse(t, randomJobFile(rng)) {
+		data := randomJobFile(rng)
+		if checkParse(t, data) {
 			taken++
+			if flows.Match(data) {
+				tookFlows++
+			}
 		}
 	}
-	if taken < n/10 {
-		t.Errorf("took only %d of %d files", taken, n)
+	if taken < n/10 || tookFlows < n/20 {
+		t.Errorf("took only %d of %d files, %d with flow collections", taken, n, tookFlows)
 	}
-	t.Logf("took %d of %d files", taken, n)
+	t.Logf("took %d of %d files, %d with flow collections", taken, n, tookFlows)
 }
