@@ -40,14 +40,17 @@ image-binary: ## build the image's static binary (CGO_ENABLED=0, linux/$(ARCH))
 
 # No container daemon and no base image pulled: cmd/image-build writes the
 # layers itself (manifests/image/Containerfile builds the same with podman or docker).
+# Where the machine has git, its git (with the HTTPS transport and their shared
+# libraries) goes in a layer too: the Git backup and the job config from Git run it.
+IMAGE_FLAGS ?= $(if $(wildcard /usr/bin/git),--with-git)
 image: image-binary ## build the container image: OCI layout _output/image and docker archive _output/prowjob-dispatcher.tar
-	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout $(OUT)/image --archive $(OUT)/$(IMAGE_NAME).tar \
+	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout $(OUT)/image --archive $(OUT)/$(IMAGE_NAME).tar $(IMAGE_FLAGS) \
 	  --arch $(ARCH) --version $(VERSION) --revision $(REVISION) --created $(CREATED) $(foreach t,$(IMAGE_TAGS),--tag $(IMAGE_NAME):$(t))
 	@du -sh $(OUT)/image $(OUT)/$(IMAGE_NAME).tar
 
 image-push: image-binary ## push the image to IMAGE_REPO (e.g. registry.example.com/ci/prowjob-dispatcher) with IMAGE_TAGS; credentials from docker login
 	@if [ -z "$(IMAGE_REPO)" ]; then echo 'make image-push needs IMAGE_REPO=registry/repository'; exit 1; fi
-	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout '' \
+	$(GO) run ./cmd/image-build --binary $(IMAGE_BIN) --layout '' $(IMAGE_FLAGS) \
 	  --arch $(ARCH) --version $(VERSION) --revision $(REVISION) --created $(CREATED) $(foreach t,$(IMAGE_TAGS),--push $(IMAGE_REPO):$(t))
 
 image-check: image ## read the built image back: entrypoint, user, and its binary's `version`

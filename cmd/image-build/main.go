@@ -1,7 +1,8 @@
 // Command image-build writes the prowjob-dispatcher container image without a
 // container daemon or a base image from a registry: one layer with a CA
-// bundle, /etc/passwd and /etc/group for a non-root numeric user, and one
-// with the static binary. It writes an OCI image layout (skopeo, crane and
+// bundle, /etc/passwd and /etc/group for a non-root numeric user, one with
+// the static binary and, with --with-git, one with the build machine's git
+// and its shared libraries. It writes an OCI image layout (skopeo, crane and
 // podman read it) and, optionally, a docker-archive tarball (docker load,
 // podman load). `make image` runs it; manifests/image/Containerfile builds
 // the same image with podman or docker.
@@ -57,6 +58,9 @@ type Options struct {
 	Version  string   // org.opencontainers.image.version
 	Revision string   // org.opencontainers.image.revision
 	Created  time.Time
+	// HostTools are host executables added, with their shared libraries,
+	// in a layer of their own (GitTools for git).
+	HostTools []string
 }
 
 func main() {
@@ -80,6 +84,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Arch, "arch", "amd64", "GOARCH the binary was built for")
 	fs.StringVar(&o.Version, "version", "dev", "version label")
 	fs.StringVar(&o.Revision, "revision", "unknown", "revision label")
+	withGit := fs.Bool("with-git", false, "add the build machine's git and its HTTP(S) transport, with their shared libraries, in a layer of their own (the Git backup and the job config from Git need git)")
 	fs.Int64Var(&created, "created", 0, "creation time and file times, Unix seconds (e.g. the commit's; 0: the epoch), for a reproducible image")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,6 +93,9 @@ func run(args []string, stdout io.Writer) error {
 		return errors.New("--binary is required")
 	}
 	o.Tags, o.Push = tags, push
+	if *withGit {
+		o.HostTools = GitTools
+	}
 	if len(o.Tags) == 0 {
 		o.Tags = []string{DefaultTag}
 	}
@@ -154,9 +162,20 @@ func Build(o Options) (v1.Image, error) {
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img,
-		mutate.Addendum{Layer: base, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "image-build: CA bundle, passwd, group", Comment: "base"}},
-		mutate.Addendum{Layer: app, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "image-build: " + BinaryPath}})
+	adds := []mutate.Addendum{{Layer: base, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "image-build: CA bundle, passwd, group", Comment: "base"}}}
+	if len(o.HostTools) > 0 {
+		files, err := hostFiles(o.HostTools)
+		if err != nil {
+			return nil, fmt.Errorf("host tools layer: %w", err)
+		}
+		tools, err := layer(o.Created, files)
+		if err != nil {
+			return nil, fmt.Errorf("host tools layer: %w", err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: tools, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "image-build: the build machine's " + strings.Join(o.HostTools, " ") + " and their shared libraries"}})
+	}
+	adds = append(adds, mutate.Addendum{Layer: app, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "image-build: " + BinaryPath}})
+	img, err = mutate.Append(img, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("appending layers: %w", err)
 	}
@@ -170,7 +189,7 @@ func Build(o Options) (v1.Image, error) {
 		Entrypoint: []string{BinaryPath},
 		User:       uid + ":" + uid,
 		WorkingDir: "/",
-		Env:        []string{"PATH=/usr/local/bin", "HOME=/home/nonroot", "SSL_CERT_FILE=" + CABundlePath},
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin", "HOME=/home/nonroot", "SSL_CERT_FILE=" + CABundlePath},
 		Labels: map[string]string{
 			"org.opencontainers.image.title":    "prowjob-dispatcher",
 			"org.opencontainers.image.version":  o.Version,

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -208,5 +209,82 @@ func TestContainerfileAgrees(t *testing.T) {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("manifests/image/Containerfile does not say %s", want)
 		}
+	}
+}
+
+// TestImageWithGit: with --with-git, the image runs the build machine's git
+// and its HTTPS transport from its own layers: run chrooted into the
+// image's files, as root can without a container runtime.
+func TestImageWithGit(t *testing.T) {
+	for _, tool := range append([]string{"/usr/bin/ldd"}, GitTools...) {
+		if _, err := os.Stat(tool); err != nil {
+			t.Skipf("no %s on this machine", tool)
+		}
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "fakebin")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/fakebin")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/fakebin: %v\n%s", err, out)
+	}
+	img, err := Build(Options{Binary: bin, CABundle: CABundlePath, Arch: "amd64", HostTools: GitTools})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(cf.Config.Env, "PATH=/usr/local/bin:/usr/bin") {
+		t.Errorf("env %q: git's folder is not on PATH", cf.Config.Env)
+	}
+	files := extract(t, img)
+	for _, tool := range GitTools {
+		if _, ok := files[strings.TrimPrefix(tool, "/")]; !ok {
+			t.Errorf("the image holds no %s", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("running git chrooted into the image needs root")
+	}
+	root := filepath.Join(tmp, "rootfs")
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	// A container runtime mounts /dev; git opens /dev/null.
+	if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(filepath.Join(root, "dev", "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Fatal(err)
+	}
+	chrooted := func(args ...string) (string, error) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+		cmd.Dir = "/"
+		cmd.Env = append(cf.Config.Env, "GIT_TERMINAL_PROMPT=0")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := chrooted("/usr/bin/git", "--version"); err != nil || !strings.HasPrefix(out, "git version") {
+		t.Fatalf("git --version in the image: %v\n%s", err, out)
+	}
+	if out, err := chrooted("/usr/bin/git", "init", "-q", "/tmp/repo"); err != nil {
+		t.Fatalf("git init in the image: %v\n%s", err, out)
+	}
+	// No server listens there: the transport must load and fail to connect.
+	out, err := chrooted("/usr/bin/git", "ls-remote", "https://127.0.0.1:1/repo.git")
+	if err == nil || !strings.Contains(out, "127.0.0.1") || strings.Contains(out, "shared librar") || strings.Contains(out, "remote helper") {
+		t.Errorf("git ls-remote https in the image: %v, want a connection failure from git-remote-https:\n%s", err, out)
 	}
 }
