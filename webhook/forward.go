@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 )
 
 // ForwardedHeader names the replica that forwarded a request to the
@@ -13,6 +14,13 @@ import (
 // forwarded once) only when ReplicaAuth verifies its signature; otherwise it
 // is refused, never served.
 const ForwardedHeader = "X-Prowjob-Dispatcher-Forwarded-By"
+
+// How long, and how often, a follower looks for the address of a leader the
+// Lease names before it answers 503.
+const (
+	leaderAddressWait = 3 * time.Second
+	leaderAddressPoll = 100 * time.Millisecond
+)
 
 // ServedByHeader names the replica that answered a forwarded request.
 const ServedByHeader = "X-Prowjob-Dispatcher-Served-By"
@@ -47,16 +55,31 @@ func (a *API) toLeader(h http.HandlerFunc, local bool) http.HandlerFunc {
 			return
 		}
 		name, addr, self := a.Leader.Leader()
+		// Right after an election or an API server outage, the Lease may
+		// name a leader whose record, which holds its address, cannot be
+		// read yet: wait a little for it.
+		for wait := time.Now().Add(leaderAddressWait); !self && name != "" && addr == "" && time.Now().Before(wait); {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(leaderAddressPoll):
+			}
+			name, addr, self = a.Leader.Leader()
+		}
 		switch {
 		case self:
 			h(w, r)
 			return
-		case name == "" || addr == "":
+		case name == "":
 			if local {
 				h(w, r)
 				return
 			}
 			writeError(w, http.StatusServiceUnavailable, "no leader is elected yet (replica %s follows): retry in a few seconds", a.Leader.Replica())
+			return
+		case addr == "":
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "replica %s leads but its address is not known yet (its DispatcherReplica cannot be read): retry in a few seconds", name)
 			return
 		case a.ReplicaAuth == nil:
 			writeError(w, http.StatusServiceUnavailable, "replica %s follows %s but has no replica secret (--replica-secret-file) to forward this write with", a.Leader.Replica(), name)

@@ -72,6 +72,11 @@ func TestFollowersForwardWritesToTheLeader(t *testing.T) {
 			wantCode: 502, want: "forwarding to the leader r3"},
 		{name: "leader address not a URL", leader: "r3", addr: "build01:8080", method: "POST", path: api.DispatchPath, token: testToken,
 			wantCode: 502, want: "not a URL"},
+		// Right after an election or an API server outage the Lease may
+		// name a leader whose record (its address) cannot be read yet: the
+		// write is neither made here nor refused as if this replica led.
+		{name: "leader known, its address not yet", leader: "r1", method: "POST", path: api.ReschedulePath, token: testToken, body: reschedule,
+			wantCode: 503, want: "replica r1 leads but its address is not known yet"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +93,21 @@ func TestFollowersForwardWritesToTheLeader(t *testing.T) {
 					len(leaderBackend.reschedules), len(followerBackend.reschedules), tc.onLeader, tc.onHere)
 			}
 		})
+	}
+
+	// The leader's address that appears within the wait is used.
+	followerState.mu.Lock()
+	followerState.name, followerState.addr = "r1", ""
+	followerState.mu.Unlock()
+	leaderBackend.reschedules, followerBackend.reschedules = nil, nil
+	time.AfterFunc(300*time.Millisecond, func() {
+		followerState.mu.Lock()
+		followerState.addr = leader.URL
+		followerState.mu.Unlock()
+	})
+	if code, body := call(t, "POST", follower.URL+api.ReschedulePath, testToken, reschedule); code != 200 || len(leaderBackend.reschedules) != 1 || len(followerBackend.reschedules) != 0 {
+		t.Errorf("with the leader's address known 300 ms later: HTTP %d %s, %d reschedules on the leader, %d here; want 200, 1 and 0",
+			code, body, len(leaderBackend.reschedules), len(followerBackend.reschedules))
 	}
 
 	// A forwarded request is answered where it lands, so two replicas that
