@@ -126,6 +126,9 @@ func (nopShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (tabl
 	return a, nil
 }
 
+func (nopShared) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) {
+	return nil, nil
+}
 func (nopShared) OtherLeader() string { return "" }
 
 type nopDemand struct{}

@@ -49,6 +49,9 @@ type DrainPlan struct {
 	// Stranded are the jobs that would need what no usable cluster has
 	// once the override applies, and did not before.
 	Stranded []engine.Unplaceable `json:"stranded,omitempty"`
+	// Unconfirmed, for a drain applied with shared state, are the live
+	// replicas that had not confirmed it in force when Drain returned.
+	Unconfirmed []string `json:"unconfirmed,omitempty"`
 }
 
 // Flow is the jobs and demand a plan moves to one cluster.
@@ -125,6 +128,15 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 	d.mu.Unlock()
 	if _, _, err := d.committed(run); err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Drain: the override is in force, the dispatch that applies it failed", "cluster", req.Cluster)
+	}
+	if d.shared != nil && plan.Override.Drain() {
+		// Acknowledged once every live replica answers from it: followers
+		// move the drained cluster's jobs as soon as they see the drain.
+		unconfirmed, err := d.shared.ConfirmDrain(ctx, plan.Override)
+		if err != nil || len(unconfirmed) > 0 {
+			plan.Unconfirmed = unconfirmed
+			d.log.Info("Drain acknowledged before every replica confirmed it in force", "cluster", req.Cluster, "unconfirmed", unconfirmed, "error", err)
+		}
 	}
 	d.log.Info("Cluster override", "cluster", req.Cluster, "drain", plan.Override.Drain(), "capacity", plan.Override.Capacity,
 		"expires", plan.Override.Expires, "by", req.By, "reason", req.Reason, "moved", len(plan.Moves), "stranded", len(plan.Stranded))

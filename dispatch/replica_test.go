@@ -25,6 +25,9 @@ type memShared struct {
 	drains    map[string]table.ClusterOverride
 	claims    map[string]table.Assignment
 	leader    string // the replica the Lease names, as followers see it
+	// unconfirmed is what ConfirmDrain answers; confirms counts its calls.
+	unconfirmed []string
+	confirms    int
 }
 
 func newMemShared() *memShared {
@@ -65,6 +68,14 @@ func (m *memShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (t
 		m.claims[a.Job] = a
 	})
 	return won, err
+}
+
+// ConfirmDrain answers m.unconfirmed at once: replicas learn of writes only through sync.
+func (m *memShared) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.confirms++
+	return m.unconfirmed, nil
 }
 
 func (m *memShared) OtherLeader() string {
@@ -504,5 +515,26 @@ func TestFollowersRefuseWritesOnlyTheLeaderMakes(t *testing.T) {
 	}
 	if _, ok := sh.overrides[job]; !ok {
 		t.Error("the reschedule did not reach the shared state")
+	}
+}
+
+// A drain is acknowledged after the shared state confirms it on the other
+// replicas, and names those that did not; a cap waits for nobody.
+func TestDrainWaitsForTheReplicasToConfirm(t *testing.T) {
+	ctx := context.Background()
+	_, sh, leader, _ := replicas(t, 1)
+	sh.unconfirmed = []string{"replica-2"}
+	plan, err := leader.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "upgrade", By: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.confirms != 1 || !slices.Equal(plan.Unconfirmed, []string{"replica-2"}) {
+		t.Errorf("confirms %d, unconfirmed %v; want 1 and [replica-2]", sh.confirms, plan.Unconfirmed)
+	}
+	if _, err := leader.Drain(ctx, DrainRequest{Cluster: "build01", Capacity: 10, TTL: time.Hour, Reason: "half", By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if sh.confirms != 1 {
+		t.Errorf("a cap waited for the replicas to confirm it (%d confirms)", sh.confirms)
 	}
 }

@@ -26,6 +26,9 @@ type Shared interface {
 	// config lacks it. On error the caller keeps its row; Shared retries the
 	// claim and reports a different winner through AdoptRows.
 	Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error)
+	// ConfirmDrain waits, within a bound, until every other live replica
+	// has the drain o in force, and returns those that did not.
+	ConfirmDrain(ctx context.Context, o table.ClusterOverride) (unconfirmed []string, err error)
 	// OtherLeader names the replica other than this one known to lead;
 	// empty while this replica leads or no other one is known.
 	OtherLeader() string

@@ -3,6 +3,7 @@ package e2e
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -88,9 +89,10 @@ const (
 //  1. every acknowledged write is visible on every replica within 2 s
 //     after the faults stop;
 //  2. no admission answers a blocked or unknown cluster for a movable job,
-//     nor a cluster drained (a drain acknowledged, no undrain sent since)
-//     more than 2 s before the admission was sent to a replica under no
-//     fault since; answers within those 2 s, or of a faulted replica, are
+//     nor a cluster drained (a drain acknowledged before the admission was
+//     sent, no undrain sent since): a drain is acknowledged once every live
+//     replica has it in force, and answers of a replica the
+//     acknowledgement names as unconfirmed, or of a faulted replica, are
 //     counted and reported;
 //  3. all replicas answer the same for every job once they settled;
 //  4. no table shard is written by a replica after the Lease passed to
@@ -207,8 +209,8 @@ func TestHAFaults(t *testing.T) {
 	t.Logf("writes: %s", hist.writeSummary())
 	t.Logf("admissions: %s", hist.admissionSummary())
 	t.Logf("terms: %s", termSummary)
-	t.Logf("admissions naming a drained cluster, not counted as violations: %d sent within %s of the drain's acknowledgement (the latest %s after it), %d answered by a replica under a fault since",
-		drained.inWindow, haPropagation, drained.maxLag.Round(time.Millisecond), drained.afterFault)
+	t.Logf("admissions naming a drained cluster, not counted as violations: %d answered by a replica the acknowledgement named unconfirmed, %d by a replica under a fault since",
+		drained.unconfirmed, drained.afterFault)
 	t.Logf("violations: acknowledged-write-visible-within-2s %d, admission-blocked-drained-unknown %d, replicas-agree %d, older-term-write %d",
 		len(visibility), len(admissionViolations), len(disagree), len(termViolations))
 	report := func(invariant string, vs []string) {
@@ -335,7 +337,8 @@ type writeRecord struct {
 	body, servedBy   string
 	err              string
 	acked            bool
-	note             string // "race", "during sigkill"
+	note             string   // "race", "during sigkill"
+	unconfirmed      []string // of an acknowledged drain: the replicas that had not confirmed it
 }
 
 type faultRecord struct {
@@ -620,6 +623,12 @@ func (w *faultWriter) send(ctx context.Context, d *framework.ServeProcess, kind,
 		r.err = err.Error()
 	}
 	r.acked = err == nil && ans.code == http.StatusOK
+	if r.acked && kind == writeDrain {
+		var plan api.DrainPlan
+		if err := json.Unmarshal([]byte(ans.body), &plan); err == nil {
+			r.unconfirmed = plan.Unconfirmed
+		}
+	}
 	w.hist.mu.Lock()
 	w.hist.writes = append(w.hist.writes, r)
 	w.hist.mu.Unlock()
@@ -937,9 +946,10 @@ func checkVisibility(ctx context.Context, h *haCluster, hist *faultHistory, quie
 // admission of a movable job (no rule but balancing places it, and no
 // reschedule to that cluster was sent before the answer) names a usable
 // cluster not drained when the admission was sent.
-// An answer naming a drained cluster is a violation when it was sent more
-// than haPropagation after the drain was acknowledged to a replica under no
-// fault since: the others are counted in drainedAnswers and reported.
+// An answer naming a drained cluster is a violation when it was sent after
+// the drain was acknowledged, by a replica the acknowledgement did not name
+// as unconfirmed and under no fault since: the others are counted in
+// drainedAnswers and reported.
 func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 	hist.mu.Lock()
 	defer hist.mu.Unlock()
@@ -947,29 +957,24 @@ func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 	for _, j := range faultsMovableJobs() {
 		movable[j] = true
 	}
-	// drainedAt returns when the drain of cluster in force at t was
-	// acknowledged (zero when none): acknowledged before t, no undrain sent
-	// between.
-	drainedAt := func(cluster string, t time.Time) time.Time {
-		var since time.Time
+	// drainedBy returns the acknowledged drain of cluster in force at t
+	// (nil when none): acknowledged before t, no undrain sent between.
+	drainedBy := func(cluster string, t time.Time) *writeRecord {
+		var last *writeRecord
 		for _, w := range hist.writes {
-			if w.key != cluster {
-				continue
-			}
-			switch {
-			case w.kind == writeDrain && w.acked && w.done.Before(t) && w.done.After(since):
-				since = w.done
+			if w.key == cluster && w.kind == writeDrain && w.acked && w.done.Before(t) && (last == nil || w.done.After(last.done)) {
+				last = w
 			}
 		}
-		if since.IsZero() {
-			return since
+		if last == nil {
+			return nil
 		}
 		for _, w := range hist.writes {
-			if w.key == cluster && w.kind == writeUndrain && w.sent.After(since) && w.sent.Before(t) {
-				return time.Time{}
+			if w.key == cluster && w.kind == writeUndrain && w.sent.After(last.done) && w.sent.Before(t) {
+				return nil
 			}
 		}
-		return since
+		return last
 	}
 	overridden := func(job, cluster string, t time.Time) bool {
 		for _, w := range hist.writes {
@@ -996,14 +1001,13 @@ func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 		case !usableClusters[a.cluster]:
 			problem = "unknown"
 		default:
-			if since := drainedAt(a.cluster, a.sent); !since.IsZero() && !overridden(a.job, a.cluster, a.answered) {
-				lag := a.sent.Sub(since)
+			if w := drainedBy(a.cluster, a.sent); w != nil && !overridden(a.job, a.cluster, a.answered) {
+				since, lag := w.done, a.sent.Sub(w.done)
 				switch {
-				case lag <= haPropagation:
-					// The drain had not reached this replica yet: the
-					// acknowledgement does not wait for the followers.
-					drained.inWindow++
-					drained.maxLag = max(drained.maxLag, lag)
+				case slices.Contains(w.unconfirmed, a.replica):
+					// The acknowledgement named this replica as not
+					// having confirmed the drain (it was stopped or cut off).
+					drained.unconfirmed++
 				case faultedLocked(hist, a.replica, since, a.answered):
 					// A replica stopped or cut off answers from its table
 					// until it catches up after the fault.
@@ -1022,12 +1026,12 @@ func checkAdmissions(hist *faultHistory) ([]string, drainedAnswers) {
 }
 
 // drainedAnswers counts the answers naming a drained cluster that the
-// checker does not call violations: those sent within haPropagation of the
-// drain's acknowledgement, and those of a replica that was stopped or cut
-// off (or whose API server was down) since the acknowledgement.
+// checker does not call violations: those of a replica the drain's
+// acknowledgement named as unconfirmed, and those of a replica that was
+// stopped or cut off (or whose API server was down) since the
+// acknowledgement.
 type drainedAnswers struct {
-	inWindow, afterFault int
-	maxLag               time.Duration // of those in the window
+	unconfirmed, afterFault int
 }
 
 // faultedLocked reports whether replica, or the API server, was under a

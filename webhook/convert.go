@@ -145,6 +145,7 @@ func apiDrainPlan(p *dispatch.DrainPlan, dryRun bool, max int) api.DrainPlan {
 		DryRun: dryRun, Override: *apiClusterOverride(&p.Override),
 		Moved: len(p.Moves), Moves: apiMoves(p.Moves, max),
 		Staying: len(p.Staying), Stranded: len(p.Stranded), StrandedJobs: apiUnplaceable(p.Stranded, max),
+		Unconfirmed: p.Unconfirmed,
 	}
 	if len(p.To) > 0 {
 		out.Flows = make(map[string]api.Flow, len(p.To))

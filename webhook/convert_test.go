@@ -88,11 +88,12 @@ func TestConversionsKeepEveryField(t *testing.T) {
 func TestDrainPlanConversionKeepsEveryField(t *testing.T) {
 	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
 	plan := &dispatch.DrainPlan{
-		Override: table.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
-		Moves:    []engine.Move{{Job: "j", From: "build03", To: "build01", Reason: table.ReasonBalanced}},
-		To:       map[string]dispatch.Flow{"build01": {Jobs: 1, Demand: 2.5}},
-		Staying:  []dispatch.StayingJob{{Job: "k", Reason: table.ReasonClusterJob, Detail: "d"}},
-		Stranded: []engine.Unplaceable{{Job: "g", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build03"}},
+		Override:    table.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
+		Moves:       []engine.Move{{Job: "j", From: "build03", To: "build01", Reason: table.ReasonBalanced}},
+		To:          map[string]dispatch.Flow{"build01": {Jobs: 1, Demand: 2.5}},
+		Staying:     []dispatch.StayingJob{{Job: "k", Reason: table.ReasonClusterJob, Detail: "d"}},
+		Stranded:    []engine.Unplaceable{{Job: "g", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build03"}},
+		Unconfirmed: []string{"replica-2"},
 	}
 	assertAllSet(t, reflect.ValueOf(plan), "DrainPlan")
 	got := apiDrainPlan(plan, true, 10)
@@ -104,6 +105,7 @@ func TestDrainPlanConversionKeepsEveryField(t *testing.T) {
 		Flows:   map[string]api.Flow{"build01": {Jobs: 1, Demand: 2.5}},
 		Staying: 1, StayingJobs: []api.StayingJob{{Job: "k", Reason: "cluster-job", Detail: "d"}},
 		Stranded: 1, StrandedJobs: []api.UnplaceableJob{{Job: "g", Problem: "no usable cluster meets capabilities [gpu]", Cluster: "build03"}},
+		Unconfirmed: []string{"replica-2"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("apiDrainPlan (-want +got):\n%s", diff)

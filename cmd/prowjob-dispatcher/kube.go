@@ -39,7 +39,7 @@ type kubeFlags struct {
 	replica, advertise                        string
 	replicaSecretFile                         string
 	leaseDuration, renewDeadline, retryPeriod time.Duration
-	startTimeout                              time.Duration
+	startTimeout, drainConfirmTimeout         time.Duration
 }
 
 func (f *kubeFlags) register(fs *flag.FlagSet) {
@@ -53,6 +53,7 @@ func (f *kubeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", kubestate.DefaultRenewDeadline, "how long a leader keeps trying to renew before it steps down")
 	fs.DurationVar(&f.retryPeriod, "leader-elect-retry-period", kubestate.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
 	fs.DurationVar(&f.startTimeout, "kube-start-timeout", 30*time.Second, "how long the start waits for the API server to list the shared state")
+	fs.DurationVar(&f.drainConfirmTimeout, "drain-confirm-timeout", kubestate.DefaultDrainConfirmTimeout, "how long a drain's answer waits for every other live replica to have it in force; those that did not by then are named in the answer's unconfirmed")
 }
 
 func (f *kubeFlags) validate(stateDir string) error {
@@ -142,7 +143,7 @@ func (f *kubeFlags) startShared(ctx context.Context, apiPort int, opts *dispatch
 	b, err := kubestate.New(cfg, kubestate.Options{
 		Namespace: namespace, Replica: replica, Address: address,
 		LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
-		Logger: log, Registerer: reg,
+		DrainConfirmTimeout: f.drainConfirmTimeout, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--state-backend=kubernetes: %w", err)

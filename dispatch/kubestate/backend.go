@@ -110,6 +110,7 @@ type Backend struct {
 
 	// Follower state: what changed since the follower last applied it.
 	tableDirty, overridesDirty, drainsDirty bool
+	drainsInForce                           []string // drainTokens of the drains the dispatcher was given last
 	placementsDirty                         map[string]bool
 	placementsAll                           bool   // every placement is to be looked at (catching up)
 	adoptedShards                           string // resource versions of the shards last adopted

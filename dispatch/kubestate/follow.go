@@ -161,6 +161,14 @@ func (b *Backend) follow(ctx context.Context) {
 			b.log.Error(err, "Listing the cluster drains")
 		} else {
 			r.SetClusterOverrides(cs)
+			tokens := drainTokens(cs, b.opts.Clock.Now())
+			b.mu.Lock()
+			changed := !slices.Equal(tokens, b.drainsInForce)
+			b.drainsInForce = tokens
+			b.mu.Unlock()
+			if changed {
+				signal(b.beatNow) // the leader waits for this record to list its drain
+			}
 		}
 	}
 	if tableDirty {

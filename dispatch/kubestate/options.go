@@ -23,9 +23,11 @@ const (
 	DefaultPublishInterval   = time.Second
 	DefaultPlacedRowsDelay   = 30 * time.Second
 	DefaultHeartbeatInterval = 10 * time.Second
-	DefaultGCInterval        = time.Minute
-	DefaultWriteTimeout      = 5 * time.Second
-	DefaultStaleAfter        = 30 * time.Second
+	// DefaultDrainConfirmTimeout is Options.DrainConfirmTimeout's default.
+	DefaultDrainConfirmTimeout = 2 * time.Second
+	DefaultGCInterval          = time.Minute
+	DefaultWriteTimeout        = 5 * time.Second
+	DefaultStaleAfter          = 30 * time.Second
 )
 
 // Options configure a Backend. Zero values take the documented defaults.
@@ -57,6 +59,9 @@ type Options struct {
 	// (new jobs admitted), so that a stream of new jobs does not re-encode
 	// and rewrite shards every PublishInterval (default 30s).
 	PlacedRowsDelay time.Duration
+	// DrainConfirmTimeout bounds how long a drain's acknowledgement waits
+	// for the other replicas to have it in force (default 2s).
+	DrainConfirmTimeout time.Duration
 	// HeartbeatInterval is how often a replica writes its DispatcherReplica (default 10s).
 	HeartbeatInterval time.Duration
 	// GCInterval is how often the leader deletes expired overrides and drains
@@ -103,6 +108,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.PublishInterval, DefaultPublishInterval)
 	def(&o.PlacedRowsDelay, DefaultPlacedRowsDelay)
 	def(&o.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&o.DrainConfirmTimeout, DefaultDrainConfirmTimeout)
 	def(&o.GCInterval, DefaultGCInterval)
 	def(&o.WriteTimeout, DefaultWriteTimeout)
 	def(&o.StaleAfter, DefaultStaleAfter)

@@ -53,6 +53,7 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 		Publication: b.publication,
 		Rows:        int32(len(b.tableRows)),
 		Admissions:  admissions,
+		Drains:      b.drainsInForce,
 	}
 	if b.leading {
 		status.UnpublishedSince = apiTime(b.unpublishedSince)

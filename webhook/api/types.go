@@ -327,6 +327,11 @@ type DrainPlan struct {
 	// StrandedJobs lists the first 100.
 	Stranded     int              `json:"stranded,omitempty"`
 	StrandedJobs []UnplaceableJob `json:"strandedJobs,omitempty"`
+	// Unconfirmed, for a drain of replicas sharing state, are the live
+	// replicas that had not confirmed the drain in force when it was
+	// acknowledged (stopped or cut off ones): they may name the drained
+	// cluster until they catch up. Every other replica already has it.
+	Unconfirmed []string `json:"unconfirmed,omitempty"`
 }
 
 // Flow is the jobs and demand a drain moves to one cluster.

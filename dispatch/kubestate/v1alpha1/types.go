@@ -279,6 +279,13 @@ type DispatcherReplicaStatus struct {
 	// Admissions are its admission counts (demand.AdmissionCounts), gzipped JSON.
 	// +optional
 	Admissions []byte `json:"admissions,omitempty"`
+	// Drains are the cluster drains the replica has in force, each as
+	// CLUSTER@CREATED (RFC 3339): a leader acknowledges a drain once every
+	// live replica lists it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=200
+	// +kubebuilder:validation:items:MaxLength=300
+	Drains []string `json:"drains,omitempty"`
 }
 
 // DispatcherReplicaList is a list of DispatcherReplicas.
