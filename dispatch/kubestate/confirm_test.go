@@ -21,6 +21,9 @@ func TestDrainConfirmed(t *testing.T) {
 	ns := newNamespace(t)
 	opts := testOptions(ns, "replica-a")
 	opts.DrainConfirmTimeout = time.Second
+	// replica-b beats every 200 ms; a load that delays its beats must not
+	// make replica-a take it for gone (it counts as live for 3 intervals + 1 s).
+	opts.HeartbeatInterval = 2 * time.Second
 	a, fa := startBackend(t, apiConfig, opts), newFakeReplica(&table.Table{}, nil)
 	b, fb := startBackend(t, apiConfig, testOptions(ns, "replica-b")), newFakeReplica(&table.Table{}, nil)
 	a.Attach(fa)
@@ -52,6 +55,11 @@ func TestDrainConfirmed(t *testing.T) {
 		t.Fatalf("ConfirmDrain: %v, %v; want every replica confirmed", unconfirmed, err)
 	}
 	if !inForce(fb, "build01") {
+		var l v1alpha1.DispatcherReplicaList
+		_ = a.list(ctx, &l)
+		for _, dr := range l.Items {
+			t.Logf("record %s: heartbeat %v, drains %v (now %v)", dr.Name, dr.Status.Heartbeat, dr.Status.Drains, time.Now())
+		}
 		t.Fatal("ConfirmDrain returned before replica-b had the drain in force")
 	}
 	t.Logf("replica-b confirmed the drain %s after it was written", time.Since(start).Round(time.Millisecond))
