@@ -113,7 +113,11 @@ func (p *Process) LogTail(n int) string {
 // WaitHTTP polls url until it answers 200 or ctx is done, failing early when
 // the process exits.
 func (p *Process) WaitHTTP(ctx context.Context, url string) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	return p.waitHTTPWith(ctx, &http.Client{Timeout: 2 * time.Second}, url)
+}
+
+// waitHTTPWith is WaitHTTP through client (a TLS one, say).
+func (p *Process) waitHTTPWith(ctx context.Context, client *http.Client, url string) error {
 	var last string
 	for {
 		if p.Exited() {

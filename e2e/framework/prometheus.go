@@ -147,36 +147,11 @@ func startPrometheusWith(ctx context.Context, bin, dataDir, logDir, config, webC
 	if client == nil {
 		err = p.WaitHTTP(wctx, prom.URL+"/-/ready")
 	} else {
-		err = waitReady(wctx, p, client, prom.URL+"/-/ready")
+		err = p.waitHTTPWith(wctx, client, prom.URL+"/-/ready")
 	}
 	if err != nil {
 		p.Kill()
 		return nil, err
 	}
 	return prom, nil
-}
-
-// waitReady polls url with client until it answers 200.
-func waitReady(ctx context.Context, p *Process, client *http.Client, url string) error {
-	var last string
-	for {
-		if p.Exited() {
-			return fmt.Errorf("%s exited before %s answered 200; log:\n%s", p.Name, url, p.LogTail(4000))
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %s did not answer 200 (last: %s): %w; log:\n%s", p.Name, url, last, ctx.Err(), p.LogTail(4000))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
