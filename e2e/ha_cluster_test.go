@@ -36,6 +36,8 @@ import (
 const (
 	// haCRDs are the CRDs of the kubernetes state backend (make generate).
 	haCRDs = "../manifests/crds"
+	// haFence is the API server's fence on leader writes.
+	haFence = "../manifests/components/ha/tableshard-fence.yaml"
 	// haLease is the Lease the replicas elect their leader on.
 	haLease = "prowjob-dispatcher"
 	// haStartTimeout bounds starting all replicas and electing a leader.
@@ -144,9 +146,10 @@ func newHAClusterWith(t *testing.T, name string, apiServer *framework.APIServer,
 	return h
 }
 
-// installStateCRDs applies manifests/crds as an operator would (kubectl
-// apply, so that a later apply of the same files is a plain update) and
-// waits until the API server serves them.
+// installStateCRDs applies manifests/crds and the API server's fence on
+// leader writes (components/ha's tableshard-fence.yaml) as an operator
+// would (kubectl apply, so that a later apply of the same files is a plain
+// update) and waits until the API server serves the CRDs.
 func (s *suite) installStateCRDs(ctx context.Context, t *testing.T, apiServer *framework.APIServer) {
 	t.Helper()
 	out, err := s.haKubectl(ctx, apiServer.KubeconfigPath, "apply", "-o", "name", "-k", haCRDs)
@@ -164,6 +167,9 @@ func (s *suite) installStateCRDs(ctx context.Context, t *testing.T, apiServer *f
 	}
 	if out, err := s.haKubectl(ctx, apiServer.KubeconfigPath, append([]string{"wait", "--for=condition=Established", "--timeout=60s"}, crds...)...); err != nil {
 		t.Fatalf("waiting for the CRDs of %s: %v\n%s", haCRDs, err, out)
+	}
+	if out, err := s.haKubectl(ctx, apiServer.KubeconfigPath, "apply", "-f", haFence); err != nil {
+		t.Fatalf("kubectl apply -f %s: %v\n%s", haFence, err, out)
 	}
 }
 
@@ -300,7 +306,7 @@ func (h *haCluster) waitOneLeader(timeout time.Duration) string {
 			return err
 		}
 		var leading, problems []string
-		holderLive := false
+		holderLive, fence := false, ""
 		for _, d := range h.live() {
 			code, body, err := readyz(ctx, d)
 			if err != nil || code != http.StatusOK {
@@ -308,7 +314,7 @@ func (h *haCluster) waitOneLeader(timeout time.Duration) string {
 				continue
 			}
 			if d.Config.Kube.Replica == holder {
-				holderLive = true
+				holderLive, fence = true, replicationString(body, "serverFence")
 			}
 			if role := replicationString(body, "role"); role == "leader" {
 				leading = append(leading, d.Config.Kube.Replica)
@@ -321,6 +327,8 @@ func (h *haCluster) waitOneLeader(timeout time.Duration) string {
 			return fmt.Errorf("the Lease is held by %q, not by a live replica", holder)
 		case len(leading) != 1 || leading[0] != holder:
 			return fmt.Errorf("the Lease is held by %s but the replicas reporting role leader in /readyz are %v", holder, leading)
+		case fence != "on": // the policy installStateCRDs applied
+			return fmt.Errorf("the leader %s's /readyz says serverFence %q, want on", holder, fence)
 		}
 		leader = holder
 		return nil

@@ -84,6 +84,8 @@ type Backend struct {
 
 	cacheCancel context.CancelFunc
 
+	serverFence string // Status.ServerFence; under mu
+
 	decodeMu sync.Mutex
 	decoded  map[string]decodedShard // shard name -> its content at a resource version
 

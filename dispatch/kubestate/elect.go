@@ -103,6 +103,7 @@ func (b *Backend) lead(leadCtx context.Context, t *leadTerm, onLead func(context
 	}
 	signal(b.termCh)
 	signal(b.beatNow)
+	go b.watchServerFence(leadCtx)
 	if onLead == nil {
 		<-leadCtx.Done()
 		return

@@ -4,7 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -21,6 +28,30 @@ import (
 
 // errFenced is a leader write refused because this replica may no longer lead.
 var errFenced = errors.New("fenced")
+
+// FencePolicy is the ValidatingAdmissionPolicy that fences leader writes in
+// the API server (manifests/components/ha/tableshard-fence.yaml): a
+// TableShard is written only by the Lease's holder, in the Lease's term.
+// It closes what the renew deadline cannot: a write already on its way
+// when the Lease passed. A replica whose write it refuses is deposed.
+const FencePolicy = "prowjob-dispatcher-tableshard-fence"
+
+// refusedByFence returns why the API server's fence refused err's write,
+// or "" when err is not such a refusal.
+func refusedByFence(err error) string {
+	var status apierrors.APIStatus
+	if !apierrors.IsForbidden(err) || !errors.As(err, &status) {
+		return ""
+	}
+	msg := status.Status().Message
+	if !strings.Contains(msg, "ValidatingAdmissionPolicy '"+FencePolicy+"'") {
+		return ""
+	}
+	if _, why, ok := strings.Cut(msg, "denied request: "); ok {
+		return "the API server's fence: " + why
+	}
+	return "the API server's fence: " + msg
+}
 
 // fencedLock is the Lease lock that tells the backend when this replica
 // last renewed the Lease, and in which term.
@@ -95,7 +126,13 @@ func (b *Backend) leaderWrite(ctx context.Context, f func(ctx context.Context, t
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	return f(ctx, term)
+	err = f(ctx, term)
+	if why := refusedByFence(err); why != "" {
+		b.metrics.fenced.Inc()
+		b.deposed(why)
+		return fmt.Errorf("term %d: %w: %w", term, errFenced, err)
+	}
+	return err
 }
 
 // deposed records that this replica met a newer term than its own: it
@@ -111,4 +148,63 @@ func (b *Backend) deposed(why string) {
 		b.log.Info("A newer leader wrote: stepping down", "term", t.lease, "why", why)
 		t.stepDown()
 	}
+}
+
+// Values of Status.ServerFence.
+const (
+	ServerFenceOn      = "on"
+	ServerFenceMissing = "missing"
+)
+
+// watchServerFence probes the API server's fence (probeServerFence) while
+// ctx lasts, until it is on: once at first, then after 1 s, 2 s, ... up to
+// a minute, so that a policy installed (or compiled by the API server,
+// which takes about a second) after this replica began to lead is found.
+func (b *Backend) watchServerFence(ctx context.Context) {
+	warned := false
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		state := b.probeServerFence(ctx)
+		if state == ServerFenceOn || ctx.Err() != nil {
+			return
+		}
+		if state == ServerFenceMissing && !warned {
+			warned = true
+			b.log.Error(errors.New("the API server does not fence table writes by the Lease"),
+				"Install the ValidatingAdmissionPolicy "+FencePolicy+" (manifests/components/ha/tableshard-fence.yaml): "+
+					"without it, a leader's write held up past its renew deadline can land after another replica took the Lease")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.opts.Clock.After(wait):
+		}
+	}
+}
+
+// probeServerFence asks the API server, by a dry-run write of a TableShard
+// no holder wrote, whether FencePolicy fences the leader's writes, records
+// the answer in Status.ServerFence and returns it. Without the fence, the
+// leader's own fence by time is all there is, which a write held up past
+// the renew deadline (a stalled process, an API server restart) can defeat.
+func (b *Backend) probeServerFence(ctx context.Context) string {
+	probe := &v1alpha1.TableShard{
+		ObjectMeta: metav1.ObjectMeta{Namespace: b.opts.Namespace, Name: "fence-probe"},
+		Spec:       v1alpha1.TableShardSpec{Shard: 0, Shards: 1, Checksum: "sha256:fence-probe", Data: []byte("fence-probe")},
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opts.WriteTimeout)
+	defer cancel()
+	err := b.client.Create(ctx, probe, client.DryRunAll)
+	var state string
+	switch {
+	case refusedByFence(err) != "":
+		state = ServerFenceOn
+	case err == nil:
+		state = ServerFenceMissing
+	default:
+		state = "unknown: " + err.Error()
+	}
+	b.mu.Lock()
+	b.serverFence = state
+	b.mu.Unlock()
+	return state
 }

@@ -79,6 +79,10 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "kubestate tests:", err)
 		return 1
 	}
+	if err := installFencePolicy(context.Background(), apiClient); err != nil {
+		fmt.Fprintln(os.Stderr, "kubestate tests: the fence policy:", err)
+		return 1
+	}
 	apiConfig = cfg
 	return m.Run()
 }

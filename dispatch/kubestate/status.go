@@ -59,6 +59,10 @@ type Status struct {
 	Term int64 `json:"term"`
 	// Fenced says why this replica, in a term, writes nothing.
 	Fenced string `json:"fenced,omitempty"`
+	// ServerFence says whether the API server fences the leader's table
+	// writes by the Lease (FencePolicy): "on", "missing", or "unknown: why";
+	// empty until this replica first led.
+	ServerFence string `json:"serverFence,omitempty"`
 	// ShardSetRefused says why the table shards in the API are not adopted
 	// (the table in force stays).
 	ShardSetRefused string `json:"shardSetRefused,omitempty"`
@@ -114,7 +118,7 @@ func (b *Backend) Status() Status {
 			s.Role, s.Fenced = RoleFenced, err.Error()
 		}
 	}
-	s.ShardSetRefused = b.refusedSet
+	s.ShardSetRefused, s.ServerFence = b.refusedSet, b.serverFence
 	s.RowsRefused, s.RefusedRows = len(b.rowsRefused), slices.Clone(b.rowsRefused[:min(len(b.rowsRefused), maxRefusedShown)])
 	s.RowsUnpublished, s.ReplicasIgnored, s.ObjectsRefused = b.unpublishedRows, ignored, b.refusedObjectsLocked()
 	s.PublicationLagSeconds = lag.Seconds()
