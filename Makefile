@@ -151,7 +151,7 @@ fuzz: ## fuzz both config parsers, the job config parser (against prow's) and ad
 	$(GO) test -run '^$$' -fuzz FuzzParseDispatcher -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzParseClusters -fuzztime 30s ./dispatch/config
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./dispatch/jobs/internal/fastyaml
-	$(GO) test -run '^$$' -fuzz FuzzDecodeProwJob -fuzztime 30s ./webhook
+	$(GO) test -run '^$$' -fuzz FuzzDecodeProwJob -fuzztime 30s ./webhook/admission
 
 load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table, then against a null webhook; reports the ratio of the p99s
 	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000

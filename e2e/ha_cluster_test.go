@@ -29,8 +29,8 @@ import (
 	prowapi "sigs.k8s.io/prow/pkg/apis/prowjobs/v1"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
 
 const (
@@ -636,7 +636,7 @@ func post(ctx context.Context, d *framework.ServeProcess, method, path string, i
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	return apiAnswer{code: resp.StatusCode, body: strings.TrimSpace(string(data)), servedBy: resp.Header.Get(webhook.ServedByHeader), took: time.Since(start)}, nil
+	return apiAnswer{code: resp.StatusCode, body: strings.TrimSpace(string(data)), servedBy: resp.Header.Get(httpapi.ServedByHeader), took: time.Since(start)}, nil
 }
 
 // waitAssignment polls every replica in ds until each answers cluster for

@@ -18,8 +18,8 @@ import (
 	prowapi "sigs.k8s.io/prow/pkg/apis/prowjobs/v1"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
 
 // The figures of the HA load test.
@@ -340,7 +340,7 @@ func TestHARescheduleReachesEveryReplica(t *testing.T) {
 		t.Fatalf("reschedule %s -> %s through %s: %d %s %v%s", job, to, via.Name, ans.code, ans.body, err, h.logTails(3000))
 	}
 	if ans.servedBy != leader {
-		t.Errorf("the reschedule through follower %s was served by %q (%s header), want the leader %s", via.Config.Kube.Replica, ans.servedBy, webhook.ServedByHeader, leader)
+		t.Errorf("the reschedule through follower %s was served by %q (%s header), want the leader %s", via.Config.Kube.Replica, ans.servedBy, httpapi.ServedByHeader, leader)
 	}
 	took := waitAssignment(t, others, job, to, "override", haPropagation)
 	t.Logf("reschedule %s %s -> %s through %s: acknowledged in %s (served by %s); on %s %s after the acknowledgement",

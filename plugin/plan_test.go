@@ -17,8 +17,8 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
 
 const (
@@ -50,11 +50,11 @@ func realDispatcherAPI(t *testing.T) (*dispatch.Dispatcher, *api.Client) {
 	if err := os.WriteFile(tokenFile, []byte(planToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := webhook.NewTokenFile(tokenFile)
+	tok, err := httpapi.NewTokenFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer((&webhook.API{Backend: d, Auth: webhook.Authorizer{Token: tok}, Log: logr.Discard()}).Handler())
+	srv := httptest.NewServer((&httpapi.API{Backend: d, Auth: httpapi.Authorizer{Token: tok}, Log: logr.Discard()}).Handler())
 	t.Cleanup(srv.Close)
 	return d, &api.Client{BaseURL: srv.URL, Token: planToken}
 }

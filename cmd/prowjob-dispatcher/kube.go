@@ -19,7 +19,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
 
 // The state backends of serve.
@@ -112,8 +112,8 @@ func (f *kubeFlags) names(apiPort int) (namespace, replica, address string) {
 }
 
 // replicaAuth reads --replica-secret-file.
-func (f *kubeFlags) replicaAuth() (*webhook.ReplicaAuth, error) {
-	ra, err := webhook.ReadReplicaAuth(f.replicaSecretFile)
+func (f *kubeFlags) replicaAuth() (*httpapi.ReplicaAuth, error) {
+	ra, err := httpapi.ReadReplicaAuth(f.replicaSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("--replica-secret-file: %w", err)
 	}

@@ -24,8 +24,9 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
 
 // shutdownTimeout bounds how long the HTTP servers wait for in-flight
@@ -83,8 +84,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) *flagGroups {
 		fs.BoolVar(&f.selfSigned, "self-signed", false, "write a self-signed CA (ca.crt) and serving certificate into --cert-dir, keeping a valid one already there (the webhook's caBundle is the base64 of ca.crt)")
 		fs.StringVar(&f.tlsHosts, "tls-hosts", "prowjob-dispatcher.prowjob-dispatcher.svc,prowjob-dispatcher.prowjob-dispatcher.svc.cluster.local", "comma-separated DNS names and IPs of the self-signed certificate (localhost and 127.0.0.1 are always added)")
 		fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "serve HTTP/2 on the webhook port")
-		fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(webhook.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
-		fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", webhook.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
+		fs.StringVar(&f.skipLabels, "skip-labels", strings.Join(admission.DefaultSkipLabels, ","), "comma-separated labels whose ProwJobs admission leaves as created (rehearsals keep the cluster their PR's config gave them); empty: none")
+		fs.DurationVar(&f.webhookBodyTimeout, "webhook-body-timeout", admission.DefaultBodyTimeout, "how long reading one admission request, body included, may take")
 		fs.StringVar(&f.tokenFile, "token-file", "", "file with the bearer token that dispatch, reschedule and override deletion require (re-read when it changes)")
 		fs.BoolVar(&f.insecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "without --token-file, allow state-changing API requests from anyone (local use only)")
 		f.log.register(fs)
@@ -202,9 +203,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("Self-signed webhook certificate: the webhook configuration's caBundle is the base64 of its CA file",
 			"caFile", filepath.Join(f.certDir, "ca.crt"), "reused", reused, "hosts", certs.Hosts(strings.Split(f.tlsHosts, ",")))
 	}
-	var token *webhook.TokenFile
+	var token *httpapi.TokenFile
 	if f.tokenFile != "" {
-		if token, err = webhook.OpenTokenFile(f.tokenFile, webhook.TokenFileOptions{Logger: log.WithName("auth"), Registerer: reg}); err != nil {
+		if token, err = httpapi.OpenTokenFile(f.tokenFile, httpapi.TokenFileOptions{Logger: log.WithName("auth"), Registerer: reg}); err != nil {
 			return fmt.Errorf("--token-file: %w", err)
 		}
 	} else if !f.insecureAllowUnauthenticated {
@@ -248,7 +249,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.OnDispatched = func(_ *table.Table, r *engine.Report) { backup.Notify(r) }
 	}
 	var shared *kubestate.Backend
-	var replicaAuth *webhook.ReplicaAuth
+	var replicaAuth *httpapi.ReplicaAuth
 	if f.kube.enabled() {
 		if replicaAuth, err = f.kube.replicaAuth(); err != nil {
 			return err
@@ -264,7 +265,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		shared.Attach(d)
 		go func() { _ = d.LoadInputsRetrying(ctx) }() // the shared table serves meanwhile
 	}
-	metrics, err := webhook.NewMetrics(reg)
+	metrics, err := admission.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
@@ -274,11 +275,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			skip = append(skip, l)
 		}
 	}
-	adm, err := webhook.NewAdmission(d, metrics, log.WithName("admission"), skip...)
+	adm, err := admission.NewHandler(d, metrics, log.WithName("admission"), skip...)
 	if err != nil {
 		return err
 	}
-	hookServer, err := webhook.NewServer(webhook.ServerOptions{
+	hookServer, err := admission.NewServer(admission.ServerOptions{
 		Host: f.bindAddress, Port: f.webhookPort, CertDir: f.certDir, EnableHTTP2: f.enableHTTP2, Logger: log.WithName("webhook"),
 		BodyTimeout: f.webhookBodyTimeout,
 	}, adm)
@@ -287,8 +288,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	apiMux := http.NewServeMux()
-	httpAPI := &webhook.API{Backend: d, Auth: webhook.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}
-	health := webhook.HealthOptions{Status: d, Gatherer: reg}
+	httpAPI := &httpapi.API{Backend: d, Auth: httpapi.Authorizer{Token: token, AllowUnauthenticated: f.insecureAllowUnauthenticated}, Log: log.WithName("api")}
+	health := httpapi.HealthOptions{Status: d, Gatherer: reg}
 	if backup != nil {
 		health.Backup = func() any { return backup.Status() }
 	}
@@ -305,16 +306,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		health.Replication = func() any { return shared.Status() }
 	}
 	httpAPI.Register(apiMux)
-	apiMetrics, err := webhook.NewAPIMetrics(reg)
+	apiMetrics, err := httpapi.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
 	servers := []*namedServer{{name: "api", port: f.apiPort, srv: newHTTPServer(apiMetrics.Instrument(apiMux))}}
 	if f.probePort == 0 || f.probePort == f.apiPort {
-		webhook.RegisterHealth(apiMux, health)
+		httpapi.RegisterHealth(apiMux, health)
 	} else {
 		healthMux := http.NewServeMux()
-		webhook.RegisterHealth(healthMux, health)
+		httpapi.RegisterHealth(healthMux, health)
 		servers = append(servers, &namedServer{name: "health", port: f.probePort, srv: newHTTPServer(healthMux)})
 	}
 	for _, s := range servers { // listen now, so a taken port fails the start

@@ -25,7 +25,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -111,7 +111,7 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := tlsClient.Post("https://localhost:"+strconv.Itoa(ports[0])+webhook.MutatePath, "application/json", bytes.NewReader(review))
+	resp, err := tlsClient.Post("https://localhost:"+strconv.Itoa(ports[0])+admission.MutatePath, "application/json", bytes.NewReader(review))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,3 @@
-// Package api is the dispatcher's HTTP API: its paths, its request and
-// response types (the wire format, owned here and converted at the edge, so
-// the engine's types can change without changing the API) and a client for
-// them. The webhook serves it; the plugin and operators call it.
 package api
 
 import (

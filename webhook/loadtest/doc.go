@@ -1,6 +1,6 @@
 // Package loadtest holds the admission webhook's load harness, a test-only
 // tool. It runs the parts serve runs, wired as serve wires them: the real
-// *dispatch.Dispatcher (dispatch.New, then Run) behind webhook.NewAdmission
+// *dispatch.Dispatcher (dispatch.New, then Run) behind admission.NewHandler
 // and the controller-runtime webhook server over TLS on the loopback
 // interface. It posts AdmissionReviews to it at a fixed rate, open loop, then
 // prints latency percentiles, throughput, errors, dropped requests, memory
@@ -30,7 +30,7 @@
 // needs them, as kube-apiserver does once, rather than hundreds at once;
 // its latencies and dropped requests are reported apart. Then, unless
 // -null=false, the harness sends the same load to a null webhook:
-// controller-runtime's webhook server built by webhook.NewServer with the
+// controller-runtime's webhook server built by admission.NewServer with the
 // same TLS and server options, whose handler allows every review and does
 // no work. It reports the ratio of the two p99s, ours over the null's: the
 // cost of the dispatcher over the floor of TLS, HTTP and the review's JSON.

@@ -31,7 +31,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -39,7 +39,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
 
@@ -81,7 +81,7 @@ var marks = []string{jobMark, typeMark, uidMark, labelsMark}
 
 func newReviewTemplate(t testing.TB) *reviewTemplate {
 	t.Helper()
-	raw, err := os.ReadFile("../testdata/prowjob.json")
+	raw, err := os.ReadFile("../admission/testdata/prowjob.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,11 +238,11 @@ func TestLoad(t *testing.T) {
 	stopDispatcher := sync.OnceValue(func() error { stopRun(); return <-runDone })
 	t.Cleanup(func() { _ = stopDispatcher() })
 
-	metrics, err := webhook.NewMetrics(reg)
+	metrics, err := admission.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm, err := webhook.NewAdmission(d, metrics, logr.Discard())
+	adm, err := admission.NewHandler(d, metrics, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	srv, err := webhook.NewServer(webhook.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, adm)
+	srv, err := admission.NewServer(admission.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, adm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestLoad(t *testing.T) {
 
 	var dials atomic.Int64
 	client := newClient(tlsConfig, &dials)
-	url := "https://" + addr + webhook.MutatePath
+	url := "https://" + addr + admission.MutatePath
 	tmpl := newReviewTemplate(t)
 
 	runtime.GC()
@@ -386,7 +386,7 @@ func TestLoad(t *testing.T) {
 	var admissions, placed float64
 	for outcome, n := range counts["prowjob_dispatcher_admissions_total"] {
 		admissions += n
-		if outcome == string(webhook.OutcomePatched) || outcome == string(webhook.OutcomeUnchanged) {
+		if outcome == string(admission.OutcomePatched) || outcome == string(admission.OutcomeUnchanged) {
 			placed += n
 		}
 	}
@@ -572,19 +572,19 @@ func newClient(tlsConfig *tls.Config, dials *atomic.Int64) *http.Client {
 // request and does no work.
 type nullHandler struct{}
 
-func (nullHandler) Handle(context.Context, admission.Request) admission.Response {
-	return admission.Allowed("")
+func (nullHandler) Handle(context.Context, ctrladmission.Request) ctrladmission.Response {
+	return ctrladmission.Allowed("")
 }
 
 // runNull sends the load run sends to a null webhook: controller-runtime's
-// webhook server built by webhook.NewServer with the same options and
+// webhook server built by admission.NewServer with the same options and
 // certificates as the dispatcher's, over a new client, the same reviews of
 // the table's jobs (all of them, no new jobs), each answer checked to allow
 // without a patch. Its latency is the floor the dispatcher's is compared to.
 func runNull(t *testing.T, certDir string, tlsConfig *tls.Config, tmpl *reviewTemplate, targets []target) result {
 	t.Helper()
 	port := freePort(t)
-	srv, err := webhook.NewServer(webhook.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, nullHandler{})
+	srv, err := admission.NewServer(admission.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, nullHandler{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,7 @@ func runNull(t *testing.T, certDir string, tlsConfig *tls.Config, tmpl *reviewTe
 	}
 	var dials atomic.Int64
 	runtime.GC()
-	return run(newClient(tlsConfig, &dials), &dials, "https://"+addr+webhook.MutatePath, tmpl, nil, unpatched, 0, func() {})
+	return run(newClient(tlsConfig, &dials), &dials, "https://"+addr+admission.MutatePath, tmpl, nil, unpatched, 0, func() {})
 }
 
 type wrongAnswer struct{ msg string }
