@@ -254,6 +254,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if replicaAuth, err = f.kube.replicaAuth(); err != nil {
 			return err
 		}
+		if err := replicaAuth.Register(reg); err != nil {
+			return err
+		}
 		if shared, err = f.kube.startShared(ctx, f.apiPort, &opts, reg, log.WithName("kubestate")); err != nil {
 			return err
 		}

@@ -49,7 +49,7 @@ func (a *API) toLeader(h http.HandlerFunc, local bool) http.HandlerFunc {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		forwarded := r.Header.Get(ForwardedHeader) != "" || r.Header.Get(ForwardedAtHeader) != "" || r.Header.Get(ForwardSignatureHeader) != ""
+		forwarded := r.Header.Get(ForwardedHeader) != "" || r.Header.Get(ForwardedAtHeader) != "" || r.Header.Get(ForwardNonceHeader) != "" || r.Header.Get(ForwardSignatureHeader) != ""
 		if forwarded {
 			a.serveForwarded(h, w, r)
 			return

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
@@ -187,7 +189,7 @@ func TestForwardedRequestsMustBeSignedByAReplica(t *testing.T) {
 		{name: "the header on a reschedule", method: "POST", path: api.ReschedulePath, body: reschedule,
 			header: http.Header{ForwardedHeader: {"r1"}}, wantCode: 401, want: ForwardSignatureHeader},
 		{name: "a forged signature", method: "POST", path: api.DispatchPath,
-			header:   http.Header{ForwardedHeader: {"r3"}, ForwardedAtHeader: {strconv.FormatInt(now.Unix(), 10)}, ForwardSignatureHeader: {"sha256=00ff"}},
+			header:   http.Header{ForwardedHeader: {"r3"}, ForwardedAtHeader: {strconv.FormatInt(now.Unix(), 10)}, ForwardNonceHeader: {"00"}, ForwardSignatureHeader: {"sha256=00ff"}},
 			wantCode: 401, want: "does not match"},
 		{name: "signed with another secret", method: "POST", path: api.DispatchPath,
 			header: signed("another-secret-of-at-least-32-bytes!", now, "POST", api.DispatchPath, ""), wantCode: 401, want: "does not match"},
@@ -254,5 +256,68 @@ func TestNotLeaderIsServiceUnavailable(t *testing.T) {
 	srv := startAPI(t, f)
 	if code, body := call(t, "POST", srv.URL+api.DispatchPath, testToken, ""); code != 503 || !strings.Contains(body, "replica r1 leads") {
 		t.Errorf("HTTP %d %s, want 503 naming the leader", code, body)
+	}
+}
+
+// TestForwardedRequestReplayedIsRefused: a request a replica signed and
+// forwarded is served once; the same request sent again within the
+// signature's validity (captured on the wire) is refused and counted.
+// Before the nonce, it was served again for 30 s.
+func TestForwardedRequestReplayedIsRefused(t *testing.T) {
+	tok, err := NewTokenFile(writeToken(t, testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := testReplicaAuth(t, replicaSecret)
+	reg := prometheus.NewPedanticRegistry()
+	if err := ra.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	backend := newFakeBackend()
+	backend.report = &engine.Report{}
+	srv := httptest.NewServer((&API{Backend: backend, Auth: Authorizer{Token: tok}, Log: logr.Discard(),
+		Leader: &fixedLeader{name: "r1", self: "r1"}, ReplicaAuth: ra}).Handler())
+	t.Cleanup(srv.Close)
+
+	signer := httptest.NewRequest("POST", api.DispatchPath, nil)
+	testReplicaAuth(t, replicaSecret).Sign(signer, "r2", nil)
+	send := func() (int, string) {
+		req, err := http.NewRequest("POST", srv.URL+api.DispatchPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = signer.Header.Clone()
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := send(); code != http.StatusOK {
+		t.Fatalf("the forwarded request: HTTP %d %s, want 200", code, body)
+	}
+	for range 2 {
+		if code, body := send(); code != http.StatusUnauthorized || !strings.Contains(body, "replay") {
+			t.Errorf("the same request again: HTTP %d %s, want 401 naming a replay", code, body)
+		}
+	}
+	backend.mu.Lock()
+	dispatches := backend.dispatches
+	backend.mu.Unlock()
+	if dispatches != 1 {
+		t.Errorf("%d dispatches served, want 1", dispatches)
+	}
+	if got := testutil.ToFloat64(ra.refused.WithLabelValues(refusedReplay)); got != 2 {
+		t.Errorf("refused as replays: %v, want 2", got)
+	}
+	// Every other header of a signed request is needed too.
+	r := httptest.NewRequest("POST", api.DispatchPath, nil)
+	ra.Sign(r, "r2", nil)
+	r.Header.Del(ForwardNonceHeader)
+	if _, err := ra.Verify(r, nil); err == nil || !strings.Contains(err.Error(), ForwardNonceHeader) {
+		t.Errorf("a signed request without its nonce: %v, want refused naming %s", err, ForwardNonceHeader)
 	}
 }
