@@ -206,5 +206,8 @@ func (b *Backend) probeServerFence(ctx context.Context) string {
 	b.mu.Lock()
 	b.serverFence = state
 	b.mu.Unlock()
+	label, _, _ := strings.Cut(state, ":") // "unknown: why" is "unknown"
+	b.metrics.serverFence.Reset()
+	b.metrics.serverFence.WithLabelValues(label).Set(1)
 	return state
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	lag             prometheus.GaugeFunc
 	replicasIgnored prometheus.Gauge
 	objectsRefused  *prometheus.GaugeVec
+	serverFence     *prometheus.GaugeVec
 }
 
 // The results of kube_writes_total and table_publications_total.
@@ -80,6 +81,10 @@ func newMetrics(reg prometheus.Registerer, lag func() time.Duration) (*metrics, 
 			Name: "prowjob_dispatcher_objects_refused",
 			Help: "Objects of the shared state left out because they fail validation (unknown cluster, expiry too far, fields too long), by kind.",
 		}, []string{"kind"}),
+		serverFence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "prowjob_dispatcher_server_fence",
+			Help: "1 for the state of the API server's fence on leader writes (the ValidatingAdmissionPolicy " + FencePolicy + ") this replica last found when it led: on, missing or unknown. No series before it first led.",
+		}, []string{"state"}),
 		replicasIgnored: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "prowjob_dispatcher_replicas_ignored",
 			Help: "DispatcherReplica records whose admission counts were left out of the demand (implausible or unreadable).",
@@ -89,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, lag func() time.Duration) (*metrics, 
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.leader, m.term, m.writes, m.publications, m.pending, m.fenced, m.setsRefused,
-		m.rowsRefused, m.rowsUnpublished, m.lag, m.replicasIgnored, m.objectsRefused} {
+		m.rowsRefused, m.rowsUnpublished, m.lag, m.replicasIgnored, m.objectsRefused, m.serverFence} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 )
@@ -192,5 +194,8 @@ func TestServerFenceMissing(t *testing.T) {
 	b.probeServerFence(context.Background())
 	if got := b.Status().ServerFence; got != ServerFenceMissing {
 		t.Errorf("Status.ServerFence %q, want %q", got, ServerFenceMissing)
+	}
+	if got := testutil.ToFloat64(b.metrics.serverFence.WithLabelValues(ServerFenceMissing)); got != 1 {
+		t.Errorf("prowjob_dispatcher_server_fence{state=missing} %v, want 1", got)
 	}
 }
