@@ -138,8 +138,8 @@ func (s *Shallow) init(ctx context.Context) error {
 			return fmt.Errorf("git store %s: %w", s.store, err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "info", "sparse-checkout"), []byte(s.sparsePatterns()), 0o644); err != nil {
-		return fmt.Errorf("git store: %w", err)
+	if err := s.writeSparsePatterns(tmp); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, s.store); err != nil {
 		return fmt.Errorf("git store: %w", err)
@@ -147,15 +147,24 @@ func (s *Shallow) init(ctx context.Context) error {
 	return nil
 }
 
-// sparsePatterns are the store's sparse-checkout patterns (gitignore
+// writeSparsePatterns writes the store's sparse-checkout patterns (gitignore
 // syntax, not cone mode, so that single files can be named): each path
-// anchored at the root, a dir with everything under it.
-func (s *Shallow) sparsePatterns() string {
+// anchored at the root, a dir with everything under it. The info dir is
+// made here: git init makes it only from its templates, which an image
+// with git alone lacks.
+func (s *Shallow) writeSparsePatterns(store string) error {
 	var b strings.Builder
 	for _, p := range s.opts.Paths {
 		b.WriteString("/" + path.Clean(p) + "\n")
 	}
-	return b.String()
+	info := filepath.Join(store, "info")
+	if err := os.MkdirAll(info, 0o755); err != nil {
+		return fmt.Errorf("git store: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(info, "sparse-checkout"), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("git store: %w", err)
+	}
+	return nil
 }
 
 // Checkout writes the tree of rev (a commit in the store), limited to the
@@ -174,8 +183,8 @@ func (s *Shallow) Checkout(ctx context.Context, rev, dest string) (err error) {
 	index := dest + ".index" // the tree's own index, dropped once it is written
 	defer os.Remove(index)
 	// The sparse patterns may have changed since the store was made.
-	if err := os.WriteFile(filepath.Join(s.store, "info", "sparse-checkout"), []byte(s.sparsePatterns()), 0o644); err != nil {
-		return fmt.Errorf("git store: %w", err)
+	if err := s.writeSparsePatterns(s.store); err != nil {
+		return err
 	}
 	if _, err := s.run(ctx, "", []string{"GIT_INDEX_FILE=" + index},
 		"--git-dir", s.store, "--work-tree", dest, "-c", "gc.autoDetach=false", "read-tree", "-m", "-u", rev); err != nil {

@@ -19,9 +19,11 @@ const (
 // TestShallow: the store holds one commit and only the blobs of the paths
 // checked out; each tree holds only the paths; a new commit is fetched and
 // checked out beside the old tree; a revision lacking a path is refused
-// and leaves no tree.
+// and leaves no tree. git has no templates, as in the image (git init then
+// makes no info dir).
 func TestShallow(t *testing.T) {
 	srv := gittest.NewServer(t, "openshift", "release")
+	t.Setenv("GIT_TEMPLATE_DIR", t.TempDir())
 	files := map[string]string{cfgFile: "default: build01\n", "core-services/other.yaml": "x\n", "README.md": "release\n"}
 	for i := range 20 {
 		files[fmt.Sprintf("%s/org/repo%d/presubmits.yaml", jobsDir, i)] = fmt.Sprintf("job %d\n", i)
