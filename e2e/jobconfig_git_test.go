@@ -139,11 +139,96 @@ func TestJobConfigFromGit(t *testing.T) {
 	t.Logf("a push was in force %s after its event (fetch interval 1h)", took.Round(time.Millisecond))
 }
 
+// TestJobConfigFromGitAuth: the repository wants basic auth, as a private
+// HTTPS repository does. The token file is read at each fetch: a token the
+// server no longer takes shows in /readyz naming the cause and the file,
+// the last good tree stays in force, and writing the new token into the
+// file brings the next push in without a restart.
+func TestJobConfigFromGitAuth(t *testing.T) {
+	s := require(t)
+	bin := s.requireBinary(t)
+	ctx := testContext(t)
+	repo := newReleaseRepo(t, t.TempDir())
+	repo.requireAuth("ci-bot", "first-token")
+	dir := filepath.Join(s.workDir, "jobconfig-git-auth")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tokenPath := filepath.Join(dir, "git-token")
+	writeToken := func(token string) {
+		t.Helper()
+		if err := os.WriteFile(tokenPath, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeToken("first-token")
+	d, err := framework.StartServe(ctx, framework.ServeConfig{
+		Bin: bin, Dir: dir, Name: "dispatcher-jobconfig-git-auth",
+		DispatcherConfig: gitConfig, ClusterConfig: gitClusters, JobConfig: gitJobsDir,
+		PrometheusURL: s.prom.URL,
+		ExtraArgs: []string{"--job-config-git-url", repo.url, "--configs-from-git", "--job-config-git-dir", filepath.Join(dir, "git"),
+			"--job-config-git-interval", "1s", "--job-config-git-token-path", tokenPath, "--job-config-git-username", "ci-bot"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Kill)
+	clusterOf := func() string {
+		t.Helper()
+		a, err := d.API.Assignment(ctx, jobConsolePinned)
+		if err != nil {
+			t.Fatalf("GET assignment of %s: %v", jobConsolePinned, err)
+		}
+		return a.Cluster
+	}
+	if got := clusterOf(); got != "build03" {
+		t.Fatalf("%s is on %q, want build03 as the repository pins it", jobConsolePinned, got)
+	}
+
+	// The server rotates the token; the file still has the old one.
+	repo.requireAuth("ci-bot", "second-token")
+	repo.pin(t, "build01")
+	var ready struct {
+		JobConfig struct{ Revision, Error string } `json:"jobConfig"`
+	}
+	eventually(t, 20*time.Second, "the refused token in /readyz", func() error {
+		if err := getJSON(ctx, d.HealthURL+"/readyz", &ready); err != nil {
+			return err
+		}
+		if !strings.Contains(ready.JobConfig.Error, "refused the credentials") || !strings.Contains(ready.JobConfig.Error, tokenPath) {
+			return fmt.Errorf("jobConfig %+v, want an error naming the refused credentials and %s", ready.JobConfig, tokenPath)
+		}
+		return nil
+	})
+	t.Logf("/readyz jobConfig.error: %s", ready.JobConfig.Error)
+	if strings.Contains(ready.JobConfig.Error, "first-token") || strings.Contains(d.LogTail(100000), "first-token") {
+		t.Errorf("the token shows in /readyz or the log")
+	}
+	if got := clusterOf(); got != "build03" {
+		t.Errorf("with the token refused, %s is on %q, want build03 from the last good tree", jobConsolePinned, got)
+	}
+
+	// The file is rotated too: the next fetch takes the push in.
+	writeToken("second-token")
+	begin := time.Now()
+	for clusterOf() != "build01" {
+		if time.Since(begin) > 20*time.Second {
+			t.Fatalf("%s is on %q 20s after the token file was rotated, want build01; log:\n%s", jobConsolePinned, clusterOf(), d.LogTail(3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ready.JobConfig.Error = "" // absent from the JSON when there is none
+	if err := getJSON(ctx, d.HealthURL+"/readyz", &ready); err != nil || ready.JobConfig.Error != "" {
+		t.Errorf("/readyz jobConfig %+v (%v) after the rotation, want no error", ready.JobConfig, err)
+	}
+}
+
 // releaseRepo is openshift/release served by git http-backend.
 type releaseRepo struct {
 	url, work string
 	srv       *httptest.Server
 	isDown    chan bool
+	auth      chan [2]string // username and password fetches need; none when the password is empty
 }
 
 // newReleaseRepo seeds openshift/release with the suite's job config and
@@ -182,13 +267,23 @@ func newReleaseRepo(t *testing.T, root string) *releaseRepo {
 	}
 	backend := &cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
 		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Join(root, "git"), "GIT_HTTP_EXPORT_ALL=1"}}
-	r := &releaseRepo{work: filepath.Join(root, "work"), isDown: make(chan bool, 1)}
+	r := &releaseRepo{work: filepath.Join(root, "work"), isDown: make(chan bool, 1), auth: make(chan [2]string, 1)}
 	r.isDown <- false
+	r.auth <- [2]string{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		down := <-r.isDown
 		r.isDown <- down
 		if down {
 			http.Error(w, "503 the git server is down", http.StatusServiceUnavailable)
+			return
+		}
+		auth := <-r.auth
+		r.auth <- auth
+		// Fetches need the credentials; the test's own pushes do not.
+		push := strings.HasSuffix(req.URL.Path, "/git-receive-pack") || req.URL.Query().Get("service") == "git-receive-pack"
+		if user, pass, ok := req.BasicAuth(); auth[1] != "" && !push && (!ok || user != auth[0] || pass != auth[1]) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="release"`)
+			http.Error(w, "401 unauthorized", http.StatusUnauthorized)
 			return
 		}
 		backend.ServeHTTP(w, req)
@@ -203,6 +298,13 @@ func newReleaseRepo(t *testing.T, root string) *releaseRepo {
 func (r *releaseRepo) down(down bool) {
 	<-r.isDown
 	r.isDown <- down
+}
+
+// requireAuth makes fetches need this username and password (none when
+// pass is empty).
+func (r *releaseRepo) requireAuth(user, pass string) {
+	<-r.auth
+	r.auth <- [2]string{user, pass}
 }
 
 // pin pushes, over HTTP, a commit pinning the console's pinned job to

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/e2e/framework"
 )
 
 // TestManifestsOpenShift checks what the OpenShift overlay changes: pods the
@@ -155,5 +158,90 @@ func TestManifestsHAWithoutCertManager(t *testing.T) {
 	}
 	if slices.Contains(c.Args, "--self-signed") {
 		t.Error("the replicas make their own CAs (--self-signed)")
+	}
+}
+
+// TestManifestsOpenShiftJobConfigFromGit runs the dispatcher with the Git
+// job config of the OpenShift overlay as shipped, with only the URL patched
+// (in a kustomization over the overlay) to the suite's release repository
+// served by git http-backend: the rendered args fetch the checkout, read the
+// job config and both configs from it, and place a job as the repository
+// pins it.
+func TestManifestsOpenShiftJobConfigFromGit(t *testing.T) {
+	s := require(t)
+	bin := s.requireBinary(t)
+	ctx := testContext(t)
+	repo := newReleaseRepo(t, t.TempDir())
+
+	d, _ := renderedDispatcher(t, s.kustomize(ctx, t, openshiftOverlay))
+	args := d.Spec.Template.Spec.Containers[0].Args
+	const urlFlag = "--job-config-git-url="
+	i := slices.IndexFunc(args, func(a string) bool { return strings.HasPrefix(a, urlFlag) })
+	if i < 0 {
+		t.Fatalf("the OpenShift overlay's dispatcher has no %s: %q", urlFlag, args)
+	}
+	// kustomize takes relative paths only: the overlay sits in _output, two levels down.
+	dir := filepath.Join(s.moduleDir, "_output", "e2e-openshift-git")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	kustomization := fmt.Sprintf(`resources:
+- ../../manifests/overlays/openshift
+patches:
+- target: {kind: Deployment, name: prowjob-dispatcher}
+  patch: |-
+    - op: test
+      path: /spec/template/spec/containers/0/args/%[1]d
+      value: %[2]s
+    - op: replace
+      path: /spec/template/spec/containers/0/args/%[1]d
+      value: %[3]s
+`, i, args[i], urlFlag+repo.url)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = renderedDispatcher(t, s.kustomize(ctx, t, dir))
+
+	// The overlay's job config args, but a writable dir for the checkout.
+	cfg := framework.ServeConfig{Bin: bin, Dir: filepath.Join(s.workDir, "openshift-git"), Name: "dispatcher-openshift-git", PrometheusURL: s.prom.URL}
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		name, value, _ := strings.Cut(a, "=")
+		switch {
+		case name == "--dispatcher-config":
+			cfg.DispatcherConfig = value
+		case name == "--cluster-config":
+			cfg.ClusterConfig = value
+		case name == "--job-config":
+			cfg.JobConfig = value
+		case name == "--job-config-git-dir":
+			cfg.ExtraArgs = append(cfg.ExtraArgs, name+"="+filepath.Join(cfg.Dir, "git"))
+		case strings.HasPrefix(name, "--job-config-git-") || name == "--configs-from-git":
+			cfg.ExtraArgs = append(cfg.ExtraArgs, a)
+		}
+	}
+	t.Logf("the overlay's Git job config: --dispatcher-config=%s --cluster-config=%s --job-config=%s %s",
+		cfg.DispatcherConfig, cfg.ClusterConfig, cfg.JobConfig, strings.Join(cfg.ExtraArgs, " "))
+	if !slices.Contains(cfg.ExtraArgs, urlFlag+repo.url) || !slices.Contains(cfg.ExtraArgs, "--configs-from-git") {
+		t.Fatalf("the patched overlay's args %q lack %s%s or --configs-from-git", cfg.ExtraArgs, urlFlag, repo.url)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := framework.StartServe(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	a, err := p.API.Assignment(ctx, jobConsolePinned)
+	if err != nil || a.Cluster != "build03" {
+		t.Fatalf("assignment of %s = %+v, %v; want build03 as the repository pins it", jobConsolePinned, a, err)
+	}
+	var ready struct {
+		JobConfig struct{ Repository, Revision, Error string } `json:"jobConfig"`
+	}
+	if err := getJSON(ctx, p.HealthURL+"/readyz", &ready); err != nil || ready.JobConfig.Revision == "" || ready.JobConfig.Error != "" ||
+		ready.JobConfig.Repository != "openshift/release@master" {
+		t.Errorf("/readyz jobConfig %+v (%v), want openshift/release@master at a revision, no error", ready.JobConfig, err)
 	}
 }

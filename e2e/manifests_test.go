@@ -53,10 +53,7 @@ type installOverlay struct {
 var installObjects = []string{
 	"namespace/prowjob-dispatcher",
 	"serviceaccount/prowjob-dispatcher",
-	"configmap/prowjob-dispatcher-config",
-	"configmap/prowjob-dispatcher-clusters",
 	"configmap/prowjob-dispatcher-plugin",
-	"configmap/job-config",
 	"service/prowjob-dispatcher",
 	"service/prowjob-dispatcher-plugin",
 	"deployment.apps/prowjob-dispatcher",
@@ -65,6 +62,14 @@ var installObjects = []string{
 	"mutatingwebhookconfiguration.admissionregistration.k8s.io/prowjob-dispatcher",
 	"networkpolicy.networking.k8s.io/prowjob-dispatcher",
 	"servicemonitor.monitoring.coreos.com/prowjob-dispatcher",
+}
+
+// configMapObjects hold the job config and the two configs where they are
+// not read from Git.
+var configMapObjects = []string{
+	"configmap/prowjob-dispatcher-config",
+	"configmap/prowjob-dispatcher-clusters",
+	"configmap/job-config",
 }
 
 // certManagerObjects sign the serving certificate where cert-manager does.
@@ -95,7 +100,7 @@ var stateCRDs = []string{
 var installOverlays = []installOverlay{{
 	// The single replica with the file state (base).
 	name: "example", dir: exampleOverlay,
-	objects:      slices.Concat([]string{"persistentvolumeclaim/prowjob-dispatcher-state"}, certManagerObjects, monitoringObjects),
+	objects:      slices.Concat([]string{"persistentvolumeclaim/prowjob-dispatcher-state"}, configMapObjects, certManagerObjects, monitoringObjects),
 	absent:       append([]string{"role.rbac.authorization.k8s.io/", "rolebinding.rbac.authorization.k8s.io/"}, stateCRDs...),
 	serveArgs:    []string{"--state-dir=/var/lib/prowjob-dispatcher"},
 	noServeFlags: []string{"--state-backend", "--replica-name"},
@@ -117,7 +122,7 @@ var installOverlays = []installOverlay{{
 	objects: slices.Concat([]string{
 		"role.rbac.authorization.k8s.io/prowjob-dispatcher",
 		"rolebinding.rbac.authorization.k8s.io/prowjob-dispatcher",
-	}, stateCRDs, certManagerObjects, monitoringObjects),
+	}, stateCRDs, configMapObjects, certManagerObjects, monitoringObjects),
 	absent: []string{"persistentvolumeclaim/"},
 	serveArgs: []string{
 		"--state-backend=kubernetes",
@@ -167,16 +172,37 @@ var installOverlays = []installOverlay{{
 	},
 }, {
 	// OpenShift: the SCC assigns the UID, the service CA signs the
-	// certificate (TestManifestsOpenShift checks the rest).
+	// certificate, the job config and the configs come from openshift/release
+	// (TestManifestsOpenShift and TestManifestsOpenShiftJobConfigFromGit check
+	// the rest).
 	name: "openshift", dir: openshiftOverlay,
-	objects:      []string{"persistentvolumeclaim/prowjob-dispatcher-state"},
-	absent:       append([]string{"issuer.cert-manager.io/", "certificate.cert-manager.io/", "role.rbac.authorization.k8s.io/"}, stateCRDs...),
-	serveArgs:    []string{"--state-dir=/var/lib/prowjob-dispatcher", "--cert-dir=/etc/webhook/certs"},
+	objects: []string{"persistentvolumeclaim/prowjob-dispatcher-state"},
+	absent:  slices.Concat([]string{"issuer.cert-manager.io/", "certificate.cert-manager.io/", "role.rbac.authorization.k8s.io/"}, configMapObjects, stateCRDs),
+	serveArgs: []string{"--state-dir=/var/lib/prowjob-dispatcher", "--cert-dir=/etc/webhook/certs",
+		"--job-config-git-url=https://github.com/openshift/release", "--job-config-git-branch=master", "--configs-from-git",
+		"--job-config=ci-operator/jobs", "--dispatcher-config=core-services/sanitize-prow-jobs/_config.yaml",
+		"--cluster-config=core-services/sanitize-prow-jobs/_clusters.yaml"},
 	noServeFlags: []string{"--state-backend", "--self-signed"},
 	deployment: func(t *testing.T, d *appsv1.Deployment, pdb *policyv1.PodDisruptionBudget) {
 		wantReplicas(t, d, 1)
 		if !hasVolume(d, "webhook-certs") {
 			t.Error("no webhook-certs volume: the service CA's Secret is not mounted")
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		i := slices.IndexFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--job-config-git-dir=") })
+		if i < 0 {
+			t.Fatal("no --job-config-git-dir")
+		}
+		dir := strings.TrimPrefix(c.Args[i], "--job-config-git-dir=")
+		m := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
+		if v := slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return m >= 0 && v.Name == c.VolumeMounts[m].Name }); v < 0 ||
+			d.Spec.Template.Spec.Volumes[v].EmptyDir == nil || c.VolumeMounts[m].ReadOnly {
+			t.Errorf("--job-config-git-dir %s is not a writable emptyDir (the root file system is read-only)", dir)
+		}
+		for _, gone := range []string{"dispatcher-config", "cluster-config", "job-config"} {
+			if hasVolume(d, gone) {
+				t.Errorf("volume %s is still there; the configs come from Git", gone)
+			}
 		}
 	},
 }}
@@ -442,6 +468,9 @@ func TestManifestsExampleConfigsLoad(t *testing.T) {
 			ctx := testContext(t)
 			rendered := s.kustomize(ctx, t, o.dir)
 			d, _ := renderedDispatcher(t, rendered)
+			if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--configs-from-git") {
+				t.Skip("the configs come from Git: TestManifestsOpenShiftJobConfigFromGit runs them")
+			}
 			root := t.TempDir()
 			mountConfigMaps(t, rendered, d, root)
 			planArgs := []string{"plan"}

@@ -191,7 +191,8 @@ func extract(t *testing.T, img v1.Image) map[string]string {
 }
 
 // TestContainerfileAgrees: the Containerfile for podman and docker builds
-// the image this tool builds: same entrypoint, user, CA bundle and stamping.
+// the image this tool builds: same entrypoint, user, CA bundle and stamping,
+// and its target with-git copies what --with-git adds (GitTools).
 func TestContainerfileAgrees(t *testing.T) {
 	data, err := os.ReadFile("../../manifests/image/Containerfile")
 	if err != nil {
@@ -205,6 +206,8 @@ func TestContainerfileAgrees(t *testing.T) {
 		"CGO_ENABLED=0",
 		"-X main.version=${VERSION} -X main.revision=${REVISION}",
 		"FROM scratch",
+		"FROM without-git AS with-git",
+		"for f in " + strings.Join(GitTools, " ") + "; do",
 	} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("manifests/image/Containerfile does not say %s", want)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	gitv2 "sigs.k8s.io/prow/pkg/git/v2"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/gitjobs"
@@ -22,25 +21,31 @@ import (
 // the ci-operator/jobs tree of openshift/release, far over a ConfigMap's
 // 1 MiB, and a ConfigMap flattens its paths.
 type gitJobsFlags struct {
-	url, branch, dir string
-	interval         time.Duration
-	configsFromGit   bool
+	url, branch, dir    string
+	tokenPath, username string
+	interval            time.Duration
+	configsFromGit      bool
 }
 
 func (f *gitJobsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "job-config-git-url", "", "read the job config from this Git repository (https://github.com/openshift/release); --job-config is then a path inside it (e.g. ci-operator/jobs)")
 	fs.StringVar(&f.branch, "job-config-git-branch", "master", "branch of --job-config-git-url")
-	fs.StringVar(&f.dir, "job-config-git-dir", "", "dir of the checkout and of prow's git cache (default: a dir under the system's temp dir)")
+	fs.StringVar(&f.dir, "job-config-git-dir", "", "dir of the shallow Git store and the checked out trees (default: a dir under the system's temp dir)")
+	fs.StringVar(&f.tokenPath, "job-config-git-token-path", "", "file holding a token (or password) for --job-config-git-url, re-read at each fetch and sent as HTTP basic auth to that host only (without it, git's credential helper or ~/.netrc apply)")
+	fs.StringVar(&f.username, "job-config-git-username", "", "username sent with --job-config-git-token-path (default "+gitjobs.DefaultUsername+", which GitHub takes for app and personal tokens)")
 	fs.DurationVar(&f.interval, "job-config-git-interval", 5*time.Minute, "how often the repository is fetched (the plugin asks for a fetch at once on a push to the branch)")
 	fs.BoolVar(&f.configsFromGit, "configs-from-git", false, "with --job-config-git-url, --dispatcher-config and --cluster-config are paths inside the repository too (core-services/sanitize-prow-jobs/_config.yaml, _clusters.yaml)")
 }
 
 func (f *gitJobsFlags) validate() error {
 	if f.url == "" {
-		if f.configsFromGit {
-			return errors.New("--configs-from-git needs --job-config-git-url")
+		if f.configsFromGit || f.tokenPath != "" {
+			return errors.New("--configs-from-git and --job-config-git-token-path need --job-config-git-url")
 		}
 		return nil
+	}
+	if f.username != "" && f.tokenPath == "" {
+		return errors.New("--job-config-git-username needs --job-config-git-token-path")
 	}
 	var errs []error
 	if _, _, _, _, err := gitjobs.ParseURL(f.url); err != nil {
@@ -65,35 +70,22 @@ func (f *gitJobsFlags) start(ctx context.Context, opts *dispatch.Options, trigge
 	if f.url == "" {
 		return nil, noop, nil
 	}
-	host, org, repo, insecure, _ := gitjobs.ParseURL(f.url) // validated
 	dir := f.dir
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "prowjob-dispatcher-job-config")
-	}
-	cache := filepath.Join(dir, "cache")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, noop, fmt.Errorf("--job-config-git-dir: %w", err)
-	}
-	persist := true
-	factory, err := gitv2.NewClientFactory((&gitv2.ClientFactoryOpts{
-		Host: host, UseInsecureHTTP: &insecure, CacheDirBase: &cache, Persist: &persist,
-	}).Apply)
-	if err != nil {
-		return nil, noop, fmt.Errorf("--job-config-git-url: git client: %w", err)
 	}
 	paths := []string{opts.JobConfigDir}
 	if f.configsFromGit {
 		paths = append(paths, opts.DispatcherConfigPath, opts.ClusterConfigPath)
 	}
 	src, err := gitjobs.New(gitjobs.Options{
-		Git: factory, Org: org, Repo: repo, Branch: f.branch, Paths: paths, Dir: filepath.Join(dir, "tree"),
+		URL: f.url, Branch: f.branch, TokenPath: f.tokenPath, Username: f.username, Paths: paths, Dir: dir,
 		Interval: f.interval, OnChange: trigger, Logger: log, Registerer: reg,
 	})
 	if err != nil {
-		_ = factory.Clean()
 		return nil, noop, err
 	}
-	cleanup := func() { src.Close(); _ = factory.Clean() }
+	cleanup := src.Close
 	start := time.Now()
 	if _, err := src.Sync(ctx); err != nil {
 		cleanup()

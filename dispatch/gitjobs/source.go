@@ -1,18 +1,16 @@
 // Package gitjobs keeps the job config (and optionally the dispatcher and
-// cluster configs) in a sparse checkout of a Git repository, such as
-// OpenShift CI's openshift/release, whose ci-operator/jobs tree is far over
-// a ConfigMap's 1 MiB. It refreshes the checkout on an interval and on
+// cluster configs) in a shallow, sparse checkout of a Git repository, such
+// as OpenShift CI's openshift/release, whose ci-operator/jobs tree is far
+// over a ConfigMap's 1 MiB. It refreshes the checkout on an interval and on
 // request, and swaps a new tree in atomically; a failing fetch keeps the
 // last good tree.
 package gitjobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +19,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
-	git "sigs.k8s.io/prow/pkg/git/v2"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/gitclone"
 )
@@ -30,17 +27,22 @@ import (
 // force: paths of the job config and configs read from Git go through it.
 const CurrentLink = "current"
 
+// DefaultUsername goes with Options.TokenPath when Options.Username is
+// empty.
+const DefaultUsername = gitclone.DefaultUsername
+
 // Options configure a Source.
 type Options struct {
-	// Git clones and fetches the repository (prow's git client factory).
-	Git git.ClientFactory
-	// Org, Repo and Branch name what is checked out.
-	Org, Repo, Branch string
+	// URL is the repository (https://github.com/openshift/release) and
+	// Branch what is checked out.
+	URL, Branch string
+	// TokenPath and Username authenticate to an HTTPS repository: the token
+	// file is re-read at each fetch (see gitclone.ShallowOptions).
+	TokenPath, Username string
 	// Paths are the repository paths read (dirs or files); the checkout is
-	// sparse on their dirs, and a tree lacking one of them is refused.
+	// sparse on them, and a tree lacking one of them is refused.
 	Paths []string
-	// Dir holds the CurrentLink symlink; the trees live in the git
-	// factory's dirs.
+	// Dir holds the Git store, the trees and the CurrentLink symlink.
 	Dir string
 	// Interval is how often Run fetches.
 	Interval time.Duration
@@ -94,29 +96,26 @@ type Source struct {
 	metrics *metrics
 	refresh chan struct{}
 
-	syncMu sync.Mutex       // serializes Sync
-	trees  []git.RepoClient // the tree in force last; the one before is kept for loads still reading it
+	syncMu sync.Mutex        // serializes Sync
+	git    *gitclone.Shallow // the store the trees come from
+	trees  []string          // the tree in force last; the one before is kept for loads still reading it
+	seq    int               // numbers the trees
 
 	mu     sync.Mutex
 	status Status
 }
 
-// New validates the options; it does not fetch.
+// New validates the options and removes the trees a previous run left;
+// it does not fetch.
 func New(opts Options) (*Source, error) {
-	switch {
-	case opts.Git == nil:
-		return nil, errors.New("git job config: no git client")
-	case opts.Org == "" || opts.Repo == "" || opts.Branch == "":
-		return nil, errors.New("git job config: org, repo and branch are required")
-	case len(opts.Paths) == 0:
-		return nil, errors.New("git job config: no path")
-	case opts.Dir == "":
-		return nil, errors.New("git job config: no dir")
+	_, org, repo, _, err := ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("git job config: %w", err)
 	}
-	for _, p := range opts.Paths {
-		if p == "" || path.IsAbs(p) || strings.HasPrefix(path.Clean(p), "..") {
-			return nil, fmt.Errorf("git job config: path %q: want a path inside the repository", p)
-		}
+	g, err := gitclone.NewShallow(gitclone.ShallowOptions{URL: opts.URL, Branch: opts.Branch, Paths: opts.Paths,
+		Dir: opts.Dir, TokenPath: opts.TokenPath, Username: opts.Username})
+	if err != nil {
+		return nil, fmt.Errorf("git job config: %w", err)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -125,11 +124,15 @@ func New(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	trees := filepath.Join(opts.Dir, "trees")
+	if err := os.RemoveAll(trees); err != nil {
 		return nil, fmt.Errorf("git job config: %w", err)
 	}
-	return &Source{opts: opts, log: opts.Logger, clock: opts.Clock, metrics: m, refresh: make(chan struct{}, 1),
-		status: Status{Repository: opts.Org + "/" + opts.Repo + "@" + opts.Branch}}, nil
+	if err := os.MkdirAll(trees, 0o755); err != nil {
+		return nil, fmt.Errorf("git job config: %w", err)
+	}
+	return &Source{opts: opts, log: opts.Logger, clock: opts.Clock, metrics: m, refresh: make(chan struct{}, 1), git: g,
+		status: Status{Repository: org + "/" + repo + "@" + opts.Branch}}, nil
 }
 
 // Path is where rel (a repository path) is read: through the CurrentLink.
@@ -206,70 +209,44 @@ func (s *Source) sync(ctx context.Context) (changed bool, rev string, err error)
 	if err := ctx.Err(); err != nil {
 		return false, "", err
 	}
-	o := s.opts
-	sparse := make([]string, 0, len(o.Paths))
-	for _, p := range o.Paths {
-		sparse = append(sparse, sparseDir(p))
-	}
-	rc, err := gitclone.Checkout(o.Git, o.Org, o.Repo, o.Branch, sparse)
-	if err != nil {
+	if rev, err = s.git.Fetch(ctx); err != nil {
 		return false, "", err
-	}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = rc.Clean()
-		}
-	}()
-	if rev, err = rc.RevParse("HEAD"); err != nil {
-		return false, "", fmt.Errorf("%s/%s: %w", o.Org, o.Repo, err)
 	}
 	if rev == s.Status().Revision {
 		return false, rev, nil
 	}
-	for _, p := range o.Paths {
-		if _, err := os.Stat(filepath.Join(rc.Directory(), filepath.FromSlash(p))); err != nil {
-			return false, "", fmt.Errorf("%s/%s at %s (%.12s): %s: %w", o.Org, o.Repo, o.Branch, rev, p, err)
-		}
+	s.seq++
+	tree := filepath.Join(s.opts.Dir, "trees", fmt.Sprintf("%d-%.12s", s.seq, rev))
+	if err := s.git.Checkout(ctx, rev, tree); err != nil {
+		return false, "", err
 	}
 	// A new symlink renamed over the old one: a reader sees the old tree or
 	// the new one, never a mix or nothing.
-	tmp := filepath.Join(o.Dir, "."+CurrentLink+".new")
+	tmp := filepath.Join(s.opts.Dir, "."+CurrentLink+".new")
 	_ = os.Remove(tmp)
-	if err := os.Symlink(rc.Directory(), tmp); err != nil {
+	if err := os.Symlink(tree, tmp); err == nil {
+		err = os.Rename(tmp, filepath.Join(s.opts.Dir, CurrentLink))
+	}
+	if err != nil {
+		_ = os.RemoveAll(tree)
 		return false, "", fmt.Errorf("git job config: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(o.Dir, CurrentLink)); err != nil {
-		return false, "", fmt.Errorf("git job config: %w", err)
-	}
-	keep = true
-	s.trees = append(s.trees, rc)
+	s.trees = append(s.trees, tree)
 	for len(s.trees) > 2 { // the one before stays for loads still reading it
-		if err := s.trees[0].Clean(); err != nil {
-			s.log.Error(err, "Removing an old job config tree", "dir", s.trees[0].Directory())
+		if err := os.RemoveAll(s.trees[0]); err != nil {
+			s.log.Error(err, "Removing an old job config tree", "dir", s.trees[0])
 		}
 		s.trees = s.trees[1:]
 	}
 	return true, rev, nil
 }
 
-// Close removes the trees.
+// Close removes the trees; the store stays for the next run.
 func (s *Source) Close() {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	for _, t := range s.trees {
-		_ = t.Clean()
+		_ = os.RemoveAll(t)
 	}
 	s.trees = nil
-}
-
-// sparseDir is the dir to check out for p: p itself when it has no
-// extension (a dir such as ci-operator/jobs), else the dir holding it (a file
-// such as core-services/sanitize-prow-jobs/_config.yaml).
-func sparseDir(p string) string {
-	p = path.Clean(p)
-	if path.Ext(p) == "" {
-		return p
-	}
-	return path.Dir(p)
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"sigs.k8s.io/prow/pkg/git/localgit"
+
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/internal/gittest"
 )
 
 const (
@@ -46,31 +47,15 @@ func TestParseURL(t *testing.T) {
 // in Status and the metrics until a fetch works again. Only the sparse
 // paths are checked out.
 func TestSync(t *testing.T) {
-	lg, factory, err := localgit.NewV2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lg.Clean(); _ = factory.Clean() })
-	lg.InitialBranch = "master"
-	if err := lg.MakeFakeRepo(org, repo); err != nil {
-		t.Fatal(err)
-	}
-	commit := func(files map[string]string) {
-		t.Helper()
-		b := map[string][]byte{}
-		for k, v := range files {
-			b[k] = []byte(v)
-		}
-		if err := lg.AddCommit(org, repo, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	srv := gittest.NewServer(t, org, repo)
+	commit := func(files map[string]string) { t.Helper(); srv.Commit(t, files) }
 	commit(map[string]string{jobsDir + "/org/repo/a-presubmits.yaml": "v1", cfgFile: "default: build01\n", "other/big.bin": "not read"})
 
+	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	var changes atomic.Int32
-	s, err := New(Options{Git: factory, Org: org, Repo: repo, Branch: "master", Paths: []string{jobsDir, cfgFile},
-		Dir: t.TempDir(), OnChange: func() { changes.Add(1) }, Logger: logr.Discard(), Registerer: reg})
+	s, err := New(Options{URL: srv.URL, Branch: "master", Paths: []string{jobsDir, cfgFile},
+		Dir: dir, OnChange: func() { changes.Add(1) }, Logger: logr.Discard(), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,23 +99,24 @@ func TestSync(t *testing.T) {
 		t.Errorf("status %+v, %d changes announced; want a new revision, no error, 2 changes", st, changes.Load())
 	}
 
-	// A revision without the job config dir is refused.
-	if err := lg.RmCommit(org, repo, []string{jobsDir + "/org/repo/a-presubmits.yaml"}); err != nil {
-		t.Fatal(err)
+	commit(map[string]string{jobsDir + "/org/repo/a-presubmits.yaml": "v3"})
+	sync(true)
+	if trees, err := os.ReadDir(filepath.Join(dir, "trees")); err != nil || len(trees) != 2 {
+		t.Errorf("after 3 revisions, %d trees are kept (%v), want 2: the one in force and the one before", len(trees), err)
 	}
+	// A revision without the job config dir is refused.
+	commit(map[string]string{jobsDir + "/org/repo/a-presubmits.yaml": ""})
 	if _, err := s.Sync(ctx); err == nil || !strings.Contains(err.Error(), jobsDir) {
 		t.Errorf("Sync of a revision without %s = %v, want an error naming it", jobsDir, err)
 	}
-	// The repository gone: the fetch fails.
-	if err := os.RemoveAll(filepath.Join(lg.Dir, org, repo)); err != nil {
-		t.Fatal(err)
-	}
+	// The server down: the fetch fails.
+	srv.SetDown(true)
 	if _, err := s.Sync(ctx); err == nil {
 		t.Error("Sync of a removed repository: no error")
 	}
 	st := s.Status()
-	if got := read(); got != "v2" || st.Error == "" || st.Failures != 2 {
-		t.Errorf("after failed fetches: job file %q, status %+v; want v2 kept, the error, 2 failures", got, st)
+	if got := read(); got != "v3" || st.Error == "" || st.Failures != 2 {
+		t.Errorf("after failed fetches: job file %q, status %+v; want v3 kept, the error, 2 failures", got, st)
 	}
 	if got := testutil.ToFloat64(s.metrics.failing); got != 2 {
 		t.Errorf("failing fetches metric %v, want 2", got)
@@ -138,7 +124,7 @@ func TestSync(t *testing.T) {
 	if got := testutil.ToFloat64(s.metrics.fetches.WithLabelValues("error")); got != 2 {
 		t.Errorf("error fetches %v, want 2", got)
 	}
-	if changes.Load() != 2 {
-		t.Errorf("%d changes announced, want 2", changes.Load())
+	if changes.Load() != 3 {
+		t.Errorf("%d changes announced, want 3", changes.Load())
 	}
 }
