@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -84,6 +85,9 @@ func (f *gitJobsFlags) start(ctx context.Context, opts *dispatch.Options, trigge
 	})
 	if err != nil {
 		return nil, noop, err
+	}
+	if f.tokenPath != "" && strings.HasPrefix(strings.ToLower(f.url), "http://") {
+		log.Info("Warning: the Git token is sent over plain HTTP, readable by anyone on the path: use an https:// --job-config-git-url", "repository", f.url)
 	}
 	cleanup := src.Close
 	start := time.Now()
