@@ -8,7 +8,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -70,11 +70,11 @@ func TestAdmitBoundsJobNames(t *testing.T) {
 func TestCheckRow(t *testing.T) {
 	e := newEnv(t)
 	d := e.newDispatcher(e.options())
-	arm := &store.Provisional{Job: jobs.Job{Name: "rehearse-1-arm", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}}}
+	arm := &state.Provisional{Job: jobs.Job{Name: "rehearse-1-arm", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}}}
 	cases := []struct {
 		name        string
 		row         table.Assignment
-		provisional *store.Provisional
+		provisional *state.Provisional
 		want        error // nil: accepted
 	}{
 		{"balanced on a usable cluster", table.Assignment{Job: "pull-ci-org-repo-main-unit", Cluster: "build03", Reason: table.ReasonBalanced}, nil, nil},

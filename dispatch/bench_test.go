@@ -13,6 +13,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -101,7 +102,7 @@ func BenchmarkNewFromSharedTable(b *testing.B) {
 	}
 	opts := Options{
 		DispatcherConfigPath: "unread.yaml", ClusterConfigPath: "unread.yaml", JobConfigDir: "unread",
-		Shared: nopShared{}, Initial: &store.State{Table: tbl}, DeferInputs: true,
+		Shared: nopShared{}, Initial: &state.State{Table: tbl}, DeferInputs: true,
 		Demand: nopDemand{},
 	}
 	b.ReportAllocs()

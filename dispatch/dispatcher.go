@@ -21,6 +21,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -342,7 +343,7 @@ func (d *Dispatcher) restore() {
 
 // restoreFrom puts st in force: its overrides, drains, provisional jobs,
 // admission counts, demand and table; from names where it comes from.
-func (d *Dispatcher) restoreFrom(st *store.State, from string) {
+func (d *Dispatcher) restoreFrom(st *state.State, from string) {
 	now := d.clock.Now()
 	refused := map[string]error{}
 	for _, o := range st.Overrides {

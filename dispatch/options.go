@@ -12,7 +12,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -158,7 +158,7 @@ type Options struct {
 	Shared Shared
 	// Initial, with Shared, is the state to start from (the leader's last
 	// publication and the overrides in force), in place of a state dir.
-	Initial *store.State
+	Initial *state.State
 	// DeferInputs, with Shared and an Initial table, makes New put that table
 	// in force at once and leave the configs and the job config to
 	// LoadInputs, so that a replica serves lookups before it has read them.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -34,7 +35,7 @@ func (d *Dispatcher) save() error {
 // saveLocked is save; callers hold saveMu.
 func (d *Dispatcher) saveLocked() error {
 	d.mu.Lock()
-	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+	st := &state.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
 	folded := d.unsaved
 	d.unsaved = map[string]table.Assignment{}
 	d.mu.Unlock()
@@ -84,7 +85,7 @@ func (d *Dispatcher) saveDemand(dm map[string]float64) {
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	if err := d.store.SaveDemand(&store.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
+	if err := d.store.SaveDemand(&state.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
 		_ = d.saveFailedWith(err, d.store.DemandPath())
 		return
 	}

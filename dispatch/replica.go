@@ -9,7 +9,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -55,13 +55,13 @@ func (d *Dispatcher) TableVersion() uint64 { return d.cache.Version() }
 // admissions of new jobs take, and kept if no row changed during the copy
 // (rows and provisional records change together under mu); after
 // publishTries copies overtaken by changes, it is copied under mu.
-func (d *Dispatcher) Published() (*store.State, uint64) {
+func (d *Dispatcher) Published() (*state.State, uint64) {
 	for range publishTries {
 		v := d.cache.Version()
 		t := d.cache.Snapshot()
 		d.mu.Lock()
 		if d.cache.Version() == v {
-			st := &store.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+			st := &state.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
 			d.mu.Unlock()
 			return st, v
 		}
@@ -69,7 +69,7 @@ func (d *Dispatcher) Published() (*store.State, uint64) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &store.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
+	return &state.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
 }
 
 // publishTries is how many times Published copies the table without mu.
@@ -110,7 +110,7 @@ func (d *Dispatcher) AdmissionCounts() *demand.AdmissionCounts {
 // in force that the publication does not follow yet (set since it was
 // made) are applied again on top. A leader ignores it: its own table is
 // the newest.
-func (d *Dispatcher) AdoptTable(st *store.State) {
+func (d *Dispatcher) AdoptTable(st *state.State) {
 	if d.Leading() || st == nil || st.Table == nil || len(st.Table.Assignments) == 0 {
 		return
 	}
@@ -164,7 +164,7 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 // AdoptRows puts in force rows that replicas placed, at admission, for jobs
 // the table lacked (the first placement of each job recorded cluster-wide
 // wins), with the provisional records of those the job config lacks.
-func (d *Dispatcher) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
+func (d *Dispatcher) AdoptRows(rows []table.Assignment, provisional []state.Provisional) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	changed := false
@@ -373,7 +373,7 @@ func (d *Dispatcher) hasOtherCluster(j jobs.Job, cluster string) bool {
 // (from the job config, else provisional) requires. A pinned row is held
 // to the pin rule's own terms: not on a blocked cluster. Nil while the
 // configs are not loaded: nothing to check against.
-func (d *Dispatcher) CheckRow(a table.Assignment, provisional *store.Provisional) error {
+func (d *Dispatcher) CheckRow(a table.Assignment, provisional *state.Provisional) error {
 	if !d.inputsLoaded.Load() {
 		return nil
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -168,7 +168,7 @@ func TestFollowerStartsFromThePublicationAndFollowsIt(t *testing.T) {
 
 	// A leader never takes a publication: its own table is the newest.
 	old := &table.Table{Assignments: []table.Assignment{{Job: job, Cluster: "elsewhere"}}}
-	leader.AdoptTable(&store.State{Table: old})
+	leader.AdoptTable(&state.State{Table: old})
 	if a := mustLookup(t, leader, job); a.Cluster == "elsewhere" {
 		t.Error("the leader adopted a publication")
 	}

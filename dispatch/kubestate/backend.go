@@ -24,22 +24,22 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // Replica is the dispatcher as the backend drives it; *dispatch.Dispatcher implements it.
 type Replica interface {
-	// Published returns the table and provisional jobs to publish (store.State's Table and Provisional), and the table's version, which changes with every change of either.
-	Published() (*store.State, uint64)
+	// Published returns the table and provisional jobs to publish (state.State's Table and Provisional), and the table's version, which changes with every change of either.
+	Published() (*state.State, uint64)
 	// TableVersion is Published's version without the copy (an atomic load).
 	TableVersion() uint64
 	// RowsChangedSince returns the rows set since a table version, or false when rows were removed or the table replaced since.
 	RowsChangedSince(version uint64) ([]table.Assignment, bool)
 	// AdoptTable replaces the table and provisional jobs by the leader's publication; the dispatcher ignores it while it leads.
-	AdoptTable(st *store.State)
+	AdoptTable(st *state.State)
 	// AdoptRows sets rows that replicas placed for jobs the table lacked (JobPlacements), with the provisional records of those the job config lacks.
-	AdoptRows(rows []table.Assignment, provisional []store.Provisional)
+	AdoptRows(rows []table.Assignment, provisional []state.Provisional)
 	// SetOverrides gives the full set of job overrides in the API; SetClusterOverrides the drains and caps.
 	SetOverrides(os []table.Override)
 	SetClusterOverrides(cs []table.ClusterOverride)
@@ -51,7 +51,7 @@ type Replica interface {
 	// a placement) may not be put in force: an unknown cluster, or a blocked
 	// or incapable one for a job the rules may move. provisional is the
 	// job's provisional record, if any. Nil while the configs are not loaded.
-	CheckRow(a table.Assignment, provisional *store.Provisional) error
+	CheckRow(a table.Assignment, provisional *state.Provisional) error
 }
 
 // The kinds of objects, as metrics and errors name them.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -77,7 +77,7 @@ func TestPublishAndFollow(t *testing.T) {
 		t.Errorf("lookup of %s: %+v, %v", tab.Assignments[777].Job, a, ok)
 	}
 	t.Logf("start to ready (informers synced, table loaded, dispatcher serving it) on %d rows: %s", len(tab.Assignments), time.Since(start).Round(time.Millisecond))
-	want := &store.State{Table: copyTable(tab), Provisional: prov}
+	want := &state.State{Table: copyTable(tab), Provisional: prov}
 	want.Table.GeneratedAt = tab.GeneratedAt.Truncate(time.Second).UTC()
 	if diff := cmp.Diff(want, loaded, cmpopts.EquateEmpty()); diff != "" {
 		t.Fatalf("loaded state (-published +loaded):\n%s", diff)

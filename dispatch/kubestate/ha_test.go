@@ -18,7 +18,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -127,7 +127,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
 	lead(a)
 	var enc shardEncoder
-	if err := a.publish(ctx, &enc, &store.State{Table: oldTab}, fullSpeed()); err != nil {
+	if err := a.publish(ctx, &enc, &state.State{Table: oldTab}, fullSpeed()); err != nil {
 		t.Fatal(err)
 	}
 	// A follower adopts it.
@@ -166,7 +166,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 
 	// replica-a resumes, its renewal older than the renew deadline: it writes nothing.
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now().Add(-aOpts.RenewDeadline), nil)
-	err := a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	err := a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "renew deadline") {
 		t.Errorf("the resumed leader's publication: %v, want fenced by the renew deadline", err)
 	}
@@ -175,7 +175,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	}
 	// Had it renewed just before it stopped, the newer term deposes it.
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
-	err = a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	err = a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "term 1") {
 		t.Errorf("the resumed leader's publication: %v, want deposed by term 1", err)
 	}
