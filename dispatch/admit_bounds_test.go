@@ -37,7 +37,7 @@ func TestAdmitBoundsJobNames(t *testing.T) {
 			dec, err := d.Admit(context.Background(), AdmissionRequest{Job: tc.job, Agent: jobs.Agent, Cluster: "build01"})
 			_, inTable := d.Lookup(tc.job)
 			counted := false
-			for _, day := range d.AdmissionCounts().Days {
+			for _, day := range d.admissionCounts().Days {
 				counted = counted || day.Jobs[tc.job] > 0
 			}
 			if tc.placed {
@@ -91,7 +91,7 @@ func TestCheckRow(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.CheckRow(tc.row, tc.provisional)
+			err := d.checkRow(tc.row, tc.provisional)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("CheckRow(%s on %s, %s) = %v, want %v", tc.row.Job, tc.row.Cluster, tc.row.Reason, err, tc.want)
 			}

@@ -303,7 +303,7 @@ func TestNewFailsOnBadConfig(t *testing.T) {
 			e := newEnv(t)
 			o := e.options()
 			tc.mutate(e, &o)
-			_, err := New(context.Background(), o)
+			_, err := New(context.Background(), o, e.files())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: %v, want an error containing %q", err, tc.want)
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -24,9 +23,6 @@ const minCompactRows = 1000
 // shown by Status and returned wrapping ErrNotSaved; the in-memory state
 // stays authoritative and the next save retries.
 func (d *Dispatcher) save() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	return d.saveLocked()
@@ -39,7 +35,7 @@ func (d *Dispatcher) saveLocked() error {
 	folded := d.unsaved
 	d.unsaved = map[string]table.Assignment{}
 	d.mu.Unlock()
-	if err := d.store.Save(st); err != nil {
+	if err := d.state.Save(st); err != nil {
 		d.mu.Lock()
 		for job, a := range folded { // still unsaved, unless set again meanwhile
 			if _, newer := d.unsaved[job]; !newer {
@@ -47,10 +43,10 @@ func (d *Dispatcher) saveLocked() error {
 			}
 		}
 		d.mu.Unlock()
-		return d.saveFailedWith(err, d.store.Path())
+		return d.saveFailedWith(err)
 	}
-	if err := d.store.SaveOverrides(st.Overrides); err != nil {
-		return d.saveFailedWith(err, d.store.OverridesPath())
+	if err := d.state.SaveOverrides(st.Overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	if err := d.saveAdmissionsLocked(); err != nil {
 		return err
@@ -62,16 +58,13 @@ func (d *Dispatcher) saveLocked() error {
 // saveOverrides writes the overrides' file now: what makes a reschedule,
 // an override deletion or an expiry durable.
 func (d *Dispatcher) saveOverrides() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	overrides := d.overridesLocked()
 	d.mu.Unlock()
-	if err := d.store.SaveOverrides(overrides); err != nil {
-		return d.saveFailedWith(err, d.store.OverridesPath())
+	if err := d.state.SaveOverrides(overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil
@@ -80,13 +73,13 @@ func (d *Dispatcher) saveOverrides() error {
 // saveDemand writes the last good demand, so a restart places new jobs with
 // it before its first query.
 func (d *Dispatcher) saveDemand(dm map[string]float64) {
-	if d.store == nil || d.admissions != nil { // admission counts are saved as such
+	if d.admissions != nil { // admission counts are saved as such
 		return
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	if err := d.store.SaveDemand(&state.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
-		_ = d.saveFailedWith(err, d.store.DemandPath())
+	if err := d.state.SaveDemand(&state.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
+		_ = d.saveFailedWith(err)
 		return
 	}
 	d.savedOK()
@@ -95,9 +88,6 @@ func (d *Dispatcher) saveDemand(dm map[string]float64) {
 // saveAdmissions saves the admission counts, when demand is counted from
 // admissions, in their own file.
 func (d *Dispatcher) saveAdmissions() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	if err := d.saveAdmissionsLocked(); err != nil {
@@ -112,8 +102,8 @@ func (d *Dispatcher) saveAdmissionsLocked() error {
 	if d.admissions == nil {
 		return nil
 	}
-	if err := d.store.SaveAdmissions(d.admissions.Snapshot()); err != nil {
-		return d.saveFailedWith(err, d.store.AdmissionsPath())
+	if err := d.state.SaveAdmissions(d.admissions.Snapshot()); err != nil {
+		return d.saveFailedWith(err)
 	}
 	return nil
 }
@@ -124,9 +114,6 @@ func (d *Dispatcher) saveAdmissionsLocked() error {
 // journal has grown to a twentieth of the table, or there is no state file
 // to extend yet, it saves the state file instead.
 func (d *Dispatcher) saveJournal() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
@@ -134,17 +121,18 @@ func (d *Dispatcher) saveJournal() error {
 		d.mu.Unlock()
 		return d.saveLocked()
 	}
-	j := &store.Journal{Provisional: d.provisionalLocked()}
+	provisional := d.provisionalLocked()
+	rows := make([]table.Assignment, 0, len(d.unsaved))
 	for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
-		j.Rows = append(j.Rows, d.unsaved[job])
+		rows = append(rows, d.unsaved[job])
 	}
 	d.mu.Unlock()
-	err := d.store.SaveJournal(j)
-	if errors.Is(err, store.ErrNoStateFile) {
+	err := d.state.SaveJournal(rows, provisional)
+	if errors.Is(err, state.ErrNoBase) {
 		return d.saveLocked()
 	}
 	if err != nil {
-		return d.saveFailedWith(err, d.store.JournalPath())
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil
@@ -152,13 +140,13 @@ func (d *Dispatcher) saveJournal() error {
 
 // saveFailedWith logs, counts and records (for Status) a failed save and
 // returns err wrapping ErrNotSaved.
-func (d *Dispatcher) saveFailedWith(err error, path string) error {
+func (d *Dispatcher) saveFailedWith(err error) error {
 	d.metrics.stateSaveError()
 	d.saveFailed.Store(true)
 	d.mu.Lock()
 	d.saveError = err.Error()
 	d.mu.Unlock()
-	d.log.Error(err, "Saving state failed", "path", path)
+	d.log.Error(err, "Saving state failed", "path", d.state.Where())
 	return fmt.Errorf("%w: %w", ErrNotSaved, err)
 }
 
@@ -168,16 +156,13 @@ func (d *Dispatcher) savedOK() {
 		d.mu.Lock()
 		d.saveError = ""
 		d.mu.Unlock()
-		d.log.Info("Saving state works again", "path", d.store.Path())
+		d.log.Info("Saving state works again", "path", d.state.Where())
 	}
 }
 
 // saveSoon saves the journal within Options.PersistDelay, merging the
 // requests made meanwhile.
 func (d *Dispatcher) saveSoon() {
-	if d.store == nil {
-		return
-	}
 	d.timerMu.Lock()
 	defer d.timerMu.Unlock()
 	if d.saveTimer != nil {
@@ -216,16 +201,13 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 // saveClusterOverrides writes the cluster overrides' file now: what makes a
 // drain survive a restart.
 func (d *Dispatcher) saveClusterOverrides() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	overrides := d.clusterOverridesLocked()
 	d.mu.Unlock()
-	if err := d.store.SaveClusterOverrides(overrides); err != nil {
-		return d.saveFailedWith(err, d.store.ClusterOverridesPath())
+	if err := d.state.SaveClusterOverrides(overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
 
@@ -29,14 +30,13 @@ func newRealDispatcherWith(t *testing.T, edit func(*dispatch.Options)) *dispatch
 		DispatcherConfigPath: filepath.Join(ex, "dispatcher.yaml"),
 		ClusterConfigPath:    filepath.Join(ex, "clusters.yaml"),
 		JobConfigDir:         filepath.Join(ex, "jobs"),
-		StateDir:             t.TempDir(),
 		Demand:               demand.File{Path: filepath.Join(ex, "demand.yaml")},
 		Logger:               logr.Discard(),
 	}
 	if edit != nil {
 		edit(&opts)
 	}
-	d, err := dispatch.New(context.Background(), opts)
+	d, err := dispatch.New(context.Background(), opts, stateDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +168,14 @@ func TestAPITTLBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stateDir is a file store in a temp dir.
+func stateDir(t *testing.T) *store.Backend {
+	t.Helper()
+	b, err := store.NewBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

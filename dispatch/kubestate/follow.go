@@ -182,7 +182,7 @@ func (b *Backend) follow(ctx context.Context) {
 // followTable adopts the latest publication when the shards changed: a
 // set the rules refuse leaves the table in force, and the rows r refuses
 // (an unknown, blocked or incapable cluster) are left out.
-func (b *Backend) followTable(ctx context.Context, r Replica) {
+func (b *Backend) followTable(ctx context.Context, r state.Watcher) {
 	b.mu.Lock()
 	adopted := b.adoptedShards
 	b.mu.Unlock()
@@ -225,7 +225,7 @@ const maxRefusedShown = 20
 
 // checkRows removes from st's table the rows r refuses, with their
 // provisional records, and returns them.
-func checkRows(r Replica, st *state.State) []RefusedRow {
+func checkRows(r state.Watcher, st *state.State) []RefusedRow {
 	if st.Table == nil {
 		return nil
 	}
@@ -351,7 +351,7 @@ func (b *Backend) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
 // adoptPlacements gives the dispatcher the rows of the placements named
 // (all when names is nil) whose job the table served lacks (the table's row
 // is in force otherwise).
-func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[string]bool) {
+func (b *Backend) adoptPlacements(ctx context.Context, r state.Watcher, names map[string]bool) {
 	var l v1alpha1.JobPlacementList
 	if err := b.list(ctx, &l); err != nil {
 		b.log.Error(err, "Listing the job placements")
@@ -388,7 +388,7 @@ func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[stri
 // overlayPlacements adds to st the rows (and provisional records) of the
 // placements whose job its table lacks and that r (when not nil) accepts;
 // a table is made for them when st has none.
-func overlayPlacements(st *state.State, placements []v1alpha1.JobPlacement, r Replica) {
+func overlayPlacements(st *state.State, placements []v1alpha1.JobPlacement, r state.Watcher) {
 	var have map[string]bool
 	var rows []table.Assignment
 	for i := range placements {
@@ -427,11 +427,11 @@ func overlayPlacements(st *state.State, placements []v1alpha1.JobPlacement, r Re
 	slices.SortFunc(st.Provisional, func(a, b state.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
 }
 
-// Load returns the shared state once the informers listed it (Start): the
+// load returns the shared state once the informers listed it (Start): the
 // table of the latest publication with the placements it lacks, its
 // provisional jobs, the overrides and the drains. Table is nil when nothing
-// was ever published or placed. The process starts its dispatcher from it.
-func (b *Backend) Load(ctx context.Context) (*state.State, error) {
+// was ever published or placed.
+func (b *Backend) load(ctx context.Context) (*state.State, error) {
 	if !b.cache.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("kubernetes state backend: the shared state is not listed: %w", context.Cause(ctx))
 	}

@@ -437,7 +437,7 @@ func (b *Backend) placed(job, cluster string) bool {
 // onlyPlaced reports whether every row r changed since the table version
 // published is one that placed says a JobPlacement carries: then the change
 // may wait for the next publication. It copies no table.
-func onlyPlaced(r Replica, published uint64, placed func(job, cluster string) bool) bool {
+func onlyPlaced(r state.Watcher, published uint64, placed func(job, cluster string) bool) bool {
 	rows, ok := r.RowsChangedSince(published)
 	if !ok {
 		return false
