@@ -31,11 +31,17 @@ func (d *Dispatcher) save() error {
 // saveLocked is save; callers hold saveMu.
 func (d *Dispatcher) saveLocked() error {
 	d.mu.Lock()
-	st := &state.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
-	folded := d.unsaved
-	d.unsaved = map[string]table.Assignment{}
+	overrides := d.overridesLocked()
 	d.mu.Unlock()
-	if err := d.state.Save(st); err != nil {
+	var folded map[string]table.Assignment
+	if err := d.state.Save(func() *state.State {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		st := &state.State{Table: d.cache.Snapshot(), Overrides: overrides, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+		folded = d.unsaved
+		d.unsaved = map[string]table.Assignment{}
+		return st
+	}); err != nil {
 		d.mu.Lock()
 		for job, a := range folded { // still unsaved, unless set again meanwhile
 			if _, newer := d.unsaved[job]; !newer {
@@ -45,7 +51,7 @@ func (d *Dispatcher) saveLocked() error {
 		d.mu.Unlock()
 		return d.saveFailedWith(err)
 	}
-	if err := d.state.SaveOverrides(st.Overrides); err != nil {
+	if err := d.state.SaveOverrides(overrides); err != nil {
 		return d.saveFailedWith(err)
 	}
 	if err := d.saveAdmissionsLocked(); err != nil {
@@ -102,7 +108,7 @@ func (d *Dispatcher) saveAdmissionsLocked() error {
 	if d.admissions == nil {
 		return nil
 	}
-	if err := d.state.SaveAdmissions(d.admissions.Snapshot()); err != nil {
+	if err := d.state.SaveAdmissions(d.admissions.Snapshot); err != nil {
 		return d.saveFailedWith(err)
 	}
 	return nil
@@ -121,13 +127,16 @@ func (d *Dispatcher) saveJournal() error {
 		d.mu.Unlock()
 		return d.saveLocked()
 	}
-	provisional := d.provisionalLocked()
-	rows := make([]table.Assignment, 0, len(d.unsaved))
-	for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
-		rows = append(rows, d.unsaved[job])
-	}
 	d.mu.Unlock()
-	err := d.state.SaveJournal(rows, provisional)
+	err := d.state.SaveJournal(func() ([]table.Assignment, []state.Provisional) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		rows := make([]table.Assignment, 0, len(d.unsaved))
+		for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
+			rows = append(rows, d.unsaved[job])
+		}
+		return rows, d.provisionalLocked()
+	})
 	if errors.Is(err, state.ErrNoBase) {
 		return d.saveLocked()
 	}

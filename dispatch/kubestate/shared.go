@@ -51,10 +51,10 @@ func (b *Backend) Load(ctx context.Context) (*state.State, error) {
 func (b *Backend) Stamp(t time.Time) time.Time { return t.Truncate(time.Second).UTC() }
 
 // Save does nothing: the leader publishes the table it reads through the watcher.
-func (b *Backend) Save(*state.State) error { return nil }
+func (b *Backend) Save(func() *state.State) error { return nil }
 
 // SaveJournal does nothing: Claim recorded the rows.
-func (b *Backend) SaveJournal([]table.Assignment, []state.Provisional) error { return nil }
+func (b *Backend) SaveJournal(func() ([]table.Assignment, []state.Provisional)) error { return nil }
 
 // SaveOverrides does nothing: PutOverride and DeleteOverride wrote them.
 func (b *Backend) SaveOverrides([]table.Override) error { return nil }
@@ -63,7 +63,7 @@ func (b *Backend) SaveOverrides([]table.Override) error { return nil }
 func (b *Backend) SaveClusterOverrides([]table.ClusterOverride) error { return nil }
 
 // SaveAdmissions does nothing: this replica's record carries them at every heartbeat.
-func (b *Backend) SaveAdmissions(*demand.AdmissionCounts) error { return nil }
+func (b *Backend) SaveAdmissions(func() *demand.AdmissionCounts) error { return nil }
 
 // SaveDemand does nothing: the leader's rows carry its demand.
 func (b *Backend) SaveDemand(*state.Demand) error { return nil }

@@ -81,20 +81,22 @@ type Backend interface {
 	// seconds), so that every replica holds the same override.
 	Stamp(t time.Time) time.Time
 
-	// Save saves st whole (its table, overrides, provisional jobs and last
-	// dispatch time); the journal starts over.
-	Save(st *State) error
+	// Save saves the state that snapshot gives whole (its table,
+	// overrides, provisional jobs and last dispatch time); the journal
+	// starts over. The snapshots of Save, SaveJournal and SaveAdmissions
+	// copy much: a backend that has nothing to save does not take them.
+	Save(snapshot func() *State) error
 	// SaveJournal saves what changed since the last Save: the rows set
-	// since and the provisional jobs as they are now. Without a Save to
-	// extend it fails with ErrNoBase.
-	SaveJournal(rows []table.Assignment, provisional []Provisional) error
+	// since and the provisional jobs as they are now, as changes gives
+	// them. Without a Save to extend it fails with ErrNoBase.
+	SaveJournal(changes func() (rows []table.Assignment, provisional []Provisional)) error
 	// SaveOverrides saves the job overrides, SaveClusterOverrides the
 	// drains and caps, each whole.
 	SaveOverrides(os []table.Override) error
 	SaveClusterOverrides(cs []table.ClusterOverride) error
 	// SaveAdmissions saves this replica's admission counts; SaveDemand the
 	// last good demand.
-	SaveAdmissions(c *demand.AdmissionCounts) error
+	SaveAdmissions(counts func() *demand.AdmissionCounts) error
 	SaveDemand(d *Demand) error
 }
 

@@ -52,10 +52,10 @@ func (Memory) OtherLeader() string { return "" }
 func (Memory) Stamp(t time.Time) time.Time { return t }
 
 // Save does nothing.
-func (Memory) Save(*State) error { return nil }
+func (Memory) Save(func() *State) error { return nil }
 
 // SaveJournal does nothing.
-func (Memory) SaveJournal([]table.Assignment, []Provisional) error { return nil }
+func (Memory) SaveJournal(func() ([]table.Assignment, []Provisional)) error { return nil }
 
 // SaveOverrides does nothing.
 func (Memory) SaveOverrides([]table.Override) error { return nil }
@@ -64,7 +64,7 @@ func (Memory) SaveOverrides([]table.Override) error { return nil }
 func (Memory) SaveClusterOverrides([]table.ClusterOverride) error { return nil }
 
 // SaveAdmissions does nothing.
-func (Memory) SaveAdmissions(*demand.AdmissionCounts) error { return nil }
+func (Memory) SaveAdmissions(func() *demand.AdmissionCounts) error { return nil }
 
 // SaveDemand does nothing.
 func (Memory) SaveDemand(*Demand) error { return nil }

@@ -74,11 +74,12 @@ func (b *Backend) OtherLeader() string { return "" }
 func (b *Backend) Stamp(t time.Time) time.Time { return t }
 
 // Save writes the state file (Store.Save).
-func (b *Backend) Save(st *State) error { return b.s.Save(st) }
+func (b *Backend) Save(snapshot func() *State) error { return b.s.Save(snapshot()) }
 
 // SaveJournal writes the journal (Store.SaveJournal); without a state file
 // to extend it wraps state.ErrNoBase.
-func (b *Backend) SaveJournal(rows []table.Assignment, provisional []state.Provisional) error {
+func (b *Backend) SaveJournal(changes func() ([]table.Assignment, []state.Provisional)) error {
+	rows, provisional := changes()
 	err := b.s.SaveJournal(&Journal{Rows: rows, Provisional: provisional})
 	if errors.Is(err, ErrNoStateFile) {
 		return fmt.Errorf("%w: %w", state.ErrNoBase, err)
@@ -95,7 +96,9 @@ func (b *Backend) SaveClusterOverrides(cs []table.ClusterOverride) error {
 }
 
 // SaveAdmissions writes the admission counts' file.
-func (b *Backend) SaveAdmissions(c *demand.AdmissionCounts) error { return b.s.SaveAdmissions(c) }
+func (b *Backend) SaveAdmissions(counts func() *demand.AdmissionCounts) error {
+	return b.s.SaveAdmissions(counts())
+}
 
 // SaveDemand writes the last good demand's file.
 func (b *Backend) SaveDemand(d *Demand) error { return b.s.SaveDemand(d) }
