@@ -134,7 +134,7 @@ func (b *Backend) follow(ctx context.Context) {
 	r := b.replica
 	if r == nil {
 		b.mu.Unlock()
-		return // the flags stay set until Attach
+		return // the flags stay set until Watch
 	}
 	tableDirty, overrides, drains, leading := b.tableDirty, b.overridesDirty, b.drainsDirty, b.leading
 	placements := b.placementsDirty
