@@ -53,7 +53,8 @@ type Backend interface {
 	// Watch registers w, to which the backend gives, from now on, the
 	// changes made elsewhere (by other replicas, by kubectl) and whether
 	// this replica leads. A backend of one replica says at once that it
-	// leads, and has nothing else to give. It is called once.
+	// leads, and has nothing else to give. The dispatcher calls it once,
+	// as New ends, so that it is whole before any change arrives.
 	Watch(w Watcher)
 
 	// PutOverride creates or replaces the job's override.
