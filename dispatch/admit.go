@@ -119,7 +119,7 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 	d.mu.Lock()
 	a, provisional, recorded, err := d.placeNewLocked(req, j, inConfig)
 	d.mu.Unlock()
-	if err != nil || d.shared == nil || !recorded {
+	if err != nil || !recorded {
 		return a, err
 	}
 	return d.claim(ctx, a, provisional), nil
@@ -130,14 +130,14 @@ func (d *Dispatcher) placeNew(ctx context.Context, req AdmissionRequest) (table.
 // claim is retried in the background.
 const claimTimeout = time.Second
 
-// claim records a new job's row in the shared state unless another replica
+// claim records a new job's row in the state unless another replica
 // recorded one first, and returns the row in force cluster-wide: the
-// winner's, which replaces this replica's. When the shared state cannot be
-// reached, this replica's row is used and Shared retries the claim.
+// winner's, which replaces this replica's. When the state cannot be
+// reached, this replica's row is used and the state retries the claim.
 func (d *Dispatcher) claim(ctx context.Context, a table.Assignment, provisional *jobs.Job) table.Assignment {
 	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
-	won, err := d.shared.Claim(ctx, a, provisional)
+	won, err := d.state.Claim(ctx, a, provisional)
 	if err != nil {
 		d.log.Error(err, "Recording a new job's row in the shared state failed: using this replica's row, retrying in the background", "job", a.Job, "cluster", a.Cluster)
 		return a

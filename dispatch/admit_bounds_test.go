@@ -8,7 +8,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -37,7 +37,7 @@ func TestAdmitBoundsJobNames(t *testing.T) {
 			dec, err := d.Admit(context.Background(), AdmissionRequest{Job: tc.job, Agent: jobs.Agent, Cluster: "build01"})
 			_, inTable := d.Lookup(tc.job)
 			counted := false
-			for _, day := range d.AdmissionCounts().Days {
+			for _, day := range d.admissionCounts().Days {
 				counted = counted || day.Jobs[tc.job] > 0
 			}
 			if tc.placed {
@@ -70,11 +70,11 @@ func TestAdmitBoundsJobNames(t *testing.T) {
 func TestCheckRow(t *testing.T) {
 	e := newEnv(t)
 	d := e.newDispatcher(e.options())
-	arm := &store.Provisional{Job: jobs.Job{Name: "rehearse-1-arm", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}}}
+	arm := &state.Provisional{Job: jobs.Job{Name: "rehearse-1-arm", Agent: jobs.Agent, Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}}}
 	cases := []struct {
 		name        string
 		row         table.Assignment
-		provisional *store.Provisional
+		provisional *state.Provisional
 		want        error // nil: accepted
 	}{
 		{"balanced on a usable cluster", table.Assignment{Job: "pull-ci-org-repo-main-unit", Cluster: "build03", Reason: table.ReasonBalanced}, nil, nil},
@@ -91,7 +91,7 @@ func TestCheckRow(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := d.CheckRow(tc.row, tc.provisional)
+			err := d.checkRow(tc.row, tc.provisional)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("CheckRow(%s on %s, %s) = %v, want %v", tc.row.Job, tc.row.Cluster, tc.row.Reason, err, tc.want)
 			}

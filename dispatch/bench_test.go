@@ -13,6 +13,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -63,11 +64,11 @@ func benchmarkSave(b *testing.B, save func(*Dispatcher) error) {
 		})
 	}
 	c.Replace(tbl)
-	s, err := store.New(b.TempDir())
+	s, err := store.NewBackend(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &Dispatcher{cache: c, store: s, unsaved: map[string]table.Assignment{}}
+	d := &Dispatcher{cache: c, state: s, unsaved: map[string]table.Assignment{}}
 	if err := d.save(); err != nil {
 		b.Fatal(err)
 	}
@@ -101,12 +102,12 @@ func BenchmarkNewFromSharedTable(b *testing.B) {
 	}
 	opts := Options{
 		DispatcherConfigPath: "unread.yaml", ClusterConfigPath: "unread.yaml", JobConfigDir: "unread",
-		Shared: nopShared{}, Initial: &store.State{Table: tbl}, DeferInputs: true,
-		Demand: nopDemand{},
+		DeferInputs: true,
+		Demand:      nopDemand{},
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		d, err := New(context.Background(), opts)
+		d, err := New(context.Background(), opts, sharedTable{state.Memory{}, &state.State{Table: tbl}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -116,20 +117,14 @@ func BenchmarkNewFromSharedTable(b *testing.B) {
 	}
 }
 
-type nopShared struct{}
-
-func (nopShared) PutOverride(context.Context, table.Override) error               { return nil }
-func (nopShared) DeleteOverride(context.Context, string) error                    { return nil }
-func (nopShared) PutClusterOverride(context.Context, table.ClusterOverride) error { return nil }
-func (nopShared) DeleteClusterOverride(context.Context, string) error             { return nil }
-func (nopShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (table.Assignment, error) {
-	return a, nil
+// sharedTable is a state that holds a table and no other replica.
+type sharedTable struct {
+	state.Memory
+	st *state.State
 }
 
-func (nopShared) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) {
-	return nil, nil
-}
-func (nopShared) OtherLeader() string { return "" }
+func (s sharedTable) Load(context.Context) (*state.State, error) { return s.st, nil }
+func (sharedTable) Watch(state.Watcher)                          {}
 
 type nopDemand struct{}
 
@@ -164,7 +159,7 @@ func BenchmarkAdmitNewDuringPlan(b *testing.B) {
 			d, err := New(ctx, Options{
 				DispatcherConfigPath: filepath.Join(releaseFixture, "_config.yaml"), ClusterConfigPath: filepath.Join(releaseFixture, "_clusters.yaml"),
 				JobConfigDir: filepath.Join(releaseFixture, "jobs"), Demand: nopDemand{},
-			})
+			}, state.Memory{})
 			if err != nil {
 				b.Fatal(err)
 			}

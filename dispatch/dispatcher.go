@@ -21,7 +21,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -33,11 +33,10 @@ type Dispatcher struct {
 	opts          Options
 	log           logr.Logger
 	clock         clock.PassiveClock
-	store         *store.Store // nil: state is kept in memory only
-	shared        Shared       // nil: one replica; else the state every replica shares
-	leading       atomic.Bool  // with shared: this replica leads (runs Run and publishes)
-	inputsLoaded  atomic.Bool  // the configs and the job config are in force, and eng is built on them
-	loadMu        sync.Mutex   // serializes LoadInputs
+	state         state.Backend // where the state lives: loaded, written, saved and watched
+	leading       atomic.Bool   // this replica leads (runs Run and publishes), as the state says
+	inputsLoaded  atomic.Bool   // the configs and the job config are in force, and eng is built on them
+	loadMu        sync.Mutex    // serializes LoadInputs
 	cache         *table.Cache
 	metrics       *metrics
 	healthMetrics *healthMetrics
@@ -89,9 +88,10 @@ type Dispatcher struct {
 }
 
 // New loads and validates the configs and the job config (errors are fatal)
-// and the persisted state (a missing or corrupt state file is logged, counted
-// and ignored). The table of the state file, if any, is in force at once.
-func New(ctx context.Context, opts Options) (*Dispatcher, error) {
+// and the state st keeps (a missing or damaged state is logged, counted and
+// ignored; any other error of st is fatal), then watches st for changes
+// made elsewhere. The table of the state, if any, is in force at once.
+func New(ctx context.Context, opts Options, st state.Backend) (*Dispatcher, error) {
 	switch {
 	case opts.DispatcherConfigPath == "":
 		return nil, errors.New("dispatcher: no dispatcher config path")
@@ -99,6 +99,8 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		return nil, errors.New("dispatcher: no cluster config path")
 	case opts.JobConfigDir == "":
 		return nil, errors.New("dispatcher: no job config dir")
+	case st == nil:
+		return nil, errors.New("dispatcher: no state backend")
 	}
 	opts = opts.withDefaults()
 	sched, err := cron.ParseStandard(opts.Schedule)
@@ -135,9 +137,9 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		refused: map[string]string{},
-		unsaved: map[string]table.Assignment{}, unknownMetrics: um,
+		unsaved: map[string]table.Assignment{}, unknownMetrics: um, state: st,
 	}
-	d.admissions, d.shared = opts.Admissions, opts.Shared
+	d.admissions = opts.Admissions
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newStateCollector(d)); err != nil {
 			return nil, fmt.Errorf("dispatcher: registering the state metrics: %w", err)
@@ -149,10 +151,11 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		}
 		d.source = d.admissions
 	}
-	if d.shared != nil && opts.StateDir != "" {
-		return nil, errors.New("dispatcher: a state dir and shared state are exclusive")
+	loaded, err := d.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	deferred := opts.DeferInputs && d.shared != nil && opts.Initial != nil && opts.Initial.Table != nil && len(opts.Initial.Table.Assignments) > 0
+	deferred := opts.DeferInputs && loaded != nil && loaded.Table != nil && len(loaded.Table.Assignments) > 0
 	in := emptyInputs()
 	if !deferred {
 		if in, err = loadInputs(&d.opts); err != nil {
@@ -160,14 +163,8 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		}
 	}
 	d.in.Store(in)
-	if opts.StateDir != "" {
-		if d.store, err = store.New(opts.StateDir); err != nil {
-			return nil, fmt.Errorf("dispatcher: %w", err)
-		}
-		d.restore()
-	}
-	if d.shared != nil && opts.Initial != nil {
-		d.restoreFrom(opts.Initial, "shared state")
+	if loaded != nil {
+		d.restore(loaded)
 	}
 	if d.admissions != nil && d.source != nil {
 		if d.lastDemand, err = d.source.Demand(ctx); err != nil {
@@ -178,11 +175,10 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 	d.metrics.setProvisional(len(d.provisional))
 	if deferred {
 		d.log.Info("Serving the shared table; the configs and the job config load in the background", "jobs", d.cache.Len())
-		return d, nil
-	}
-	if err := d.putInputsInForce(in); err != nil {
+	} else if err := d.putInputsInForce(in); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	st.Watch(stateWatcher{d})
 	return d, nil
 }
 
@@ -309,40 +305,48 @@ func (d *Dispatcher) applyRestoredOverrides() error {
 	return err
 }
 
-// restore loads the persisted state. A missing state file starts without a
-// table; a corrupt one is moved aside by the store and its previous
-// generation is used, which Status reports.
-func (d *Dispatcher) restore() {
-	st, err := d.store.Load()
+// load loads the state to start from: nil when there is none. A damaged
+// state gives what could be trusted, which Status reports; only an error
+// of another kind is returned.
+func (d *Dispatcher) load(ctx context.Context) (*state.State, error) {
+	st, err := d.state.Load(ctx)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		d.log.Info("No state file: starting without a table", "path", d.store.Path())
-		return
-	case err != nil && st == nil:
+		d.log.Info("No state file: starting without a table", "path", d.state.Where())
+		return nil, nil
+	case errors.Is(err, state.ErrDamaged) && st == nil:
 		d.metrics.stateLoadError()
 		d.recovery = []string{err.Error()}
-		d.log.Error(err, "Ignoring the state dir: the table will be rebuilt", "path", d.store.Path())
-		return
-	case err != nil:
+		d.log.Error(err, "Ignoring the state dir: the table will be rebuilt", "path", d.state.Where())
+		return nil, nil
+	case errors.Is(err, state.ErrDamaged):
 		d.metrics.stateLoadError()
-		d.log.Error(err, "Some of the state could not be trusted and was left out", "dir", d.opts.StateDir)
+		d.log.Error(err, "Some of the state could not be trusted and was left out", "path", d.state.Where())
+	case err != nil:
+		return nil, fmt.Errorf("loading the state from %s: %w", d.state.Where(), err)
 	}
+	return st, nil
+}
+
+// restore puts the state loaded in force; a journal it read, or a
+// recovery, is folded into a new full save (the journal to come starts empty).
+func (d *Dispatcher) restore(st *state.State) {
 	if len(st.Recovered) > 0 {
 		d.recovery = st.Recovered
 		d.metrics.stateRecovered()
 		for _, note := range st.Recovered {
-			d.log.Info("State recovered: "+note, "dir", d.opts.StateDir)
+			d.log.Info("State recovered: "+note, "path", d.state.Where())
 		}
 	}
-	d.restoreFrom(st, d.store.Path())
+	d.restoreFrom(st, d.state.Where())
 	if st.JournalRows > 0 || len(st.Recovered) > 0 {
-		_ = d.save() // fold the journal into a new state file: the journal to come starts empty
+		_ = d.save()
 	}
 }
 
 // restoreFrom puts st in force: its overrides, drains, provisional jobs,
 // admission counts, demand and table; from names where it comes from.
-func (d *Dispatcher) restoreFrom(st *store.State, from string) {
+func (d *Dispatcher) restoreFrom(st *state.State, from string) {
 	now := d.clock.Now()
 	refused := map[string]error{}
 	for _, o := range st.Overrides {
@@ -379,8 +383,6 @@ func (d *Dispatcher) restoreFrom(st *store.State, from string) {
 	}
 	if st.Demand != nil && len(st.Demand.Jobs) > 0 {
 		d.lastDemand = st.Demand.Jobs
-	} else if d.shared != nil && st.Table != nil {
-		d.lastDemand = demandOfRows(st.Table) // the leader's demand, as its rows carry it
 	}
 	d.lastDispatch = st.LastDispatch
 	if st.Table != nil && len(st.Table.Assignments) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -303,7 +305,7 @@ func TestNewFailsOnBadConfig(t *testing.T) {
 			e := newEnv(t)
 			o := e.options()
 			tc.mutate(e, &o)
-			_, err := New(context.Background(), o)
+			_, err := New(context.Background(), o, e.files())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: %v, want an error containing %q", err, tc.want)
 			}
@@ -424,5 +426,53 @@ func TestStatusCountsTheLastDispatchMoves(t *testing.T) {
 	m := d.Status().LastDispatchMoves
 	if len(rep.Moves) == 0 || m == nil || *m != len(rep.Moves) {
 		t.Errorf("Status moves %v after a dispatch that moved %d jobs off the blocked build03", m, len(rep.Moves))
+	}
+}
+
+// failingState is a state whose Load fails with err.
+type failingState struct {
+	state.Memory
+	err error
+}
+
+func (f failingState) Load(context.Context) (*state.State, error) { return nil, f.err }
+
+// TestNewOnItsState: New loads its state and watches it; a state that
+// cannot be read fails New unless it is only missing or damaged.
+func TestNewOnItsState(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		st      state.Backend
+		wantErr string
+	}{
+		{name: "memory"},
+		{name: "missing", st: failingState{err: fmt.Errorf("state.json: %w", fs.ErrNotExist)}},
+		{name: "damaged", st: failingState{err: state.Damaged(errors.New("state.json: checksum mismatch"))}},
+		{name: "unreachable", st: failingState{err: errors.New("connection refused")}, wantErr: "loading the state from memory: connection refused"},
+		{name: "none", st: nil, wantErr: "no state backend"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			st := tc.st
+			if tc.name == "memory" {
+				st = state.Memory{}
+			}
+			d, err := New(context.Background(), e.options(), st)
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("New: %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatalf("New: %v", err)
+			}
+			if !d.Leading() {
+				t.Error("a dispatcher on a state of one replica does not lead: its state's Watch was not called")
+			}
+			if tc.name == "damaged" && len(d.Status().Recovery) != 1 {
+				t.Errorf("status recovery %q, want the damage reported", d.Status().Recovery)
+			}
+		})
 	}
 }

@@ -115,11 +115,9 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 		return plan, fmt.Errorf("drain %s: %w: %d job(s) need what no other usable cluster has: %s; force to drain anyway",
 			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
 	}
-	if d.shared != nil {
-		// Shared first: a drain is in force only once every replica can see it.
-		if err := d.shared.PutClusterOverride(ctx, plan.Override); err != nil {
-			return nil, fmt.Errorf("drain %s: not done: %w: %w", req.Cluster, ErrNotSaved, err)
-		}
+	// Shared first: a drain is in force only once every replica can see it.
+	if err := d.state.PutClusterOverride(ctx, plan.Override); err != nil {
+		return nil, fmt.Errorf("drain %s: not done: %w: %w", req.Cluster, ErrNotSaved, err)
 	}
 	// The plan's engine run, committed.
 	d.mu.Lock()
@@ -129,10 +127,10 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 	if _, _, err := d.committed(run); err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Drain: the override is in force, the dispatch that applies it failed", "cluster", req.Cluster)
 	}
-	if d.shared != nil && plan.Override.Drain() {
+	if plan.Override.Drain() {
 		// Acknowledged once every live replica answers from it: followers
 		// move the drained cluster's jobs as soon as they see the drain.
-		unconfirmed, err := d.shared.ConfirmDrain(ctx, plan.Override)
+		unconfirmed, err := d.state.ConfirmDrain(ctx, plan.Override)
 		if err != nil || len(unconfirmed) > 0 {
 			plan.Unconfirmed = unconfirmed
 			d.log.Info("Drain acknowledged before every replica confirmed it in force", "cluster", req.Cluster, "unconfirmed", unconfirmed, "error", err)
@@ -180,12 +178,9 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 }
 
 // deleteSharedClusterOverride removes the cluster's drain or cap from the
-// shared state, if there is one; the error wraps ErrNotSaved.
+// shared state; the error wraps ErrNotSaved.
 func (d *Dispatcher) deleteSharedClusterOverride(ctx context.Context, cluster string) error {
-	if d.shared == nil {
-		return nil
-	}
-	if err := d.shared.DeleteClusterOverride(ctx, cluster); err != nil {
+	if err := d.state.DeleteClusterOverride(ctx, cluster); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
 	return nil
@@ -258,10 +253,7 @@ func (d *Dispatcher) planDrain(ctx context.Context, operation string, req DrainR
 	if d.cache.Len() == 0 {
 		return nil, nil, nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
 	}
-	now := d.clock.Now()
-	if d.shared != nil {
-		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
-	}
+	now := d.state.Stamp(d.clock.Now()) // what the state keeps, so every replica holds the same override
 	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
 	st := d.snapshot(func() map[string]table.ClusterOverride {
 		with := maps.Clone(d.clusterOverrides)

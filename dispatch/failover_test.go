@@ -372,7 +372,7 @@ func TestHealthDrainTTLDefaultsWithinMaxDrainTTL(t *testing.T) {
 	opts = e.options()
 	opts.MaxDrainTTL = time.Hour
 	opts.Health = HealthOptions{Source: &fakeHealth{}, DrainTTL: 2 * time.Hour}
-	if _, err := New(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "over the maximum drain TTL") {
+	if _, err := New(context.Background(), opts, e.files()); err == nil || !strings.Contains(err.Error(), "over the maximum drain TTL") {
 		t.Errorf("New with a health drain TTL over MaxDrainTTL: %v, want a refusal", err)
 	}
 }

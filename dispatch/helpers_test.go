@@ -17,6 +17,8 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -81,16 +83,33 @@ func (e *env) options() Options {
 	e.reg = prometheus.NewRegistry()
 	return Options{
 		DispatcherConfigPath: e.dispatcherConfig, ClusterConfigPath: e.clusterConfig,
-		JobConfigDir: e.jobDir, StateDir: e.stateDir,
-		Demand:     demand.File{Path: e.demandFile},
-		Registerer: e.reg, Logger: testLogger(e.t), Clock: e.clock,
+		JobConfigDir: e.jobDir,
+		Demand:       demand.File{Path: e.demandFile},
+		Registerer:   e.reg, Logger: testLogger(e.t), Clock: e.clock,
 		PersistDelay: 10 * time.Millisecond,
 	}
 }
 
+// files is the file store of the env's state dir.
+func (e *env) files() state.Backend {
+	e.t.Helper()
+	b, err := store.NewBackend(e.stateDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+// newDispatcher starts a dispatcher on the env's state dir.
 func (e *env) newDispatcher(opts Options) *Dispatcher {
 	e.t.Helper()
-	d, err := New(context.Background(), opts)
+	return e.newDispatcherOn(opts, e.files())
+}
+
+// newDispatcherOn starts a dispatcher on st.
+func (e *env) newDispatcherOn(opts Options, st state.Backend) *Dispatcher {
+	e.t.Helper()
+	d, err := New(context.Background(), opts, st)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -44,7 +45,7 @@ func releaseDispatcher(t *testing.T, mutate func(*config.DispatcherConfig)) (*Di
 		DispatcherConfigPath: cfgPath, ClusterConfigPath: filepath.Join(releaseFixture, "_clusters.yaml"),
 		JobConfigDir: filepath.Join(releaseFixture, "jobs"), Logger: testLogger(t),
 		Engine: engine.Options{ClusterJobs: compiled(t, engine.DefaultClusterJobPatterns)},
-	})
+	}, state.Memory{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestServiceClusterMarkedBlocked(t *testing.T) {
 		DispatcherConfigPath: filepath.Join(releaseFixture, "_config.yaml"), ClusterConfigPath: clusters,
 		JobConfigDir: filepath.Join(releaseFixture, "jobs"), Logger: testLogger(t),
 		Engine: engine.Options{ClusterJobs: compiled(t, engine.DefaultClusterJobPatterns)},
-	})
+	}, state.Memory{})
 	if err != nil {
 		t.Fatalf("a blocked app.ci in the cluster config: %v; want it to load", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -109,8 +108,6 @@ type Options struct {
 	DispatcherConfigPath, ClusterConfigPath string
 	// JobConfigDir is the Prow job config dir. Required.
 	JobConfigDir string
-	// StateDir holds state.json; empty keeps state in memory only.
-	StateDir string
 	// Labels name the job labels that steer placement; zero -> jobs.DefaultLabels().
 	Labels jobs.Labels
 	// Engine tunes balancing.
@@ -152,15 +149,8 @@ type Options struct {
 	MaxOverrideTTL time.Duration
 	// Health configures health-driven failover.
 	Health HealthOptions
-	// Shared, when set, is the state shared by every replica (the
-	// Kubernetes API): overrides, drains and new jobs' rows are written
-	// there before they are acknowledged, and StateDir must be empty.
-	Shared Shared
-	// Initial, with Shared, is the state to start from (the leader's last
-	// publication and the overrides in force), in place of a state dir.
-	Initial *store.State
-	// DeferInputs, with Shared and an Initial table, makes New put that table
-	// in force at once and leave the configs and the job config to
+	// DeferInputs, when the state loaded holds a table, makes New put that
+	// table in force at once and leave the configs and the job config to
 	// LoadInputs, so that a replica serves lookups before it has read them.
 	// Until then, jobs the table lacks are not placed (ErrNotReady).
 	DeferInputs bool

@@ -59,19 +59,17 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	if d.shared != nil {
-		// Shared first: a reschedule is in force only once every replica can see it.
-		d.mu.Lock()
-		o, _, err := d.planRescheduleLocked(req)
-		d.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		if err := d.shared.PutOverride(ctx, o); err != nil {
-			return nil, fmt.Errorf("reschedule job %q: not done: %w: %w", req.Job, ErrNotSaved, err)
-		}
-		req.Cluster = o.Cluster
+	// Shared first: a reschedule is in force only once every replica can see it.
+	d.mu.Lock()
+	o, _, err := d.planRescheduleLocked(req)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
+	if err := d.state.PutOverride(ctx, o); err != nil {
+		return nil, fmt.Errorf("reschedule job %q: not done: %w: %w", req.Job, ErrNotSaved, err)
+	}
+	req.Cluster = o.Cluster
 	d.mu.Lock()
 	res, err := d.rescheduleLocked(req)
 	d.mu.Unlock()
@@ -106,10 +104,7 @@ func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override
 		}
 		to = best
 	}
-	now := d.clock.Now()
-	if d.shared != nil {
-		now = now.Truncate(time.Second).UTC() // what the shared state keeps, so every replica holds the same override
-	}
+	now := d.state.Stamp(d.clock.Now()) // what the state keeps, so every replica holds the same override
 	return table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}, cur, nil
 }
 
@@ -192,16 +187,14 @@ func (d *Dispatcher) DeleteOverride(ctx context.Context, job string) error {
 		d.mu.Unlock()
 		return fmt.Errorf("delete override: job %q has no override: %w", job, ErrNotFound)
 	}
-	if d.shared != nil {
+	d.mu.Unlock()
+	if err := d.state.DeleteOverride(ctx, job); err != nil {
+		return fmt.Errorf("delete override of job %q: not done: %w: %w", job, ErrNotSaved, err)
+	}
+	d.mu.Lock()
+	if o, ok = d.overrides[job]; !ok { // the shared state's deletion arrived first
 		d.mu.Unlock()
-		if err := d.shared.DeleteOverride(ctx, job); err != nil {
-			return fmt.Errorf("delete override of job %q: not done: %w: %w", job, ErrNotSaved, err)
-		}
-		d.mu.Lock()
-		if o, ok = d.overrides[job]; !ok { // the shared state's deletion arrived first
-			d.mu.Unlock()
-			return nil
-		}
+		return nil
 	}
 	delete(d.overrides, job)
 	if _, err := d.replace("override-delete", map[string]bool{job: true}); err != nil {

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -23,9 +23,6 @@ const minCompactRows = 1000
 // shown by Status and returned wrapping ErrNotSaved; the in-memory state
 // stays authoritative and the next save retries.
 func (d *Dispatcher) save() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	return d.saveLocked()
@@ -34,11 +31,17 @@ func (d *Dispatcher) save() error {
 // saveLocked is save; callers hold saveMu.
 func (d *Dispatcher) saveLocked() error {
 	d.mu.Lock()
-	st := &store.State{Table: d.cache.Snapshot(), Overrides: d.overridesLocked(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
-	folded := d.unsaved
-	d.unsaved = map[string]table.Assignment{}
+	overrides := d.overridesLocked()
 	d.mu.Unlock()
-	if err := d.store.Save(st); err != nil {
+	var folded map[string]table.Assignment
+	if err := d.state.Save(func() *state.State {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		st := &state.State{Table: d.cache.Snapshot(), Overrides: overrides, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+		folded = d.unsaved
+		d.unsaved = map[string]table.Assignment{}
+		return st
+	}); err != nil {
 		d.mu.Lock()
 		for job, a := range folded { // still unsaved, unless set again meanwhile
 			if _, newer := d.unsaved[job]; !newer {
@@ -46,10 +49,10 @@ func (d *Dispatcher) saveLocked() error {
 			}
 		}
 		d.mu.Unlock()
-		return d.saveFailedWith(err, d.store.Path())
+		return d.saveFailedWith(err)
 	}
-	if err := d.store.SaveOverrides(st.Overrides); err != nil {
-		return d.saveFailedWith(err, d.store.OverridesPath())
+	if err := d.state.SaveOverrides(overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	if err := d.saveAdmissionsLocked(); err != nil {
 		return err
@@ -61,16 +64,13 @@ func (d *Dispatcher) saveLocked() error {
 // saveOverrides writes the overrides' file now: what makes a reschedule,
 // an override deletion or an expiry durable.
 func (d *Dispatcher) saveOverrides() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	overrides := d.overridesLocked()
 	d.mu.Unlock()
-	if err := d.store.SaveOverrides(overrides); err != nil {
-		return d.saveFailedWith(err, d.store.OverridesPath())
+	if err := d.state.SaveOverrides(overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil
@@ -79,13 +79,13 @@ func (d *Dispatcher) saveOverrides() error {
 // saveDemand writes the last good demand, so a restart places new jobs with
 // it before its first query.
 func (d *Dispatcher) saveDemand(dm map[string]float64) {
-	if d.store == nil || d.admissions != nil { // admission counts are saved as such
+	if d.admissions != nil { // admission counts are saved as such
 		return
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	if err := d.store.SaveDemand(&store.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
-		_ = d.saveFailedWith(err, d.store.DemandPath())
+	if err := d.state.SaveDemand(&state.Demand{At: d.clock.Now(), Jobs: dm}); err != nil {
+		_ = d.saveFailedWith(err)
 		return
 	}
 	d.savedOK()
@@ -94,9 +94,6 @@ func (d *Dispatcher) saveDemand(dm map[string]float64) {
 // saveAdmissions saves the admission counts, when demand is counted from
 // admissions, in their own file.
 func (d *Dispatcher) saveAdmissions() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	if err := d.saveAdmissionsLocked(); err != nil {
@@ -111,8 +108,8 @@ func (d *Dispatcher) saveAdmissionsLocked() error {
 	if d.admissions == nil {
 		return nil
 	}
-	if err := d.store.SaveAdmissions(d.admissions.Snapshot()); err != nil {
-		return d.saveFailedWith(err, d.store.AdmissionsPath())
+	if err := d.state.SaveAdmissions(d.admissions.Snapshot); err != nil {
+		return d.saveFailedWith(err)
 	}
 	return nil
 }
@@ -123,9 +120,6 @@ func (d *Dispatcher) saveAdmissionsLocked() error {
 // journal has grown to a twentieth of the table, or there is no state file
 // to extend yet, it saves the state file instead.
 func (d *Dispatcher) saveJournal() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
@@ -133,17 +127,21 @@ func (d *Dispatcher) saveJournal() error {
 		d.mu.Unlock()
 		return d.saveLocked()
 	}
-	j := &store.Journal{Provisional: d.provisionalLocked()}
-	for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
-		j.Rows = append(j.Rows, d.unsaved[job])
-	}
 	d.mu.Unlock()
-	err := d.store.SaveJournal(j)
-	if errors.Is(err, store.ErrNoStateFile) {
+	err := d.state.SaveJournal(func() ([]table.Assignment, []state.Provisional) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		rows := make([]table.Assignment, 0, len(d.unsaved))
+		for _, job := range slices.Sorted(maps.Keys(d.unsaved)) {
+			rows = append(rows, d.unsaved[job])
+		}
+		return rows, d.provisionalLocked()
+	})
+	if errors.Is(err, state.ErrNoBase) {
 		return d.saveLocked()
 	}
 	if err != nil {
-		return d.saveFailedWith(err, d.store.JournalPath())
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil
@@ -151,13 +149,13 @@ func (d *Dispatcher) saveJournal() error {
 
 // saveFailedWith logs, counts and records (for Status) a failed save and
 // returns err wrapping ErrNotSaved.
-func (d *Dispatcher) saveFailedWith(err error, path string) error {
+func (d *Dispatcher) saveFailedWith(err error) error {
 	d.metrics.stateSaveError()
 	d.saveFailed.Store(true)
 	d.mu.Lock()
 	d.saveError = err.Error()
 	d.mu.Unlock()
-	d.log.Error(err, "Saving state failed", "path", path)
+	d.log.Error(err, "Saving state failed", "path", d.state.Where())
 	return fmt.Errorf("%w: %w", ErrNotSaved, err)
 }
 
@@ -167,16 +165,13 @@ func (d *Dispatcher) savedOK() {
 		d.mu.Lock()
 		d.saveError = ""
 		d.mu.Unlock()
-		d.log.Info("Saving state works again", "path", d.store.Path())
+		d.log.Info("Saving state works again", "path", d.state.Where())
 	}
 }
 
 // saveSoon saves the journal within Options.PersistDelay, merging the
 // requests made meanwhile.
 func (d *Dispatcher) saveSoon() {
-	if d.store == nil {
-		return
-	}
 	d.timerMu.Lock()
 	defer d.timerMu.Unlock()
 	if d.saveTimer != nil {
@@ -215,16 +210,13 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 // saveClusterOverrides writes the cluster overrides' file now: what makes a
 // drain survive a restart.
 func (d *Dispatcher) saveClusterOverrides() error {
-	if d.store == nil {
-		return nil
-	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	overrides := d.clusterOverridesLocked()
 	d.mu.Unlock()
-	if err := d.store.SaveClusterOverrides(overrides); err != nil {
-		return d.saveFailedWith(err, d.store.ClusterOverridesPath())
+	if err := d.state.SaveClusterOverrides(overrides); err != nil {
+		return d.saveFailedWith(err)
 	}
 	d.savedOK()
 	return nil

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 )
 
 // Jobs first seen at admission that the job config lacks (rehearsals, jobs
@@ -36,11 +36,11 @@ func (d *Dispatcher) touchProvisional(job string) {
 
 // provisionalLocked returns the provisional jobs for the store, sorted by
 // name. Callers hold mu.
-func (d *Dispatcher) provisionalLocked() []store.Provisional {
-	out := make([]store.Provisional, 0, len(d.provisional))
+func (d *Dispatcher) provisionalLocked() []state.Provisional {
+	out := make([]state.Provisional, 0, len(d.provisional))
 	for _, name := range slices.Sorted(maps.Keys(d.provisional)) {
 		p := d.provisional[name]
-		out = append(out, store.Provisional{Job: p.job, LastAdmitted: p.lastAdmitted, Admissions: p.admissions})
+		out = append(out, state.Provisional{Job: p.job, LastAdmitted: p.lastAdmitted, Admissions: p.admissions})
 	}
 	return out
 }

@@ -9,26 +9,51 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// A highly available dispatcher runs as replicas sharing state (Options.
-// Shared). One leads: it runs Run (dispatches, expiries, health) and its
-// table is the one published. Every replica serves admissions and reads
-// from its own table, which follows the leader's publications (AdoptTable)
-// and the shared overrides (SetOverrides, SetClusterOverrides) and rows
-// (AdoptRows). These methods are what the shared-state backend calls.
+// A highly available dispatcher runs as replicas sharing state (a shared
+// state.Backend). One leads: it runs Run (dispatches, expiries, health) and
+// its table is the one published. Every replica serves admissions and reads
+// from its own table, which follows the leader's publications (adoptTable)
+// and the shared overrides (setOverrides, setClusterOverrides) and rows
+// (adoptRows). The state calls these through the watcher New registers.
 
-// SetLeading tells the dispatcher whether this replica leads.
-func (d *Dispatcher) SetLeading(leading bool) {
+// stateWatcher is the dispatcher as its state watches it (state.Watcher).
+type stateWatcher struct{ d *Dispatcher }
+
+var _ state.Watcher = stateWatcher{}
+
+func (w stateWatcher) SetLeading(leading bool)           { w.d.setLeading(leading) }
+func (w stateWatcher) AdoptTable(st *state.State)        { w.d.adoptTable(st) }
+func (w stateWatcher) SetOverrides(os []table.Override)  { w.d.setOverrides(os) }
+func (w stateWatcher) Published() (*state.State, uint64) { return w.d.published() }
+func (w stateWatcher) TableVersion() uint64              { return w.d.tableVersion() }
+func (w stateWatcher) SetClusterOverrides(cs []table.ClusterOverride) {
+	w.d.setClusterOverrides(cs)
+}
+func (w stateWatcher) AdoptRows(rows []table.Assignment, provisional []state.Provisional) {
+	w.d.adoptRows(rows, provisional)
+}
+func (w stateWatcher) CheckRow(a table.Assignment, provisional *state.Provisional) error {
+	return w.d.checkRow(a, provisional)
+}
+func (w stateWatcher) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
+	return w.d.rowsChangedSince(v)
+}
+func (w stateWatcher) AdmissionCounts() *demand.AdmissionCounts { return w.d.admissionCounts() }
+
+// setLeading tells the dispatcher whether this replica leads.
+func (d *Dispatcher) setLeading(leading bool) {
 	if d.leading.Swap(leading) != leading {
 		d.log.Info("Leadership changed", "leading", leading)
 	}
 }
 
-// Leading reports whether this replica leads (always true without shared state).
-func (d *Dispatcher) Leading() bool { return d.shared == nil || d.leading.Load() }
+// Leading reports whether this replica leads (always true with a state of
+// one replica).
+func (d *Dispatcher) Leading() bool { return d.leading.Load() }
 
 // leaderOnly refuses, with ErrNotLeader, a write that recomputes the table
 // (a dispatch, drain, undrain, reschedule or override deletion) while
@@ -40,28 +65,25 @@ func (d *Dispatcher) leaderOnly(what string) error {
 	if d.Leading() {
 		return nil
 	}
-	if other := d.shared.OtherLeader(); other != "" {
+	if other := d.state.OtherLeader(); other != "" {
 		return fmt.Errorf("%s: %w: replica %s leads and only the leader changes the table; send the request to it (any replica's API forwards it)", what, ErrNotLeader, other)
 	}
 	return nil
 }
 
-// TableVersion changes with every change of the table in force.
-func (d *Dispatcher) TableVersion() uint64 { return d.cache.Version() }
-
-// Published returns what the leader publishes: the table in force and the
+// published returns what the leader publishes: the table in force and the
 // provisional jobs, consistent with each other, with the table version
 // they were taken at. The table is copied without holding mu, which
 // admissions of new jobs take, and kept if no row changed during the copy
 // (rows and provisional records change together under mu); after
 // publishTries copies overtaken by changes, it is copied under mu.
-func (d *Dispatcher) Published() (*store.State, uint64) {
+func (d *Dispatcher) published() (*state.State, uint64) {
 	for range publishTries {
 		v := d.cache.Version()
 		t := d.cache.Snapshot()
 		d.mu.Lock()
 		if d.cache.Version() == v {
-			st := &store.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+			st := &state.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
 			d.mu.Unlock()
 			return st, v
 		}
@@ -69,18 +91,21 @@ func (d *Dispatcher) Published() (*store.State, uint64) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &store.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
+	return &state.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
 }
+
+// tableVersion changes with every change of the table in force.
+func (d *Dispatcher) tableVersion() uint64 { return d.cache.Version() }
 
 // publishTries is how many times Published copies the table without mu.
 const publishTries = 3
 
-// RowsChangedSince returns the rows set since the table's version v (as
-// TableVersion gave it), so that a publisher can tell a change it may
+// rowsChangedSince returns the rows set since the table's version v (as
+// tableVersion gave it), so that a publisher can tell a change it may
 // leave for later without copying the table. It reports false when it
 // cannot tell: a row was removed, or the table replaced, since v, or v is
 // too old. Rows set again after v are returned as they are now.
-func (d *Dispatcher) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
+func (d *Dispatcher) rowsChangedSince(v uint64) ([]table.Assignment, bool) {
 	jobs, ok := d.cache.ChangedSince(v)
 	if !ok {
 		return nil, false
@@ -96,21 +121,21 @@ func (d *Dispatcher) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
 	return rows, true
 }
 
-// AdmissionCounts are this replica's admission counts; nil when demand is
+// admissionCounts are this replica's admission counts; nil when demand is
 // not counted from admissions.
-func (d *Dispatcher) AdmissionCounts() *demand.AdmissionCounts {
+func (d *Dispatcher) admissionCounts() *demand.AdmissionCounts {
 	if d.admissions == nil {
 		return nil
 	}
 	return d.admissions.Snapshot()
 }
 
-// AdoptTable puts the leader's publication in force on a follower: its
+// adoptTable puts the leader's publication in force on a follower: its
 // table, its provisional jobs and the demand its rows carry. The overrides
 // in force that the publication does not follow yet (set since it was
 // made) are applied again on top. A leader ignores it: its own table is
 // the newest.
-func (d *Dispatcher) AdoptTable(st *store.State) {
+func (d *Dispatcher) adoptTable(st *state.State) {
 	if d.Leading() || st == nil || st.Table == nil || len(st.Table.Assignments) == 0 {
 		return
 	}
@@ -161,10 +186,10 @@ func (d *Dispatcher) AdoptTable(st *store.State) {
 	d.metrics.setProvisional(len(d.provisional))
 }
 
-// AdoptRows puts in force rows that replicas placed, at admission, for jobs
+// adoptRows puts in force rows that replicas placed, at admission, for jobs
 // the table lacked (the first placement of each job recorded cluster-wide
 // wins), with the provisional records of those the job config lacks.
-func (d *Dispatcher) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
+func (d *Dispatcher) adoptRows(rows []table.Assignment, provisional []state.Provisional) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	changed := false
@@ -191,11 +216,11 @@ func (d *Dispatcher) AdoptRows(rows []table.Assignment, provisional []store.Prov
 	}
 }
 
-// SetOverrides puts in force the job overrides as the shared state holds
+// setOverrides puts in force the job overrides as the shared state holds
 // them (an operator may have created or deleted one with kubectl): the jobs
 // whose override appeared, changed or went are placed anew. Writes this
 // replica made itself arrive here too and change nothing.
-func (d *Dispatcher) SetOverrides(os []table.Override) {
+func (d *Dispatcher) setOverrides(os []table.Override) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
@@ -244,11 +269,11 @@ func (d *Dispatcher) SetOverrides(os []table.Override) {
 	d.log.Info("Shared overrides applied", "changed", len(changed), "deleted", len(dropped))
 }
 
-// SetClusterOverrides puts in force the drains and caps as the shared state
+// setClusterOverrides puts in force the drains and caps as the shared state
 // holds them. The leader dispatches on them at once (the jobs leave or come
 // back, and it publishes the table); a follower records them and takes the
 // leader's table, so that every replica ends with one table.
-func (d *Dispatcher) SetClusterOverrides(cs []table.ClusterOverride) {
+func (d *Dispatcher) setClusterOverrides(cs []table.ClusterOverride) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
@@ -364,7 +389,7 @@ func (d *Dispatcher) hasOtherCluster(j jobs.Job, cluster string) bool {
 	return err == nil
 }
 
-// CheckRow returns why a row read from the shared state (the leader's
+// checkRow returns why a row read from the shared state (the leader's
 // publication, a replica's placement) may not be put in force here, which
 // keeps a hand-written or stale row from steering admissions: its cluster
 // is neither in the cluster config nor manual, or, for a row the rules may
@@ -373,7 +398,7 @@ func (d *Dispatcher) hasOtherCluster(j jobs.Job, cluster string) bool {
 // (from the job config, else provisional) requires. A pinned row is held
 // to the pin rule's own terms: not on a blocked cluster. Nil while the
 // configs are not loaded: nothing to check against.
-func (d *Dispatcher) CheckRow(a table.Assignment, provisional *store.Provisional) error {
+func (d *Dispatcher) checkRow(a table.Assignment, provisional *state.Provisional) error {
 	if !d.inputsLoaded.Load() {
 		return nil
 	}

@@ -11,20 +11,22 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// memShared is Shared held in memory with the API server's semantics that
-// matter here: writes either happen or fail, claims are create-if-absent.
-// Replicas learn of writes only through sync, as they would through watches.
+// memShared is a shared state.Backend held in memory with the API server's
+// semantics that matter here: writes either happen or fail, claims are
+// create-if-absent, times are kept to the second. Replicas learn of writes
+// only through sync, as they would through watches; they start as followers.
 type memShared struct {
-	mu        sync.Mutex
-	down      bool // every write fails, as with an unreachable API server
-	overrides map[string]table.Override
-	drains    map[string]table.ClusterOverride
-	claims    map[string]table.Assignment
-	leader    string // the replica the Lease names, as followers see it
+	state.Memory // nothing to save after a change is in force
+	mu           sync.Mutex
+	down         bool // every write fails, as with an unreachable API server
+	overrides    map[string]table.Override
+	drains       map[string]table.ClusterOverride
+	claims       map[string]table.Assignment
+	leader       string // the replica the Lease names, as followers see it
 	// unconfirmed is what ConfirmDrain answers; confirms counts its calls.
 	unconfirmed []string
 	confirms    int
@@ -78,6 +80,19 @@ func (m *memShared) ConfirmDrain(context.Context, table.ClusterOverride) ([]stri
 	return m.unconfirmed, nil
 }
 
+func (m *memShared) Where() string                   { return "shared state" }
+func (m *memShared) Watch(state.Watcher)             {}
+func (m *memShared) Stamp(t time.Time) time.Time     { return t.Truncate(time.Second).UTC() }
+func (m *memShared) from(st *state.State) memReplica { return memReplica{m, st} }
+
+// memReplica is a replica's view of a memShared: it starts from initial.
+type memReplica struct {
+	*memShared
+	initial *state.State
+}
+
+func (r memReplica) Load(context.Context) (*state.State, error) { return r.initial, nil }
+
 func (m *memShared) OtherLeader() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -101,9 +116,9 @@ func (m *memShared) sync(rs ...*Dispatcher) {
 	}
 	m.mu.Unlock()
 	for _, r := range rs {
-		r.SetOverrides(os)
-		r.SetClusterOverrides(cs)
-		r.AdoptRows(rows, nil)
+		r.setOverrides(os)
+		r.setClusterOverrides(cs)
+		r.adoptRows(rows, nil)
 	}
 }
 
@@ -113,18 +128,13 @@ func replicas(t *testing.T, n int) (*env, *memShared, *Dispatcher, []*Dispatcher
 	t.Helper()
 	e := newEnv(t)
 	sh := newMemShared()
-	opts := e.options()
-	opts.StateDir, opts.Shared = "", sh
-	leader := e.newDispatcher(opts)
-	leader.SetLeading(true)
+	leader := e.newDispatcherOn(e.options(), sh)
+	leader.setLeading(true)
 	e.dispatch(leader)
 	var followers []*Dispatcher
 	for range n {
-		opts := e.options()
-		opts.StateDir, opts.Shared = "", sh
-		st, _ := leader.Published()
-		opts.Initial = st
-		followers = append(followers, e.newDispatcher(opts))
+		st, _ := leader.published()
+		followers = append(followers, e.newDispatcherOn(e.options(), sh.from(st)))
 	}
 	return e, sh, leader, followers
 }
@@ -158,17 +168,17 @@ func TestFollowerStartsFromThePublicationAndFollowsIt(t *testing.T) {
 	if _, err := leader.Reschedule(context.Background(), RescheduleRequest{Job: job, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	v := f.TableVersion()
-	st, _ := leader.Published()
-	f.AdoptTable(st)
-	if f.TableVersion() == v {
+	v := f.tableVersion()
+	st, _ := leader.published()
+	f.adoptTable(st)
+	if f.tableVersion() == v {
 		t.Error("adopting a publication left the table version as it was")
 	}
 	sameTables(t, leader, f)
 
 	// A leader never takes a publication: its own table is the newest.
 	old := &table.Table{Assignments: []table.Assignment{{Job: job, Cluster: "elsewhere"}}}
-	leader.AdoptTable(&store.State{Table: old})
+	leader.adoptTable(&state.State{Table: old})
 	if a := mustLookup(t, leader, job); a.Cluster == "elsewhere" {
 		t.Error("the leader adopted a publication")
 	}
@@ -241,7 +251,7 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	if on(leader, "build03") == 0 {
 		t.Fatal("build03 runs nothing before the drain")
 	}
-	before, _ := leader.Published()
+	before, _ := leader.published()
 	// A drain made elsewhere reaches the leader through the shared state:
 	// it moves the jobs off and its next publication carries the move.
 	sh.drains["build03"] = table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: leader.clock.Now(), Expires: leader.clock.Now().Add(time.Hour)}
@@ -260,12 +270,12 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	}
 	// A publication the leader made before the drain, arriving late,
 	// brings back no row on the drained cluster either.
-	f.AdoptTable(before)
+	f.adoptTable(before)
 	if n := on(f, "build03"); n != 0 {
 		t.Errorf("the follower keeps %d jobs on build03 after adopting a publication older than the drain", n)
 	}
-	st, _ := leader.Published()
-	f.AdoptTable(st)
+	st, _ := leader.published()
+	f.adoptTable(st)
 	sameTables(t, leader, f)
 
 	// Undrain: deleted from the shared state before it is answered.
@@ -283,7 +293,7 @@ func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
 	a, b := fs[0], fs[1]
 	// Make the two replicas disagree about where a new job would go, as
 	// replicas with different loads might: b's table has a build03 drain.
-	b.SetClusterOverrides([]table.ClusterOverride{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
+	b.setClusterOverrides([]table.ClusterOverride{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
 	if _, err := b.afterClusterOverrideChange("shared-drain", "test"); err != nil { // b's engine on its drain, as if it had led
 		t.Fatal(err)
 	}
@@ -317,12 +327,12 @@ func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
 func TestAReplicaServesTheSharedTableBeforeItLoadsTheJobConfig(t *testing.T) {
 	ctx := context.Background()
 	e, sh, leader, _ := replicas(t, 0)
-	st, _ := leader.Published()
+	st, _ := leader.published()
 	job := st.Table.Assignments[0].Job
 	opts := e.options()
-	opts.StateDir, opts.Shared, opts.Initial, opts.DeferInputs = "", sh, st, true
+	opts.DeferInputs = true
 	opts.JobConfigDir = e.dir + "/no-such-dir" // New must not read it
-	f := e.newDispatcher(opts)
+	f := e.newDispatcherOn(opts, sh.from(st))
 
 	if s := f.Status(); !s.Ready || !s.Loading || s.TableSize != len(st.Table.Assignments) {
 		t.Fatalf("status before the job config: %+v, want ready and loading with the shared table", s)
@@ -347,7 +357,7 @@ func TestAReplicaServesTheSharedTableBeforeItLoadsTheJobConfig(t *testing.T) {
 	if mustLookup(t, f, job).Cluster == to {
 		to = "build01"
 	}
-	f.SetOverrides([]table.Override{{Job: job, Cluster: to, Reason: "kubectl", CreatedAt: e.clock.Now()}})
+	f.setOverrides([]table.Override{{Job: job, Cluster: to, Reason: "kubectl", CreatedAt: e.clock.Now()}})
 
 	if err := f.LoadInputs(ctx); err == nil {
 		t.Fatal("LoadInputs on a missing job config dir succeeded")
@@ -389,9 +399,9 @@ func TestOwnWritesComingBackChangeNothing(t *testing.T) {
 		o.CreatedAt, o.Expires = o.CreatedAt.In(time.FixedZone("elsewhere", 3600)), o.Expires.UTC()
 		sh.drains[c] = o
 	}
-	v := leader.TableVersion()
+	v := leader.tableVersion()
 	sh.sync(leader)
-	if leader.TableVersion() != v {
+	if leader.tableVersion() != v {
 		t.Error("the leader's own override and drain, coming back from the shared state, changed its table")
 	}
 }
@@ -403,7 +413,7 @@ func TestOwnWritesComingBackChangeNothing(t *testing.T) {
 func TestPublishedWhileNewJobsArrive(t *testing.T) {
 	ctx := context.Background()
 	_, _, leader, _ := replicas(t, 0)
-	_, since := leader.Published()
+	_, since := leader.published()
 	const n = 200
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -417,7 +427,7 @@ func TestPublishedWhileNewJobsArrive(t *testing.T) {
 		}
 	}()
 	for done := false; !done; {
-		st, v := leader.Published()
+		st, v := leader.published()
 		rows := st.Table.ByJob()
 		for _, p := range st.Provisional {
 			if _, ok := rows[p.Job.Name]; !ok {
@@ -428,7 +438,7 @@ func TestPublishedWhileNewJobsArrive(t *testing.T) {
 	}
 	wg.Wait()
 
-	changed, ok := leader.RowsChangedSince(since)
+	changed, ok := leader.rowsChangedSince(since)
 	if !ok || len(changed) != n {
 		t.Fatalf("RowsChangedSince the first publication: %d rows, %v; want the %d new jobs", len(changed), ok, n)
 	}
@@ -438,18 +448,18 @@ func TestPublishedWhileNewJobsArrive(t *testing.T) {
 		}
 	}
 	// A reschedule moves a row in place: it is named too. A dispatch replaces the table: no answer.
-	_, v := leader.Published()
+	_, v := leader.published()
 	job := changed[0].Job
 	if _, err := leader.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if rows, ok := leader.RowsChangedSince(v); !ok || !slices.ContainsFunc(rows, func(a table.Assignment) bool { return a.Job == job }) {
+	if rows, ok := leader.rowsChangedSince(v); !ok || !slices.ContainsFunc(rows, func(a table.Assignment) bool { return a.Job == job }) {
 		t.Errorf("after a reschedule of %s: RowsChangedSince = %v, %v", job, rows, ok)
 	}
 	if _, err := leader.Dispatch(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rows, ok := leader.RowsChangedSince(v); ok {
+	if rows, ok := leader.rowsChangedSince(v); ok {
 		t.Errorf("after a dispatch: RowsChangedSince = %d rows, true; want no answer", len(rows))
 	}
 }
@@ -489,16 +499,16 @@ func TestFollowersRefuseWritesOnlyTheLeaderMakes(t *testing.T) {
 				t.Fatal(err)
 			}
 			sh.sync(f)
-			st, _ := leader.Published()
-			f.AdoptTable(st)
+			st, _ := leader.published()
+			f.adoptTable(st)
 
 			sh.leader = "r1"
-			v, overrides, drains := f.TableVersion(), len(sh.overrides), len(sh.drains)
+			v, overrides, drains := f.tableVersion(), len(sh.overrides), len(sh.drains)
 			err := w.write(f, job)
 			if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "replica r1 leads") {
 				t.Fatalf("%s on a follower while r1 leads: %v, want ErrNotLeader naming r1", w.name, err)
 			}
-			if f.TableVersion() != v || len(sh.overrides) != overrides || len(sh.drains) != drains {
+			if f.tableVersion() != v || len(sh.overrides) != overrides || len(sh.drains) != drains {
 				t.Errorf("a refused %s changed the follower's table or the shared state", w.name)
 			}
 			if _, err := f.PreviewDrain(ctx, DrainRequest{Cluster: "build02", TTL: time.Hour, Reason: "preview"}); err != nil {

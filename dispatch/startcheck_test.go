@@ -59,10 +59,8 @@ func TestStartHoldsTheLoadedTableToTheConfigs(t *testing.T) {
 			t.Fatal("build03 runs no movable job: the test proves nothing")
 		}
 		blockBuild03(t, e)
-		opts := e.options()
-		opts.StateDir, opts.Shared = "", sh
-		opts.Initial, _ = leader.Published() // made before build03 was blocked
-		f := e.newDispatcher(opts)
+		st, _ := leader.published() // made before build03 was blocked
+		f := e.newDispatcherOn(e.options(), sh.from(st))
 		if n := movableOn(f, "build03"); n != 0 {
 			t.Errorf("a follower starting from a publication older than the cluster config keeps %d jobs on the blocked build03", n)
 		}

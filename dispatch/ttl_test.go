@@ -107,7 +107,7 @@ func TestSharedOverridesOutOfBounds(t *testing.T) {
 		{name: "no expiry, created a year ago", o: table.Override{Job: job, Cluster: to, Reason: "kubectl", CreatedAt: now.Add(-year)}},
 	} {
 		t.Run("job override "+tc.name, func(t *testing.T) {
-			f.SetOverrides([]table.Override{tc.o})
+			f.setOverrides([]table.Override{tc.o})
 			got := f.Overrides()
 			if applied := len(got) == 1 && mustLookup(t, f, job).Cluster == to; applied != tc.apply {
 				t.Errorf("override %+v: applied %v (overrides %+v), want %v", tc.o, applied, got, tc.apply)
@@ -115,7 +115,7 @@ func TestSharedOverridesOutOfBounds(t *testing.T) {
 			if len(got) == 1 && (got[0].Expires.IsZero() || got[0].Expires.Sub(now) > DefaultMaxOverrideTTL) {
 				t.Errorf("override in force until %v, want at most %s from now", got[0].Expires, DefaultMaxOverrideTTL)
 			}
-			f.SetOverrides(nil)
+			f.setOverrides(nil)
 		})
 	}
 	for _, tc := range []struct {
@@ -129,11 +129,11 @@ func TestSharedOverridesOutOfBounds(t *testing.T) {
 		{name: "a day", o: table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(24 * time.Hour)}, apply: true},
 	} {
 		t.Run("cluster drain "+tc.name, func(t *testing.T) {
-			f.SetClusterOverrides([]table.ClusterOverride{tc.o})
+			f.setClusterOverrides([]table.ClusterOverride{tc.o})
 			if applied := len(f.ClusterOverrides()) == 1; applied != tc.apply {
 				t.Errorf("drain %+v: applied %v, want %v", tc.o, applied, tc.apply)
 			}
-			f.SetClusterOverrides(nil)
+			f.setClusterOverrides(nil)
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/httpapi"
 )
@@ -36,10 +37,9 @@ func realDispatcherAPI(t *testing.T) (*dispatch.Dispatcher, *api.Client) {
 		DispatcherConfigPath: filepath.Join(ex, "dispatcher.yaml"),
 		ClusterConfigPath:    filepath.Join(ex, "clusters.yaml"),
 		JobConfigDir:         filepath.Join(ex, "jobs"),
-		StateDir:             t.TempDir(),
 		Demand:               demand.File{Path: filepath.Join(ex, "demand.yaml")},
 		Logger:               logr.Discard(),
-	})
+	}, stateDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,4 +579,14 @@ func TestJobFileChanges(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v\nwant %v", got, want)
 	}
+}
+
+// stateDir is a file store in a temp dir.
+func stateDir(t *testing.T) *store.Backend {
+	t.Helper()
+	b, err := store.NewBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

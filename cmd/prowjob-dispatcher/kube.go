@@ -130,10 +130,11 @@ func (f *kubeFlags) restConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
-// startShared starts the kubernetes state backend and sets the dispatch
-// options that use it: the shared state, the state to start from and, when
-// demand is counted from admissions, this replica's counter (restored from
-// its record) and the sum of every replica's counts.
+// startShared starts the kubernetes state backend, the state of the
+// dispatcher, and sets the dispatch options that go with it: the shared
+// table serves before the configs load and, when demand is counted from
+// admissions, this replica's counter (restored from its record by Load)
+// and the sum of every replica's counts.
 func (f *kubeFlags) startShared(ctx context.Context, apiPort int, opts *dispatch.Options, reg prometheus.Registerer, log logr.Logger) (*kubestate.Backend, error) {
 	cfg, err := f.restConfig()
 	if err != nil {
@@ -154,19 +155,9 @@ func (f *kubeFlags) startShared(ctx context.Context, apiPort int, opts *dispatch
 	if err := b.Start(startCtx); err != nil {
 		return nil, fmt.Errorf("--state-backend=kubernetes: namespace %s: %w", namespace, err)
 	}
-	initial, err := b.Load(startCtx)
-	if err != nil {
-		return nil, fmt.Errorf("--state-backend=kubernetes: loading the shared state of namespace %s: %w", namespace, err)
-	}
-	rows := 0
-	if initial.Table != nil {
-		rows = len(initial.Table.Assignments)
-	}
-	log.Info("Loaded the shared state", "namespace", namespace, "replica", replica, "address", address, "rows", rows,
-		"overrides", len(initial.Overrides), "drains", len(initial.ClusterOverrides), "took", time.Since(start))
-	opts.Shared, opts.Initial, opts.DeferInputs = b, initial, true
+	log.Info("Listed the shared state", "namespace", namespace, "replica", replica, "address", address, "took", time.Since(start))
+	opts.DeferInputs = true
 	if opts.Demand == nil {
-		initial.Admissions = b.OwnAdmissions() // a pod restarted under its name keeps its counts
 		opts.Admissions, opts.Demand = demand.NewAdmissions(demand.DefaultWindow, nil), b.Demand()
 	}
 	return b, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
@@ -212,15 +213,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("No --token-file: dispatch, reschedule and override deletion over the API are refused")
 	}
 
+	var st state.Backend = state.Memory{}
 	if f.stateDir != "" {
 		lock, err := store.LockDir(f.stateDir)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = lock.Release() }()
+		if st, err = store.NewBackend(f.stateDir); err != nil {
+			return fmt.Errorf("dispatcher: %w", err)
+		}
 	}
 	opts := f.inputs.options(source)
-	opts.StateDir, opts.Schedule = f.stateDir, f.schedule
+	opts.Schedule = f.schedule
 	opts.MaxProvisional, opts.ProvisionalTTL, opts.DemandMaxDrop = f.maxProvisional, f.provisionalTTL, f.demandMaxDrop
 	opts.MaxDrainTTL, opts.MaxOverrideTTL, opts.Housekeeping = f.maxDrainTTL, f.maxOverrideTTL, f.housekeeping
 	opts.PreviewTimeout = f.previewTimeout
@@ -260,12 +265,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if shared, err = f.kube.startShared(ctx, f.apiPort, &opts, reg, log.WithName("kubestate")); err != nil {
 			return err
 		}
+		st = shared
 	}
-	if d, err = dispatch.New(ctx, opts); err != nil {
+	if d, err = dispatch.New(ctx, opts, st); err != nil {
 		return err
 	}
 	if shared != nil {
-		shared.Attach(d)
 		go func() { _ = d.LoadInputsRetrying(ctx) }() // the shared table serves meanwhile
 	}
 	metrics, err := admission.NewMetrics(reg)

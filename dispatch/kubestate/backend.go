@@ -24,35 +24,9 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
-
-// Replica is the dispatcher as the backend drives it; *dispatch.Dispatcher implements it.
-type Replica interface {
-	// Published returns the table and provisional jobs to publish (store.State's Table and Provisional), and the table's version, which changes with every change of either.
-	Published() (*store.State, uint64)
-	// TableVersion is Published's version without the copy (an atomic load).
-	TableVersion() uint64
-	// RowsChangedSince returns the rows set since a table version, or false when rows were removed or the table replaced since.
-	RowsChangedSince(version uint64) ([]table.Assignment, bool)
-	// AdoptTable replaces the table and provisional jobs by the leader's publication; the dispatcher ignores it while it leads.
-	AdoptTable(st *store.State)
-	// AdoptRows sets rows that replicas placed for jobs the table lacked (JobPlacements), with the provisional records of those the job config lacks.
-	AdoptRows(rows []table.Assignment, provisional []store.Provisional)
-	// SetOverrides gives the full set of job overrides in the API; SetClusterOverrides the drains and caps.
-	SetOverrides(os []table.Override)
-	SetClusterOverrides(cs []table.ClusterOverride)
-	// SetLeading tells the dispatcher whether this replica leads.
-	SetLeading(leading bool)
-	// AdmissionCounts are this replica's admission counts.
-	AdmissionCounts() *demand.AdmissionCounts
-	// CheckRow returns why a row read from the shared state (a table shard,
-	// a placement) may not be put in force: an unknown cluster, or a blocked
-	// or incapable one for a job the rules may move. provisional is the
-	// job's provisional record, if any. Nil while the configs are not loaded.
-	CheckRow(a table.Assignment, provisional *store.Provisional) error
-}
 
 // The kinds of objects, as metrics and errors name them.
 const (
@@ -71,9 +45,9 @@ const (
 	followMaxDelay = 500 * time.Millisecond
 )
 
-// Backend is the kubernetes state backend of one replica. Use New, Start,
-// Load (before the dispatcher exists), Attach (once it does), then Run and
-// Elect until shutdown. It implements dispatch.Shared.
+// Backend is the kubernetes state backend of one replica (a
+// state.Backend). Use New and Start, give it to the dispatcher (which
+// Loads it and Watches it), then Run and Elect until shutdown.
 type Backend struct {
 	opts    Options
 	log     logr.Logger
@@ -101,7 +75,7 @@ type Backend struct {
 	mu      sync.Mutex
 	started bool
 	running bool
-	replica Replica
+	replica state.Watcher // the dispatcher, once it Watches
 	own     *demand.AdmissionCounts
 
 	// Leadership.
@@ -323,9 +297,9 @@ func (b *Backend) Close() {
 	}
 }
 
-// Attach starts driving the dispatcher: it gets the changes of the shared
+// Watch starts driving the dispatcher: it gets the changes of the shared
 // state since Load, the leadership, and its record is written.
-func (b *Backend) Attach(r Replica) {
+func (b *Backend) Watch(r state.Watcher) {
 	b.mu.Lock()
 	b.replica = r
 	b.tableDirty, b.overridesDirty, b.drainsDirty = true, true, true
@@ -336,7 +310,7 @@ func (b *Backend) Attach(r Replica) {
 	signal(b.beatNow)
 }
 
-func (b *Backend) attached() Replica {
+func (b *Backend) attached() state.Watcher {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.replica

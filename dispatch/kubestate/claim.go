@@ -10,7 +10,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -53,7 +53,7 @@ func (b *Backend) Claim(ctx context.Context, row table.Assignment, provisional *
 
 // claim creates the job's JobPlacement, or reads the one that exists, and
 // returns the row in force with its provisional record.
-func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, *store.Provisional, error) {
+func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, *state.Provisional, error) {
 	spec, err := placementSpec(row, provisional, b.opts.Replica, b.opts.Clock.Now())
 	if err != nil {
 		return row, nil, err
@@ -159,7 +159,7 @@ func (b *Backend) retryClaims(ctx context.Context) {
 			case won.Cluster != c.row.Cluster:
 				b.log.Info("Retried claim: another replica placed the job first: adopting its row", "job", c.row.Job, "cluster", won.Cluster, "ours", c.row.Cluster)
 				if r := b.attached(); r != nil {
-					var provs []store.Provisional
+					var provs []state.Provisional
 					if prov != nil {
 						provs = append(provs, *prov)
 					}

@@ -26,8 +26,8 @@ func TestDrainConfirmed(t *testing.T) {
 	opts.HeartbeatInterval = 2 * time.Second
 	a, fa := startBackend(t, apiConfig, opts), newFakeReplica(&table.Table{}, nil)
 	b, fb := startBackend(t, apiConfig, testOptions(ns, "replica-b")), newFakeReplica(&table.Table{}, nil)
-	a.Attach(fa)
-	b.Attach(fb)
+	a.Watch(fa)
+	b.Watch(fb)
 	runBackend(t, a, false, nil)
 	runBackend(t, b, false, nil)
 	ctx := context.Background()

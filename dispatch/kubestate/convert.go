@@ -13,7 +13,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -98,7 +98,7 @@ func placementSpec(row table.Assignment, provisional *jobs.Job, replica string, 
 	}
 	spec := v1alpha1.JobPlacementSpec{Job: row.Job, Cluster: row.Cluster, Reason: string(row.Reason), Replica: replica, Row: raw}
 	if provisional != nil {
-		p := store.Provisional{Job: *provisional, LastAdmitted: now, Admissions: 1}
+		p := state.Provisional{Job: *provisional, LastAdmitted: now, Admissions: 1}
 		if spec.Provisional, err = json.Marshal(p); err != nil {
 			return v1alpha1.JobPlacementSpec{}, fmt.Errorf("job %q: encoding its provisional record: %w", row.Job, err)
 		}
@@ -109,7 +109,7 @@ func placementSpec(row table.Assignment, provisional *jobs.Job, replica string, 
 // placementRow is a JobPlacement's row and, when it has one, its provisional
 // record. A row that does not decode is rebuilt from the spec's job, cluster
 // and reason, which the API validated.
-func placementRow(jp *v1alpha1.JobPlacement) (table.Assignment, *store.Provisional, error) {
+func placementRow(jp *v1alpha1.JobPlacement) (table.Assignment, *state.Provisional, error) {
 	var row table.Assignment
 	if err := json.Unmarshal(jp.Spec.Row, &row); err != nil || row.Job != jp.Spec.Job || row.Cluster != jp.Spec.Cluster {
 		row = table.Assignment{Job: jp.Spec.Job, Cluster: jp.Spec.Cluster, Reason: table.Reason(jp.Spec.Reason),
@@ -118,7 +118,7 @@ func placementRow(jp *v1alpha1.JobPlacement) (table.Assignment, *store.Provision
 	if len(jp.Spec.Provisional) == 0 {
 		return row, nil, nil
 	}
-	var p store.Provisional
+	var p state.Provisional
 	if err := json.Unmarshal(jp.Spec.Provisional, &p); err != nil {
 		return row, nil, fmt.Errorf("JobPlacement %s: provisional record: %w", jp.Name, err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -125,7 +125,7 @@ func TestPlacementConversion(t *testing.T) {
 	if diff := cmp.Diff(row, gotRow); diff != "" {
 		t.Errorf("row round trip (-want +got):\n%s", diff)
 	}
-	wantProv := &store.Provisional{Job: *job, LastAdmitted: now, Admissions: 1}
+	wantProv := &state.Provisional{Job: *job, LastAdmitted: now, Admissions: 1}
 	if diff := cmp.Diff(wantProv, gotProv); diff != "" {
 		t.Errorf("provisional round trip (-want +got):\n%s", diff)
 	}

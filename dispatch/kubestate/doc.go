@@ -8,9 +8,10 @@
 // leader's table (TableShard objects) and the overrides, claims the rows it
 // places for jobs the table lacks (JobPlacement, create-if-absent) and
 // writes its own DispatcherReplica record; the leader publishes the table,
-// folds the placements into it and collects expired objects. The dispatcher
-// is driven through the Replica interface; the Backend implements
-// dispatch.Shared for the dispatcher's writes.
+// folds the placements into it and collects expired objects. The Backend is
+// the dispatcher's state.Backend: the dispatcher's writes go through it,
+// and it gives the dispatcher the changes through the state.Watcher the
+// dispatcher registers with Watch.
 //
 // Times written as metav1.Time (override and drain times, heartbeats,
 // GeneratedAt) have second precision: what a replica reads back is the time

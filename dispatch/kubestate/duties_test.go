@@ -50,7 +50,7 @@ func TestLeaderCollects(t *testing.T) {
 		}
 	}
 	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	a.Attach(newFakeReplica(&table.Table{}, nil))
+	a.Watch(newFakeReplica(&table.Table{}, nil))
 	runBackend(t, a, true, nil)
 	eventually(t, 10*time.Second, "the expired objects collected", func() bool {
 		return !exists(t, expiredOverride) && !exists(t, expiredDrain) && !exists(t, gone)
@@ -75,7 +75,7 @@ func TestLeaderFoldsPlacements(t *testing.T) {
 	opts := testOptions(ns, "replica-a")
 	opts.PlacedRowsDelay = time.Millisecond // fold at the next publication
 	a := startBackend(t, apiConfig, opts)
-	a.Attach(fa)
+	a.Watch(fa)
 	runBackend(t, a, true, nil)
 	eventually(t, 10*time.Second, "the first publication", func() bool { return a.Status().PublicationServed > 0 })
 
@@ -136,7 +136,7 @@ func TestPublicationsGrow(t *testing.T) {
 	opts.Shards = 4
 	fa := newFakeReplica(smallTable(), nil)
 	a := startBackend(t, apiConfig, opts)
-	a.Attach(fa)
+	a.Watch(fa)
 	runBackend(t, a, true, nil)
 	eventually(t, 10*time.Second, "the publication of 4 shards", func() bool {
 		return a.Status().PublicationServed == 42 && len(shardVersions(t, ns)) == 4
@@ -172,7 +172,7 @@ func TestAnEmptyTableIsNotPublished(t *testing.T) {
 	fa := newFakeReplica(&table.Table{}, nil)
 	fa.refuseTables = true
 	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	a.Attach(fa)
+	a.Watch(fa)
 	runBackend(t, a, true, nil)
 	eventually(t, 10*time.Second, "leading", func() bool { return a.Status().Role == RoleLeader })
 	time.Sleep(10 * testOptions(ns, "").PublishInterval)

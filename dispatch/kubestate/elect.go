@@ -213,7 +213,7 @@ func (b *Backend) Leader() (name, address string, self bool) {
 
 // OtherLeader names the replica other than this one that holds the Lease;
 // empty while this replica leads, or the Lease names no replica or this
-// one. It implements dispatch.Shared: the dispatcher refuses the writes
+// one. It is state.Backend's: the dispatcher refuses the writes
 // only the leader makes while it names a replica.
 func (b *Backend) OtherLeader() string {
 	name, leading := b.leaseHolder(context.Background())

@@ -60,7 +60,7 @@ func TestElect(t *testing.T) {
 		o := opts
 		o.Replica, o.Address = name, "http://"+name+".test:8080"
 		c := &candidate{b: startBackend(t, apiConfig, o), fake: newFakeReplica(&table.Table{}, nil)}
-		c.b.Attach(c.fake)
+		c.b.Watch(c.fake)
 		c.campaign(t)
 		cs = append(cs, c)
 	}
@@ -107,7 +107,7 @@ func TestElect(t *testing.T) {
 
 	// It comes back (a restarted pod): it follows.
 	back := &candidate{b: startBackend(t, apiConfig, leader.b.opts), fake: newFakeReplica(&table.Table{}, nil)}
-	back.b.Attach(back.fake)
+	back.b.Watch(back.fake)
 	back.campaign(t)
 	cs = []*candidate{back, follower}
 	time.Sleep(2 * opts.RetryPeriod)

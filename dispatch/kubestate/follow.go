@@ -14,7 +14,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -134,7 +134,7 @@ func (b *Backend) follow(ctx context.Context) {
 	r := b.replica
 	if r == nil {
 		b.mu.Unlock()
-		return // the flags stay set until Attach
+		return // the flags stay set until Watch
 	}
 	tableDirty, overrides, drains, leading := b.tableDirty, b.overridesDirty, b.drainsDirty, b.leading
 	placements := b.placementsDirty
@@ -182,7 +182,7 @@ func (b *Backend) follow(ctx context.Context) {
 // followTable adopts the latest publication when the shards changed: a
 // set the rules refuse leaves the table in force, and the rows r refuses
 // (an unknown, blocked or incapable cluster) are left out.
-func (b *Backend) followTable(ctx context.Context, r Replica) {
+func (b *Backend) followTable(ctx context.Context, r state.Watcher) {
 	b.mu.Lock()
 	adopted := b.adoptedShards
 	b.mu.Unlock()
@@ -225,11 +225,11 @@ const maxRefusedShown = 20
 
 // checkRows removes from st's table the rows r refuses, with their
 // provisional records, and returns them.
-func checkRows(r Replica, st *store.State) []RefusedRow {
+func checkRows(r state.Watcher, st *state.State) []RefusedRow {
 	if st.Table == nil {
 		return nil
 	}
-	prov := make(map[string]*store.Provisional, len(st.Provisional))
+	prov := make(map[string]*state.Provisional, len(st.Provisional))
 	for i := range st.Provisional {
 		prov[st.Provisional[i].Job.Name] = &st.Provisional[i]
 	}
@@ -250,7 +250,7 @@ func checkRows(r Replica, st *store.State) []RefusedRow {
 	for _, x := range refused {
 		gone[x.Job] = true
 	}
-	st.Provisional = slices.DeleteFunc(slices.Clone(st.Provisional), func(p store.Provisional) bool { return gone[p.Job.Name] })
+	st.Provisional = slices.DeleteFunc(slices.Clone(st.Provisional), func(p state.Provisional) bool { return gone[p.Job.Name] })
 	return refused
 }
 
@@ -351,14 +351,14 @@ func (b *Backend) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
 // adoptPlacements gives the dispatcher the rows of the placements named
 // (all when names is nil) whose job the table served lacks (the table's row
 // is in force otherwise).
-func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[string]bool) {
+func (b *Backend) adoptPlacements(ctx context.Context, r state.Watcher, names map[string]bool) {
 	var l v1alpha1.JobPlacementList
 	if err := b.list(ctx, &l); err != nil {
 		b.log.Error(err, "Listing the job placements")
 		return
 	}
 	var rows []table.Assignment
-	var provisional []store.Provisional
+	var provisional []state.Provisional
 	for i := range l.Items {
 		jp := &l.Items[i]
 		if names != nil && !names[jp.Name] {
@@ -388,7 +388,7 @@ func (b *Backend) adoptPlacements(ctx context.Context, r Replica, names map[stri
 // overlayPlacements adds to st the rows (and provisional records) of the
 // placements whose job its table lacks and that r (when not nil) accepts;
 // a table is made for them when st has none.
-func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement, r Replica) {
+func overlayPlacements(st *state.State, placements []v1alpha1.JobPlacement, r state.Watcher) {
 	var have map[string]bool
 	var rows []table.Assignment
 	for i := range placements {
@@ -410,7 +410,7 @@ func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement, r Re
 		}
 		have[row.Job] = true
 		rows = append(rows, row)
-		if p != nil && !slices.ContainsFunc(st.Provisional, func(q store.Provisional) bool { return q.Job.Name == p.Job.Name }) {
+		if p != nil && !slices.ContainsFunc(st.Provisional, func(q state.Provisional) bool { return q.Job.Name == p.Job.Name }) {
 			st.Provisional = append(st.Provisional, *p)
 		}
 	}
@@ -424,14 +424,14 @@ func overlayPlacements(st *store.State, placements []v1alpha1.JobPlacement, r Re
 	}
 	st.Table.Assignments = append(st.Table.Assignments, rows...)
 	st.Table.Sort()
-	slices.SortFunc(st.Provisional, func(a, b store.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
+	slices.SortFunc(st.Provisional, func(a, b state.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
 }
 
-// Load returns the shared state once the informers listed it (Start): the
+// load returns the shared state once the informers listed it (Start): the
 // table of the latest publication with the placements it lacks, its
 // provisional jobs, the overrides and the drains. Table is nil when nothing
-// was ever published or placed. The process starts its dispatcher from it.
-func (b *Backend) Load(ctx context.Context) (*store.State, error) {
+// was ever published or placed.
+func (b *Backend) load(ctx context.Context) (*state.State, error) {
 	if !b.cache.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("kubernetes state backend: the shared state is not listed: %w", context.Cause(ctx))
 	}
@@ -441,7 +441,7 @@ func (b *Backend) Load(ctx context.Context) (*store.State, error) {
 	}
 	st := set.state
 	if st == nil {
-		st = &store.State{}
+		st = &state.State{}
 	}
 	var rows []table.Assignment
 	if st.Table != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -38,7 +38,7 @@ func TestPublishAndFollow(t *testing.T) {
 	tab, prov := bigTable(t), someProvisional(300)
 	leaderFake := newFakeReplica(tab, prov)
 	leader := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	leader.Attach(leaderFake)
+	leader.Watch(leaderFake)
 	start := time.Now()
 	runBackend(t, leader, true, nil)
 	eventually(t, 60*time.Second, "the first publication", func() bool { return leader.Status().PublicationServed > 0 })
@@ -65,8 +65,8 @@ func TestPublishAndFollow(t *testing.T) {
 	// A replica's start: the dispatcher serves that table before it reads any config.
 	d, err := dispatch.New(context.Background(), dispatch.Options{
 		DispatcherConfigPath: "unread.yaml", ClusterConfigPath: "unread.yaml", JobConfigDir: "unread",
-		Shared: follower, Initial: loaded, DeferInputs: true, Demand: follower.Demand(),
-	})
+		DeferInputs: true, Demand: follower.Demand(),
+	}, follower)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +77,11 @@ func TestPublishAndFollow(t *testing.T) {
 		t.Errorf("lookup of %s: %+v, %v", tab.Assignments[777].Job, a, ok)
 	}
 	t.Logf("start to ready (informers synced, table loaded, dispatcher serving it) on %d rows: %s", len(tab.Assignments), time.Since(start).Round(time.Millisecond))
-	want := &store.State{Table: copyTable(tab), Provisional: prov}
+	want := &state.State{Table: copyTable(tab), Provisional: prov, Demand: &state.Demand{Jobs: map[string]float64{}}}
 	want.Table.GeneratedAt = tab.GeneratedAt.Truncate(time.Second).UTC()
+	for _, a := range tab.Assignments {
+		want.Demand.Jobs[a.Job] = a.Demand // the leader's demand, as its rows carry it
+	}
 	if diff := cmp.Diff(want, loaded, cmpopts.EquateEmpty()); diff != "" {
 		t.Fatalf("loaded state (-published +loaded):\n%s", diff)
 	}
@@ -88,7 +91,7 @@ func TestPublishAndFollow(t *testing.T) {
 
 	// It follows a change of one row; one shard is written.
 	followerFake := newFakeReplica(loaded.Table, loaded.Provisional)
-	follower.Attach(followerFake)
+	follower.Watch(followerFake)
 	runBackend(t, follower, false, nil)
 	before := shardVersions(t, ns)
 	moved := tab.Assignments[12345]

@@ -18,7 +18,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -127,13 +127,13 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
 	lead(a)
 	var enc shardEncoder
-	if err := a.publish(ctx, &enc, &store.State{Table: oldTab}, fullSpeed()); err != nil {
+	if err := a.publish(ctx, &enc, &state.State{Table: oldTab}, fullSpeed()); err != nil {
 		t.Fatal(err)
 	}
 	// A follower adopts it.
 	fc := newFakeReplica(&table.Table{}, nil)
 	c := startBackend(t, apiConfig, testOptions(ns, "replica-c"))
-	c.Attach(fc)
+	c.Watch(fc)
 	runBackend(t, c, false, nil)
 	eventually(t, 10*time.Second, "the follower adopting term 0", func() bool {
 		var got string
@@ -149,7 +149,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	fb := newFakeReplica(newTab, nil)
 	fb.refuseTables = true // its own table, not the one it followed before it led
 	b := startBackend(t, apiConfig, testOptions(ns, "replica-b"))
-	b.Attach(fb)
+	b.Watch(fb)
 	runBackend(t, b, true, nil)
 	eventually(t, 10*time.Second, "replica-b publishing in term 1", func() bool {
 		specs := shardSpecs(t, ns)
@@ -166,7 +166,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 
 	// replica-a resumes, its renewal older than the renew deadline: it writes nothing.
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now().Add(-aOpts.RenewDeadline), nil)
-	err := a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	err := a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "renew deadline") {
 		t.Errorf("the resumed leader's publication: %v, want fenced by the renew deadline", err)
 	}
@@ -175,7 +175,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	}
 	// Had it renewed just before it stopped, the newer term deposes it.
 	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
-	err = a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	err = a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "term 1") {
 		t.Errorf("the resumed leader's publication: %v, want deposed by term 1", err)
 	}
@@ -236,7 +236,7 @@ func TestForgedShardRefusedAndRepaired(t *testing.T) {
 		}
 	}
 	l := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	l.Attach(newFakeReplica(tab, nil))
+	l.Watch(newFakeReplica(tab, nil))
 	runBackend(t, l, true, nil)
 	eventually(t, 10*time.Second, "a publication", func() bool { return l.Status().PublicationServed > 0 })
 	ff := newFakeReplica(&table.Table{}, nil)
@@ -247,7 +247,7 @@ func TestForgedShardRefusedAndRepaired(t *testing.T) {
 		return nil
 	}
 	f := startBackend(t, apiConfig, testOptions(ns, "replica-b"))
-	f.Attach(ff)
+	f.Watch(ff)
 	runBackend(t, f, false, nil)
 	eventually(t, 10*time.Second, "the follower's 125 rows", func() bool { return f.Status().Rows == 125 })
 	saw04, sawUnknown := watchTable(ff, "build04"), watchTable(ff, "no-such-cluster")
@@ -345,7 +345,7 @@ func TestLongJobNamesDoNotStopPublication(t *testing.T) {
 	tab.Sort()
 	fl := newFakeReplica(tab, nil)
 	l := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	l.Attach(fl)
+	l.Watch(fl)
 	runBackend(t, l, true, nil)
 	eventually(t, 20*time.Second, "a publication", func() bool { return l.Status().PublicationServed > 0 })
 	st := l.Status()
@@ -357,7 +357,7 @@ func TestLongJobNamesDoNotStopPublication(t *testing.T) {
 	t.Logf("table-00: %d rows, %d bytes compressed", sp.Rows, len(sp.Data))
 	ff := newFakeReplica(&table.Table{}, nil)
 	f := startBackend(t, apiConfig, testOptions(ns, "replica-b"))
-	f.Attach(ff)
+	f.Watch(ff)
 	runBackend(t, f, false, nil)
 	eventually(t, 10*time.Second, "the follower adopting", func() bool { return f.Status().Rows == st.Rows })
 	// A drain moves a row: the follower follows within 2 s.
@@ -432,7 +432,7 @@ func TestHostileObjects(t *testing.T) {
 	fa.counts = &demand.AdmissionCounts{Days: []demand.DayCounts{{Day: time.Now().UTC().Truncate(24 * time.Hour), Jobs: map[string]float64{"a": 3}}}}
 	fa.checkRow = func(a table.Assignment) error { return knownClusters(a) }
 	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	a.Attach(fa)
+	a.Watch(fa)
 	runBackend(t, a, false, nil)
 	eventually(t, 5*time.Second, "the overrides and drains followed", func() bool {
 		var n, m int

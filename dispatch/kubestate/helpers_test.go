@@ -11,7 +11,7 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine/enginetest"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -80,10 +80,10 @@ func copyTable(t *table.Table) *table.Table {
 }
 
 // someProvisional are provisional jobs (rehearsals) for tables.
-func someProvisional(n int) []store.Provisional {
-	out := make([]store.Provisional, n)
+func someProvisional(n int) []state.Provisional {
+	out := make([]state.Provisional, n)
 	for i := range out {
-		out[i] = store.Provisional{
+		out[i] = state.Provisional{
 			Job: jobs.Job{Name: fmt.Sprintf("rehearse-%05d-pull-ci-openshift-release-main-e2e", i), Type: jobs.Presubmit, Agent: jobs.Agent,
 				Requirements: jobs.Requirements{Capabilities: []string{"arm64"}}},
 			LastAdmitted: enginetest.Now.Add(-1e9 * 3600),
@@ -98,7 +98,7 @@ func someProvisional(n int) []store.Provisional {
 // AdoptRows, as the dispatcher's does.
 type fakeReplica struct {
 	mu               sync.Mutex
-	state            store.State
+	state            state.State
 	version          uint64
 	replacedAt       uint64            // the version of the last AdoptTable (or the start)
 	rowVersions      map[string]uint64 // the version each row was last set at since
@@ -107,7 +107,7 @@ type fakeReplica struct {
 	counts           *demand.AdmissionCounts
 	adopted          int
 	rowsAdopted      []table.Assignment
-	provAdopted      []store.Provisional
+	provAdopted      []state.Provisional
 	overrides        []table.Override
 	overridesSet     int
 	clusterOverrides []table.ClusterOverride
@@ -115,7 +115,7 @@ type fakeReplica struct {
 	checkRow         func(a table.Assignment) error // nil accepts every row
 }
 
-func (f *fakeReplica) CheckRow(a table.Assignment, _ *store.Provisional) error {
+func (f *fakeReplica) CheckRow(a table.Assignment, _ *state.Provisional) error {
 	f.mu.Lock()
 	check := f.checkRow
 	f.mu.Unlock()
@@ -125,8 +125,8 @@ func (f *fakeReplica) CheckRow(a table.Assignment, _ *store.Provisional) error {
 	return check(a)
 }
 
-func newFakeReplica(t *table.Table, prov []store.Provisional) *fakeReplica {
-	return &fakeReplica{state: store.State{Table: t, Provisional: prov}, version: 1, replacedAt: 1, rowVersions: map[string]uint64{}}
+func newFakeReplica(t *table.Table, prov []state.Provisional) *fakeReplica {
+	return &fakeReplica{state: state.State{Table: t, Provisional: prov}, version: 1, replacedAt: 1, rowVersions: map[string]uint64{}}
 }
 
 // RowsChangedSince answers from the versions rows were set at, as the
@@ -146,10 +146,10 @@ func (f *fakeReplica) RowsChangedSince(v uint64) ([]table.Assignment, bool) {
 	return rows, true
 }
 
-func (f *fakeReplica) Published() (*store.State, uint64) {
+func (f *fakeReplica) Published() (*state.State, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &store.State{Table: copyTable(f.state.Table), Provisional: slices.Clone(f.state.Provisional)}, f.version
+	return &state.State{Table: copyTable(f.state.Table), Provisional: slices.Clone(f.state.Provisional)}, f.version
 }
 
 func (f *fakeReplica) TableVersion() uint64 {
@@ -158,7 +158,7 @@ func (f *fakeReplica) TableVersion() uint64 {
 	return f.version
 }
 
-func (f *fakeReplica) AdoptTable(st *store.State) {
+func (f *fakeReplica) AdoptTable(st *state.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adopted++
@@ -170,7 +170,7 @@ func (f *fakeReplica) AdoptTable(st *store.State) {
 	f.replacedAt, f.rowVersions = f.version, map[string]uint64{}
 }
 
-func (f *fakeReplica) AdoptRows(rows []table.Assignment, provisional []store.Provisional) {
+func (f *fakeReplica) AdoptRows(rows []table.Assignment, provisional []state.Provisional) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rowsAdopted = append(f.rowsAdopted, rows...)

@@ -22,15 +22,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 )
 
-// The backend is what the dispatcher drives and what it writes through.
-var (
-	_ Replica         = (*dispatch.Dispatcher)(nil)
-	_ dispatch.Shared = (*Backend)(nil)
-)
+// The fake replica is a watcher as the dispatcher registers one.
+var _ state.Watcher = (*fakeReplica)(nil)
 
 // The tests against an API server share one kube-apiserver and etcd
 // (envtest, from KUBEBUILDER_ASSETS) with the CRDs of v1alpha1 installed;

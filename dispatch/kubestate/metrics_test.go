@@ -19,7 +19,7 @@ func TestMetrics(t *testing.T) {
 	opts := testOptions(ns, "replica-a")
 	opts.Registerer = reg
 	b := startBackend(t, apiConfig, opts)
-	b.Attach(newFakeReplica(smallTable(), nil))
+	b.Watch(newFakeReplica(smallTable(), nil))
 	runBackend(t, b, true, nil)
 	eventually(t, 10*time.Second, "a publication", func() bool { return b.Status().PublicationServed > 0 })
 	ctx := context.Background()

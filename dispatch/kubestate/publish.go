@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -165,7 +165,7 @@ func (b *Backend) setUnpublished(failing bool) {
 // write), deletes the shards of another shard count, and folds the
 // placements st holds. pace says how many shards are encoded and written
 // at once, and the pause between two. Every write is fenced (fence.go).
-func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *store.State, pace pacing) (err error) {
+func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.State, pace pacing) (err error) {
 	defer func() {
 		b.mu.Lock()
 		b.lastPublishErr = err
@@ -401,7 +401,7 @@ type shardEncoder struct {
 	shards   []encodedShard
 }
 
-func (e *shardEncoder) encode(ctx context.Context, t *table.Table, provisional []store.Provisional, n int, pace pacing) ([]encodedShard, error) {
+func (e *shardEncoder) encode(ctx context.Context, t *table.Table, provisional []state.Provisional, n int, pace pacing) ([]encodedShard, error) {
 	cut := cutShards(t, provisional, n)
 	if len(e.contents) != n {
 		e.contents, e.shards = make([]shardContent, n), make([]encodedShard, n)
@@ -437,7 +437,7 @@ func (b *Backend) placed(job, cluster string) bool {
 // onlyPlaced reports whether every row r changed since the table version
 // published is one that placed says a JobPlacement carries: then the change
 // may wait for the next publication. It copies no table.
-func onlyPlaced(r Replica, published uint64, placed func(job, cluster string) bool) bool {
+func onlyPlaced(r state.Watcher, published uint64, placed func(job, cluster string) bool) bool {
 	rows, ok := r.RowsChangedSince(published)
 	if !ok {
 		return false

@@ -33,8 +33,8 @@ func TestDemand(t *testing.T) {
 	fb.counts = bCounts
 	a := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
 	b := startBackend(t, apiConfig, testOptions(ns, "replica-b"))
-	a.Attach(fa)
-	b.Attach(fb)
+	a.Watch(fa)
+	b.Watch(fb)
 	runBackend(t, a, false, nil)
 	stopB := runBackend(t, b, false, nil)
 

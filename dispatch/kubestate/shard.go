@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
@@ -40,7 +40,7 @@ const maxShardJSON = 256 << 20
 // shardContent is one shard's data, uncompressed.
 type shardContent struct {
 	Rows        []table.Assignment  `json:"rows"`
-	Provisional []store.Provisional `json:"provisional"`
+	Provisional []state.Provisional `json:"provisional"`
 }
 
 // shardOf is the shard of job among n shards: FNV-1a (32 bits) of the name mod n.
@@ -55,7 +55,7 @@ func shardOf(job string, n int) int {
 
 // cutShards cuts a table's rows and the provisional jobs into n shards,
 // each sorted by job; a nil table has no rows.
-func cutShards(t *table.Table, provisional []store.Provisional, n int) []shardContent {
+func cutShards(t *table.Table, provisional []state.Provisional, n int) []shardContent {
 	out := make([]shardContent, n)
 	var rows []table.Assignment
 	if t != nil {
@@ -63,7 +63,7 @@ func cutShards(t *table.Table, provisional []store.Provisional, n int) []shardCo
 	}
 	for i := range out {
 		out[i].Rows = make([]table.Assignment, 0, len(rows)/n+len(rows)/(4*n)+1)
-		out[i].Provisional = []store.Provisional{}
+		out[i].Provisional = []state.Provisional{}
 	}
 	for _, a := range rows {
 		i := shardOf(a.Job, n)
@@ -75,7 +75,7 @@ func cutShards(t *table.Table, provisional []store.Provisional, n int) []shardCo
 	}
 	for i := range out {
 		slices.SortStableFunc(out[i].Rows, func(a, b table.Assignment) int { return cmp.Compare(a.Job, b.Job) })
-		slices.SortStableFunc(out[i].Provisional, func(a, b store.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
+		slices.SortStableFunc(out[i].Provisional, func(a, b state.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
 	}
 	return out
 }
@@ -155,7 +155,7 @@ func dropLargest(c shardContent, more func(size int) bool, dropped []string) (sh
 	}
 	out := shardContent{
 		Rows:        slices.DeleteFunc(slices.Clone(c.Rows), func(a table.Assignment) bool { return gone[a.Job] }),
-		Provisional: slices.DeleteFunc(slices.Clone(c.Provisional), func(p store.Provisional) bool { return gone[p.Job.Name] }),
+		Provisional: slices.DeleteFunc(slices.Clone(c.Provisional), func(p state.Provisional) bool { return gone[p.Job.Name] }),
 	}
 	slices.Sort(dropped)
 	return out, dropped
@@ -240,7 +240,7 @@ type SkippedShard struct {
 // shardSet is what a replica takes from the table shards in the API.
 type shardSet struct {
 	// state holds the merged table (nil when no shard applies) and provisional jobs.
-	state *store.State
+	state *state.State
 	// publication is the highest publication among the shards applied.
 	publication int64
 	// term and publishedBy are the leader's term and name that wrote the set.
@@ -319,16 +319,16 @@ func assembleShards(objs []*v1alpha1.TableShard, rules shardRules, decode func(*
 	if len(contents) == 0 {
 		return set
 	}
-	st := &store.State{Table: &table.Table{GeneratedAt: generatedAt, Assignments: make([]table.Assignment, 0, rows)}}
+	st := &state.State{Table: &table.Table{GeneratedAt: generatedAt, Assignments: make([]table.Assignment, 0, rows)}}
 	if provs > 0 {
-		st.Provisional = make([]store.Provisional, 0, provs)
+		st.Provisional = make([]state.Provisional, 0, provs)
 	}
 	for _, c := range contents {
 		st.Table.Assignments = append(st.Table.Assignments, c.Rows...)
 		st.Provisional = append(st.Provisional, c.Provisional...)
 	}
 	st.Table.Sort()
-	slices.SortFunc(st.Provisional, func(a, b store.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
+	slices.SortFunc(st.Provisional, func(a, b state.Provisional) int { return cmp.Compare(a.Job.Name, b.Job.Name) })
 	set.state = st
 	return set
 }

@@ -16,13 +16,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // shardObjects encodes a table and provisional jobs as the TableShards a
 // publication writes.
-func shardObjects(t testing.TB, tab *table.Table, prov []store.Provisional, n int, publication int64) []*v1alpha1.TableShard {
+func shardObjects(t testing.TB, tab *table.Table, prov []state.Provisional, n int, publication int64) []*v1alpha1.TableShard {
 	t.Helper()
 	var out []*v1alpha1.TableShard
 	for i, c := range cutShards(tab, prov, n) {
@@ -63,7 +63,7 @@ func TestShardRoundTrip(t *testing.T) {
 	cases := []struct {
 		name   string
 		table  *table.Table
-		prov   []store.Provisional
+		prov   []state.Provisional
 		shards int
 	}{
 		{name: "small table, 16 shards", table: smallTable(), prov: someProvisional(7), shards: 16},
@@ -86,7 +86,7 @@ func TestShardRoundTrip(t *testing.T) {
 			if len(set.skipped) > 0 || set.publication != 3 {
 				t.Fatalf("skipped %v, publication %d", set.skipped, set.publication)
 			}
-			want := &store.State{Table: c.table, Provisional: c.prov}
+			want := &state.State{Table: c.table, Provisional: c.prov}
 			if diff := cmp.Diff(want, set.state, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
@@ -368,7 +368,7 @@ func TestOnlyPlaced(t *testing.T) {
 		"a new job placed elsewhere": {func(f *fakeReplica) { f.AdoptRows([]table.Assignment{{Job: "new", Cluster: "build01"}}, nil) }, false},
 		"a new job not placed":       {func(f *fakeReplica) { f.AdoptRows([]table.Assignment{{Job: "other", Cluster: "build03"}}, nil) }, false},
 		"a row moved":                {func(f *fakeReplica) { f.setRow(table.Assignment{Job: "b", Cluster: "build09"}) }, false},
-		"the table replaced":         {func(f *fakeReplica) { f.AdoptTable(&store.State{Table: copyTable(base)}) }, false},
+		"the table replaced":         {func(f *fakeReplica) { f.AdoptTable(&state.State{Table: copyTable(base)}) }, false},
 		"a placed job, then another not placed": {func(f *fakeReplica) {
 			f.AdoptRows([]table.Assignment{{Job: "new", Cluster: "build03"}}, nil)
 			f.setRow(table.Assignment{Job: "b", Cluster: "build09"})

@@ -3,17 +3,70 @@ package kubestate
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// The writes of dispatch.Shared: each is made when it returns nil. The
-// replicas, this one included, see them through their informers.
+// The Backend as the dispatcher's state.Backend. The shared writes are
+// each made when they return nil; the replicas, this one included, see
+// them through their informers. Nothing is left to save after a change is
+// in force: the leader publishes the table it reads through the watcher.
+
+var _ state.Backend = (*Backend)(nil)
+
+// Where is "shared state".
+func (b *Backend) Where() string { return "shared state" }
+
+// Load returns the shared state once the informers listed it (Start): the
+// table of the latest publication with the placements it lacks, its
+// provisional jobs, the overrides and the drains, the demand the table's
+// rows carry (the leader's) and this replica's admission counts from its
+// record (a pod restarted under its name keeps them). Table is nil when
+// nothing was ever published or placed.
+func (b *Backend) Load(ctx context.Context) (*state.State, error) {
+	st, err := b.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.Table != nil {
+		dm := make(map[string]float64, len(st.Table.Assignments))
+		for _, a := range st.Table.Assignments {
+			dm[a.Job] = a.Demand
+		}
+		st.Demand = &state.Demand{Jobs: dm}
+	}
+	st.Admissions = b.OwnAdmissions()
+	return st, nil
+}
+
+// Stamp is t as the API keeps it: to the second, in UTC.
+func (b *Backend) Stamp(t time.Time) time.Time { return t.Truncate(time.Second).UTC() }
+
+// Save does nothing: the leader publishes the table it reads through the watcher.
+func (b *Backend) Save(func() *state.State) error { return nil }
+
+// SaveJournal does nothing: Claim recorded the rows.
+func (b *Backend) SaveJournal(func() ([]table.Assignment, []state.Provisional)) error { return nil }
+
+// SaveOverrides does nothing: PutOverride and DeleteOverride wrote them.
+func (b *Backend) SaveOverrides([]table.Override) error { return nil }
+
+// SaveClusterOverrides does nothing: PutClusterOverride and DeleteClusterOverride wrote them.
+func (b *Backend) SaveClusterOverrides([]table.ClusterOverride) error { return nil }
+
+// SaveAdmissions does nothing: this replica's record carries them at every heartbeat.
+func (b *Backend) SaveAdmissions(func() *demand.AdmissionCounts) error { return nil }
+
+// SaveDemand does nothing: the leader's rows carry its demand.
+func (b *Backend) SaveDemand(*state.Demand) error { return nil }
 
 // PutOverride creates or replaces the job's JobOverride (named ObjectName(job)).
 func (b *Backend) PutOverride(ctx context.Context, o table.Override) error {

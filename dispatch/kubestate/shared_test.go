@@ -24,8 +24,8 @@ func twoReplicas(t *testing.T) (string, *Backend, *fakeReplica, *Backend, *fakeR
 	ns := newNamespace(t)
 	a, fa := startBackend(t, apiConfig, testOptions(ns, "replica-a")), newFakeReplica(&table.Table{}, nil)
 	b, fb := startBackend(t, apiConfig, testOptions(ns, "replica-b")), newFakeReplica(&table.Table{}, nil)
-	a.Attach(fa)
-	b.Attach(fb)
+	a.Watch(fa)
+	b.Watch(fb)
 	runBackend(t, a, false, nil)
 	runBackend(t, b, false, nil)
 	return ns, a, fa, b, fb
@@ -221,7 +221,7 @@ func TestClaimRetried(t *testing.T) {
 	opts := testOptions(ns, "replica-c")
 	opts.WriteTimeout = time.Second
 	c, fc := startBackend(t, p.config(), opts), newFakeReplica(&table.Table{}, nil)
-	c.Attach(fc)
+	c.Watch(fc)
 	runBackend(t, c, false, nil)
 
 	p.setUp(false)
@@ -345,7 +345,7 @@ func TestFollowingResumesRightAfterAnOutage(t *testing.T) {
 	ctx := context.Background()
 	p := newProxy(t, apiConfig.Host)
 	f, ff := startBackend(t, p.config(), testOptions(ns, "replica-f")), newFakeReplica(&table.Table{}, nil)
-	f.Attach(ff)
+	f.Watch(ff)
 	runBackend(t, f, false, nil)
 
 	p.setUp(false)

@@ -146,7 +146,7 @@ func (s *Store) readApart(st *State, sum string) []error {
 	case !errors.Is(err, fs.ErrNotExist):
 		errs = append(errs, err)
 	}
-	st.migrate(time.Now())
+	migrate(st, time.Now())
 	// The files kept apart are newer than what the state file and journal hold.
 	var overrides []table.Override
 	switch err := readEnvelope("overrides", s.OverridesPath(), &overrides); {

@@ -39,6 +39,8 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/certs"
 )
@@ -198,24 +200,26 @@ func TestLoad(t *testing.T) {
 		DispatcherConfigPath: w.dispatcherConfig,
 		ClusterConfigPath:    w.clusterConfig,
 		JobConfigDir:         w.jobConfigDir,
-		StateDir:             filepath.Join(dir, "state"),
 		Demand:               demand.File{Path: w.demandFile},
 		Registerer:           reg,
 		Logger:               logr.Discard(),
 	}
 	var api *kubeAPI
 	var shared *kubestate.Backend
+	var st state.Backend
 	if *kube {
 		api = startKubeAPI(t)
 		shared = api.backend(t, "load-0")
-		st, err := shared.Load(context.Background())
+		st = shared
+	} else {
+		files, err := store.NewBackend(filepath.Join(dir, "state"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.StateDir, opts.Shared, opts.Initial = "", shared, st
+		st = files
 	}
 	t0 := time.Now()
-	d, err := dispatch.New(context.Background(), opts)
+	d, err := dispatch.New(context.Background(), opts, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +232,7 @@ func TestLoad(t *testing.T) {
 			runDone <- d.Run(runCtx)
 			return
 		}
-		// As serve runs a replica: it follows the shared state, and leads (alone) to dispatch.
-		shared.Attach(d)
+		// As serve runs a replica: it follows the shared state (New watches it), and leads (alone) to dispatch.
 		followed := make(chan error, 1)
 		go func() { followed <- shared.Run(runCtx) }()
 		shared.Elect(runCtx, func(leadCtx context.Context) { _ = d.Run(leadCtx) })
@@ -405,14 +408,15 @@ func TestLoad(t *testing.T) {
 	t0 = time.Now()
 	opts.Registerer = nil
 	if api != nil {
-		again := api.backend(t, "load-0")
-		st, err := again.Load(context.Background())
+		st = api.backend(t, "load-0")
+	} else {
+		files, err := store.NewBackend(filepath.Join(dir, "state"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.Shared, opts.Initial = again, st
+		st = files
 	}
-	restarted, err := dispatch.New(context.Background(), opts)
+	restarted, err := dispatch.New(context.Background(), opts, st)
 	if err != nil {
 		t.Fatal(err)
 	}

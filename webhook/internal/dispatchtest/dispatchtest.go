@@ -10,6 +10,7 @@ import (
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 )
 
 // ExamplesDir returns the module's docs/examples, found from the test's
@@ -42,14 +43,17 @@ func New(t testing.TB, edit func(*dispatch.Options)) *dispatch.Dispatcher {
 		DispatcherConfigPath: filepath.Join(ex, "dispatcher.yaml"),
 		ClusterConfigPath:    filepath.Join(ex, "clusters.yaml"),
 		JobConfigDir:         filepath.Join(ex, "jobs"),
-		StateDir:             t.TempDir(),
 		Demand:               demand.File{Path: filepath.Join(ex, "demand.yaml")},
 		Logger:               logr.Discard(),
 	}
 	if edit != nil {
 		edit(&opts)
 	}
-	d, err := dispatch.New(context.Background(), opts)
+	st, err := store.NewBackend(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatch.New(context.Background(), opts, st)
 	if err != nil {
 		t.Fatal(err)
 	}
