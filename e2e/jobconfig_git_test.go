@@ -113,13 +113,27 @@ func TestJobConfigFromGit(t *testing.T) {
 	if !strings.Contains(metrics, `prowjob_dispatcher_job_config_git_fetches_total{result="error"}`) {
 		t.Errorf("/metrics lacks the failed fetches")
 	}
+	d.Kill()
+
+	// Down at start: the restarted dispatcher serves its saved table, says
+	// why in /readyz, and takes the job config once a fetch works.
+	d = start("interval", 2*time.Second)
+	if got := clusterOf(d); got != "build01" {
+		t.Errorf("restarted with the repository down, %s is on %q, want build01 from the saved table", jobConsolePinned, got)
+	}
+	if err := getJSON(ctx, d.HealthURL+"/readyz", &ready); err != nil || ready.JobConfig.Error == "" {
+		t.Errorf("restarted with the repository down, /readyz jobConfig %+v (%v), want the fetch's error", ready.JobConfig, err)
+	}
 	repo.down(false)
+	repo.pin(t, "build03")
+	took = waitCluster(d, "build03", 30*time.Second)
+	t.Logf("down at start: a push after the repository came back was in force %s after it", took.Round(time.Millisecond))
 	d.Kill()
 
 	// At once on the push event, with an interval that would not fetch.
 	d = start("push", time.Hour)
-	if got := clusterOf(d); got != "build01" {
-		t.Fatalf("%s is on %q, want build01", jobConsolePinned, got)
+	if got := clusterOf(d); got != "build03" {
+		t.Fatalf("%s is on %q, want build03", jobConsolePinned, got)
 	}
 	gh := newFakeGitHub(t)
 	hook := startPluginFor(t, s, d.Config.Dir, filepath.Join(s.moduleDir, "e2e", "testdata", "jobs"), d.APIURL, gh,

@@ -61,8 +61,8 @@ func (f *gitJobsFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-// start fetches the repository once (a failure fails the start: there is no
-// last good tree yet), points opts' paths into the checkout, makes every
+// start fetches the repository once (a failure is logged, not fatal: the
+// saved table serves until a later fetch works), points opts' paths into the checkout, makes every
 // dispatch fetch first and returns the source, whose Run the caller starts.
 // trigger is called when a fetch brings a new revision. Without
 // --job-config-git-url it returns nil.
@@ -92,10 +92,14 @@ func (f *gitJobsFlags) start(ctx context.Context, opts *dispatch.Options, trigge
 	cleanup := src.Close
 	start := time.Now()
 	if _, err := src.Sync(ctx); err != nil {
-		cleanup()
-		return nil, noop, fmt.Errorf("--job-config-git-url %s: the first fetch: %w", f.url, err)
+		// Not fatal: the table saved before serves, /readyz shows the
+		// error, the fetch is retried every interval and the inputs load
+		// once a tree is in force.
+		log.Error(err, "The first fetch of the job config failed: serving the saved table until a fetch works", "repository", f.url, "branch", f.branch)
+		opts.DeferInputs = true // without a saved table, New still fails: there is nothing to serve
+	} else {
+		log.Info("Job config from Git", "repository", f.url, "branch", f.branch, "revision", src.Status().Revision, "paths", paths, "took", time.Since(start).Round(time.Millisecond))
 	}
-	log.Info("Job config from Git", "repository", f.url, "branch", f.branch, "revision", src.Status().Revision, "paths", paths, "took", time.Since(start).Round(time.Millisecond))
 	opts.JobConfigDir = src.Path(opts.JobConfigDir)
 	if f.configsFromGit {
 		opts.DispatcherConfigPath, opts.ClusterConfigPath = src.Path(opts.DispatcherConfigPath), src.Path(opts.ClusterConfigPath)
