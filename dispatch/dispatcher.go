@@ -19,7 +19,6 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -46,6 +45,7 @@ type Dispatcher struct {
 	schedule      cron.Schedule
 	trigger       chan struct{}
 	previews      chan struct{} // one slot per preview computing (maxPreviews)
+	health        healthMonitor // failover's view of cluster health, under its own lock
 
 	in atomic.Pointer[inputs] // the inputs in force; IsManual reads them without locking
 
@@ -68,12 +68,10 @@ type Dispatcher struct {
 	lastMoveList     []engine.Move // its first moves, at most maxStatusMoves
 	lastError        string
 	demandError      string
-	saveError        string                   // the last failed save's error, empty once a save works
-	recovery         []string                 // what the start did about bad state files
-	unplaceable      []engine.Unplaceable     // the last dispatch's
-	health           map[string]health.Status // each cluster's health at the last evaluation
-	healthError      string                   // the last health evaluation's error, empty once one works
-	refused          map[string]string        // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
+	saveError        string               // the last failed save's error, empty once a save works
+	recovery         []string             // what the start did about bad state files
+	unplaceable      []engine.Unplaceable // the last dispatch's
+	refused          map[string]string    // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -414,11 +412,12 @@ func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrid
 
 // Status reports readiness and the last errors.
 func (d *Dispatcher) Status() Status {
+	_, healthError := d.health.get()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves, LastMoves: slices.Clone(d.lastMoveList),
-		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
+		LastError: d.lastError, DemandError: d.demandError, HealthError: healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
 	}

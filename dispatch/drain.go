@@ -148,7 +148,8 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 
 // Undrain cancels the cluster's drain or cap; its jobs flow back as
 // balancing moves them (within the move budget). A cluster without one wraps
-// ErrNotFound; a follower refuses it while another replica leads
+// ErrNotFound, and so does one without an automatic drain when by is
+// HealthDrainBy: health-driven failover never cancels an operator's; a follower refuses it while another replica leads
 // (ErrNotLeader).
 func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
 	if err := ctx.Err(); err != nil {
@@ -164,11 +165,13 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	o, ok := d.clusterOverrides[cluster]
-	if !ok {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
-	}
 	d.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
+	case by == HealthDrainBy && o.By != HealthDrainBy:
+		return nil, fmt.Errorf("undrain: cluster %q has no automatic drain (%s's is left alone): %w", cluster, o.By, ErrNotFound)
+	}
 	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
 		return nil, fmt.Errorf("undrain %s: not done: %w", cluster, err)
 	}
@@ -176,7 +179,11 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
-	return d.afterClusterOverrideChange("undrain", "undrain "+cluster)
+	operation := "undrain"
+	if by == HealthDrainBy {
+		operation = "health-undrain"
+	}
+	return d.afterClusterOverrideChange(operation, "undrain "+cluster)
 }
 
 // deleteSharedClusterOverride removes the cluster's drain or cap from the

@@ -39,8 +39,8 @@ func (d *Dispatcher) Clusters() []ClusterStatus {
 	}
 	d.mu.Lock()
 	eng := d.eng
-	states := d.health
 	d.mu.Unlock()
+	states, _ := d.health.get()
 	loads := eng.Loads()
 	out := make([]ClusterStatus, len(loads))
 	for i := range loads {
