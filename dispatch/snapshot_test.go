@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
 )
 
 // TestSnapshotIsImmutable: a snapshot keeps the table and the drains of the
