@@ -39,13 +39,12 @@ type Dispatcher struct {
 	loadMu        sync.Mutex   // serializes LoadInputs
 	cache         *table.Cache
 	metrics       *metrics
-	healthMetrics *healthMetrics
+	healthMonitor *healthFailover // health-driven failover, a client of d
 	source        demand.Source
 	admissions    *demand.Admissions // the embedded demand source; nil when Options.Demand is set
 	schedule      cron.Schedule
 	trigger       chan struct{}
 	previews      chan struct{} // one slot per preview computing (maxPreviews)
-	health        healthMonitor // failover's view of cluster health, under its own lock
 
 	in atomic.Pointer[inputs] // the inputs in force; IsManual reads them without locking
 
@@ -129,13 +128,14 @@ func New(ctx context.Context, opts Options) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{
-		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
+		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		refused: map[string]string{},
 		unsaved: map[string]table.Assignment{}, unknownMetrics: um,
 	}
 	d.admissions, d.shared = opts.Admissions, opts.Shared
+	d.healthMonitor = &healthFailover{core: d, opts: opts.Health, clock: opts.Clock, log: opts.Logger, metrics: hm}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newStateCollector(d)); err != nil {
 			return nil, fmt.Errorf("dispatcher: registering the state metrics: %w", err)
@@ -412,7 +412,7 @@ func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrid
 
 // Status reports readiness and the last errors.
 func (d *Dispatcher) Status() Status {
-	_, healthError := d.health.get()
+	_, healthError := d.healthMonitor.get()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{

@@ -7,8 +7,12 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/failover"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -80,64 +84,85 @@ func (m *healthMetrics) failed() {
 	}
 }
 
-// healthMonitor keeps each cluster's health at the last evaluation and the
-// last evaluation's error, under a lock of its own: failover is a client of
-// the dispatcher, not part of its state.
-type healthMonitor struct {
+// failoverCore is what health-driven failover asks of the core: part of
+// its exported API, nothing of its state.
+type failoverCore interface {
+	Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
+	PreviewDrain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
+	Undrain(ctx context.Context, cluster, by string) (*engine.Report, error)
+	ClusterOverrides() []table.ClusterOverride
+}
+
+// healthFailover is health-driven failover, a client of the core: it
+// judges the clusters' health, keeps the states and the last error under a
+// lock of its own, and applies failover.Plan's actions through core.
+type healthFailover struct {
+	core    failoverCore
+	opts    HealthOptions
+	clock   clock.PassiveClock
+	log     logr.Logger
+	metrics *healthMetrics
+
 	mu     sync.Mutex
-	states map[string]health.Status
-	err    string
+	states map[string]health.Status // each cluster's health at the last evaluation
+	err    string                   // the last evaluation's error, empty once one works
 }
 
-func (h *healthMonitor) get() (map[string]health.Status, string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return maps.Clone(h.states), h.err
+// get returns the states and the last error.
+func (f *healthFailover) get() (map[string]health.Status, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.states), f.err
 }
 
-func (h *healthMonitor) setError(err string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.err = err
+func (f *healthFailover) setError(err string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
 }
 
-func (h *healthMonitor) setStates(states map[string]health.Status) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.states = states
+func (f *healthFailover) setStates(states map[string]health.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = states
 }
 
 // Health returns each build cluster's health at the last evaluation and
 // the last evaluation's error; nil before the first evaluation or with health off.
 func (d *Dispatcher) Health() (map[string]health.Status, string) {
-	return d.health.get()
+	return d.healthMonitor.get()
 }
 
-// evaluateHealth queries the health source, judges every cluster of the
-// cluster config and, in act mode, drains the unhealthy (within the bounds,
-// never stranding a job) and undrains the recovered, as failover.Plan
-// says, through the dispatcher's API. A failing source changes nothing:
-// the states are kept and the error is reported. Callers hold no lock.
+// evaluateHealth evaluates the health of the clusters of the cluster
+// config in force, when health is on and the configs are loaded.
 func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, error) {
-	ho := d.opts.Health
-	if !ho.enabled() || d.needInputs("health") != nil {
+	if !d.opts.Health.enabled() || d.needInputs("health") != nil {
 		return nil, nil
 	}
+	return d.healthMonitor.evaluate(ctx, d.in.Load().clusters.All())
+}
+
+// evaluate queries the health source, judges every cluster of clusters
+// and, in act mode, drains the unhealthy (within the bounds, never
+// stranding a job) and undrains the recovered, as failover.Plan says. A
+// failing source changes nothing: the states are kept and the error is
+// reported.
+func (f *healthFailover) evaluate(ctx context.Context, clusters []config.Cluster) ([]health.Transition, error) {
+	ho := f.opts
 	samples, err := ho.Source.Samples(ctx)
-	now := d.clock.Now()
+	now := f.clock.Now()
 	if err != nil {
 		err = fmt.Errorf("health evaluation: %w", err)
-		d.healthMetrics.failed()
-		d.log.Error(err, "Cluster health not evaluated: states kept, nothing drained or undrained")
-		d.health.setError(err.Error())
+		f.metrics.failed()
+		f.log.Error(err, "Cluster health not evaluated: states kept, nothing drained or undrained")
+		f.setError(err.Error())
 		return nil, err
 	}
-	clusters := d.in.Load().clusters.All()
 	var names []string
 	for _, c := range clusters {
 		names = append(names, c.Name)
 	}
-	last, _ := d.health.get()
+	last, _ := f.get()
 	prev := make(map[string]health.ClusterState, len(last))
 	prevActions := make(map[string]string, len(last))
 	for c, st := range last {
@@ -145,20 +170,20 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	}
 	next, transitions := health.Evaluate(names, samples, prev, now, ho.Thresholds)
 	overrides := map[string]table.ClusterOverride{}
-	for _, o := range d.ClusterOverrides() {
+	for _, o := range f.core.ClusterOverrides() {
 		overrides[o.Cluster] = o
 	}
-	d.health.setError("")
+	f.setError("")
 
 	for _, t := range transitions {
-		d.log.Info("Cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "mode", ho.Mode)
+		f.log.Info("Cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "mode", ho.Mode)
 	}
 	publish := func(actions map[string]string) map[string]health.Status {
 		states := make(map[string]health.Status, len(next))
 		for c, st := range next {
 			states[c] = health.Status{ClusterState: st, Mode: ho.Mode, Action: actions[c], Evaluated: now}
 		}
-		d.health.setStates(states)
+		f.setStates(states)
 		return states
 	}
 	// In act mode the new states are shown before any drain changes, so a
@@ -168,12 +193,12 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	if ho.Mode == health.ModeAct {
 		publish(prevActions)
 	}
-	actions := d.applyFailover(ctx, failover.Input{
+	actions := f.apply(ctx, failover.Input{
 		Now: now, Act: ho.Mode == health.ModeAct, Clusters: clusters, States: next, Overrides: overrides, By: HealthDrainBy,
 		Bounds: failover.Bounds{MaxDrained: ho.MaxDrained, MaxDrainedShare: ho.MaxDrainedShare, DrainTTL: ho.DrainTTL},
 	})
 	states := publish(actions)
-	d.healthMetrics.record(states, transitions)
+	f.metrics.record(states, transitions)
 	if ho.Events != nil {
 		for _, t := range transitions {
 			ho.Events.HealthTransition(t, ho.Mode, actions[t.Cluster])
@@ -182,12 +207,12 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	return transitions, nil
 }
 
-// applyFailover applies the actions of failover.Plan through the
-// dispatcher's API (in report mode a drain is only previewed, for its
-// moves and stranded jobs) and returns what it did per cluster. A drain or
-// undrain that fails is noted, and the clusters after it are planned
-// again without it, so that the bounds count only what happened.
-func (d *Dispatcher) applyFailover(ctx context.Context, in failover.Input) map[string]string {
+// apply applies the actions of failover.Plan through the core (in report
+// mode a drain is only previewed, for its moves and stranded jobs) and
+// returns what it did per cluster. A drain or undrain that fails is noted,
+// and the clusters after it are planned again without it, so that the
+// bounds count only what happened.
+func (f *healthFailover) apply(ctx context.Context, in failover.Input) map[string]string {
 	notes := map[string]string{}
 	done := map[string]bool{}
 	in.Failed = map[string]bool{}
@@ -198,7 +223,7 @@ func (d *Dispatcher) applyFailover(ctx context.Context, in failover.Input) map[s
 				continue
 			}
 			done[a.Cluster] = true
-			if !d.applyHealthAction(ctx, in, a, notes) && (a.Kind == failover.Drain || a.Kind == failover.Undrain) {
+			if !f.applyAction(ctx, in, a, notes) && (a.Kind == failover.Drain || a.Kind == failover.Undrain) {
 				in.Failed[a.Cluster], again = true, true
 				break
 			}
@@ -207,16 +232,16 @@ func (d *Dispatcher) applyFailover(ctx context.Context, in failover.Input) map[s
 	return notes
 }
 
-// applyHealthAction applies a, notes what it did in notes and reports
-// whether it did what a asks.
-func (d *Dispatcher) applyHealthAction(ctx context.Context, in failover.Input, a failover.Action, notes map[string]string) bool {
-	ho := d.opts.Health
+// applyAction applies a, notes what it did in notes and reports whether
+// it did what a asks.
+func (f *healthFailover) applyAction(ctx context.Context, in failover.Input, a failover.Action, notes map[string]string) bool {
+	mode := f.opts.Mode
 	c := a.Cluster
 	note := func(action failover.Kind, text string) {
 		notes[c] = text
-		d.healthMetrics.action(ho.Mode, string(action))
+		f.metrics.action(mode, string(action))
 		if action != failover.Renew {
-			d.log.Info("Health failover: "+text, "cluster", c, "mode", ho.Mode, "action", action)
+			f.log.Info("Health failover: "+text, "cluster", c, "mode", mode, "action", action)
 		}
 	}
 	req := DrainRequest{Cluster: c, TTL: in.Bounds.DrainTTL, By: in.By, Reason: a.Reason}
@@ -226,7 +251,7 @@ func (d *Dispatcher) applyHealthAction(ctx context.Context, in failover.Input, a
 	case failover.RefusedBound:
 		note(a.Kind, a.Note)
 	case failover.Renew:
-		if _, err := d.Drain(ctx, req); err != nil {
+		if _, err := f.core.Drain(ctx, req); err != nil {
 			note(healthFailed, fmt.Sprintf("renewing the automatic drain failed: %v", err))
 			return false
 		}
@@ -235,7 +260,7 @@ func (d *Dispatcher) applyHealthAction(ctx context.Context, in failover.Input, a
 		if in.Act {
 			// Undrain by HealthDrainBy cancels an automatic drain only: an
 			// operator's drain set meanwhile is left, and one gone is done.
-			if _, err := d.Undrain(ctx, c, in.By); err != nil && !errors.Is(err, ErrNotFound) {
+			if _, err := f.core.Undrain(ctx, c, in.By); err != nil && !errors.Is(err, ErrNotFound) {
 				note(healthFailed, fmt.Sprintf("cancelling the automatic drain failed: %v", err))
 				return false
 			}
@@ -244,9 +269,9 @@ func (d *Dispatcher) applyHealthAction(ctx context.Context, in failover.Input, a
 	case failover.Drain:
 		// One engine run: the preview in report mode, the drain itself
 		// (refused when it would strand jobs) in act mode.
-		apply := d.PreviewDrain
+		apply := f.core.PreviewDrain
 		if in.Act {
-			apply = d.Drain
+			apply = f.core.Drain
 		}
 		plan, err := apply(ctx, req)
 		if err == nil && len(plan.Stranded) > 0 { // a preview lists them

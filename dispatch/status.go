@@ -91,7 +91,7 @@ func (d *Dispatcher) Clusters() []ClusterStatus {
 	d.mu.Lock()
 	eng := d.eng
 	d.mu.Unlock()
-	states, _ := d.health.get()
+	states, _ := d.healthMonitor.get()
 	return ClusterStatuses(eng.Loads(), states)
 }
 
