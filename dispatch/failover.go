@@ -108,7 +108,9 @@ type healthFailover struct {
 	err    string                   // the last evaluation's error, empty once one works
 }
 
-// get returns the states and the last error.
+// get returns each build cluster's health at the last evaluation and the
+// last evaluation's error; nil before the first evaluation or with health
+// off. Clusters and Status show them.
 func (f *healthFailover) get() (map[string]health.Status, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -125,12 +127,6 @@ func (f *healthFailover) setStates(states map[string]health.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.states = states
-}
-
-// Health returns each build cluster's health at the last evaluation and
-// the last evaluation's error; nil before the first evaluation or with health off.
-func (d *Dispatcher) Health() (map[string]health.Status, string) {
-	return d.healthMonitor.get()
 }
 
 // evaluateHealth evaluates the health of the clusters of the cluster
