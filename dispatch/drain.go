@@ -149,8 +149,8 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 // Undrain cancels the cluster's drain or cap; its jobs flow back as
 // balancing moves them (within the move budget). A cluster without one wraps
 // ErrNotFound, and so does one without an automatic drain when by is
-// HealthDrainBy: health-driven failover never cancels an operator's; a follower refuses it while another replica leads
-// (ErrNotLeader).
+// HealthDrainBy: health-driven failover never cancels an operator's. A
+// follower refuses it while another replica leads (ErrNotLeader).
 func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -376,3 +376,35 @@ func TestHealthDrainTTLDefaultsWithinMaxDrainTTL(t *testing.T) {
 		t.Errorf("New with a health drain TTL over MaxDrainTTL: %v, want a refusal", err)
 	}
 }
+
+// TestUndrainByHealthCancelsOnlyAnAutomaticDrain: failover undrains
+// through Undrain with HealthDrainBy, which never cancels an operator's
+// drain (not found), and counts its run as health-undrain.
+func TestUndrainByHealthCancelsOnlyAnAutomaticDrain(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeHealth{}
+	src.set(allHealthy)
+	e, d := healthEnv(t, health.ModeAct, src, "build05")
+	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "upgrade", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Undrain(ctx, "build03", HealthDrainBy); !errors.Is(err, ErrNotFound) {
+		t.Errorf("health undraining alice's drain: %v, want ErrNotFound", err)
+	}
+	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "alice" {
+		t.Fatalf("overrides %+v, want alice's drain kept", os)
+	}
+	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build05", TTL: time.Hour, Reason: "unhealthy: test", By: HealthDrainBy}); err != nil {
+		t.Fatal(err)
+	}
+	before := engineRuns(e, "health-undrain")
+	if _, err := d.Undrain(ctx, "build05", HealthDrainBy); err != nil {
+		t.Fatalf("health undraining its own drain: %v", err)
+	}
+	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+		t.Errorf("overrides %+v, want only alice's drain of build03", os)
+	}
+	if n := engineRuns(e, "health-undrain") - before; n != 1 {
+		t.Errorf("engine_runs_total{operation=health-undrain} grew by %v, want 1", n)
+	}
+}
