@@ -11,16 +11,25 @@ import (
 )
 
 // BuildFarmConfig renders the dispatcher config in force with its buildFarm
-// section regenerated from the table in force (overrides and admission-time
-// assignments included), so that a pull request to the release repository
-// can keep file-based scheduling as a backup of the live dispatcher.
+// section regenerated from the table in force (see Snapshot.BuildFarmConfig).
 func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
 	if err := d.needInputs("buildfarm"); err != nil {
 		return nil, err
 	}
-	in := d.in.Load()
-	cfg := *in.config // a shallow copy: only BuildFarm is replaced
-	cfg.BuildFarm = BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
+	return d.Snapshot().BuildFarmConfig()
+}
+
+// BuildFarmConfig renders the snapshot's dispatcher config with its
+// buildFarm section regenerated from its table (overrides and
+// admission-time assignments included), so that a pull request to the
+// release repository can keep file-based scheduling as a backup of the
+// live dispatcher.
+func (s *Snapshot) BuildFarmConfig() ([]byte, error) {
+	if !s.loaded {
+		return nil, fmt.Errorf("buildfarm: the configs and the job config are still loading: %w", ErrNotReady)
+	}
+	cfg := *s.in.config // a shallow copy: only BuildFarm is replaced
+	cfg.BuildFarm = s.BuildFarm()
 	out, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("rendering the dispatcher config: %w", err)
@@ -28,15 +37,14 @@ func (d *Dispatcher) BuildFarmConfig() ([]byte, error) {
 	return out, nil
 }
 
-// BuildFarm returns the buildFarm section regenerated from the table in
-// force, the one BuildFarmConfig renders, for a Git backup of the table
-// (dispatch/gitbackup).
-func (d *Dispatcher) BuildFarm() map[string]map[string]*config.BuildFarmCluster {
-	if d.needInputs("buildfarm") != nil {
+// BuildFarm returns the buildFarm section regenerated from the snapshot's
+// table, the one BuildFarmConfig renders, for a Git backup of the table
+// (dispatch/gitbackup); nil while the configs are still loading.
+func (s *Snapshot) BuildFarm() map[string]map[string]*config.BuildFarmCluster {
+	if !s.loaded {
 		return nil
 	}
-	in := d.in.Load()
-	return BuildFarmFromTable(in.clusters, d.cache.Snapshot(), in.config.BuildFarm)
+	return BuildFarmFromTable(s.in.clusters, s.st.prev, s.in.config.BuildFarm)
 }
 
 // BuildFarmFromTable regenerates the buildFarm section from an assignment

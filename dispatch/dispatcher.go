@@ -19,7 +19,6 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/jobs"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -39,7 +38,7 @@ type Dispatcher struct {
 	loadMu        sync.Mutex    // serializes LoadInputs
 	cache         *table.Cache
 	metrics       *metrics
-	healthMetrics *healthMetrics
+	healthMonitor *healthFailover // health-driven failover, a client of d
 	source        demand.Source
 	admissions    *demand.Admissions // the embedded demand source; nil when Options.Demand is set
 	schedule      cron.Schedule
@@ -67,12 +66,10 @@ type Dispatcher struct {
 	lastMoveList     []engine.Move // its first moves, at most maxStatusMoves
 	lastError        string
 	demandError      string
-	saveError        string                   // the last failed save's error, empty once a save works
-	recovery         []string                 // what the start did about bad state files
-	unplaceable      []engine.Unplaceable     // the last dispatch's
-	health           map[string]health.Status // each cluster's health at the last evaluation
-	healthError      string                   // the last health evaluation's error, empty once one works
-	refused          map[string]string        // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
+	saveError        string               // the last failed save's error, empty once a save works
+	recovery         []string             // what the start did about bad state files
+	unplaceable      []engine.Unplaceable // the last dispatch's
+	refused          map[string]string    // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -133,13 +130,14 @@ func New(ctx context.Context, opts Options, st state.Backend) (*Dispatcher, erro
 		return nil, err
 	}
 	d := &Dispatcher{
-		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m, healthMetrics: hm,
+		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
 		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
 		refused: map[string]string{},
 		unsaved: map[string]table.Assignment{}, unknownMetrics: um, state: st,
 	}
 	d.admissions = opts.Admissions
+	d.healthMonitor = &healthFailover{core: d, opts: opts.Health, clock: opts.Clock, log: opts.Logger, metrics: hm}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newStateCollector(d)); err != nil {
 			return nil, fmt.Errorf("dispatcher: registering the state metrics: %w", err)
@@ -416,11 +414,12 @@ func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrid
 
 // Status reports readiness and the last errors.
 func (d *Dispatcher) Status() Status {
+	_, healthError := d.healthMonitor.get()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := Status{
 		TableSize: d.cache.Len(), LastDispatch: d.lastDispatch, LastDispatchMoves: d.lastMoves, LastMoves: slices.Clone(d.lastMoveList),
-		LastError: d.lastError, DemandError: d.demandError, HealthError: d.healthError, SaveError: d.saveError,
+		LastError: d.lastError, DemandError: d.demandError, HealthError: healthError, SaveError: d.saveError,
 		Recovery: slices.Clone(d.recovery), Provisional: len(d.provisional), Loading: !d.inputsLoaded.Load(),
 		Unplaceable: len(d.unplaceable), UnplaceableJobs: slices.Clone(d.unplaceable[:min(len(d.unplaceable), maxStatusUnplaceable)]),
 	}

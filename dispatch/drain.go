@@ -146,8 +146,9 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 
 // Undrain cancels the cluster's drain or cap; its jobs flow back as
 // balancing moves them (within the move budget). A cluster without one wraps
-// ErrNotFound; a follower refuses it while another replica leads
-// (ErrNotLeader).
+// ErrNotFound, and so does one without an automatic drain when by is
+// HealthDrainBy: health-driven failover never cancels an operator's. A
+// follower refuses it while another replica leads (ErrNotLeader).
 func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -162,11 +163,13 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	o, ok := d.clusterOverrides[cluster]
-	if !ok {
-		d.mu.Unlock()
-		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
-	}
 	d.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("undrain: cluster %q has no drain or capacity cap: %w", cluster, ErrNotFound)
+	case by == HealthDrainBy && o.By != HealthDrainBy:
+		return nil, fmt.Errorf("undrain: cluster %q has no automatic drain (%s's is left alone): %w", cluster, o.By, ErrNotFound)
+	}
 	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
 		return nil, fmt.Errorf("undrain %s: not done: %w", cluster, err)
 	}
@@ -174,7 +177,11 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	delete(d.clusterOverrides, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
-	return d.afterClusterOverrideChange("undrain", "undrain "+cluster)
+	operation := "undrain"
+	if by == HealthDrainBy {
+		operation = "health-undrain"
+	}
+	return d.afterClusterOverrideChange(operation, "undrain "+cluster)
 }
 
 // deleteSharedClusterOverride removes the cluster's drain or cap from the
@@ -240,54 +247,23 @@ func (d *Dispatcher) afterClusterOverrideChange(operation, what string) (*engine
 }
 
 // planDrain validates req and computes its plan, and the engine run that
-// commits it, on a snapshot of the inputs and table in force. It holds mu
-// only to validate and to take the snapshot.
-func (d *Dispatcher) planDrain(ctx context.Context, operation string, req DrainRequest) (*DrainPlan, *engineRun, *runState, error) {
-	in := d.in.Load()
-	d.mu.Lock()
-	err := d.validateDrain(in, req)
-	d.mu.Unlock()
-	if err != nil {
+// commits it, on a snapshot of the core (Snapshot.planDrain); st is the
+// snapshot's state, for the commit.
+func (d *Dispatcher) planDrain(ctx context.Context, operation string, req DrainRequest) (_ *DrainPlan, _ *engineRun, st *runState, _ error) {
+	s := d.Snapshot()
+	if err := s.validateDrain(req); err != nil {
 		return nil, nil, nil, err
 	}
-	if d.cache.Len() == 0 {
+	if len(s.Table().Assignments) == 0 {
 		return nil, nil, nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
 	}
 	now := d.state.Stamp(d.clock.Now()) // what the state keeps, so every replica holds the same override
 	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
-	st := d.snapshot(func() map[string]table.ClusterOverride {
-		with := maps.Clone(d.clusterOverrides)
-		with[req.Cluster] = o
-		return with
-	})
-	run, err := d.compute(ctx, operation, in, st)
+	plan, run, err := s.planDrain(ctx, operation, o)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("drain %s: %w", req.Cluster, err)
 	}
-	plan := &DrainPlan{Override: o, To: map[string]Flow{}}
-	before := st.prev.ByJob()
-	for _, a := range run.table.Assignments {
-		if b, ok := before[a.Job]; ok && b.Cluster != a.Cluster {
-			plan.Moves = append(plan.Moves, engine.Move{Job: a.Job, From: b.Cluster, To: a.Cluster, Reason: a.Reason})
-			f := plan.To[a.Cluster]
-			f.Jobs++
-			f.Demand += a.Demand
-			plan.To[a.Cluster] = f
-		}
-		if o.Drain() && a.Cluster == req.Cluster {
-			plan.Staying = append(plan.Staying, StayingJob{Job: a.Job, Reason: a.Reason, Detail: a.Detail})
-		}
-	}
-	was := map[string]bool{}
-	for _, u := range st.unplaceable {
-		was[u.Job] = true
-	}
-	for _, u := range run.report.Unplaceable {
-		if !was[u.Job] {
-			plan.Stranded = append(plan.Stranded, u)
-		}
-	}
-	return plan, run, st, nil
+	return plan, run, s.st, nil
 }
 
 // drainOperation names req's operation in engine_runs_total.
@@ -301,20 +277,21 @@ func drainOperation(req DrainRequest) string {
 	return "drain"
 }
 
-// validateDrain refuses what no drain can mean.
-func (d *Dispatcher) validateDrain(in *inputs, req DrainRequest) error {
+// validateDrain refuses what no drain of the snapshot's clusters can mean.
+func (s *Snapshot) validateDrain(req DrainRequest) error {
+	in := s.in
 	c := req.Cluster
 	_, inConfig := in.clusters.Get(c)
-	max := d.opts.MaxDrainTTL
+	max := s.opts.MaxDrainTTL
 	switch {
 	case c == "":
 		return fmt.Errorf("drain: no cluster: %w", ErrInvalid)
-	case !inConfig && d.isServiceCluster(c):
+	case !inConfig && s.isServiceCluster(c):
 		return fmt.Errorf("drain %s: a service cluster (named by the dispatcher config, not in the cluster config) runs exactly the jobs that name it; only clusters of the cluster config can be drained: %w", c, ErrInvalid)
 	case !inConfig && in.manual[c]:
 		return fmt.Errorf("drain %s: a manual cluster takes no balanced jobs; only clusters of the cluster config can be drained: %w", c, ErrInvalid)
 	case !inConfig:
-		return fmt.Errorf("drain: cluster %q is not in the cluster config %s: %w", c, d.opts.ClusterConfigPath, ErrNotFound)
+		return fmt.Errorf("drain: cluster %q is not in the cluster config %s: %w", c, s.opts.ClusterConfigPath, ErrNotFound)
 	case strings.TrimSpace(req.Reason) == "":
 		return fmt.Errorf("drain %s: a reason is required: %w", c, ErrInvalid)
 	case req.TTL == 0:
@@ -325,10 +302,10 @@ func (d *Dispatcher) validateDrain(in *inputs, req DrainRequest) error {
 	return checkTTL("drain "+c, req.TTL, max)
 }
 
-// isServiceCluster reports whether the engine in force knows name as a
-// service cluster. Callers hold mu.
-func (d *Dispatcher) isServiceCluster(name string) bool {
-	return slices.Contains(d.eng.ServiceClusters(), name) || slices.ContainsFunc(config.ServiceClusters(d.in.Load().config, d.in.Load().clusters), func(s config.ServiceCluster) bool { return s.Name == name })
+// isServiceCluster reports whether the engine in force or the snapshot's
+// configs know name as a service cluster.
+func (s *Snapshot) isServiceCluster(name string) bool {
+	return slices.Contains(s.services, name) || slices.ContainsFunc(config.ServiceClusters(s.in.config, s.in.clusters), func(sc config.ServiceCluster) bool { return sc.Name == name })
 }
 
 func strandedNames(us []engine.Unplaceable, n int) string {

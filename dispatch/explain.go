@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 )
 
 // Explain says why the job is where it is, on the inputs in force. A job
@@ -20,34 +19,4 @@ func (d *Dispatcher) Explain(job string) (*engine.Explanation, error) {
 		return nil, fmt.Errorf("explain: job %q: %w", job, ErrNotFound)
 	}
 	return d.eng.Explain(j), nil
-}
-
-// ClusterStatus is what the status views show of a cluster: its load in
-// the table in force and its health.
-type ClusterStatus struct {
-	engine.ClusterLoad
-	// Health is the cluster's health at the last evaluation; nil with
-	// health off or before the first.
-	Health *health.Status `json:"-"`
-}
-
-// Clusters lists every cluster with its load in the table in force and its
-// health at the last evaluation; none while the configs are still loading.
-func (d *Dispatcher) Clusters() []ClusterStatus {
-	if d.needInputs("clusters") != nil {
-		return nil
-	}
-	d.mu.Lock()
-	eng := d.eng
-	states := d.health
-	d.mu.Unlock()
-	loads := eng.Loads()
-	out := make([]ClusterStatus, len(loads))
-	for i := range loads {
-		out[i].ClusterLoad = loads[i]
-		if st, ok := states[loads[i].Name]; ok {
-			out[i].Health = &st
-		}
-	}
-	return out
 }

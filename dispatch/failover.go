@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
+	"sync"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/failover"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
@@ -48,14 +52,11 @@ func newHealthMetrics(reg prometheus.Registerer) (*healthMetrics, error) {
 	return m, nil
 }
 
-// The actions of health-driven failover, the "action" label of health_actions_total.
+// The outcomes of health-driven failover besides failover.Plan's kinds, in
+// the "action" label of health_actions_total.
 const (
-	healthDrain           = "drain"
-	healthRenew           = "renew"
-	healthUndrain         = "undrain"
-	healthRefusedBound    = "refused_bound"
-	healthRefusedStranded = "refused_stranded"
-	healthFailed          = "failed"
+	healthRefusedStranded failover.Kind = "refused_stranded"
+	healthFailed          failover.Kind = "failed"
 )
 
 func (m *healthMetrics) record(states map[string]health.Status, ts []health.Transition) {
@@ -83,61 +84,102 @@ func (m *healthMetrics) failed() {
 	}
 }
 
-// Health returns each build cluster's health at the last evaluation and
-// the last evaluation's error; nil before the first evaluation or with health off.
-func (d *Dispatcher) Health() (map[string]health.Status, string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return maps.Clone(d.health), d.healthError
+// failoverCore is what health-driven failover asks of the core: part of
+// its exported API, nothing of its state.
+type failoverCore interface {
+	Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
+	PreviewDrain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
+	Undrain(ctx context.Context, cluster, by string) (*engine.Report, error)
+	ClusterOverrides() []table.ClusterOverride
 }
 
-// evaluateHealth queries the health source, judges every cluster of the
-// cluster config and, in act mode, drains the unhealthy (within the bounds,
-// never stranding a job) and undrains the recovered. A failing source
-// changes nothing: the states are kept and the error is reported. Callers hold no lock.
+// healthFailover is health-driven failover, a client of the core: it
+// judges the clusters' health, keeps the states and the last error under a
+// lock of its own, and applies failover.Plan's actions through core.
+type healthFailover struct {
+	core    failoverCore
+	opts    HealthOptions
+	clock   clock.PassiveClock
+	log     logr.Logger
+	metrics *healthMetrics
+
+	mu     sync.Mutex
+	states map[string]health.Status // each cluster's health at the last evaluation
+	err    string                   // the last evaluation's error, empty once one works
+}
+
+// get returns each build cluster's health at the last evaluation and the
+// last evaluation's error; nil before the first evaluation or with health
+// off. Clusters and Status show them.
+func (f *healthFailover) get() (map[string]health.Status, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.states), f.err
+}
+
+func (f *healthFailover) setError(err string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+func (f *healthFailover) setStates(states map[string]health.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = states
+}
+
+// evaluateHealth evaluates the health of the clusters of the cluster
+// config in force, when health is on and the configs are loaded.
 func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, error) {
-	ho := d.opts.Health
-	if !ho.enabled() || d.needInputs("health") != nil {
+	if !d.opts.Health.enabled() || d.needInputs("health") != nil {
 		return nil, nil
 	}
+	return d.healthMonitor.evaluate(ctx, d.in.Load().clusters.All())
+}
+
+// evaluate queries the health source, judges every cluster of clusters
+// and, in act mode, drains the unhealthy (within the bounds, never
+// stranding a job) and undrains the recovered, as failover.Plan says. A
+// failing source changes nothing: the states are kept and the error is
+// reported.
+func (f *healthFailover) evaluate(ctx context.Context, clusters []config.Cluster) ([]health.Transition, error) {
+	ho := f.opts
 	samples, err := ho.Source.Samples(ctx)
-	now := d.clock.Now()
+	now := f.clock.Now()
 	if err != nil {
 		err = fmt.Errorf("health evaluation: %w", err)
-		d.healthMetrics.failed()
-		d.log.Error(err, "Cluster health not evaluated: states kept, nothing drained or undrained")
-		d.mu.Lock()
-		d.healthError = err.Error()
-		d.mu.Unlock()
+		f.metrics.failed()
+		f.log.Error(err, "Cluster health not evaluated: states kept, nothing drained or undrained")
+		f.setError(err.Error())
 		return nil, err
 	}
-	in := d.in.Load()
 	var names []string
-	for _, c := range in.clusters.All() {
+	for _, c := range clusters {
 		names = append(names, c.Name)
 	}
-	d.mu.Lock()
-	prev := make(map[string]health.ClusterState, len(d.health))
-	prevActions := make(map[string]string, len(d.health))
-	for c, st := range d.health {
+	last, _ := f.get()
+	prev := make(map[string]health.ClusterState, len(last))
+	prevActions := make(map[string]string, len(last))
+	for c, st := range last {
 		prev[c], prevActions[c] = st.ClusterState, st.Action
 	}
 	next, transitions := health.Evaluate(names, samples, prev, now, ho.Thresholds)
-	overrides := maps.Clone(d.clusterOverrides)
-	d.healthError = ""
-	d.mu.Unlock()
+	overrides := map[string]table.ClusterOverride{}
+	for _, o := range f.core.ClusterOverrides() {
+		overrides[o.Cluster] = o
+	}
+	f.setError("")
 
 	for _, t := range transitions {
-		d.log.Info("Cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "mode", ho.Mode)
+		f.log.Info("Cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "mode", ho.Mode)
 	}
 	publish := func(actions map[string]string) map[string]health.Status {
 		states := make(map[string]health.Status, len(next))
 		for c, st := range next {
 			states[c] = health.Status{ClusterState: st, Mode: ho.Mode, Action: actions[c], Evaluated: now}
 		}
-		d.mu.Lock()
-		d.health = states
-		d.mu.Unlock()
+		f.setStates(states)
 		return states
 	}
 	// In act mode the new states are shown before any drain changes, so a
@@ -147,9 +189,12 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	if ho.Mode == health.ModeAct {
 		publish(prevActions)
 	}
-	actions := d.healthActions(ctx, in.clusters.All(), next, overrides)
+	actions := f.apply(ctx, failover.Input{
+		Now: now, Act: ho.Mode == health.ModeAct, Clusters: clusters, States: next, Overrides: overrides, By: HealthDrainBy,
+		Bounds: failover.Bounds{MaxDrained: ho.MaxDrained, MaxDrainedShare: ho.MaxDrainedShare, DrainTTL: ho.DrainTTL},
+	})
 	states := publish(actions)
-	d.healthMetrics.record(states, transitions)
+	f.metrics.record(states, transitions)
 	if ho.Events != nil {
 		for _, t := range transitions {
 			ho.Events.HealthTransition(t, ho.Mode, actions[t.Cluster])
@@ -158,146 +203,88 @@ func (d *Dispatcher) evaluateHealth(ctx context.Context) ([]health.Transition, e
 	return transitions, nil
 }
 
-// healthActions drains, renews and undrains as the states ask (in report
-// mode it only says what it would do) and returns what it did per cluster.
-func (d *Dispatcher) healthActions(ctx context.Context, clusters []config.Cluster, states map[string]health.ClusterState, overrides map[string]table.ClusterOverride) map[string]string {
-	ho := d.opts.Health
-	now := d.clock.Now()
-	act := ho.Mode == health.ModeAct
-	actions := map[string]string{}
-	capacity := map[string]int{}
-	blocked := map[string]bool{}
-	total := 0
-	for _, c := range clusters {
-		capacity[c.Name] = c.Capacity
-		blocked[c.Name] = c.Blocked
-		if !c.Blocked {
-			total += c.Capacity
+// apply applies the actions of failover.Plan through the core (in report
+// mode a drain is only previewed, for its moves and stranded jobs) and
+// returns what it did per cluster. A drain or undrain that fails is noted,
+// and the clusters after it are planned again without it, so that the
+// bounds count only what happened.
+func (f *healthFailover) apply(ctx context.Context, in failover.Input) map[string]string {
+	notes := map[string]string{}
+	done := map[string]bool{}
+	in.Failed = map[string]bool{}
+	for again := true; again; {
+		again = false
+		for _, a := range failover.Plan(in) {
+			if done[a.Cluster] {
+				continue
+			}
+			done[a.Cluster] = true
+			if !f.applyAction(ctx, in, a, notes) && (a.Kind == failover.Drain || a.Kind == failover.Undrain) {
+				in.Failed[a.Cluster], again = true, true
+				break
+			}
 		}
 	}
-	drained := map[string]bool{} // the automatic drains in force
-	for c, o := range overrides {
-		if o.By == HealthDrainBy && o.Drain() && o.Active(now) {
-			drained[c] = true
-		}
-	}
-	note := func(c, action, text string) {
-		actions[c] = text
-		d.healthMetrics.action(ho.Mode, action)
-		if action != healthRenew {
-			d.log.Info("Health failover: "+text, "cluster", c, "mode", ho.Mode, "action", action)
-		}
-	}
-	would := func(s string) string {
-		if act {
-			return s
-		}
-		return "would " + s + " (report mode)"
-	}
-	for _, c := range slices.Sorted(maps.Keys(states)) {
-		st := states[c]
-		o, overridden := overrides[c]
-		switch {
-		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy && drained[c]:
-			if !act {
-				actions[c] = "drained automatically; renewing is left to act mode"
-				continue
-			}
-			if o.Expires.Sub(now) > ho.DrainTTL/2 {
-				actions[c] = "drained automatically until " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
-				continue
-			}
-			if _, err := d.Drain(ctx, DrainRequest{Cluster: c, TTL: ho.DrainTTL, By: HealthDrainBy, Reason: "unhealthy: " + st.Reason}); err != nil {
-				note(c, healthFailed, fmt.Sprintf("renewing the automatic drain failed: %v", err))
-				continue
-			}
-			note(c, healthRenew, "automatic drain renewed for "+ho.DrainTTL.String())
-		case st.State == health.Unhealthy && blocked[c]:
-			actions[c] = "left alone: blocked by the cluster config"
-		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy && overridden && o.By != HealthDrainBy:
-			what := "drained"
-			if !o.Drain() {
-				what = fmt.Sprintf("capped to %d", o.Capacity)
-			}
-			actions[c] = fmt.Sprintf("left alone: %s by %s: %s", what, o.By, o.Reason)
-		case st.State == health.Unhealthy && st.Evidence == health.Unhealthy:
-			share := 0.0
-			if total > 0 {
-				for dc := range drained {
-					share += float64(capacity[dc])
-				}
-				share = (share + float64(capacity[c])) / float64(total)
-			}
-			if len(drained) >= ho.MaxDrained {
-				note(c, healthRefusedBound, fmt.Sprintf("not drained: %d cluster(s) already drained automatically, the most allowed at once is %d", len(drained), ho.MaxDrained))
-				continue
-			}
-			if ho.MaxDrainedShare > 0 && share > ho.MaxDrainedShare {
-				note(c, healthRefusedBound, fmt.Sprintf("not drained: automatic drains would take %.0f%% of the capacity, over the %.0f%% allowed", 100*share, 100*ho.MaxDrainedShare))
-				continue
-			}
-			// One engine run: the preview in report mode, the drain itself
-			// (refused when it would strand jobs) in act mode.
-			req := DrainRequest{Cluster: c, TTL: ho.DrainTTL, By: HealthDrainBy, Reason: "unhealthy: " + st.Reason}
-			apply := d.PreviewDrain
-			if act {
-				apply = d.Drain
-			}
-			plan, err := apply(ctx, req)
-			if err == nil && len(plan.Stranded) > 0 { // a preview lists them
-				err = ErrStranded
-			}
-			switch {
-			case errors.Is(err, ErrStranded) && plan != nil:
-				note(c, healthRefusedStranded, fmt.Sprintf("not drained: %d job(s) need what no other usable cluster has: %s", len(plan.Stranded), strandedNames(plan.Stranded, 5)))
-				continue
-			case err != nil && plan == nil:
-				note(c, healthFailed, fmt.Sprintf("not drained: %v", err))
-				continue
-			case !act:
-				drained[c] = true // counts toward the bounds as it would in act mode
-				note(c, healthDrain, would(fmt.Sprintf("drain for %s, moving %d job(s)", ho.DrainTTL, len(plan.Moves))))
-				continue
-			}
-			drained[c] = true
-			note(c, healthDrain, fmt.Sprintf("drained automatically for %s, moving %d job(s)", ho.DrainTTL, len(plan.Moves)))
-		case st.State == health.Healthy && drained[c]:
-			if !act {
-				note(c, healthUndrain, would("cancel the automatic drain"))
-				continue
-			}
-			if err := d.undrainHealth(ctx, c); err != nil {
-				note(c, healthFailed, fmt.Sprintf("cancelling the automatic drain failed: %v", err))
-				continue
-			}
-			delete(drained, c)
-			note(c, healthUndrain, "healthy again: automatic drain cancelled; jobs return within the move budget")
-		case drained[c]:
-			actions[c] = "drained automatically until " + o.Expires.UTC().Format("2006-01-02T15:04:05Z") + " (no evidence of recovery yet)"
-		}
-	}
-	return actions
+	return notes
 }
 
-// undrainHealth cancels the cluster's drain if it is still an automatic
-// one: an operator's drain set since is never touched.
-func (d *Dispatcher) undrainHealth(ctx context.Context, cluster string) error {
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	d.mu.Lock()
-	o, ok := d.clusterOverrides[cluster]
-	if !ok || o.By != HealthDrainBy {
-		d.mu.Unlock()
-		return nil
+// applyAction applies a, notes what it did in notes and reports whether
+// it did what a asks.
+func (f *healthFailover) applyAction(ctx context.Context, in failover.Input, a failover.Action, notes map[string]string) bool {
+	mode := f.opts.Mode
+	c := a.Cluster
+	note := func(action failover.Kind, text string) {
+		notes[c] = text
+		f.metrics.action(mode, string(action))
+		if action != failover.Renew {
+			f.log.Info("Health failover: "+text, "cluster", c, "mode", mode, "action", action)
+		}
 	}
-	d.mu.Unlock()
-	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
-		return err
+	req := DrainRequest{Cluster: c, TTL: in.Bounds.DrainTTL, By: in.By, Reason: a.Reason}
+	switch a.Kind {
+	case failover.None:
+		notes[c] = a.Note
+	case failover.RefusedBound:
+		note(a.Kind, a.Note)
+	case failover.Renew:
+		if _, err := f.core.Drain(ctx, req); err != nil {
+			note(healthFailed, fmt.Sprintf("renewing the automatic drain failed: %v", err))
+			return false
+		}
+		note(a.Kind, a.Note)
+	case failover.Undrain:
+		if in.Act {
+			// Undrain by HealthDrainBy cancels an automatic drain only: an
+			// operator's drain set meanwhile is left, and one gone is done.
+			if _, err := f.core.Undrain(ctx, c, in.By); err != nil && !errors.Is(err, ErrNotFound) {
+				note(healthFailed, fmt.Sprintf("cancelling the automatic drain failed: %v", err))
+				return false
+			}
+		}
+		note(a.Kind, a.Note)
+	case failover.Drain:
+		// One engine run: the preview in report mode, the drain itself
+		// (refused when it would strand jobs) in act mode.
+		apply := f.core.PreviewDrain
+		if in.Act {
+			apply = f.core.Drain
+		}
+		plan, err := apply(ctx, req)
+		if err == nil && len(plan.Stranded) > 0 { // a preview lists them
+			err = ErrStranded
+		}
+		switch {
+		case errors.Is(err, ErrStranded) && plan != nil:
+			note(healthRefusedStranded, fmt.Sprintf("not drained: %d job(s) need what no other usable cluster has: %s", len(plan.Stranded), strandedNames(plan.Stranded, 5)))
+			return false
+		case err != nil && plan == nil:
+			note(healthFailed, fmt.Sprintf("not drained: %v", err))
+			return false
+		case !in.Act:
+			note(a.Kind, fmt.Sprintf("would drain for %s, moving %d job(s) (report mode)", in.Bounds.DrainTTL, len(plan.Moves)))
+		default:
+			note(a.Kind, fmt.Sprintf("drained automatically for %s, moving %d job(s)", in.Bounds.DrainTTL, len(plan.Moves)))
+		}
 	}
-	d.mu.Lock()
-	delete(d.clusterOverrides, cluster)
-	d.mu.Unlock()
-	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", HealthDrainBy, "was", o.Reason)
-	_, err := d.afterClusterOverrideChange("health-undrain", "undrain "+cluster)
-	return err
+	return true
 }

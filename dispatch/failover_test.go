@@ -109,7 +109,7 @@ func TestHealthReportModeMovesNothing(t *testing.T) {
 	if len(d.ClusterOverrides()) != 0 || !reflect.DeepEqual(d.cache.Snapshot(), before) {
 		t.Fatal("report mode drained or moved something")
 	}
-	states, _ := d.Health()
+	states, _ := d.healthMonitor.get()
 	st := states["build03"]
 	if st.Mode != health.ModeReport || !strings.HasPrefix(st.Action, "would drain") || !strings.Contains(st.Reason, "60.0%") {
 		t.Errorf("build03: %+v, want report mode saying it would drain, with the error share", st)
@@ -146,7 +146,7 @@ func TestHealthActDrainsBoundedAndUndrainsOnRecovery(t *testing.T) {
 	if got := d.opts.Health.DrainTTL; !os[0].Expires.Equal(e.clock.Now().Add(got)) {
 		t.Errorf("expires %s, want now + %s", os[0].Expires, got)
 	}
-	states, _ := d.Health()
+	states, _ := d.healthMonitor.get()
 	if a := states["build05"].Action; !strings.Contains(a, "the most allowed at once is 1") {
 		t.Errorf("build05's action %q, want a refusal by the bound", a)
 	}
@@ -182,7 +182,7 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 	src.set(with(allHealthy, "build01", 0.6)) // build01 is the only arm64 cluster
 	e, d := healthEnv(t, health.ModeAct, src)
 	evaluate(t, e, d, 3)
-	states, _ := d.Health()
+	states, _ := d.healthMonitor.get()
 	if os := d.ClusterOverrides(); len(os) != 0 {
 		t.Fatalf("overrides %+v: the last arm64 cluster was drained", os)
 	}
@@ -199,7 +199,7 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "bob" || os[0].Capacity != 40 {
 		t.Fatalf("overrides %+v, want bob's cap untouched", os)
 	}
-	if states, _ := d.Health(); !strings.Contains(states["build03"].Action, "left alone: capped to 40 by bob") {
+	if states, _ := d.healthMonitor.get(); !strings.Contains(states["build03"].Action, "left alone: capped to 40 by bob") {
 		t.Errorf("build03's action %q, want it left alone", states["build03"].Action)
 	}
 	if _, err := d.Undrain(context.Background(), "build03", "bob"); err != nil {
@@ -225,7 +225,7 @@ func TestHealthFailingSourceKeepsStates(t *testing.T) {
 	src.set(with(allHealthy, "build03", 0.6))
 	e, d := healthEnv(t, health.ModeAct, src)
 	evaluate(t, e, d, 3)
-	before, _ := d.Health()
+	before, _ := d.healthMonitor.get()
 	src.mu.Lock()
 	src.err = errors.New("connection refused")
 	src.mu.Unlock()
@@ -235,7 +235,7 @@ func TestHealthFailingSourceKeepsStates(t *testing.T) {
 			t.Fatalf("evaluateHealth: %v, want the source's error", err)
 		}
 	}
-	after, msg := d.Health()
+	after, msg := d.healthMonitor.get()
 	if !reflect.DeepEqual(before, after) || !strings.Contains(msg, "connection refused") {
 		t.Errorf("a failing source changed the states or hid its error (%q)", msg)
 	}
@@ -299,7 +299,7 @@ func TestHealthOffEvaluatesNothing(t *testing.T) {
 	src.set(with(allHealthy, "build03", 0.6))
 	e, d := healthEnv(t, health.ModeOff, src)
 	evaluate(t, e, d, 3)
-	if states, _ := d.Health(); states != nil || len(d.ClusterOverrides()) != 0 {
+	if states, _ := d.healthMonitor.get(); states != nil || len(d.ClusterOverrides()) != 0 {
 		t.Errorf("health off: states %+v, overrides %+v; want none", states, d.ClusterOverrides())
 	}
 }
@@ -330,7 +330,7 @@ func TestHealthActBoundedByCapacityShare(t *testing.T) {
 	if len(os) != 1 || os[0].Cluster != "build03" {
 		t.Fatalf("overrides %+v, want build03 only", os)
 	}
-	states, _ := d.Health()
+	states, _ := d.healthMonitor.get()
 	if a := states["build05"].Action; !strings.Contains(a, "43% of the capacity, over the 25% allowed") {
 		t.Errorf("build05's action %q, want a refusal by the capacity share", a)
 	}
@@ -350,7 +350,7 @@ func TestRunEvaluatesHealthEveryInterval(t *testing.T) {
 	e.dispatch(d)
 	startRun(t, d)
 	eventually(t, "build03 judged unhealthy by the loop", func() bool {
-		states, _ := d.Health()
+		states, _ := d.healthMonitor.get()
 		return states["build03"].State == health.Unhealthy
 	})
 	if len(d.ClusterOverrides()) != 0 {
@@ -374,5 +374,37 @@ func TestHealthDrainTTLDefaultsWithinMaxDrainTTL(t *testing.T) {
 	opts.Health = HealthOptions{Source: &fakeHealth{}, DrainTTL: 2 * time.Hour}
 	if _, err := New(context.Background(), opts, e.files()); err == nil || !strings.Contains(err.Error(), "over the maximum drain TTL") {
 		t.Errorf("New with a health drain TTL over MaxDrainTTL: %v, want a refusal", err)
+	}
+}
+
+// TestUndrainByHealthCancelsOnlyAnAutomaticDrain: failover undrains
+// through Undrain with HealthDrainBy, which never cancels an operator's
+// drain (not found), and counts its run as health-undrain.
+func TestUndrainByHealthCancelsOnlyAnAutomaticDrain(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeHealth{}
+	src.set(allHealthy)
+	e, d := healthEnv(t, health.ModeAct, src, "build05")
+	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "upgrade", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Undrain(ctx, "build03", HealthDrainBy); !errors.Is(err, ErrNotFound) {
+		t.Errorf("health undraining alice's drain: %v, want ErrNotFound", err)
+	}
+	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "alice" {
+		t.Fatalf("overrides %+v, want alice's drain kept", os)
+	}
+	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build05", TTL: time.Hour, Reason: "unhealthy: test", By: HealthDrainBy}); err != nil {
+		t.Fatal(err)
+	}
+	before := engineRuns(e, "health-undrain")
+	if _, err := d.Undrain(ctx, "build05", HealthDrainBy); err != nil {
+		t.Fatalf("health undraining its own drain: %v", err)
+	}
+	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+		t.Errorf("overrides %+v, want only alice's drain of build03", os)
+	}
+	if n := engineRuns(e, "health-undrain") - before; n != 1 {
+		t.Errorf("engine_runs_total{operation=health-undrain} grew by %v, want 1", n)
 	}
 }

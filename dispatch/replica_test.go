@@ -349,7 +349,7 @@ func TestAReplicaServesTheSharedTableBeforeItLoadsTheJobConfig(t *testing.T) {
 	if _, err := f.Reschedule(ctx, RescheduleRequest{Job: job, Reason: "r"}); !errors.Is(err, ErrNotReady) {
 		t.Errorf("reschedule before the job config: %v, want ErrNotReady", err)
 	}
-	if f.Clusters() != nil || f.BuildFarm() != nil {
+	if f.Clusters() != nil || f.Snapshot().BuildFarm() != nil {
 		t.Error("clusters or buildfarm answered without the configs")
 	}
 	// An override arriving meanwhile is applied once the job config is in.

@@ -77,7 +77,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.log.Info("Config changed on disk: dispatching")
 			_, _ = d.Dispatch(ctx)
 		case <-healthTick:
-			_, _ = d.evaluateHealth(ctx) // errors are logged and shown by Health
+			_, _ = d.evaluateHealth(ctx) // errors are logged and shown by Status
 		case <-housekeeping.C:
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/health"
 )
 
 // Status is the Dispatcher's readiness and its last errors; /readyz serves it as JSON.
@@ -70,3 +71,40 @@ const (
 	maxStatusUnplaceable = 20
 	maxStatusMoves       = 25
 )
+
+// ClusterStatus is what the status views show of a cluster: its load in
+// the table in force and its health.
+type ClusterStatus struct {
+	engine.ClusterLoad
+	// Health is the cluster's health at the last evaluation; nil with
+	// health off or before the first.
+	Health *health.Status `json:"-"`
+}
+
+// Clusters lists every cluster with its load in the table in force and its
+// health at the last evaluation (ClusterStatuses of the engine's loads and
+// Health); none while the configs are still loading.
+func (d *Dispatcher) Clusters() []ClusterStatus {
+	if d.needInputs("clusters") != nil {
+		return nil
+	}
+	d.mu.Lock()
+	eng := d.eng
+	d.mu.Unlock()
+	states, _ := d.healthMonitor.get()
+	return ClusterStatuses(eng.Loads(), states)
+}
+
+// ClusterStatuses is the status view of the clusters: each cluster's load,
+// in the order of loads, with its health in states, if any. The engine
+// knows nothing of health: the view joins the two.
+func ClusterStatuses(loads []engine.ClusterLoad, states map[string]health.Status) []ClusterStatus {
+	out := make([]ClusterStatus, len(loads))
+	for i := range loads {
+		out[i].ClusterLoad = loads[i]
+		if st, ok := states[loads[i].Name]; ok {
+			out[i].Health = &st
+		}
+	}
+	return out
+}

@@ -133,13 +133,10 @@ func newConfigError(err error) *ConfigError {
 }
 
 // WhatIf computes what a dispatch would do with the proposed configs and
-// job config files: it parses and validates them exactly as loading does
-// (a failure is a *ConfigError), then runs the engine on the job config in
-// force with the proposed files in place, the last good demand, the table
-// in force as the previous one and the overrides in force. It changes
-// nothing, and runs on a snapshot without the locks that admissions and
-// operations take, within Options.PreviewTimeout (past it, the error wraps
-// ErrTimedOut). Before the first table it wraps ErrNotReady.
+// job config files (see Snapshot.WhatIf) on a snapshot of the core, without
+// the locks that admissions and operations take, within
+// Options.PreviewTimeout (past it, the error wraps ErrTimedOut). Before the
+// first table it wraps ErrNotReady.
 func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -155,18 +152,29 @@ func (d *Dispatcher) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, er
 		return nil, err
 	}
 	defer done()
-	out, err := d.whatIf(ctx, req)
+	out, err := d.Snapshot().WhatIf(ctx, req)
 	return out, d.previewError(ctx, "what-if", err)
 }
 
-func (d *Dispatcher) whatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
-	in := d.in.Load()
-	proposed, err := d.proposedInputs(ctx, in, req)
+// WhatIf computes what a dispatch would do with the proposed configs and
+// job config files: it parses and validates them exactly as loading does
+// (a failure is a *ConfigError), then runs the engine on the snapshot's job
+// config with the proposed files in place, its demand, its table as the
+// previous one and its overrides. It changes nothing and gives up with
+// ctx's error once ctx is done. Before the first table it wraps ErrNotReady.
+func (s *Snapshot) WhatIf(ctx context.Context, req WhatIfRequest) (*WhatIf, error) {
+	if !s.loaded {
+		return nil, fmt.Errorf("plan: the configs and the job config are still loading: %w", ErrNotReady)
+	}
+	if len(s.st.prev.Assignments) == 0 {
+		return nil, fmt.Errorf("what-if: no assignment table yet: %w", ErrNotReady)
+	}
+	in, st := s.in, s.st
+	proposed, err := proposedInputs(ctx, s.opts, in, req)
 	if err != nil {
 		return nil, err
 	}
-	st := d.snapshot(func() map[string]table.ClusterOverride { return d.clusterOverrides })
-	run, err := d.compute(ctx, "what-if", proposed, st)
+	run, err := s.compute(ctx, "what-if", proposed, st)
 	if err != nil {
 		return nil, fmt.Errorf("what-if: %w", err)
 	}
@@ -275,7 +283,7 @@ func addFlow(m map[string]Flow, cluster string, demand float64) {
 
 // proposedInputs are in with the proposed configs and job config files in
 // place of the ones in force, validated as loadInputs validates.
-func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfRequest) (*inputs, error) {
+func proposedInputs(ctx context.Context, opts *Options, in *inputs, req WhatIfRequest) (*inputs, error) {
 	if in == nil {
 		return nil, fmt.Errorf("what-if: no inputs loaded yet: %w", ErrNotReady)
 	}
@@ -287,13 +295,13 @@ func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfR
 	cfg, clusters := in.config, in.clusters
 	dir := req.JobConfigDirPath
 	if dir == "" {
-		dir = filepath.Base(d.opts.JobConfigDir)
+		dir = filepath.Base(opts.JobConfigDir)
 	}
 	var errs []error
 	if req.DispatcherConfig != nil {
 		name := req.DispatcherConfigPath
 		if name == "" {
-			name = filepath.Base(d.opts.DispatcherConfigPath)
+			name = filepath.Base(opts.DispatcherConfigPath)
 		}
 		c, err := config.ParseDispatcher(name, req.DispatcherConfig)
 		if err != nil {
@@ -304,7 +312,7 @@ func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfR
 	if req.ClusterConfig != nil {
 		name := req.ClusterConfigPath
 		if name == "" {
-			name = filepath.Base(d.opts.ClusterConfigPath)
+			name = filepath.Base(opts.ClusterConfigPath)
 		}
 		c, err := config.ParseClusters(name, req.ClusterConfig)
 		if err != nil {
@@ -319,7 +327,7 @@ func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfR
 	}
 	js := in.jobs
 	if len(req.JobConfigFiles) > 0 {
-		kept, parsed, jobErrs := d.proposedJobFiles(in.jobs, dir, req.JobConfigFiles)
+		kept, parsed, jobErrs := proposedJobFiles(in.jobs, dir, req.JobConfigFiles, opts.Labels)
 		if len(jobErrs) == 0 {
 			merged, err := jobs.Merge(dir, append(parsed, kept)...)
 			if err != nil {
@@ -354,13 +362,13 @@ func (d *Dispatcher) proposedInputs(ctx context.Context, in *inputs, req WhatIfR
 	return out, nil
 }
 
-// proposedJobFiles parses the proposed job config files: it returns the
-// jobs in force of the files not proposed, the jobs of each proposed file
-// that is not deleted, and every error, each naming the file under dir,
+// proposedJobFiles parses the proposed job config files with the job
+// labels: it returns the jobs in force of the files not proposed, the jobs
+// of each proposed file that is not deleted, and every error, each naming the file under dir,
 // the job config dir's name in errors. A proposed file whose base name
 // another file has is refused, as the job config loader refuses it (only
 // files with jobs are known of the job config in force).
-func (d *Dispatcher) proposedJobFiles(inForce []jobs.Job, dir string, files map[string][]byte) (kept []jobs.Job, proposed [][]jobs.Job, errs []error) {
+func proposedJobFiles(inForce []jobs.Job, dir string, files map[string][]byte, labels jobs.Labels) (kept []jobs.Job, proposed [][]jobs.Job, errs []error) {
 	kept = make([]jobs.Job, 0, len(inForce))
 	for _, j := range inForce {
 		if _, replaced := files[j.File]; !replaced {
@@ -382,7 +390,7 @@ func (d *Dispatcher) proposedJobFiles(inForce []jobs.Job, dir string, files map[
 			continue
 		}
 		baseNames[path.Base(p)] = p
-		js, err := jobs.ParseFile(dir, p, data, d.opts.Labels)
+		js, err := jobs.ParseFile(dir, p, data, labels)
 		if err != nil {
 			errs = append(errs, err)
 			continue

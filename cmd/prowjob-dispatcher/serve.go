@@ -245,7 +245,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer cleanJobSource()
-	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
+	backup, cleanBackup, err := f.backup.build(func() map[string]map[string]*config.BuildFarmCluster { return d.Snapshot().BuildFarm() }, reg, log.WithName("backup"), stdout, stderr)
 	if err != nil {
 		return err
 	}
