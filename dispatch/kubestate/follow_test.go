@@ -104,8 +104,8 @@ func TestPublishAndFollow(t *testing.T) {
 		return got == moved
 	})
 	t.Logf("the follower adopted a change of one row %s after the leader's table changed", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Errorf("the follower took %s to follow one row, want at most 2s", took)
+	if took > followBound {
+		t.Errorf("the follower took %s to follow one row, want at most %s", took, followBound)
 	}
 	after := shardVersions(t, ns)
 	var rewritten []string
