@@ -15,8 +15,11 @@ import (
 	prowflagutil "sigs.k8s.io/prow/pkg/flagutil"
 	gitv2 "sigs.k8s.io/prow/pkg/git/v2"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/config"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/engine"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/gitbackup"
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
 // backupFlags are serve's flags of the Git backup of the table: a pull
@@ -37,7 +40,7 @@ type backupFlags struct {
 	githubValidated, enabled bool
 }
 
-func (f *backupFlags) register(fs *flag.FlagSet) {
+func (f *backupFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.repo, "backup-repo", "", "org/repo of the release repository whose dispatcher config the Git backup keeps in step with the table (empty: no backup)")
 	fs.StringVar(&f.baseBranch, "backup-base-branch", gitbackup.DefaultBaseBranch, "branch the backup pull request merges into")
 	fs.StringVar(&f.headBranch, "backup-branch", gitbackup.DefaultHeadBranch, "branch the backup force-pushes and opens its pull request from")
@@ -53,7 +56,7 @@ func (f *backupFlags) register(fs *flag.FlagSet) {
 	f.github.AddFlags(fs)
 }
 
-func (f *backupFlags) validate() error {
+func (f *backupFlags) Validate() error {
 	if f.repo == "" {
 		return nil
 	}
@@ -88,6 +91,16 @@ func (f *backupFlags) validate() error {
 	}
 	f.enabled = len(errs) == 0
 	return errors.Join(errs...)
+}
+
+// attach builds the Git backup (build) and has every dispatch in opts
+// notify it.
+func (f *backupFlags) attach(opts *dispatch.Options, buildFarm func() map[string]map[string]*config.BuildFarmCluster, reg prometheus.Registerer, log logr.Logger, diffOut, logOut io.Writer) (*gitbackup.Backup, func(), error) {
+	b, cleanup, err := f.build(buildFarm, reg, log, diffOut, logOut)
+	if b != nil {
+		opts.OnDispatched = func(_ *table.Table, r *engine.Report) { b.Notify(r) }
+	}
+	return b, cleanup, err
 }
 
 // build returns the Git backup, nil when --backup-repo is empty, and a func

@@ -19,11 +19,11 @@ func parseBackupFlags(t *testing.T, args ...string) (*backupFlags, error) {
 	var f backupFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	f.register(fs)
+	f.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	return &f, f.validate()
+	return &f, f.Validate()
 }
 
 func TestBackupFlagErrors(t *testing.T) {

@@ -30,7 +30,7 @@ func TestHelpShowsGroups(t *testing.T) {
 
 	serveFS := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var f serveFlags
-	f.register(serveFS)
+	f.addFlags(serveFS)
 	for _, tc := range []struct {
 		name   string
 		help   string
@@ -74,12 +74,12 @@ func TestHelpShowsGroups(t *testing.T) {
 func TestDeprecatedFlagAliases(t *testing.T) {
 	var f serveFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	g := f.register(fs)
+	g := f.addFlags(fs)
 	if err := fs.Parse([]string{"--health-port", "9999"}); err != nil {
 		t.Fatal(err)
 	}
-	if f.probePort != 9999 {
-		t.Errorf("--health-port 9999 set --probe-port to %d", f.probePort)
+	if f.api.probePort != 9999 {
+		t.Errorf("--health-port 9999 set --probe-port to %d", f.api.probePort)
 	}
 	if d := g.Deprecations(); len(d) != 1 || !strings.Contains(d[0], "--health-port is deprecated: use --probe-port") {
 		t.Errorf("deprecations %q", d)
@@ -103,4 +103,32 @@ func TestDeprecatedFlagAliases(t *testing.T) {
 	if err := fs.Parse([]string{"--plugin-config", "p", "--job-config", "j"}); err != nil || len(g.Deprecations()) != 0 {
 		t.Errorf("new names: %v, deprecations %q", err, g.Deprecations())
 	}
+}
+
+// TestServeFlagsBelongToComponents: every flag of serve but --bind-address
+// (every server's) and the deprecated aliases is defined by exactly one
+// component's flag group.
+func TestServeFlagsBelongToComponents(t *testing.T) {
+	var f serveFlags
+	all := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.addFlags(all)
+	owner := map[string]int{}
+	for i, g := range append(f.groups(), &f.state.kube) {
+		fs := flag.NewFlagSet("group", flag.ContinueOnError)
+		g.AddFlags(fs)
+		fs.VisitAll(func(fl *flag.Flag) {
+			if all.Lookup(fl.Name) == nil {
+				t.Errorf("group %d (%T) defines --%s, which serve does not", i, g, fl.Name)
+			}
+			owner[fl.Name]++
+		})
+	}
+	all.VisitAll(func(fl *flag.Flag) {
+		if fl.Name == "bind-address" || strings.HasPrefix(fl.Usage, "deprecated:") {
+			return
+		}
+		if owner[fl.Name] != 1 {
+			t.Errorf("--%s is defined by %d component groups, want 1", fl.Name, owner[fl.Name])
+		}
+	})
 }

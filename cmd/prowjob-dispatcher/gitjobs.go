@@ -28,7 +28,7 @@ type gitJobsFlags struct {
 	configsFromGit      bool
 }
 
-func (f *gitJobsFlags) register(fs *flag.FlagSet) {
+func (f *gitJobsFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "job-config-git-url", "", "read the job config from this Git repository (https://github.com/openshift/release); --job-config is then a path inside it (e.g. ci-operator/jobs)")
 	fs.StringVar(&f.branch, "job-config-git-branch", "master", "branch of --job-config-git-url")
 	fs.StringVar(&f.dir, "job-config-git-dir", "", "dir of the shallow Git store and the checked out trees (default: a dir under the system's temp dir)")
@@ -38,7 +38,7 @@ func (f *gitJobsFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.configsFromGit, "configs-from-git", false, "with --job-config-git-url, --dispatcher-config and --cluster-config are paths inside the repository too (core-services/sanitize-prow-jobs/_config.yaml, _clusters.yaml)")
 }
 
-func (f *gitJobsFlags) validate() error {
+func (f *gitJobsFlags) Validate() error {
 	if f.url == "" {
 		if f.configsFromGit || f.tokenPath != "" {
 			return errors.New("--configs-from-git and --job-config-git-token-path need --job-config-git-url")

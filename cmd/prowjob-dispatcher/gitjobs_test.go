@@ -25,11 +25,11 @@ func TestGitJobsFlags(t *testing.T) {
 	} {
 		var f gitJobsFlags
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f.register(fs)
+		f.AddFlags(fs)
 		if err := fs.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		err := f.validate()
+		err := f.Validate()
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}

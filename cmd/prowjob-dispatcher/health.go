@@ -26,7 +26,7 @@ type healthFlags struct {
 	eventsKubeconfig, eventsNamespace, eventsPod string
 }
 
-func (f *healthFlags) register(fs *flag.FlagSet) {
+func (f *healthFlags) AddFlags(fs *flag.FlagSet) {
 	th := health.DefaultThresholds()
 	fs.StringVar(&f.mode, "health-mode", string(health.ModeReport), "health-driven failover: off, report (judge clusters and say what would be done) or act (drain unhealthy clusters automatically)")
 	fs.StringVar(&f.prometheusURL, "health-prometheus-url", "", "Prometheus to query cluster health from (default --prometheus-url; with neither, health is off)")
@@ -56,7 +56,7 @@ func (f *healthFlags) thresholds() health.Thresholds {
 	}
 }
 
-func (f *healthFlags) validate() error {
+func (f *healthFlags) Validate() error {
 	var errs []error
 	if _, err := health.ParseMode(f.mode); err != nil {
 		errs = append(errs, fmt.Errorf("--health-mode: %w", err))
@@ -66,6 +66,9 @@ func (f *healthFlags) validate() error {
 	}
 	if f.interval <= 0 || f.window <= 0 || f.drainTTL < 0 {
 		errs = append(errs, fmt.Errorf("--health-interval %s, --health-window %s, --health-drain-ttl %s: want positive durations (0 for the default drain TTL)", f.interval, f.window, f.drainTTL))
+	}
+	if f.drainTTL != 0 && f.drainTTL < dispatch.MinTTL { // 0: the default
+		errs = append(errs, fmt.Errorf("--health-drain-ttl %s: want at least %s", f.drainTTL, dispatch.MinTTL))
 	}
 	if f.maxDrained < 1 {
 		errs = append(errs, fmt.Errorf("--health-max-drained %d: want at least 1", f.maxDrained))

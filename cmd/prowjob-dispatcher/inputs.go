@@ -66,18 +66,18 @@ func (p *patternList) Set(v string) error {
 	return nil
 }
 
-// demandFlags and dispatchFlags are the flags of inputFlags that -h lists
+// demandFlagNames and dispatchFlagNames are the flags of inputFlags that -h lists
 // under demand and under dispatch rather than inputs.
 var (
-	demandFlags = []string{"prometheus-url", "prometheus-query", "prometheus-weight-query", "prometheus-timeout", "demand-window", "demand-file", "default-demand",
+	demandFlagNames = []string{"prometheus-url", "prometheus-query", "prometheus-weight-query", "prometheus-timeout", "demand-window", "demand-file", "default-demand",
 		"prometheus-bearer-token-path", "prometheus-ca-file", "prometheus-cert-file", "prometheus-key-file", "prometheus-server-name",
 		"prometheus-insecure-skip-verify", "prometheus-username", "prometheus-password-path", "prometheus-http-config",
 		"prometheus-job-cpu-query", "prometheus-job-duration-query", "prometheus-job-memory-query",
 		"job-run-weight", "job-duration-hour-weight", "job-cpu-hour-weight", "job-memory-gb-hour-weight", "minimum-job-demand"}
-	dispatchFlags = []string{"balance-tolerance", "max-move-fraction", "cluster-job-pattern"}
+	dispatchFlagNames = []string{"balance-tolerance", "max-move-fraction", "cluster-job-pattern"}
 )
 
-func (f *inputFlags) register(fs *flag.FlagSet) {
+func (f *inputFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.dispatcherConfig, "dispatcher-config", "", "dispatcher config file (required)")
 	fs.StringVar(&f.clusterConfig, "cluster-config", "", "cluster config file (required)")
 	fs.StringVar(&f.jobConfig, "job-config", "", "Prow job config dir (required)")
@@ -88,7 +88,7 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", demand.DefaultTimeout, "timeout of one demand query")
 	fs.DurationVar(&f.demandWindow, "demand-window", demand.DefaultWindow, "demand window")
 	fs.StringVar(&f.demandFile, "demand-file", "", "YAML/JSON map of job name -> demand, instead of Prometheus")
-	f.prometheus.register(fs)
+	f.prometheus.AddFlags(fs)
 	// The previous dispatcher's (ci-tools prow-job-dispatcher) demand weights, flag for flag.
 	w := demand.DefaultWeights()
 	fs.StringVar(&f.weights.DurationQuery, "prometheus-job-duration-query", "", "optional query of the summed run time in seconds by job_name over the demand window ({{.Window}}); weighed by --job-duration-hour-weight per hour")
@@ -116,7 +116,7 @@ func (f *inputFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.engine.MaxMoveFraction, "max-move-fraction", engine.DefaultMaxMoveFraction, "fraction of all jobs a rerun may move for balance alone (moves forced by rules are not bounded)")
 }
 
-func (f *inputFlags) validate() error {
+func (f *inputFlags) Validate() error {
 	var errs []error
 	for _, v := range []struct{ name, value string }{
 		{"--dispatcher-config", f.dispatcherConfig}, {"--cluster-config", f.clusterConfig}, {"--job-config", f.jobConfig},
@@ -134,7 +134,7 @@ func (f *inputFlags) validate() error {
 	if err := f.weights.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--job-*-weight, --minimum-job-demand: %w", err))
 	}
-	errs = append(errs, f.prometheus.validate())
+	errs = append(errs, f.prometheus.Validate())
 	for _, v := range []struct{ name, value string }{
 		{"--label-capability-prefix", f.labels.CapabilityPrefix}, {"--label-cluster", f.labels.Cluster},
 		{"--label-kvm", f.labels.KVM}, {"--label-no-builds", f.labels.NoBuilds},

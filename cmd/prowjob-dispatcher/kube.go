@@ -42,7 +42,7 @@ type kubeFlags struct {
 	startTimeout, drainConfirmTimeout         time.Duration
 }
 
-func (f *kubeFlags) register(fs *flag.FlagSet) {
+func (f *kubeFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.backend, "state-backend", backendFile, "where the state lives: file (--state-dir, one replica) or kubernetes (the API server: several replicas, one leader on a Lease)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server holding the state with --state-backend=kubernetes (empty: in-cluster)")
 	fs.StringVar(&f.namespace, "namespace", "", "namespace of the state objects and the Lease (empty: $POD_NAMESPACE, the pod's namespace, else prowjob-dispatcher)")
@@ -56,14 +56,11 @@ func (f *kubeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.drainConfirmTimeout, "drain-confirm-timeout", kubestate.DefaultDrainConfirmTimeout, "how long a drain's answer waits for every other live replica to have it in force; those that did not by then are named in the answer's unconfirmed")
 }
 
-func (f *kubeFlags) validate(stateDir string) error {
+func (f *kubeFlags) Validate() error {
 	var errs []error
 	switch f.backend {
 	case backendFile:
 	case backendKubernetes:
-		if stateDir != "" {
-			errs = append(errs, errors.New("--state-dir and --state-backend=kubernetes are exclusive: the state lives in the API server"))
-		}
 		if f.replicaSecretFile == "" {
 			errs = append(errs, errors.New("--state-backend=kubernetes needs --replica-secret-file: the replicas authenticate the writes they forward to the leader with it"))
 		}

@@ -34,11 +34,11 @@ func TestKubeFlagsNeedTheReplicaSecret(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var f kubeFlags
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			f.register(fs)
+			f.AddFlags(fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			err := f.validate("")
+			err := f.Validate()
 			if err == nil && f.enabled() {
 				_, err = f.replicaAuth()
 			}

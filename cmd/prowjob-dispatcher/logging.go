@@ -29,12 +29,12 @@ const (
 	logFormatText = "text"
 )
 
-func (l *logFlags) register(fs *flag.FlagSet) {
+func (l *logFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&l.format, "log-format", logFormatJSON, "log format: json (one JSON object a line) or text (key=value); prow's and Kubernetes' libraries log through it too")
 }
 
-func (l *logFlags) validate() error {
+func (l *logFlags) Validate() error {
 	_, err := parseLevel(l.level)
 	if l.format != logFormatJSON && l.format != logFormatText {
 		err = errors.Join(err, fmt.Errorf("--log-format %q: want %s or %s", l.format, logFormatJSON, logFormatText))

@@ -50,11 +50,11 @@ func TestOneLogFormat(t *testing.T) {
 		t.Run(tc.format, func(t *testing.T) {
 			fs := flag.NewFlagSet("x", flag.ContinueOnError)
 			var l logFlags
-			l.register(fs)
+			l.AddFlags(fs)
 			if err := fs.Parse([]string{"--log-format", tc.format, "--log-level", "info"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := l.validate(); err != nil {
+			if err := l.Validate(); err != nil {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
@@ -88,7 +88,7 @@ func TestOneLogFormat(t *testing.T) {
 	}
 	var l logFlags
 	l.level, l.format = "verbose", "xml"
-	if err := l.validate(); err == nil || !strings.Contains(err.Error(), "--log-level") || !strings.Contains(err.Error(), "--log-format") {
+	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "--log-level") || !strings.Contains(err.Error(), "--log-format") {
 		t.Errorf("validate(verbose, xml) = %v, want both flags named", err)
 	}
 }

@@ -40,9 +40,9 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	groups := newFlagGroups(fs)
-	groups.add("inputs", f.inputs.register)
-	groups.move("demand", demandFlags...)
-	groups.move("dispatch", dispatchFlags...)
+	groups.add("inputs", f.inputs.AddFlags)
+	groups.move("demand", demandFlagNames...)
+	groups.move("dispatch", dispatchFlagNames...)
 	groups.add("inputs", func(fs *flag.FlagSet) {
 		fs.StringVar(&f.previous, "previous", "", "previous assignment: a table JSON or a state file (default: the dispatcher config's buildFarm)")
 		fs.BoolVar(&f.strict, "strict", false, "refuse keys of the dispatcher and cluster configs that this version does not know (without it they are named on stderr and ignored, as serve does)")
@@ -59,7 +59,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		fs.Usage()
 		return err
 	}
@@ -108,8 +108,8 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return printReport(summary, res.Report, f.maxMoves)
 }
 
-func (f *planFlags) validate() error {
-	errs := []error{f.inputs.validate()}
+func (f *planFlags) Validate() error {
+	errs := []error{f.inputs.Validate()}
 	if f.format != "json" && f.format != "yaml" {
 		errs = append(errs, fmt.Errorf("--format %q: want json or yaml", f.format))
 	}

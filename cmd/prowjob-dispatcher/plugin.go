@@ -47,7 +47,7 @@ func (o *pluginOptions) addFlags(fs *flag.FlagSet) *flagGroups {
 	g.add("server", func(fs *flag.FlagSet) {
 		fs.IntVar(&o.port, "port", 8888, "port of GitHub webhooks (from Prow's hook), /help, /healthz, /readyz and /metrics")
 		fs.StringVar(&o.hmacSecretFile, "hmac-secret-file", "/etc/webhook/hmac", "file with the GitHub webhook HMAC secret (one token, or Prow's org/repo -> tokens map)")
-		o.log.register(fs)
+		o.log.AddFlags(fs)
 	})
 	g.add("dispatcher", func(fs *flag.FlagSet) {
 		fs.StringVar(&o.dispatcherURL, "dispatcher-url", "", "dispatcher API root; overrides the plugin config's dispatcher_url")
@@ -106,7 +106,7 @@ func runPlugin(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if err := o.log.validate(); err != nil {
+	if err := o.log.Validate(); err != nil {
 		return err
 	}
 	_, handler := o.log.setUp(os.Stderr)

@@ -24,7 +24,7 @@ type prometheusClientFlags struct {
 	insecureSkipVerify                      bool
 }
 
-func (f *prometheusClientFlags) register(fs *flag.FlagSet) {
+func (f *prometheusClientFlags) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.httpConfig, "prometheus-http-config", "", "file in Prometheus' HTTP client format (authorization, basic_auth, oauth2, tls_config, proxy_url) for the demand and health queries; exclusive with the other --prometheus-* auth and TLS flags")
 	fs.StringVar(&f.bearerTokenPath, "prometheus-bearer-token-path", "", "file holding a bearer token for Prometheus, read at every query (a rotated token is picked up)")
 	fs.StringVar(&f.username, "prometheus-username", "", "basic auth user for Prometheus (with --prometheus-password-path)")
@@ -42,7 +42,7 @@ func (f *prometheusClientFlags) flagsSet() bool {
 		f.certFile != "" || f.keyFile != "" || f.serverName != "" || f.insecureSkipVerify
 }
 
-func (f *prometheusClientFlags) validate() error {
+func (f *prometheusClientFlags) Validate() error {
 	var errs []error
 	if f.httpConfig != "" && f.flagsSet() {
 		errs = append(errs, errors.New("--prometheus-http-config and the other --prometheus-* auth and TLS flags are exclusive: put everything in the file"))

@@ -42,11 +42,11 @@ func TestPrometheusClientFlags(t *testing.T) {
 		t.Helper()
 		var f prometheusClientFlags
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f.register(fs)
+		f.AddFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.validate(); err != nil {
+		if err := f.Validate(); err != nil {
 			t.Fatal(err)
 		}
 		rt, err := f.roundTripper()
@@ -66,7 +66,7 @@ func TestPrometheusClientFlags(t *testing.T) {
 	t.Run("bearer token file, re-read when it rotates", func(t *testing.T) {
 		var f prometheusClientFlags
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f.register(fs)
+		f.AddFlags(fs)
 		if err := fs.Parse([]string{"--prometheus-bearer-token-path", token, "--prometheus-ca-file", ca}); err != nil {
 			t.Fatal(err)
 		}
@@ -126,11 +126,11 @@ func TestPrometheusClientFlagErrors(t *testing.T) {
 	} {
 		var f prometheusClientFlags
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		f.register(fs)
+		f.AddFlags(fs)
 		if err := fs.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := f.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want one containing %q", tc.args, err, tc.want)
 		}
 	}

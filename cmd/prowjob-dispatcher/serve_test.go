@@ -25,6 +25,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/store"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/admission"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/webhook/api"
 )
@@ -263,6 +264,55 @@ func (p *servedProcess) stop(t *testing.T) {
 		t.Fatal("serve did not stop within 90s of cancel")
 	}
 	p.done = nil
+}
+
+// TestServeStopsWhenAServerFails: a server that cannot start (the webhook's
+// port is taken) stops the others and serve returns its error, having let
+// go of the API port and the state dir.
+func TestServeStopsWhenAServerFails(t *testing.T) {
+	ex := filepath.Join("..", "..", "docs", "examples")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ports := freePorts(t, 2)
+	stateDir := filepath.Join(t.TempDir(), "state")
+	args := []string{
+		"--dispatcher-config", filepath.Join(ex, "dispatcher.yaml"),
+		"--cluster-config", filepath.Join(ex, "clusters.yaml"),
+		"--job-config", filepath.Join(ex, "jobs"),
+		"--demand-file", filepath.Join(ex, "demand.yaml"),
+		"--state-dir", stateDir,
+		"--cert-dir", filepath.Join(t.TempDir(), "certs"), "--self-signed", "--tls-hosts", "localhost",
+		"--bind-address", "127.0.0.1", "--insecure-allow-unauthenticated",
+		"--webhook-port", strconv.Itoa(taken.Addr().(*net.TCPAddr).Port),
+		"--api-port", strconv.Itoa(ports[0]), "--probe-port", strconv.Itoa(ports[1]),
+	}
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() { done <- serve(context.Background(), args, io.Discard, &stderr) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "webhook server") {
+			t.Errorf("serve returned %v, want the webhook server's error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop within 60s of its webhook server failing\n%s", stderr.String())
+	}
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Errorf("port %d still taken after serve returned: %v", p, err)
+			continue
+		}
+		ln.Close()
+	}
+	lock, err := store.LockDir(stateDir)
+	if err != nil {
+		t.Fatalf("the state dir is still locked after serve returned: %v", err)
+	}
+	_ = lock.Release()
 }
 
 func TestServeFlagErrors(t *testing.T) {
