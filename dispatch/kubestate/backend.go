@@ -53,7 +53,7 @@ const (
 // replica's record) and the demand. Backend owns the informer cache and
 // the client (kube) they share.
 type Backend struct {
-	*kube
+	k      *kube
 	leases coordinationv1client.LeasesGetter
 
 	watcher *watcherRef
@@ -86,14 +86,14 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		cfg.QPS = -1
 	}
 	k := &kube{opts: opts, log: opts.Logger}
-	b := &Backend{kube: k, watcher: &watcherRef{}, served: &servedTable{}, leader: &leadership{k: k}}
+	b := &Backend{k: k, watcher: &watcherRef{}, served: &servedTable{}, leader: &leadership{k: k}}
 	b.writes = newWriter(k, b.served, b.watcher)
 	b.pub = &publisher{k: k, leader: b.leader, served: b.served, watcher: b.watcher}
 	b.gc = &collector{k: k, leader: b.leader, fold: b.pub.foldPlacements}
 	b.beat = newHeartbeat(k, b.leader, b.served, b.pub, b.watcher)
 	b.follow = newFollower(k, b.leader, b.served, b.watcher, b.beat, b.pub)
 	b.demand = &replicasDemand{k: k, watcher: b.watcher, own: b.beat.ownCounts, counts: map[string]decodedAdmissions{}}
-	if b.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
+	if b.k.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: metrics: %w", err)
 	}
 	scheme := runtime.NewScheme()
@@ -108,10 +108,10 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("kubernetes state backend: %w", err)
 	}
 	mapper := restMapper()
-	if b.client, err = client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient}); err != nil {
+	if b.k.client, err = client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient}); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: client: %w", err)
 	}
-	b.cache, err = cache.New(cfg, cache.Options{
+	b.k.cache, err = cache.New(cfg, cache.Options{
 		HTTPClient:                  httpClient,
 		Scheme:                      scheme,
 		Mapper:                      mapper,
@@ -120,7 +120,7 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultWatchErrorHandler: func(ctx context.Context, r *toolscache.Reflector, err error) {
-			b.recordAPIError(fmt.Errorf("list or watch: %w", err))
+			b.k.recordAPIError(fmt.Errorf("list or watch: %w", err))
 			toolscache.DefaultWatchErrorHandler(ctx, r, err)
 		},
 	})
@@ -161,7 +161,7 @@ func (b *Backend) Start(ctx context.Context) error {
 	b.mu.Unlock()
 
 	for _, obj := range []client.Object{&v1alpha1.TableShard{}, &v1alpha1.JobOverride{}, &v1alpha1.ClusterDrain{}, &v1alpha1.JobPlacement{}, &v1alpha1.DispatcherReplica{}, &coordinationv1.Lease{}} {
-		inf, err := b.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+		inf, err := b.k.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("kubernetes state backend: informer of %T: %w", obj, err)
 		}
@@ -176,34 +176,34 @@ func (b *Backend) Start(ctx context.Context) error {
 	b.cacheCancel = cancel
 	b.mu.Unlock()
 	go func() {
-		if err := b.cache.Start(cacheCtx); err != nil {
-			b.log.Error(err, "The informers of the shared state stopped")
+		if err := b.k.cache.Start(cacheCtx); err != nil {
+			b.k.log.Error(err, "The informers of the shared state stopped")
 		}
 	}()
-	if !b.cache.WaitForCacheSync(ctx) {
+	if !b.k.cache.WaitForCacheSync(ctx) {
 		cancel()
 		reason := context.Cause(ctx)
 		if reason == nil {
 			reason = errors.New("the informers stopped")
 		}
-		if err, _ := b.apiError(); err != nil {
+		if err, _ := b.k.apiError(); err != nil {
 			reason = fmt.Errorf("%w; last API error: %w", reason, err)
 		}
-		return fmt.Errorf("kubernetes API: namespace %s: the shared state was not listed: %w", b.opts.Namespace, reason)
+		return fmt.Errorf("kubernetes API: namespace %s: the shared state was not listed: %w", b.k.opts.Namespace, reason)
 	}
 	own := &v1alpha1.DispatcherReplica{}
-	err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: b.opts.Replica}, own)
+	err := b.k.cache.Get(ctx, client.ObjectKey{Namespace: b.k.opts.Namespace, Name: b.k.opts.Replica}, own)
 	switch {
 	case err == nil:
 		counts, derr := decodeAdmissions(own.Status.Admissions)
 		if derr != nil {
-			b.log.Error(derr, "This replica's admission counts in its DispatcherReplica are unreadable: starting from none", "replica", b.opts.Replica)
+			b.k.log.Error(derr, "This replica's admission counts in its DispatcherReplica are unreadable: starting from none", "replica", b.k.opts.Replica)
 		}
 		b.beat.setOwn(counts)
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("kubernetes state backend: reading this replica's record: %w", err)
 	}
-	b.log.Info("Following the shared state", "namespace", b.opts.Namespace, "replica", b.opts.Replica)
+	b.k.log.Info("Following the shared state", "namespace", b.k.opts.Namespace, "replica", b.k.opts.Replica)
 	return nil
 }
 
@@ -245,10 +245,10 @@ func (b *Backend) Run(ctx context.Context) error {
 	wg.Go(func() { b.writes.run(ctx) })
 	wg.Go(func() { b.beat.run(ctx) })
 	wg.Wait()
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.WriteTimeout)
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.k.opts.WriteTimeout)
 	defer cancel()
 	if err := b.beat.beat(final); err != nil {
-		b.log.Error(err, "Writing this replica's record at shutdown")
+		b.k.log.Error(err, "Writing this replica's record at shutdown")
 	}
 	return nil
 }

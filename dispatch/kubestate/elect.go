@@ -62,30 +62,30 @@ func (b *Backend) leaderDuties(onLead func(ctx context.Context)) []duty {
 func (b *Backend) Elect(ctx context.Context, onLead func(ctx context.Context)) {
 	duties := b.leaderDuties(onLead)
 	lock := fencedLock{lead: b.leader, Interface: &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: b.opts.Namespace, Name: b.opts.LeaseName},
+		LeaseMeta:  metav1.ObjectMeta{Namespace: b.k.opts.Namespace, Name: b.k.opts.LeaseName},
 		Client:     b.leases,
-		LockConfig: resourcelock.ResourceLockConfig{Identity: b.opts.Replica},
+		LockConfig: resourcelock.ResourceLockConfig{Identity: b.k.opts.Replica},
 	}}
 	for ctx.Err() == nil {
 		campaign, stepDown := context.WithCancel(ctx)
 		t := &leadTerm{done: make(chan struct{})}
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
-			LeaseDuration:   b.opts.LeaseDuration,
-			RenewDeadline:   b.opts.RenewDeadline,
-			RetryPeriod:     b.opts.RetryPeriod,
+			LeaseDuration:   b.k.opts.LeaseDuration,
+			RenewDeadline:   b.k.opts.RenewDeadline,
+			RetryPeriod:     b.k.opts.RetryPeriod,
 			ReleaseOnCancel: true,
-			Name:            b.opts.LeaseName,
+			Name:            b.k.opts.LeaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(leadCtx context.Context) { b.runTerm(leadCtx, t, duties, stepDown) },
 				OnStoppedLeading: func() {},
 				OnNewLeader: func(identity string) {
-					b.log.Info("Leader observed", "leader", identity, "self", identity == b.opts.Replica)
+					b.k.log.Info("Leader observed", "leader", identity, "self", identity == b.k.opts.Replica)
 				},
 			},
 		})
 		if err != nil { // the options were checked in New
-			b.log.Error(err, "Leader election: not campaigning")
+			b.k.log.Error(err, "Leader election: not campaigning")
 			stepDown()
 			return
 		}
@@ -94,7 +94,7 @@ func (b *Backend) Elect(ctx context.Context, onLead func(ctx context.Context)) {
 		stepDown()
 		b.endTerm(t)
 		if ctx.Err() == nil {
-			wait := time.Duration(float64(b.opts.RetryPeriod) * (0.5 + rand.Float64()))
+			wait := time.Duration(float64(b.k.opts.RetryPeriod) * (0.5 + rand.Float64()))
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
@@ -112,9 +112,9 @@ func (b *Backend) runTerm(leadCtx context.Context, t *leadTerm, duties []duty, s
 	}
 	defer close(t.done)
 	b.pub.markRepair() // rewrite every shard another term wrote
-	b.metrics.leader.Set(1)
-	b.metrics.term.Set(float64(t.lease))
-	b.log.Info("Leading", "lease", b.opts.LeaseName, "replica", b.opts.Replica, "term", t.lease)
+	b.k.metrics.leader.Set(1)
+	b.k.metrics.term.Set(float64(t.lease))
+	b.k.log.Info("Leading", "lease", b.k.opts.LeaseName, "replica", b.k.opts.Replica, "term", t.lease)
 	if r := b.watcher.get(); r != nil {
 		r.SetLeading(true)
 	}
@@ -124,7 +124,7 @@ func (b *Backend) runTerm(leadCtx context.Context, t *leadTerm, duties []duty, s
 		wg.Go(func() {
 			d.run(leadCtx)
 			if d.stepsDown && leadCtx.Err() == nil {
-				b.log.Info("The leader's work ended while leading: stepping down", "duty", d.name)
+				b.k.log.Info("The leader's work ended while leading: stepping down", "duty", d.name)
 				stepDown()
 			}
 		})
@@ -144,8 +144,8 @@ func (b *Backend) endTerm(t *leadTerm) {
 	if r := b.watcher.get(); r != nil {
 		r.SetLeading(false)
 	}
-	b.metrics.leader.Set(0)
-	b.log.Info("No longer leading", "lease", b.opts.LeaseName, "replica", b.opts.Replica)
+	b.k.metrics.leader.Set(0)
+	b.k.log.Info("No longer leading", "lease", b.k.opts.LeaseName, "replica", b.k.opts.Replica)
 	b.beat.poke()
 }
 
@@ -250,14 +250,14 @@ func (b *Backend) Leader() (name, address string, self bool) {
 	name, leading := b.leader.holder(ctx)
 	switch {
 	case leading:
-		return b.opts.Replica, b.opts.Address, true
+		return b.k.opts.Replica, b.k.opts.Address, true
 	case name == "":
 		return "", "", false
-	case name == b.opts.Replica: // the Lease still names this replica, which does not lead any more
-		return name, b.opts.Address, false
+	case name == b.k.opts.Replica: // the Lease still names this replica, which does not lead any more
+		return name, b.k.opts.Address, false
 	}
 	dr := &v1alpha1.DispatcherReplica{}
-	if err := b.get(ctx, name, dr); err == nil {
+	if err := b.k.get(ctx, name, dr); err == nil {
 		address = dr.Spec.Address
 	}
 	return name, address, false
@@ -269,7 +269,7 @@ func (b *Backend) Leader() (name, address string, self bool) {
 // only the leader makes while it names a replica.
 func (b *Backend) OtherLeader() string {
 	name, leading := b.leader.holder(context.Background())
-	if leading || name == b.opts.Replica {
+	if leading || name == b.k.opts.Replica {
 		return ""
 	}
 	return name

@@ -47,17 +47,17 @@ func TestFence(t *testing.T) {
 		{name: "renewed just within the deadline", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline - time.Millisecond)
+			c.Step(b.k.opts.RenewDeadline - time.Millisecond)
 		}, term: 4},
 		{name: "resumed past the renew deadline", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline)
+			c.Step(b.k.opts.RenewDeadline)
 		}, want: "not within the renew deadline"},
 		{name: "SIGSTOPped past the Lease", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.LeaseDuration + time.Minute)
+			c.Step(b.k.opts.LeaseDuration + time.Minute)
 		}, want: "not within the renew deadline"},
 		{name: "released", setup: func(b *Backend, _ *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
@@ -67,7 +67,7 @@ func TestFence(t *testing.T) {
 		{name: "a failed renewal does not count", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline)
+			c.Step(b.k.opts.RenewDeadline)
 			b.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 4}, c.Now(), errors.New("timeout"))
 		}, want: "not within the renew deadline"},
 		{name: "deposed by a newer term", setup: func(b *Backend, _ *clocktesting.FakeClock) {
@@ -84,8 +84,8 @@ func TestFence(t *testing.T) {
 			c.setup(b, clock)
 			term, deadline, err := b.leader.fence()
 			if c.want == "" {
-				if err != nil || term != c.term || !deadline.Equal(start.Add(b.opts.RenewDeadline)) {
-					t.Errorf("fence() = %d, %s, %v; want term %d until %s", term, deadline, err, c.term, start.Add(b.opts.RenewDeadline))
+				if err != nil || term != c.term || !deadline.Equal(start.Add(b.k.opts.RenewDeadline)) {
+					t.Errorf("fence() = %d, %s, %v; want term %d until %s", term, deadline, err, c.term, start.Add(b.k.opts.RenewDeadline))
 				}
 				return
 			}
@@ -97,7 +97,7 @@ func TestFence(t *testing.T) {
 			if wrote || !errors.Is(err, errFenced) {
 				t.Errorf("leaderWrite wrote %v, %v", wrote, err)
 			}
-			if got := testutil.ToFloat64(b.metrics.fenced); got != 1 {
+			if got := testutil.ToFloat64(b.k.metrics.fenced); got != 1 {
 				t.Errorf("leader_writes_fenced_total %v, want 1", got)
 			}
 			if b.Leading() && b.Status().Role != RoleFenced {
@@ -135,12 +135,12 @@ func TestStatusShowsLag(t *testing.T) {
 	if s := b.Status(); s.PublicationLagSeconds != 10 || len(s.Degraded) > 0 {
 		t.Errorf("10 s behind: lag %v, degraded %v; want 10 and not degraded yet", s.PublicationLagSeconds, s.Degraded)
 	}
-	clock.Step(b.opts.StaleAfter)
+	clock.Step(b.k.opts.StaleAfter)
 	s := b.Status()
 	if len(s.Degraded) != 1 || !strings.Contains(s.Degraded[0], "behind") {
 		t.Errorf("degraded %v, want the lag", s.Degraded)
 	}
-	if got := testutil.ToFloat64(b.metrics.lag); got != (10*time.Second + b.opts.StaleAfter).Seconds() {
+	if got := testutil.ToFloat64(b.k.metrics.lag); got != (10*time.Second + b.k.opts.StaleAfter).Seconds() {
 		t.Errorf("publication lag gauge %v", got)
 	}
 	b.pub.setUnpublished(false)

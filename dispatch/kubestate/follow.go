@@ -68,6 +68,16 @@ type follower struct {
 // reconciled came.
 type eventSpan struct{ first, last time.Time }
 
+// wait is how long after now the kind is to be reconciled: until its
+// events were quiet for followDebounce, at most followMaxDelay after the
+// first; 0 when due (or no event came).
+func (s eventSpan) wait(now time.Time) time.Duration {
+	if s.first.IsZero() {
+		return 0
+	}
+	return max(min(s.last.Add(followDebounce).Sub(now), s.first.Add(followMaxDelay).Sub(now)), 0)
+}
+
 // decodedShard is a shard's content decoded at a resource version.
 type decodedShard struct {
 	resourceVersion string
@@ -247,12 +257,10 @@ func (f *follower) reconcile(ctx context.Context, kind followKind) {
 	}
 	now := time.Now()
 	f.mu.Lock()
-	if span := f.events[kind]; !span.first.IsZero() {
-		if wait := min(span.last.Add(followDebounce).Sub(now), span.first.Add(followMaxDelay).Sub(now)); wait > 0 {
-			f.mu.Unlock()
-			f.queue.AddAfter(kind, wait)
-			return
-		}
+	if wait := f.events[kind].wait(now); wait > 0 {
+		f.mu.Unlock()
+		f.queue.AddAfter(kind, wait)
+		return
 	}
 	delete(f.events, kind)
 	var placements map[string]bool

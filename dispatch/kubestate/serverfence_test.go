@@ -195,7 +195,7 @@ func TestServerFenceMissing(t *testing.T) {
 	if got := b.Status().ServerFence; got != ServerFenceMissing {
 		t.Errorf("Status.ServerFence %q, want %q", got, ServerFenceMissing)
 	}
-	if got := testutil.ToFloat64(b.metrics.serverFence.WithLabelValues(ServerFenceMissing)); got != 1 {
+	if got := testutil.ToFloat64(b.k.metrics.serverFence.WithLabelValues(ServerFenceMissing)); got != 1 {
 		t.Errorf("prowjob_dispatcher_server_fence{state=missing} %v, want 1", got)
 	}
 }

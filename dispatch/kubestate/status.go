@@ -94,7 +94,7 @@ func (b *Backend) Status() Status {
 	lv, pv, fv := b.leader.view(), b.pub.view(), b.follow.view()
 	publication, rows := b.served.size()
 	s := Status{
-		Replica:           b.opts.Replica,
+		Replica:           b.k.opts.Replica,
 		Role:              RoleFollower,
 		Leader:            leader,
 		LeaderAddress:     address,
@@ -120,8 +120,8 @@ func (b *Backend) Status() Status {
 		}
 	}
 	s.PublicationLagSeconds = lag.Seconds()
-	if lag > b.opts.StaleAfter {
-		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.opts.StaleAfter))
+	if lag > b.k.opts.StaleAfter {
+		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.k.opts.StaleAfter))
 	}
 	if s.RowsRefused > 0 {
 		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows of the leader's table refused", s.RowsRefused))
@@ -129,11 +129,11 @@ func (b *Backend) Status() Status {
 	if s.RowsUnpublished > 0 {
 		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows left out of the publication: their shards are full", s.RowsUnpublished))
 	}
-	s.CatchingUp = b.catchingUp()
+	s.CatchingUp = b.k.catchingUp()
 	if pv.lastPublishErr != nil {
 		s.LastPublishError = pv.lastPublishErr.Error()
 	}
-	if err, at := b.apiError(); err != nil {
+	if err, at := b.k.apiError(); err != nil {
 		s.LastAPIError, s.LastAPIErrorTime = err.Error(), timePtr(at)
 	}
 	return s
@@ -152,7 +152,7 @@ func timePtr(t time.Time) *time.Time {
 // record says, on a follower), or since this replica refused the shard set
 // in the API; 0 when neither.
 func (b *Backend) publicationLag() time.Duration {
-	now, leading := b.opts.Clock.Now(), b.leader.isLeading()
+	now, leading := b.k.opts.Clock.Now(), b.leader.isLeading()
 	since := b.pub.view().unpublishedSince
 	if refused := b.follow.view().refusedSince; !refused.IsZero() && (since.IsZero() || refused.Before(since)) {
 		since = refused
@@ -173,12 +173,12 @@ func (b *Backend) publicationLag() time.Duration {
 func (b *Backend) leaderUnpublishedSince() time.Time {
 	ctx := context.Background()
 	lease := &coordinationv1.Lease{}
-	if err := b.cached(ctx, b.opts.LeaseName, lease); err != nil ||
-		lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" || *lease.Spec.HolderIdentity == b.opts.Replica {
+	if err := b.k.cached(ctx, b.k.opts.LeaseName, lease); err != nil ||
+		lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" || *lease.Spec.HolderIdentity == b.k.opts.Replica {
 		return time.Time{}
 	}
 	dr := &v1alpha1.DispatcherReplica{}
-	if err := b.cached(ctx, *lease.Spec.HolderIdentity, dr); err != nil {
+	if err := b.k.cached(ctx, *lease.Spec.HolderIdentity, dr); err != nil {
 		return time.Time{}
 	}
 	return goTime(dr.Status.UnpublishedSince)
