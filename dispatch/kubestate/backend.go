@@ -91,7 +91,6 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 	b.pub = &publisher{k: k, leader: b.leader, served: b.served, watcher: b.watcher}
 	b.gc = &collector{k: k, leader: b.leader, fold: b.pub.foldPlacements}
 	b.beat = newHeartbeat(k, b.leader, b.served, b.pub, b.watcher)
-	b.follow = newFollower(k, b.leader, b.served, b.watcher, b.beat, b.pub)
 	b.demand = &replicasDemand{k: k, watcher: b.watcher, own: b.beat.ownCounts, counts: map[string]decodedAdmissions{}}
 	if b.k.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: metrics: %w", err)
@@ -132,6 +131,7 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("kubernetes state backend: %w", err)
 	}
 	b.leases = cs.CoordinationV1()
+	b.follow = newFollower(k, b.leader, b.served, b.watcher, b.beat, b.pub) // last: its queue runs a goroutine until Close
 	return b, nil
 }
 

@@ -58,11 +58,13 @@ func TestLeaderDutiesPerTerm(t *testing.T) {
 		tm := &leadTerm{done: make(chan struct{})}
 		var ran, returned atomic.Int32
 		var writable, fencedAtEnd atomic.Bool
+		checked := make(chan struct{})
 		duties := []duty{
 			{name: "long", run: func(ctx context.Context) {
 				ran.Add(1)
 				_, _, err := b.leader.fence()
 				writable.Store(err == nil)
+				close(checked)
 				<-ctx.Done()
 				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 					if _, _, err := b.leader.fence(); errors.Is(err, errFenced) {
@@ -72,7 +74,7 @@ func TestLeaderDutiesPerTerm(t *testing.T) {
 				}
 				returned.Add(1)
 			}},
-			{name: "short", run: func(context.Context) { ran.Add(1); returned.Add(1) }, stepsDown: true},
+			{name: "short", run: func(context.Context) { ran.Add(1); <-checked; returned.Add(1) }, stepsDown: true},
 		}
 		go b.runTerm(ctx, tm, duties, stepDown)
 		select { // the short duty returned while leading: it steps down
