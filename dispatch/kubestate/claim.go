@@ -61,7 +61,7 @@ var errCollision = errors.New("object name collision")
 // unless one exists: the first created wins, and Claim returns its row.
 // When the API server does not take it, Claim returns the error (the
 // caller keeps its row) and retries in the background; a retry that finds
-// another row reports it through Replica.AdoptRows.
+// another row reports it through state.Watcher.AdoptRows.
 func (b *Backend) Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error) {
 	return b.writes.Claim(ctx, row, provisional)
 }
