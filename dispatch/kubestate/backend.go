@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,11 +17,9 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
@@ -48,91 +45,31 @@ const (
 // Backend is the kubernetes state backend of one replica (a
 // state.Backend). Use New and Start, give it to the dispatcher (which
 // Loads it and Watches it), then Run and Elect until shutdown.
+//
+// It assembles the roles, each in a room of its own with its own state:
+// the writer (shared writes and claims), the follower (a reconcile per
+// kind), the leadership (the elector and its fence), the publisher and the
+// collector (leader duties, run per term by Elect), the heartbeat (this
+// replica's record) and the demand. Backend owns the informer cache and
+// the client (kube) they share.
 type Backend struct {
-	opts    Options
-	log     logr.Logger
-	client  client.Client // the API server itself: writes, and reads that must not lag
-	cache   cache.Cache   // informers on every kind, in Options.Namespace
-	leases  coordinationv1client.LeasesGetter
-	metrics *metrics
+	k      *kube
+	leases coordinationv1client.LeasesGetter
 
+	watcher *watcherRef
+	served  *servedTable
+	leader  *leadership
+	writes  *writer
+	follow  *follower
+	pub     *publisher
+	gc      *collector
+	beat    *heartbeat
+	demand  *replicasDemand
+
+	mu          sync.Mutex
+	started     bool
+	running     bool
 	cacheCancel context.CancelFunc
-
-	serverFence string // Status.ServerFence; under mu
-
-	decodeMu sync.Mutex
-	decoded  map[string]decodedShard // shard name -> its content at a resource version
-
-	admMu     sync.Mutex
-	admCounts map[string]decodedAdmissions // replica name -> its counts at a resource version
-	ignored   map[string]string            // replica name -> why the last demand left its counts out
-
-	wake      chan struct{} // the follower has work (dirty flags)
-	claimWake chan struct{} // a claim was queued
-	beatNow   chan struct{} // write the replica record now
-	termCh    chan struct{} // a leadership term began
-
-	mu      sync.Mutex
-	started bool
-	running bool
-	replica state.Watcher // the dispatcher, once it Watches
-	own     *demand.AdmissionCounts
-
-	// Leadership.
-	leading   bool
-	term      *leadTerm
-	renewedAt time.Time // when this replica last renewed the Lease (sent), zero when released
-	leaseTerm int64     // the Lease's leaseTransitions at that renewal
-
-	// Follower state: what changed since the follower last applied it.
-	tableDirty, overridesDirty, drainsDirty bool
-	drainsInForce                           []string // drainTokens of the drains the dispatcher was given last
-	placementsDirty                         map[string]bool
-	placementsAll                           bool   // every placement is to be looked at (catching up)
-	adoptedShards                           string // resource versions of the shards last adopted
-	adoptedTerm                             int64  // the term of the shard set last adopted: older ones are refused
-	skipped                                 []SkippedShard
-	refusedSet                              string    // why the shard set in the API is not adopted; empty when it is
-	refusedSince                            time.Time // since when it is refused
-	rowsRefused                             []RefusedRow
-	objectsRefused                          map[string]map[string]string // kind -> name -> why it is left out
-
-	// The table served: the one last adopted, or published while leading.
-	tableRows   []table.Assignment // sorted by job
-	publication int64
-
-	// Publisher state.
-	lastPublished    int64
-	lastPublishTime  time.Time
-	lastPublishErr   error
-	unpublishedSince time.Time         // the table has changes not published since then (publication failing); zero when none
-	repair           bool              // a shard in the API may not be this term's: compare them all at the next publication
-	wrote            map[string]string // shard name -> checksum this term wrote
-	unpublishedRows  int               // rows the last publication left out (shards full)
-
-	lastAPIErr   error
-	lastAPIErrAt time.Time
-	// catchUpUntil: after an API error, reads go to the API server itself
-	// and the follower polls until then (see catchUpPolling).
-	catchUpUntil time.Time
-	// elector is the current campaign's, whose view of the Lease is fresh.
-	elector *leaderelection.LeaderElector
-
-	pending map[string]*pendingClaim // job -> claim to retry
-}
-
-// decodedShard is a shard's content decoded at a resource version.
-type decodedShard struct {
-	resourceVersion string
-	content         shardContent
-	err             error
-}
-
-// decodedAdmissions are a replica's admission counts at a resource version.
-type decodedAdmissions struct {
-	resourceVersion string
-	counts          *demand.AdmissionCounts
-	err             error
 }
 
 // New returns a backend on the API server of cfg. It contacts nothing:
@@ -148,19 +85,14 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 	if cfg.QPS == 0 && cfg.RateLimiter == nil {
 		cfg.QPS = -1
 	}
-	b := &Backend{
-		opts:            opts,
-		log:             opts.Logger,
-		decoded:         map[string]decodedShard{},
-		admCounts:       map[string]decodedAdmissions{},
-		wake:            make(chan struct{}, 1),
-		claimWake:       make(chan struct{}, 1),
-		beatNow:         make(chan struct{}, 1),
-		termCh:          make(chan struct{}, 1),
-		placementsDirty: map[string]bool{},
-		pending:         map[string]*pendingClaim{},
-	}
-	if b.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
+	k := &kube{opts: opts, log: opts.Logger}
+	b := &Backend{k: k, watcher: &watcherRef{}, served: &servedTable{}, leader: &leadership{k: k}}
+	b.writes = newWriter(k, b.served, b.watcher)
+	b.pub = &publisher{k: k, leader: b.leader, served: b.served, watcher: b.watcher}
+	b.gc = &collector{k: k, leader: b.leader, fold: b.pub.foldPlacements}
+	b.beat = newHeartbeat(k, b.leader, b.served, b.pub, b.watcher)
+	b.demand = &replicasDemand{k: k, watcher: b.watcher, own: b.beat.ownCounts, counts: map[string]decodedAdmissions{}}
+	if b.k.metrics, err = newMetrics(opts.Registerer, b.publicationLag); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: metrics: %w", err)
 	}
 	scheme := runtime.NewScheme()
@@ -175,10 +107,10 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("kubernetes state backend: %w", err)
 	}
 	mapper := restMapper()
-	if b.client, err = client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient}); err != nil {
+	if b.k.client, err = client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: httpClient}); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: client: %w", err)
 	}
-	b.cache, err = cache.New(cfg, cache.Options{
+	b.k.cache, err = cache.New(cfg, cache.Options{
 		HTTPClient:                  httpClient,
 		Scheme:                      scheme,
 		Mapper:                      mapper,
@@ -187,7 +119,7 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultWatchErrorHandler: func(ctx context.Context, r *toolscache.Reflector, err error) {
-			b.recordAPIError(fmt.Errorf("list or watch: %w", err))
+			b.k.recordAPIError(fmt.Errorf("list or watch: %w", err))
 			toolscache.DefaultWatchErrorHandler(ctx, r, err)
 		},
 	})
@@ -199,6 +131,7 @@ func New(cfg *rest.Config, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("kubernetes state backend: %w", err)
 	}
 	b.leases = cs.CoordinationV1()
+	b.follow = newFollower(k, b.leader, b.served, b.watcher, b.beat, b.pub) // last: its queue runs a goroutine until Close
 	return b, nil
 }
 
@@ -227,25 +160,14 @@ func (b *Backend) Start(ctx context.Context) error {
 	b.started = true
 	b.mu.Unlock()
 
-	handlers := []struct {
-		obj client.Object
-		h   toolscache.ResourceEventHandler
-	}{
-		{&v1alpha1.TableShard{}, b.onShard()},
-		{&v1alpha1.JobOverride{}, b.onChange(func() { b.overridesDirty = true })},
-		{&v1alpha1.ClusterDrain{}, b.onChange(func() { b.drainsDirty = true })},
-		{&v1alpha1.JobPlacement{}, b.onPlacement()},
-		{&v1alpha1.DispatcherReplica{}, nil},
-		{&coordinationv1.Lease{}, nil},
-	}
-	for _, h := range handlers {
-		inf, err := b.cache.GetInformer(ctx, h.obj, cache.BlockUntilSynced(false))
+	for _, obj := range []client.Object{&v1alpha1.TableShard{}, &v1alpha1.JobOverride{}, &v1alpha1.ClusterDrain{}, &v1alpha1.JobPlacement{}, &v1alpha1.DispatcherReplica{}, &coordinationv1.Lease{}} {
+		inf, err := b.k.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
-			return fmt.Errorf("kubernetes state backend: informer of %T: %w", h.obj, err)
+			return fmt.Errorf("kubernetes state backend: informer of %T: %w", obj, err)
 		}
-		if h.h != nil {
-			if _, err := inf.AddEventHandler(h.h); err != nil {
-				return fmt.Errorf("kubernetes state backend: informer of %T: %w", h.obj, err)
+		if h := b.follow.handler(obj); h != nil {
+			if _, err := inf.AddEventHandler(h); err != nil {
+				return fmt.Errorf("kubernetes state backend: informer of %T: %w", obj, err)
 			}
 		}
 	}
@@ -254,40 +176,38 @@ func (b *Backend) Start(ctx context.Context) error {
 	b.cacheCancel = cancel
 	b.mu.Unlock()
 	go func() {
-		if err := b.cache.Start(cacheCtx); err != nil {
-			b.log.Error(err, "The informers of the shared state stopped")
+		if err := b.k.cache.Start(cacheCtx); err != nil {
+			b.k.log.Error(err, "The informers of the shared state stopped")
 		}
 	}()
-	if !b.cache.WaitForCacheSync(ctx) {
+	if !b.k.cache.WaitForCacheSync(ctx) {
 		cancel()
 		reason := context.Cause(ctx)
 		if reason == nil {
 			reason = errors.New("the informers stopped")
 		}
-		if err, _ := b.apiError(); err != nil {
+		if err, _ := b.k.apiError(); err != nil {
 			reason = fmt.Errorf("%w; last API error: %w", reason, err)
 		}
-		return fmt.Errorf("kubernetes API: namespace %s: the shared state was not listed: %w", b.opts.Namespace, reason)
+		return fmt.Errorf("kubernetes API: namespace %s: the shared state was not listed: %w", b.k.opts.Namespace, reason)
 	}
 	own := &v1alpha1.DispatcherReplica{}
-	err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: b.opts.Replica}, own)
+	err := b.k.cache.Get(ctx, client.ObjectKey{Namespace: b.k.opts.Namespace, Name: b.k.opts.Replica}, own)
 	switch {
 	case err == nil:
 		counts, derr := decodeAdmissions(own.Status.Admissions)
 		if derr != nil {
-			b.log.Error(derr, "This replica's admission counts in its DispatcherReplica are unreadable: starting from none", "replica", b.opts.Replica)
+			b.k.log.Error(derr, "This replica's admission counts in its DispatcherReplica are unreadable: starting from none", "replica", b.k.opts.Replica)
 		}
-		b.mu.Lock()
-		b.own = counts
-		b.mu.Unlock()
+		b.beat.setOwn(counts)
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("kubernetes state backend: reading this replica's record: %w", err)
 	}
-	b.log.Info("Following the shared state", "namespace", b.opts.Namespace, "replica", b.opts.Replica)
+	b.k.log.Info("Following the shared state", "namespace", b.k.opts.Namespace, "replica", b.k.opts.Replica)
 	return nil
 }
 
-// Close stops the informers; Run does when it returns.
+// Close stops the informers and the follower's queue; Run does when it returns.
 func (b *Backend) Close() {
 	b.mu.Lock()
 	cancel := b.cacheCancel
@@ -295,31 +215,21 @@ func (b *Backend) Close() {
 	if cancel != nil {
 		cancel()
 	}
+	b.follow.queue.ShutDown()
 }
 
 // Watch starts driving the dispatcher: it gets the changes of the shared
 // state since Load, the leadership, and its record is written.
 func (b *Backend) Watch(r state.Watcher) {
-	b.mu.Lock()
-	b.replica = r
-	b.tableDirty, b.overridesDirty, b.drainsDirty = true, true, true
-	leading := b.leading
-	b.mu.Unlock()
-	r.SetLeading(leading)
-	signal(b.wake)
-	signal(b.beatNow)
-}
-
-func (b *Backend) attached() state.Watcher {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.replica
+	b.watcher.set(r)
+	r.SetLeading(b.leader.isLeading())
+	b.follow.resync(false)
+	b.beat.poke()
 }
 
 // Run follows the shared state, writes this replica's record every
-// HeartbeatInterval, retries the claims that failed and, while this
-// replica leads (Elect), publishes the table and collects expired objects,
-// until ctx is done. It then writes the record a last time and stops the
+// HeartbeatInterval and retries the claims that failed, until ctx is done
+// (the leader's duties run under Elect). It then writes the record a last time and stops the
 // informers. Errors of the API server are retried, never returned.
 func (b *Backend) Run(ctx context.Context) error {
 	b.mu.Lock()
@@ -331,143 +241,16 @@ func (b *Backend) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	defer b.Close()
 	var wg sync.WaitGroup
-	wg.Go(func() { b.followLoop(ctx) })
-	wg.Go(func() { b.claimLoop(ctx) })
-	wg.Go(func() { b.heartbeatLoop(ctx) })
-	wg.Go(func() { b.superviseLeaderDuties(ctx, &wg) })
+	wg.Go(func() { b.follow.run(ctx) })
+	wg.Go(func() { b.writes.run(ctx) })
+	wg.Go(func() { b.beat.run(ctx) })
 	wg.Wait()
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.WriteTimeout)
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.k.opts.WriteTimeout)
 	defer cancel()
-	if err := b.heartbeat(final); err != nil {
-		b.log.Error(err, "Writing this replica's record at shutdown")
+	if err := b.beat.beat(final); err != nil {
+		b.k.log.Error(err, "Writing this replica's record at shutdown")
 	}
 	return nil
-}
-
-// signal wakes the loop waiting on ch without blocking.
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// write runs one write under WriteTimeout and counts it; an error wraps
-// as "kubernetes API: VERB KIND NAME: ...: the write was not made".
-func (b *Backend) write(ctx context.Context, verb, kind, name string, f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.WriteTimeout)
-	defer cancel()
-	err := f(ctx)
-	res := writeResult(err)
-	b.metrics.writes.WithLabelValues(kind, res).Inc()
-	if err == nil {
-		return nil
-	}
-	if res == resultError {
-		b.recordAPIError(fmt.Errorf("%s %s %s: %w", verb, kind, name, err))
-	}
-	return &writeError{verb: verb, kind: kind, namespace: b.opts.Namespace, name: name, err: err}
-}
-
-// read gets an object from the API server itself under WriteTimeout.
-func (b *Backend) read(ctx context.Context, kind, name string, obj client.Object) error {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.WriteTimeout)
-	defer cancel()
-	err := b.client.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: name}, obj)
-	if err != nil && writeResult(err) == resultError {
-		b.recordAPIError(fmt.Errorf("get %s %s: %w", kind, name, err))
-	}
-	if err != nil {
-		return fmt.Errorf("kubernetes API: get %s %s/%s: %w", kind, b.opts.Namespace, name, err)
-	}
-	return nil
-}
-
-// writeError is a write the API server did not make.
-type writeError struct {
-	verb, kind, namespace, name string
-	err                         error
-}
-
-func (e *writeError) Error() string {
-	return fmt.Sprintf("kubernetes API: %s %s %s/%s: %v: the write was not made", e.verb, e.kind, e.namespace, e.name, e.err)
-}
-
-func (e *writeError) Unwrap() error { return e.err }
-
-func (b *Backend) recordAPIError(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lastAPIErr, b.lastAPIErrAt = err, b.opts.Clock.Now()
-	b.catchUpUntil = b.lastAPIErrAt.Add(catchUpPolling)
-}
-
-// catchUpPolling is how long after the last API error the backend reads
-// from the API server itself and the follower polls it every
-// catchUpInterval: the informers' reflectors back off up to a minute
-// between retries, so after an outage the cache may lag that long. It
-// exceeds the reflectors' longest backoff with jitter and their reset time.
-// A read while catching up gives up after catchUpReadTimeout (and the
-// cache answers): an API server coming back accepts connections before it
-// answers them, and the next poll is due soon anyway.
-const (
-	catchUpPolling     = 3 * time.Minute
-	catchUpInterval    = 500 * time.Millisecond
-	catchUpReadTimeout = time.Second
-)
-
-// catchingUp reports whether reads bypass the cache (an API error was recent).
-func (b *Backend) catchingUp() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.opts.Clock.Now().Before(b.catchUpUntil)
-}
-
-func (b *Backend) apiError() (error, time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lastAPIErr, b.lastAPIErrAt
-}
-
-// list lists a kind in the namespace: from the cache, or, while catching
-// up after an API error, from the API server itself (the cache when that
-// fails too).
-func (b *Backend) list(ctx context.Context, l client.ObjectList) error {
-	if b.catchingUp() {
-		lctx, cancel := context.WithTimeout(ctx, catchUpReadTimeout)
-		err := b.client.List(lctx, l, client.InNamespace(b.opts.Namespace))
-		cancel()
-		if err == nil {
-			return nil
-		}
-	}
-	return b.cache.List(ctx, l, client.InNamespace(b.opts.Namespace))
-}
-
-// get reads an object of the namespace as list does.
-func (b *Backend) get(ctx context.Context, name string, obj client.Object) error {
-	key := client.ObjectKey{Namespace: b.opts.Namespace, Name: name}
-	if b.catchingUp() {
-		gctx, cancel := context.WithTimeout(ctx, catchUpReadTimeout)
-		err := b.client.Get(gctx, key, obj)
-		cancel()
-		if err == nil || apierrors.IsNotFound(err) {
-			return err
-		}
-	}
-	return b.cache.Get(ctx, key, obj)
-}
-
-// tableLookup is the cluster of job in the table served (adopted or published).
-func (b *Backend) tableLookup(job string) (string, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	rows := b.tableRows
-	i := sort.Search(len(rows), func(i int) bool { return rows[i].Job >= job })
-	if i < len(rows) && rows[i].Job == job {
-		return rows[i].Cluster, true
-	}
-	return "", false
 }
 
 // sortedRows returns t's rows sorted by job, copying them only when they are not.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +30,30 @@ type pendingClaim struct {
 	next        time.Time
 }
 
+// writer is the room of the shared writes any replica makes: job
+// overrides, drains (and their confirmation), and the claims of new jobs'
+// rows, with the claims to retry.
+type writer struct {
+	k       *kube
+	served  *servedTable
+	watcher *watcherRef
+	wake    chan struct{} // a claim was queued
+
+	mu      sync.Mutex
+	pending map[string]*pendingClaim // job -> claim to retry
+}
+
+func newWriter(k *kube, served *servedTable, w *watcherRef) *writer {
+	return &writer{k: k, served: served, watcher: w, wake: make(chan struct{}, 1), pending: map[string]*pendingClaim{}}
+}
+
+// pendingClaims counts the claims being retried.
+func (w *writer) pendingClaims() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
 // errCollision is a claim whose object name another job holds.
 var errCollision = errors.New("object name collision")
 
@@ -36,14 +61,19 @@ var errCollision = errors.New("object name collision")
 // unless one exists: the first created wins, and Claim returns its row.
 // When the API server does not take it, Claim returns the error (the
 // caller keeps its row) and retries in the background; a retry that finds
-// another row reports it through Replica.AdoptRows.
+// another row reports it through state.Watcher.AdoptRows.
 func (b *Backend) Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error) {
+	return b.writes.Claim(ctx, row, provisional)
+}
+
+// Claim is Backend.Claim.
+func (w *writer) Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error) {
 	if row.Job == "" || row.Cluster == "" {
 		return row, fmt.Errorf("claim: job %q, cluster %q: both are required", row.Job, row.Cluster)
 	}
-	won, _, err := b.claim(ctx, row, provisional)
+	won, _, err := w.claim(ctx, row, provisional)
 	if err != nil && !errors.Is(err, errCollision) {
-		b.queueClaim(row, provisional)
+		w.queueClaim(row, provisional)
 	}
 	if err != nil {
 		return row, err
@@ -53,14 +83,14 @@ func (b *Backend) Claim(ctx context.Context, row table.Assignment, provisional *
 
 // claim creates the job's JobPlacement, or reads the one that exists, and
 // returns the row in force with its provisional record.
-func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, *state.Provisional, error) {
-	spec, err := placementSpec(row, provisional, b.opts.Replica, b.opts.Clock.Now())
+func (w *writer) claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, *state.Provisional, error) {
+	spec, err := placementSpec(row, provisional, w.k.opts.Replica, w.k.opts.Clock.Now())
 	if err != nil {
 		return row, nil, err
 	}
 	name := ObjectName(row.Job)
-	jp := &v1alpha1.JobPlacement{ObjectMeta: b.meta(name), Spec: spec}
-	err = b.write(ctx, "create", kindJobPlacement, name, func(ctx context.Context) error { return b.client.Create(ctx, jp) })
+	jp := &v1alpha1.JobPlacement{ObjectMeta: w.k.meta(name), Spec: spec}
+	err = w.k.write(ctx, "create", kindJobPlacement, name, func(ctx context.Context) error { return w.k.client.Create(ctx, jp) })
 	if err == nil {
 		return row, nil, nil
 	}
@@ -68,7 +98,7 @@ func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *
 		return row, nil, err
 	}
 	cur := &v1alpha1.JobPlacement{}
-	if err := b.read(ctx, kindJobPlacement, name, cur); err != nil {
+	if err := w.k.read(ctx, kindJobPlacement, name, cur); err != nil {
 		if apierrors.IsNotFound(err) { // folded and deleted meanwhile: the table has the job
 			return row, nil, fmt.Errorf("claim of job %q: its placement was deleted meanwhile: %w", row.Job, err)
 		}
@@ -79,43 +109,46 @@ func (b *Backend) claim(ctx context.Context, row table.Assignment, provisional *
 	}
 	won, prov, err := placementRow(cur)
 	if err != nil {
-		b.log.Error(err, "Claim: the winning placement's provisional record is unreadable", "job", row.Job)
+		w.k.log.Error(err, "Claim: the winning placement's provisional record is unreadable", "job", row.Job)
 	}
 	return won, prov, nil
 }
 
 // queueClaim queues a claim for retry; a later claim of the job replaces it.
-func (b *Backend) queueClaim(row table.Assignment, provisional *jobs.Job) {
-	b.mu.Lock()
-	b.pending[row.Job] = &pendingClaim{row: row, provisional: provisional, attempts: 1, next: b.opts.Clock.Now().Add(claimRetryMin)}
-	n := len(b.pending)
-	b.mu.Unlock()
-	b.metrics.pending.Set(float64(n))
-	signal(b.claimWake)
+func (w *writer) queueClaim(row table.Assignment, provisional *jobs.Job) {
+	w.mu.Lock()
+	w.pending[row.Job] = &pendingClaim{row: row, provisional: provisional, attempts: 1, next: w.k.opts.Clock.Now().Add(claimRetryMin)}
+	n := len(w.pending)
+	w.mu.Unlock()
+	w.k.metrics.pending.Set(float64(n))
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
-// claimLoop retries the pending claims, each with its backoff, until ctx is done.
-func (b *Backend) claimLoop(ctx context.Context) {
-	timer := b.opts.Clock.NewTimer(time.Hour)
+// run retries the pending claims, each with its backoff, until ctx is done.
+func (w *writer) run(ctx context.Context) {
+	timer := w.k.opts.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		b.mu.Lock()
+		w.mu.Lock()
 		var next time.Time
-		for _, c := range b.pending {
+		for _, c := range w.pending {
 			if next.IsZero() || c.next.Before(next) {
 				next = c.next
 			}
 		}
-		b.mu.Unlock()
+		w.mu.Unlock()
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(next.Sub(b.opts.Clock.Now()), 0)
+			wait = max(next.Sub(w.k.opts.Clock.Now()), 0)
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.claimWake:
+		case <-w.wake:
 			if !timer.Stop() {
 				select {
 				case <-timer.C():
@@ -125,40 +158,40 @@ func (b *Backend) claimLoop(ctx context.Context) {
 			continue
 		case <-timer.C():
 		}
-		b.retryClaims(ctx)
+		w.retryClaims(ctx)
 	}
 }
 
 // retryClaims retries the claims that are due. A claim whose job the table
 // served holds now is dropped: the table's row is in force.
-func (b *Backend) retryClaims(ctx context.Context) {
-	now := b.opts.Clock.Now()
-	b.mu.Lock()
+func (w *writer) retryClaims(ctx context.Context) {
+	now := w.k.opts.Clock.Now()
+	w.mu.Lock()
 	var due []*pendingClaim
-	for _, c := range b.pending {
+	for _, c := range w.pending {
 		if !c.next.After(now) {
 			due = append(due, c)
 		}
 	}
-	b.mu.Unlock()
+	w.mu.Unlock()
 	for _, c := range due {
 		if ctx.Err() != nil {
 			return
 		}
 		done := true
-		if _, ok := b.tableLookup(c.row.Job); !ok {
-			won, prov, err := b.claim(ctx, c.row, c.provisional)
+		if _, ok := w.served.lookup(c.row.Job); !ok {
+			won, prov, err := w.claim(ctx, c.row, c.provisional)
 			switch {
 			case errors.Is(err, errCollision):
-				b.log.Error(err, "Retried claim dropped", "job", c.row.Job)
+				w.k.log.Error(err, "Retried claim dropped", "job", c.row.Job)
 			case err != nil:
 				done = false
 				c.attempts++
-				c.next = b.opts.Clock.Now().Add(min(claimRetryMin<<min(c.attempts-1, 10), claimRetryMax))
-				b.log.V(1).Info("Retried claim failed", "job", c.row.Job, "attempts", c.attempts, "error", err.Error())
+				c.next = w.k.opts.Clock.Now().Add(min(claimRetryMin<<min(c.attempts-1, 10), claimRetryMax))
+				w.k.log.V(1).Info("Retried claim failed", "job", c.row.Job, "attempts", c.attempts, "error", err.Error())
 			case won.Cluster != c.row.Cluster:
-				b.log.Info("Retried claim: another replica placed the job first: adopting its row", "job", c.row.Job, "cluster", won.Cluster, "ours", c.row.Cluster)
-				if r := b.attached(); r != nil {
+				w.k.log.Info("Retried claim: another replica placed the job first: adopting its row", "job", c.row.Job, "cluster", won.Cluster, "ours", c.row.Cluster)
+				if r := w.watcher.get(); r != nil {
 					var provs []state.Provisional
 					if prov != nil {
 						provs = append(provs, *prov)
@@ -166,15 +199,15 @@ func (b *Backend) retryClaims(ctx context.Context) {
 					r.AdoptRows([]table.Assignment{won}, provs)
 				}
 			default:
-				b.log.V(1).Info("Retried claim recorded", "job", c.row.Job, "cluster", c.row.Cluster)
+				w.k.log.V(1).Info("Retried claim recorded", "job", c.row.Job, "cluster", c.row.Cluster)
 			}
 		}
-		b.mu.Lock()
-		if done && b.pending[c.row.Job] == c {
-			delete(b.pending, c.row.Job)
+		w.mu.Lock()
+		if done && w.pending[c.row.Job] == c {
+			delete(w.pending, c.row.Job)
 		}
-		n := len(b.pending)
-		b.mu.Unlock()
-		b.metrics.pending.Set(float64(n))
+		n := len(w.pending)
+		w.mu.Unlock()
+		w.k.metrics.pending.Set(float64(n))
 	}
 }

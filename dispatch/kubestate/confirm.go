@@ -39,13 +39,18 @@ func drainTokens(cs []table.ClusterOverride, now time.Time) []string {
 // stopped or cut off stays unconfirmed until the timeout; its answers may
 // name the drained cluster until it catches up.
 func (b *Backend) ConfirmDrain(ctx context.Context, o table.ClusterOverride) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.DrainConfirmTimeout)
+	return b.writes.ConfirmDrain(ctx, o)
+}
+
+// ConfirmDrain is Backend.ConfirmDrain.
+func (w *writer) ConfirmDrain(ctx context.Context, o table.ClusterOverride) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.k.opts.DrainConfirmTimeout)
 	defer cancel()
 	want := drainToken(o)
 	poll := time.NewTicker(drainConfirmPoll)
 	defer poll.Stop()
 	for {
-		pending, err := b.unconfirmed(ctx, want)
+		pending, err := w.unconfirmed(ctx, want)
 		if err == nil && len(pending) == 0 {
 			return nil, nil
 		}
@@ -59,21 +64,21 @@ func (b *Backend) ConfirmDrain(ctx context.Context, o table.ClusterOverride) ([]
 
 // liveWindow is how old a replica's heartbeat may be for it to count as
 // live: three intervals, plus the second its record rounds the time to.
-func (b *Backend) liveWindow() time.Duration {
-	return 3*b.opts.HeartbeatInterval + time.Second
+func (w *writer) liveWindow() time.Duration {
+	return 3*w.k.opts.HeartbeatInterval + time.Second
 }
 
 // unconfirmed lists the other live replicas whose record does not list want.
-func (b *Backend) unconfirmed(ctx context.Context, want string) ([]string, error) {
+func (w *writer) unconfirmed(ctx context.Context, want string) ([]string, error) {
 	var l v1alpha1.DispatcherReplicaList
-	if err := b.list(ctx, &l); err != nil {
+	if err := w.k.list(ctx, &l); err != nil {
 		return nil, err
 	}
-	now := b.opts.Clock.Now()
+	now := w.k.opts.Clock.Now()
 	var out []string
 	for _, r := range l.Items {
 		hb := r.Status.Heartbeat
-		if r.Name == b.opts.Replica || hb == nil || now.Sub(hb.Time) > b.liveWindow() {
+		if r.Name == w.k.opts.Replica || hb == nil || now.Sub(hb.Time) > w.liveWindow() {
 			continue
 		}
 		if !slices.Contains(r.Status.Drains, want) {

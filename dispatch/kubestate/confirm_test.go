@@ -39,7 +39,7 @@ func TestDrainConfirmed(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "replica-b's record in replica-a's cache", func() bool {
 		var l v1alpha1.DispatcherReplicaList
-		return a.list(ctx, &l) == nil && slices.ContainsFunc(l.Items, func(dr v1alpha1.DispatcherReplica) bool {
+		return a.k.list(ctx, &l) == nil && slices.ContainsFunc(l.Items, func(dr v1alpha1.DispatcherReplica) bool {
 			return dr.Name == "replica-b" && dr.Status.Heartbeat != nil
 		})
 	})
@@ -56,7 +56,7 @@ func TestDrainConfirmed(t *testing.T) {
 	}
 	if !inForce(fb, "build01") {
 		var l v1alpha1.DispatcherReplicaList
-		_ = a.list(ctx, &l)
+		_ = a.k.list(ctx, &l)
 		for _, dr := range l.Items {
 			t.Logf("record %s: heartbeat %v, drains %v (now %v)", dr.Name, dr.Status.Heartbeat, dr.Status.Drains, time.Now())
 		}
@@ -68,13 +68,13 @@ func TestDrainConfirmed(t *testing.T) {
 	for name, beat := range map[string]time.Time{"replica-stuck": time.Now().Add(time.Minute), "replica-gone": time.Now().Add(-time.Hour)} {
 		dr := &v1alpha1.DispatcherReplica{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Status: v1alpha1.DispatcherReplicaStatus{Heartbeat: &metav1.Time{Time: beat}}}
-		if err := a.client.Create(ctx, dr); err != nil {
+		if err := a.k.client.Create(ctx, dr); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, 5*time.Second, "the hand-made records in a's cache", func() bool {
 		var l v1alpha1.DispatcherReplicaList
-		return a.list(ctx, &l) == nil && len(l.Items) == 4
+		return a.k.list(ctx, &l) == nil && len(l.Items) == 4
 	})
 	start = time.Now()
 	unconfirmed, err = a.ConfirmDrain(ctx, drain)

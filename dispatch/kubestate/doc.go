@@ -13,6 +13,14 @@
 // and it gives the dispatcher the changes through the state.Watcher the
 // dispatcher registers with Watch.
 //
+// The Backend assembles one room per role, each a small type with its own
+// state and lock over the shared API access (kube.go): the writer
+// (shared.go, claim.go, confirm.go), the follower (follow.go: a reconcile
+// per kind on a workqueue, debounced with AddAfter), the leadership
+// (elect.go, fence.go), the leader's duties run per term under Elect
+// (the dispatch loop given to Elect, the publisher in publish.go, the
+// collector in gc.go) and the heartbeat and demand (replica.go).
+//
 // Times written as metav1.Time (override and drain times, heartbeats,
 // GeneratedAt) have second precision: what a replica reads back is the time
 // it wrote truncated to the second, in UTC. The rows inside table shards and

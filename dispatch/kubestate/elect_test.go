@@ -80,9 +80,9 @@ func TestElect(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the follower seeing the leader and its address", func() bool {
 		name, address, self := follower.b.Leader()
-		return name == leader.b.opts.Replica && address == leader.b.opts.Address && !self
+		return name == leader.b.k.opts.Replica && address == leader.b.k.opts.Address && !self
 	})
-	if name, _, self := leader.b.Leader(); !self || name != leader.b.opts.Replica {
+	if name, _, self := leader.b.Leader(); !self || name != leader.b.k.opts.Replica {
 		t.Errorf("the leader's Leader() = %s, %v", name, self)
 	}
 	if st := leader.b.Status(); st.Role != RoleLeader {
@@ -106,7 +106,7 @@ func TestElect(t *testing.T) {
 	leader.mu.Unlock()
 
 	// It comes back (a restarted pod): it follows.
-	back := &candidate{b: startBackend(t, apiConfig, leader.b.opts), fake: newFakeReplica(&table.Table{}, nil)}
+	back := &candidate{b: startBackend(t, apiConfig, leader.b.k.opts), fake: newFakeReplica(&table.Table{}, nil)}
 	back.b.Watch(back.fake)
 	back.campaign(t)
 	cs = []*candidate{back, follower}
@@ -139,7 +139,7 @@ func TestElect(t *testing.T) {
 	}
 	took = eventually(t, 3*time.Second+opts.LeaseDuration+opts.RetryPeriod, "a leader again", func() bool { n, _ := leaders(cs...); return n == 1 })
 	_, again := leaders(cs...)
-	t.Logf("%s leads again %s after it lost the Lease", again.b.opts.Replica, took.Round(time.Millisecond))
+	t.Logf("%s leads again %s after it lost the Lease", again.b.k.opts.Replica, took.Round(time.Millisecond))
 	if n, _ := leaders(cs...); n != 1 {
 		t.Errorf("%d leaders", n)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,79 +58,79 @@ func refusedByFence(err error) string {
 // last renewed the Lease, and in which term.
 type fencedLock struct {
 	resourcelock.Interface
-	b *Backend
+	lead *leadership
 }
 
 func (l fencedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	start := l.b.opts.Clock.Now()
+	start := l.lead.k.opts.Clock.Now()
 	err := l.Interface.Create(ctx, ler)
-	l.b.renewed(ler, start, err)
+	l.lead.renewed(ler, start, err)
 	return err
 }
 
 func (l fencedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	start := l.b.opts.Clock.Now()
+	start := l.lead.k.opts.Clock.Now()
 	err := l.Interface.Update(ctx, ler)
-	l.b.renewed(ler, start, err)
+	l.lead.renewed(ler, start, err)
 	return err
 }
 
 // renewed records a write of the Lease record ler, sent at start. The
 // renewal counts from start, not from the answer: the other candidates
 // count the Lease's duration from when they saw it change, which is later.
-func (b *Backend) renewed(ler resourcelock.LeaderElectionRecord, start time.Time, err error) {
+func (l *leadership) renewed(ler resourcelock.LeaderElectionRecord, start time.Time, err error) {
 	if err != nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if ler.HolderIdentity != b.opts.Replica { // released
-		b.renewedAt = time.Time{}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ler.HolderIdentity != l.k.opts.Replica { // released
+		l.renewedAt = time.Time{}
 		return
 	}
-	b.renewedAt, b.leaseTerm = start, int64(ler.LeaderTransitions)
+	l.renewedAt, l.leaseTerm = start, int64(ler.LeaderTransitions)
 }
 
 // fence returns the term a leader write carries and the time by which it
 // must be made, or errFenced when this replica does not lead, or its last
 // renewal of the Lease is older than the renew deadline, or it met a newer
 // term.
-func (b *Backend) fence() (term int64, deadline time.Time, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.fenceLocked()
+func (l *leadership) fence() (term int64, deadline time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fenceLocked()
 }
 
-func (b *Backend) fenceLocked() (int64, time.Time, error) {
-	t := b.term
+func (l *leadership) fenceLocked() (int64, time.Time, error) {
+	t := l.term
 	switch {
-	case !b.leading || t == nil || t.over:
+	case !l.leading || t == nil || t.over:
 		return 0, time.Time{}, fmt.Errorf("not leading: %w", errFenced)
 	case t.deposedBy != "":
 		return 0, time.Time{}, fmt.Errorf("term %d: %s: %w", t.lease, t.deposedBy, errFenced)
 	}
-	deadline := b.renewedAt.Add(b.opts.RenewDeadline)
-	if now := b.opts.Clock.Now(); b.renewedAt.IsZero() || !now.Before(deadline) {
+	deadline := l.renewedAt.Add(l.k.opts.RenewDeadline)
+	if now := l.k.opts.Clock.Now(); l.renewedAt.IsZero() || !now.Before(deadline) {
 		return 0, time.Time{}, fmt.Errorf("term %d: the Lease was last renewed %s ago, not within the renew deadline %s: %w",
-			t.lease, now.Sub(b.renewedAt).Round(time.Millisecond), b.opts.RenewDeadline, errFenced)
+			t.lease, now.Sub(l.renewedAt).Round(time.Millisecond), l.k.opts.RenewDeadline, errFenced)
 	}
 	return t.lease, deadline, nil
 }
 
 // leaderWrite runs one write of the leader under its fence: the write's
 // context ends at the fence's deadline.
-func (b *Backend) leaderWrite(ctx context.Context, f func(ctx context.Context, term int64) error) error {
-	term, deadline, err := b.fence()
+func (l *leadership) leaderWrite(ctx context.Context, f func(ctx context.Context, term int64) error) error {
+	term, deadline, err := l.fence()
 	if err != nil {
-		b.metrics.fenced.Inc()
+		l.k.metrics.fenced.Inc()
 		return err
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	err = f(ctx, term)
 	if why := refusedByFence(err); why != "" {
-		b.metrics.fenced.Inc()
-		b.deposed(why)
+		l.k.metrics.fenced.Inc()
+		l.deposed(why)
 		return fmt.Errorf("term %d: %w: %w", term, errFenced, err)
 	}
 	return err
@@ -137,15 +138,15 @@ func (b *Backend) leaderWrite(ctx context.Context, f func(ctx context.Context, t
 
 // deposed records that this replica met a newer term than its own: it
 // writes nothing more in this term, and steps down.
-func (b *Backend) deposed(why string) {
-	b.mu.Lock()
-	t := b.term
+func (l *leadership) deposed(why string) {
+	l.mu.Lock()
+	t := l.term
 	if t != nil && t.deposedBy == "" {
 		t.deposedBy = why
 	}
-	b.mu.Unlock()
+	l.mu.Unlock()
 	if t != nil && t.stepDown != nil {
-		b.log.Info("A newer leader wrote: stepping down", "term", t.lease, "why", why)
+		l.k.log.Info("A newer leader wrote: stepping down", "term", t.lease, "why", why)
 		t.stepDown()
 	}
 }
@@ -160,23 +161,23 @@ const (
 // ctx lasts, until it is on: once at first, then after 1 s, 2 s, ... up to
 // a minute, so that a policy installed (or compiled by the API server,
 // which takes about a second) after this replica began to lead is found.
-func (b *Backend) watchServerFence(ctx context.Context) {
+func (l *leadership) watchServerFence(ctx context.Context) {
 	warned := false
 	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-		state := b.probeServerFence(ctx)
+		state := l.probeServerFence(ctx)
 		if state == ServerFenceOn || ctx.Err() != nil {
 			return
 		}
 		if state == ServerFenceMissing && !warned {
 			warned = true
-			b.log.Error(errors.New("the API server does not fence table writes by the Lease"),
+			l.k.log.Error(errors.New("the API server does not fence table writes by the Lease"),
 				"Install the ValidatingAdmissionPolicy "+FencePolicy+" (manifests/components/ha/tableshard-fence.yaml): "+
 					"without it, a leader's write held up past its renew deadline can land after another replica took the Lease")
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.opts.Clock.After(wait):
+		case <-l.k.opts.Clock.After(wait):
 		}
 	}
 }
@@ -186,14 +187,14 @@ func (b *Backend) watchServerFence(ctx context.Context) {
 // the answer in Status.ServerFence and returns it. Without the fence, the
 // leader's own fence by time is all there is, which a write held up past
 // the renew deadline (a stalled process, an API server restart) can defeat.
-func (b *Backend) probeServerFence(ctx context.Context) string {
+func (l *leadership) probeServerFence(ctx context.Context) string {
 	probe := &v1alpha1.TableShard{
-		ObjectMeta: metav1.ObjectMeta{Namespace: b.opts.Namespace, Name: "fence-probe"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: l.k.opts.Namespace, Name: "fence-probe"},
 		Spec:       v1alpha1.TableShardSpec{Shard: 0, Shards: 1, Checksum: "sha256:fence-probe", Data: []byte("fence-probe")},
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.WriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, l.k.opts.WriteTimeout)
 	defer cancel()
-	err := b.client.Create(ctx, probe, client.DryRunAll)
+	err := l.k.client.Create(ctx, probe, client.DryRunAll)
 	var state string
 	switch {
 	case refusedByFence(err) != "":
@@ -203,11 +204,42 @@ func (b *Backend) probeServerFence(ctx context.Context) string {
 	default:
 		state = "unknown: " + err.Error()
 	}
-	b.mu.Lock()
-	b.serverFence = state
-	b.mu.Unlock()
+	l.mu.Lock()
+	l.serverFence = state
+	l.mu.Unlock()
 	label, _, _ := strings.Cut(state, ":") // "unknown: why" is "unknown"
-	b.metrics.serverFence.Reset()
-	b.metrics.serverFence.WithLabelValues(label).Set(1)
+	l.k.metrics.serverFence.Reset()
+	l.k.metrics.serverFence.WithLabelValues(label).Set(1)
 	return state
+}
+
+// leaderDelete deletes obj, as deleteObject does, under the leader's fence.
+func (l *leadership) leaderDelete(ctx context.Context, kind string, obj client.Object, pre *metav1.Preconditions) error {
+	return l.leaderWrite(ctx, func(ctx context.Context, _ int64) error { return l.k.deleteObject(ctx, kind, obj, pre) })
+}
+
+// checkNewerTerm reads the Lease when a shard carries term seen, newer than
+// this replica's term: when the Lease had that term, a newer leader wrote,
+// and this replica is deposed (errFenced); otherwise the shard is forged
+// and is to be repaired (nil).
+func (l *leadership) checkNewerTerm(ctx context.Context, term, seen int64) error {
+	lease := &coordinationv1.Lease{}
+	if err := l.k.read(ctx, "Lease", l.k.opts.LeaseName, lease); err != nil {
+		return fmt.Errorf("a table shard is of term %d, newer than this leader's %d, and the Lease cannot tell: %w", seen, term, err)
+	}
+	transitions := int64(0)
+	if lease.Spec.LeaseTransitions != nil {
+		transitions = int64(*lease.Spec.LeaseTransitions)
+	}
+	holder := ""
+	if lease.Spec.HolderIdentity != nil {
+		holder = *lease.Spec.HolderIdentity
+	}
+	if transitions >= seen || holder != l.k.opts.Replica {
+		why := fmt.Sprintf("a table shard is of term %d, and the Lease is at term %d held by %q", seen, transitions, holder)
+		l.deposed(why)
+		return fmt.Errorf("term %d: %s: %w", term, why, errFenced)
+	}
+	l.k.log.Error(fmt.Errorf("a table shard is of term %d, later than the Lease's %d", seen, transitions), "Repairing a table shard no leader wrote")
+	return nil
 }

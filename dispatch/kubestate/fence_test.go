@@ -34,7 +34,7 @@ func offlineBackend(t *testing.T, clock *clocktesting.FakeClock, reg prometheus.
 func TestFence(t *testing.T) {
 	start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	renew := func(b *Backend, at time.Time, holder string, transitions int) {
-		b.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: holder, LeaderTransitions: transitions}, at, nil)
+		b.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: holder, LeaderTransitions: transitions}, at, nil)
 	}
 	cases := []struct {
 		name  string
@@ -47,17 +47,17 @@ func TestFence(t *testing.T) {
 		{name: "renewed just within the deadline", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline - time.Millisecond)
+			c.Step(b.k.opts.RenewDeadline - time.Millisecond)
 		}, term: 4},
 		{name: "resumed past the renew deadline", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline)
+			c.Step(b.k.opts.RenewDeadline)
 		}, want: "not within the renew deadline"},
 		{name: "SIGSTOPped past the Lease", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.LeaseDuration + time.Minute)
+			c.Step(b.k.opts.LeaseDuration + time.Minute)
 		}, want: "not within the renew deadline"},
 		{name: "released", setup: func(b *Backend, _ *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
@@ -67,13 +67,13 @@ func TestFence(t *testing.T) {
 		{name: "a failed renewal does not count", setup: func(b *Backend, c *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			c.Step(b.opts.RenewDeadline)
-			b.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 4}, c.Now(), errors.New("timeout"))
+			c.Step(b.k.opts.RenewDeadline)
+			b.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 4}, c.Now(), errors.New("timeout"))
 		}, want: "not within the renew deadline"},
 		{name: "deposed by a newer term", setup: func(b *Backend, _ *clocktesting.FakeClock) {
 			renew(b, start, "replica-a", 4)
 			lead(b)
-			b.deposed("a table shard is of term 5")
+			b.leader.deposed("a table shard is of term 5")
 		}, want: "term 5"},
 	}
 	for _, c := range cases {
@@ -82,10 +82,10 @@ func TestFence(t *testing.T) {
 			reg := prometheus.NewPedanticRegistry()
 			b := offlineBackend(t, clock, reg)
 			c.setup(b, clock)
-			term, deadline, err := b.fence()
+			term, deadline, err := b.leader.fence()
 			if c.want == "" {
-				if err != nil || term != c.term || !deadline.Equal(start.Add(b.opts.RenewDeadline)) {
-					t.Errorf("fence() = %d, %s, %v; want term %d until %s", term, deadline, err, c.term, start.Add(b.opts.RenewDeadline))
+				if err != nil || term != c.term || !deadline.Equal(start.Add(b.k.opts.RenewDeadline)) {
+					t.Errorf("fence() = %d, %s, %v; want term %d until %s", term, deadline, err, c.term, start.Add(b.k.opts.RenewDeadline))
 				}
 				return
 			}
@@ -93,11 +93,11 @@ func TestFence(t *testing.T) {
 				t.Fatalf("fence() = %d, %v; want errFenced for %q", term, err, c.want)
 			}
 			wrote := false
-			err = b.leaderWrite(context.Background(), func(context.Context, int64) error { wrote = true; return nil })
+			err = b.leader.leaderWrite(context.Background(), func(context.Context, int64) error { wrote = true; return nil })
 			if wrote || !errors.Is(err, errFenced) {
 				t.Errorf("leaderWrite wrote %v, %v", wrote, err)
 			}
-			if got := testutil.ToFloat64(b.metrics.fenced); got != 1 {
+			if got := testutil.ToFloat64(b.k.metrics.fenced); got != 1 {
 				t.Errorf("leader_writes_fenced_total %v, want 1", got)
 			}
 			if b.Leading() && b.Status().Role != RoleFenced {
@@ -110,10 +110,11 @@ func TestFence(t *testing.T) {
 // lead makes b lead in the term of its last renewal, as Elect's
 // OnStartedLeading does, without campaigning.
 func lead(b *Backend) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.term = &leadTerm{ctx: context.Background(), started: true, lease: b.leaseTerm, done: make(chan struct{}), stepDown: func() {}}
-	b.leading = true
+	l := b.leader
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.term = &leadTerm{ctx: context.Background(), started: true, lease: l.leaseTerm, done: make(chan struct{}), stepDown: func() {}}
+	l.leading = true
 }
 
 // TestStatusShowsLag: a replica whose publication fails shows how long in
@@ -123,26 +124,26 @@ func TestStatusShowsLag(t *testing.T) {
 	clock := clocktesting.NewFakeClock(start)
 	reg := prometheus.NewPedanticRegistry()
 	b := offlineBackend(t, clock, reg)
-	b.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a"}, start, nil)
+	b.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a"}, start, nil)
 	lead(b)
 	if s := b.Status(); s.PublicationLagSeconds != 0 || len(s.Degraded) > 0 {
 		t.Fatalf("a current leader: lag %v, degraded %v", s.PublicationLagSeconds, s.Degraded)
 	}
-	b.setUnpublished(true)
+	b.pub.setUnpublished(true)
 	clock.Step(10 * time.Second)
-	b.setUnpublished(true) // still failing: the lag counts from the first failure
+	b.pub.setUnpublished(true) // still failing: the lag counts from the first failure
 	if s := b.Status(); s.PublicationLagSeconds != 10 || len(s.Degraded) > 0 {
 		t.Errorf("10 s behind: lag %v, degraded %v; want 10 and not degraded yet", s.PublicationLagSeconds, s.Degraded)
 	}
-	clock.Step(b.opts.StaleAfter)
+	clock.Step(b.k.opts.StaleAfter)
 	s := b.Status()
 	if len(s.Degraded) != 1 || !strings.Contains(s.Degraded[0], "behind") {
 		t.Errorf("degraded %v, want the lag", s.Degraded)
 	}
-	if got := testutil.ToFloat64(b.metrics.lag); got != (10*time.Second + b.opts.StaleAfter).Seconds() {
+	if got := testutil.ToFloat64(b.k.metrics.lag); got != (10*time.Second + b.k.opts.StaleAfter).Seconds() {
 		t.Errorf("publication lag gauge %v", got)
 	}
-	b.setUnpublished(false)
+	b.pub.setUnpublished(false)
 	if s := b.Status(); s.PublicationLagSeconds != 0 || len(s.Degraded) > 0 {
 		t.Errorf("published again: lag %v, degraded %v", s.PublicationLagSeconds, s.Degraded)
 	}

@@ -8,50 +8,179 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/table"
 )
 
-// Every replica follows the shared state: the informers' events only mark
-// what changed, and the follow loop applies it to the dispatcher from the
-// cache, after a short debounce (a publication writes several shards).
+// Every replica follows the shared state as a controller does: the
+// informers' events only queue the kind that changed on a workqueue, and
+// one worker reconciles each kind from the cache, after a short debounce
+// (a publication writes several shards).
 
-// onChange is an event handler that marks (under mu) and wakes the follower.
-func (b *Backend) onChange(mark func()) toolscache.ResourceEventHandler {
-	f := func() {
-		b.mu.Lock()
-		mark()
-		b.mu.Unlock()
-		signal(b.wake)
+// followKind is a kind of the shared state the follower reconciles.
+type followKind string
+
+// The kinds the follower reconciles.
+const (
+	followTable      followKind = kindTableShard
+	followOverrides  followKind = kindJobOverride
+	followDrains     followKind = kindClusterDrain
+	followPlacements followKind = kindJobPlacement
+)
+
+// follower is the room that applies the shared state to the dispatcher:
+// a reconcile per kind on a workqueue, with what it adopted last.
+type follower struct {
+	k       *kube
+	leader  *leadership
+	served  *servedTable
+	watcher *watcherRef
+	beat    *heartbeat
+	pub     *publisher
+	queue   workqueue.TypedDelayingInterface[followKind]
+
+	mu              sync.Mutex
+	events          map[followKind]eventSpan // events not yet reconciled, for the debounce
+	placementsDirty map[string]bool
+	placementsAll   bool   // every placement is to be looked at (catching up)
+	adoptedShards   string // resource versions of the shards last adopted
+	adoptedTerm     int64  // the term of the shard set last adopted: older ones are refused
+	skipped         []SkippedShard
+	refusedSet      string    // why the shard set in the API is not adopted; empty when it is
+	refusedSince    time.Time // since when it is refused
+	rowsRefused     []RefusedRow
+	objectsRefused  map[string]map[string]string // kind -> name -> why it is left out
+
+	decodeMu sync.Mutex
+	decoded  map[string]decodedShard // shard name -> its content at a resource version
+}
+
+// eventSpan is when the first and the last event of a kind not yet
+// reconciled came.
+type eventSpan struct{ first, last time.Time }
+
+// wait is how long after now the kind is to be reconciled: until its
+// events were quiet for followDebounce, at most followMaxDelay after the
+// first; 0 when due (or no event came).
+func (s eventSpan) wait(now time.Time) time.Duration {
+	if s.first.IsZero() {
+		return 0
 	}
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { f() },
-		UpdateFunc: func(any, any) { f() },
-		DeleteFunc: func(any) { f() },
+	return max(min(s.last.Add(followDebounce).Sub(now), s.first.Add(followMaxDelay).Sub(now)), 0)
+}
+
+// decodedShard is a shard's content decoded at a resource version.
+type decodedShard struct {
+	resourceVersion string
+	content         shardContent
+	err             error
+}
+
+func newFollower(k *kube, leader *leadership, served *servedTable, w *watcherRef, beat *heartbeat, pub *publisher) *follower {
+	return &follower{
+		k: k, leader: leader, served: served, watcher: w, beat: beat, pub: pub,
+		queue:           workqueue.NewTypedDelayingQueue[followKind](),
+		events:          map[followKind]eventSpan{},
+		placementsDirty: map[string]bool{},
+		decoded:         map[string]decodedShard{},
 	}
 }
 
-// onShard marks the table for the follower and, on the leader, a shard
-// that is not this term's own as written (another writer's, or deleted) for
-// the publisher to repair.
-func (b *Backend) onShard() toolscache.ResourceEventHandler {
+// followView is what Status shows of the follower.
+type followView struct {
+	adoptedTerm    int64
+	skipped        []SkippedShard
+	refusedSet     string
+	refusedSince   time.Time
+	rowsRefused    []RefusedRow
+	objectsRefused []string
+}
+
+func (f *follower) view() followView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return followView{
+		adoptedTerm:    f.adoptedTerm,
+		skipped:        slices.Clone(f.skipped),
+		refusedSet:     f.refusedSet,
+		refusedSince:   f.refusedSince,
+		rowsRefused:    slices.Clone(f.rowsRefused),
+		objectsRefused: f.refusedObjectsLocked(),
+	}
+}
+
+// changed queues kind after the debounce.
+func (f *follower) changed(kind followKind) {
+	now := time.Now()
+	f.mu.Lock()
+	span := f.events[kind]
+	if span.first.IsZero() {
+		span.first = now
+	}
+	span.last = now
+	f.events[kind] = span
+	f.mu.Unlock()
+	f.queue.AddAfter(kind, followDebounce)
+}
+
+// resync queues every kind now; with placements, every placement too.
+func (f *follower) resync(placements bool) {
+	kinds := []followKind{followOverrides, followDrains, followTable}
+	if placements {
+		f.mu.Lock()
+		f.placementsAll = true
+		f.mu.Unlock()
+		kinds = append(kinds, followPlacements)
+	}
+	for _, kind := range kinds {
+		f.queue.Add(kind)
+	}
+}
+
+// followTable queues the table now (this replica stopped leading).
+func (f *follower) followTable() { f.queue.Add(followTable) }
+
+// handler is the informer's event handler of obj's kind; nil for the
+// kinds the follower does not reconcile.
+func (f *follower) handler(obj client.Object) toolscache.ResourceEventHandler {
+	switch obj.(type) {
+	case *v1alpha1.TableShard:
+		return f.onShard()
+	case *v1alpha1.JobOverride:
+		return f.onChange(followOverrides)
+	case *v1alpha1.ClusterDrain:
+		return f.onChange(followDrains)
+	case *v1alpha1.JobPlacement:
+		return f.onPlacement()
+	}
+	return nil
+}
+
+// onChange is an event handler that queues kind.
+func (f *follower) onChange(kind followKind) toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { f.changed(kind) },
+		UpdateFunc: func(any, any) { f.changed(kind) },
+		DeleteFunc: func(any) { f.changed(kind) },
+	}
+}
+
+// onShard queues the table and, on the leader, tells the publisher of a
+// shard that is not this term's own as written (another writer's, or
+// deleted), for it to repair.
+func (f *follower) onShard() toolscache.ResourceEventHandler {
 	mark := func(obj any, deleted bool) {
-		b.mu.Lock()
-		b.tableDirty = true
-		if t := b.term; b.leading && t != nil {
-			ts, ok := obj.(*v1alpha1.TableShard)
-			if deleted || !ok || ts.Spec.Term != t.lease || ts.Spec.PublishedBy != b.opts.Replica || ts.Spec.Checksum != b.wrote[ts.Name] {
-				b.repair = true
-			}
-		}
-		b.mu.Unlock()
-		signal(b.wake)
+		f.pub.observeShard(obj, deleted)
+		f.changed(followTable)
 	}
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { mark(obj, false) },
@@ -60,18 +189,18 @@ func (b *Backend) onShard() toolscache.ResourceEventHandler {
 	}
 }
 
-// onPlacement marks the placements added or changed. Deletions need no
+// onPlacement queues the placements added or changed. Deletions need no
 // work: the leader deletes a placement once its table holds the job.
-func (b *Backend) onPlacement() toolscache.ResourceEventHandler {
+func (f *follower) onPlacement() toolscache.ResourceEventHandler {
 	mark := func(obj any) {
 		jp, ok := obj.(*v1alpha1.JobPlacement)
 		if !ok {
 			return
 		}
-		b.mu.Lock()
-		b.placementsDirty[jp.Name] = true
-		b.mu.Unlock()
-		signal(b.wake)
+		f.mu.Lock()
+		f.placementsDirty[jp.Name] = true
+		f.mu.Unlock()
+		f.changed(followPlacements)
 	}
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc: mark,
@@ -86,121 +215,112 @@ func (b *Backend) onPlacement() toolscache.ResourceEventHandler {
 	}
 }
 
-// followLoop applies what changed, debounced, until ctx is done.
-func (b *Backend) followLoop(ctx context.Context) {
-	poll := b.opts.Clock.NewTicker(catchUpInterval)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll.C():
-			if !b.catchingUp() {
-				continue
-			}
-			// The informers may still be backing off after an outage: read
-			// everything from the API server itself.
-			b.mu.Lock()
-			b.tableDirty, b.overridesDirty, b.drainsDirty, b.placementsAll = true, true, true, true
-			b.mu.Unlock()
-			b.follow(ctx)
-			continue
-		case <-b.wake:
-		}
-		deadline := time.After(followMaxDelay)
-		quiet := time.NewTimer(followDebounce)
-	debounce:
+// run reconciles the queued kinds until ctx is done, and while catching up
+// after an API error, queues every kind every catchUpInterval: the
+// informers may still be backing off after an outage, and reads go to the
+// API server itself.
+func (f *follower) run(ctx context.Context) {
+	stop := context.AfterFunc(ctx, f.queue.ShutDown)
+	defer stop()
+	go func() {
+		poll := f.k.opts.Clock.NewTicker(catchUpInterval)
+		defer poll.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				quiet.Stop()
 				return
-			case <-b.wake:
-				quiet.Reset(followDebounce)
-			case <-quiet.C:
-				break debounce
-			case <-deadline:
-				quiet.Stop()
-				break debounce
+			case <-poll.C():
+				if f.k.catchingUp() {
+					f.resync(true)
+				}
 			}
 		}
-		b.follow(ctx)
+	}()
+	for {
+		kind, shutdown := f.queue.Get()
+		if shutdown {
+			return
+		}
+		if ctx.Err() == nil {
+			f.reconcile(ctx, kind)
+		}
+		f.queue.Done(kind)
 	}
 }
 
-// follow gives the attached dispatcher what changed since it last did.
-func (b *Backend) follow(ctx context.Context) {
-	b.mu.Lock()
-	r := b.replica
+// reconcile gives the attached dispatcher the objects of kind, once the
+// events of kind were quiet for followDebounce (or came for followMaxDelay).
+func (f *follower) reconcile(ctx context.Context, kind followKind) {
+	r := f.watcher.get()
 	if r == nil {
-		b.mu.Unlock()
-		return // the flags stay set until Watch
+		return // Watch queues every kind
 	}
-	tableDirty, overrides, drains, leading := b.tableDirty, b.overridesDirty, b.drainsDirty, b.leading
-	placements := b.placementsDirty
-	if b.placementsAll {
-		placements = nil // every one
+	now := time.Now()
+	f.mu.Lock()
+	if wait := f.events[kind].wait(now); wait > 0 {
+		f.mu.Unlock()
+		f.queue.AddAfter(kind, wait)
+		return
 	}
-	b.tableDirty, b.overridesDirty, b.drainsDirty, b.placementsAll = false, false, false, false
-	b.placementsDirty = map[string]bool{}
-	if leading {
-		tableDirty = false // the leader's own table is the newest; Elect marks it when the term ends
+	delete(f.events, kind)
+	var placements map[string]bool
+	if kind == followPlacements {
+		placements = f.placementsDirty
+		if f.placementsAll {
+			placements = nil // every one
+		}
+		f.placementsDirty, f.placementsAll = map[string]bool{}, false
 	}
-	b.mu.Unlock()
+	f.mu.Unlock()
 
 	check := func(a table.Assignment) error { return r.CheckRow(a, nil) }
-	if overrides {
-		if os, err := b.overrides(ctx, check); err != nil {
-			b.log.Error(err, "Listing the job overrides")
+	switch kind {
+	case followOverrides:
+		if os, err := f.overrides(ctx, check); err != nil {
+			f.k.log.Error(err, "Listing the job overrides")
 		} else {
 			r.SetOverrides(os)
 		}
-	}
-	if drains {
-		if cs, err := b.clusterOverrides(ctx, check); err != nil {
-			b.log.Error(err, "Listing the cluster drains")
+	case followDrains:
+		if cs, err := f.clusterOverrides(ctx, check); err != nil {
+			f.k.log.Error(err, "Listing the cluster drains")
 		} else {
 			r.SetClusterOverrides(cs)
-			tokens := drainTokens(cs, b.opts.Clock.Now())
-			b.mu.Lock()
-			changed := !slices.Equal(tokens, b.drainsInForce)
-			b.drainsInForce = tokens
-			b.mu.Unlock()
-			if changed {
-				signal(b.beatNow) // the leader waits for this record to list its drain
-			}
+			f.beat.setDrains(drainTokens(cs, f.k.opts.Clock.Now()))
 		}
-	}
-	if tableDirty {
-		b.followTable(ctx, r)
-	}
-	if placements == nil || len(placements) > 0 {
-		b.adoptPlacements(ctx, r, placements)
+	case followTable:
+		if !f.leader.isLeading() { // the leader's own table is the newest; endTerm queues it when the term ends
+			f.adoptTable(ctx, r)
+		}
+	case followPlacements:
+		if placements == nil || len(placements) > 0 {
+			f.adoptPlacements(ctx, r, placements)
+		}
 	}
 }
 
-// followTable adopts the latest publication when the shards changed: a
+// adoptTable adopts the latest publication when the shards changed: a
 // set the rules refuse leaves the table in force, and the rows r refuses
 // (an unknown, blocked or incapable cluster) are left out.
-func (b *Backend) followTable(ctx context.Context, r state.Watcher) {
-	b.mu.Lock()
-	adopted := b.adoptedShards
-	b.mu.Unlock()
-	set, version, err := b.shardSet(ctx, adopted)
+func (f *follower) adoptTable(ctx context.Context, r state.Watcher) {
+	f.mu.Lock()
+	adopted := f.adoptedShards
+	f.mu.Unlock()
+	set, version, err := f.shardSet(ctx, adopted)
 	if err != nil {
-		b.log.Error(err, "Listing the table shards")
+		f.k.log.Error(err, "Listing the table shards")
 		return
 	}
 	if version == adopted {
 		return
 	}
 	if set.state == nil {
-		b.recordFollowed(set, version, nil, nil)
+		f.recordFollowed(set, version, nil, nil)
 		return
 	}
-	placements, err := b.placements(ctx)
+	placements, err := f.k.placements(ctx)
 	if err != nil {
-		b.log.Error(err, "Listing the job placements")
+		f.k.log.Error(err, "Listing the job placements")
 	}
 	st := set.state
 	refused := checkRows(r, st)
@@ -208,8 +328,8 @@ func (b *Backend) followTable(ctx context.Context, r state.Watcher) {
 	overlayPlacements(st, placements, r)
 	start := time.Now()
 	r.AdoptTable(st)
-	b.recordFollowed(set, version, rows, refused)
-	b.log.V(1).Info("Adopted the leader's table", "publication", set.publication, "term", set.term, "rows", len(st.Table.Assignments),
+	f.recordFollowed(set, version, rows, refused)
+	f.k.log.V(1).Info("Adopted the leader's table", "publication", set.publication, "term", set.term, "rows", len(st.Table.Assignments),
 		"skipped", len(set.skipped), "refused", len(refused), "took", time.Since(start))
 }
 
@@ -256,44 +376,45 @@ func checkRows(r state.Watcher, st *state.State) []RefusedRow {
 
 // recordFollowed records the shard set seen: adopted (rows set, with the
 // rows refused), refused as a whole, or only what was skipped.
-func (b *Backend) recordFollowed(set shardSet, version string, rows []table.Assignment, refused []RefusedRow) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !slices.Equal(b.skipped, set.skipped) {
+func (f *follower) recordFollowed(set shardSet, version string, rows []table.Assignment, refused []RefusedRow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Equal(f.skipped, set.skipped) {
 		for _, s := range set.skipped {
-			b.log.Error(errors.New(s.Error), "A table shard failed its check: its rows are not applied", "shard", s.Name)
+			f.k.log.Error(errors.New(s.Error), "A table shard failed its check: its rows are not applied", "shard", s.Name)
 		}
 	}
-	b.skipped = set.skipped
+	f.skipped = set.skipped
 	if set.refused != "" {
-		if b.refusedSet != set.refused {
-			b.log.Error(errors.New(set.refused), "The table shards in the API are no set to adopt: the table in force stays", "term", b.adoptedTerm)
-			b.metrics.setsRefused.Inc()
+		if f.refusedSet != set.refused {
+			f.k.log.Error(errors.New(set.refused), "The table shards in the API are no set to adopt: the table in force stays", "term", f.adoptedTerm)
+			f.k.metrics.setsRefused.Inc()
 		}
-		if b.refusedSet == "" {
-			b.refusedSince = b.opts.Clock.Now()
+		if f.refusedSet == "" {
+			f.refusedSince = f.k.opts.Clock.Now()
 		}
-		b.refusedSet = set.refused
+		f.refusedSet = set.refused
 		return
 	}
-	b.refusedSet, b.refusedSince = "", time.Time{}
+	f.refusedSet, f.refusedSince = "", time.Time{}
 	if rows != nil {
-		b.adoptedShards, b.tableRows, b.publication = version, rows, set.publication
-		b.adoptedTerm = max(b.adoptedTerm, set.term)
+		f.adoptedShards = version
+		f.served.set(rows, set.publication)
+		f.adoptedTerm = max(f.adoptedTerm, set.term)
 		if len(refused) > 0 {
-			b.log.Error(errors.New(refused[0].Error), "Rows of the leader's table refused: their jobs are placed anew at admission",
+			f.k.log.Error(errors.New(refused[0].Error), "Rows of the leader's table refused: their jobs are placed anew at admission",
 				"refused", len(refused), "publication", set.publication, "term", set.term, "by", set.publishedBy)
 		}
-		b.rowsRefused = refused
-		b.metrics.rowsRefused.Set(float64(len(refused)))
+		f.rowsRefused = refused
+		f.k.metrics.rowsRefused.Set(float64(len(refused)))
 	}
 }
 
 // shardSet assembles the shards in the cache, and says which resource
 // versions it holds; when those are unless's, it assembles nothing.
-func (b *Backend) shardSet(ctx context.Context, unless string) (shardSet, string, error) {
+func (f *follower) shardSet(ctx context.Context, unless string) (shardSet, string, error) {
 	var l v1alpha1.TableShardList
-	if err := b.list(ctx, &l); err != nil {
+	if err := f.k.list(ctx, &l); err != nil {
 		return shardSet{}, "", err
 	}
 	objs := make([]*v1alpha1.TableShard, len(l.Items))
@@ -308,53 +429,53 @@ func (b *Backend) shardSet(ctx context.Context, unless string) (shardSet, string
 	if version.String() == unless {
 		return shardSet{}, unless, nil
 	}
-	rules := shardRules{shards: b.opts.Shards}
+	rules := shardRules{shards: f.k.opts.Shards}
 	lease := &coordinationv1.Lease{}
-	if err := b.get(ctx, b.opts.LeaseName, lease); err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
+	if err := f.k.get(ctx, f.k.opts.LeaseName, lease); err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
 		rules.leaseHolder = *lease.Spec.HolderIdentity
 		if lease.Spec.LeaseTransitions != nil {
 			rules.leaseTerm = int64(*lease.Spec.LeaseTransitions)
 		}
 	}
-	b.mu.Lock()
-	rules.adoptedTerm = b.adoptedTerm
-	b.mu.Unlock()
+	f.mu.Lock()
+	rules.adoptedTerm = f.adoptedTerm
+	f.mu.Unlock()
 	if rules.leaseHolder != "" { // a Lease made anew (deleted by hand) starts its terms again
 		rules.adoptedTerm = min(rules.adoptedTerm, rules.leaseTerm)
 	}
-	set := assembleShards(objs, rules, b.decodeCached)
-	b.decodeMu.Lock()
-	for name := range b.decoded {
+	set := assembleShards(objs, rules, f.decodeCached)
+	f.decodeMu.Lock()
+	for name := range f.decoded {
 		if !present[name] {
-			delete(b.decoded, name)
+			delete(f.decoded, name)
 		}
 	}
-	b.decodeMu.Unlock()
+	f.decodeMu.Unlock()
 	return set, version.String(), nil
 }
 
 // decodeCached decodes a shard once per resource version.
-func (b *Backend) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
-	b.decodeMu.Lock()
-	d, ok := b.decoded[o.Name]
-	b.decodeMu.Unlock()
+func (f *follower) decodeCached(o *v1alpha1.TableShard) (shardContent, error) {
+	f.decodeMu.Lock()
+	d, ok := f.decoded[o.Name]
+	f.decodeMu.Unlock()
 	if ok && d.resourceVersion == o.ResourceVersion {
 		return d.content, d.err
 	}
 	c, err := decodeShard(&o.Spec)
-	b.decodeMu.Lock()
-	b.decoded[o.Name] = decodedShard{resourceVersion: o.ResourceVersion, content: c, err: err}
-	b.decodeMu.Unlock()
+	f.decodeMu.Lock()
+	f.decoded[o.Name] = decodedShard{resourceVersion: o.ResourceVersion, content: c, err: err}
+	f.decodeMu.Unlock()
 	return c, err
 }
 
 // adoptPlacements gives the dispatcher the rows of the placements named
 // (all when names is nil) whose job the table served lacks (the table's row
 // is in force otherwise).
-func (b *Backend) adoptPlacements(ctx context.Context, r state.Watcher, names map[string]bool) {
+func (f *follower) adoptPlacements(ctx context.Context, r state.Watcher, names map[string]bool) {
 	var l v1alpha1.JobPlacementList
-	if err := b.list(ctx, &l); err != nil {
-		b.log.Error(err, "Listing the job placements")
+	if err := f.k.list(ctx, &l); err != nil {
+		f.k.log.Error(err, "Listing the job placements")
 		return
 	}
 	var rows []table.Assignment
@@ -364,15 +485,15 @@ func (b *Backend) adoptPlacements(ctx context.Context, r state.Watcher, names ma
 		if names != nil && !names[jp.Name] {
 			continue
 		}
-		if _, ok := b.tableLookup(jp.Spec.Job); ok {
+		if _, ok := f.served.lookup(jp.Spec.Job); ok {
 			continue
 		}
 		row, p, err := placementRow(jp)
 		if err != nil {
-			b.log.Error(err, "A job placement's provisional record is unreadable: adopting its row alone")
+			f.k.log.Error(err, "A job placement's provisional record is unreadable: adopting its row alone")
 		}
 		if err := r.CheckRow(row, p); err != nil {
-			b.log.Error(err, "A job placement refused: its job is placed anew at admission", "placement", jp.Name, "replica", jp.Spec.Replica)
+			f.k.log.Error(err, "A job placement refused: its job is placed anew at admission", "placement", jp.Name, "replica", jp.Spec.Replica)
 			continue
 		}
 		rows = append(rows, row)
@@ -431,11 +552,11 @@ func overlayPlacements(st *state.State, placements []v1alpha1.JobPlacement, r st
 // table of the latest publication with the placements it lacks, its
 // provisional jobs, the overrides and the drains. Table is nil when nothing
 // was ever published or placed.
-func (b *Backend) load(ctx context.Context) (*state.State, error) {
-	if !b.cache.WaitForCacheSync(ctx) {
+func (f *follower) load(ctx context.Context) (*state.State, error) {
+	if !f.k.cache.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("kubernetes state backend: the shared state is not listed: %w", context.Cause(ctx))
 	}
-	set, version, err := b.shardSet(ctx, "-")
+	set, version, err := f.shardSet(ctx, "-")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: table shards: %w", err)
 	}
@@ -447,41 +568,29 @@ func (b *Backend) load(ctx context.Context) (*state.State, error) {
 	if st.Table != nil {
 		rows = st.Table.Assignments
 	}
-	placements, err := b.placements(ctx)
+	placements, err := f.k.placements(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job placements: %w", err)
 	}
 	overlayPlacements(st, placements, nil) // the configs are not loaded yet: nothing to check against
-	if st.Overrides, err = b.overrides(ctx, nil); err != nil {
+	if st.Overrides, err = f.overrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job overrides: %w", err)
 	}
-	if st.ClusterOverrides, err = b.clusterOverrides(ctx, nil); err != nil {
+	if st.ClusterOverrides, err = f.clusterOverrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: cluster drains: %w", err)
 	}
 	if rows == nil {
 		rows = []table.Assignment{}
 	}
-	b.recordFollowed(set, version, rows, nil)
+	f.recordFollowed(set, version, rows, nil)
 	return st, nil
-}
-
-// placements lists the job placements in the cache.
-func (b *Backend) placements(ctx context.Context) ([]v1alpha1.JobPlacement, error) {
-	var l v1alpha1.JobPlacementList
-	if err := b.list(ctx, &l); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(l.Items, func(x, y v1alpha1.JobPlacement) int {
-		return cmp.Or(x.CreationTimestamp.Compare(y.CreationTimestamp.Time), cmp.Compare(x.Name, y.Name))
-	})
-	return l.Items, nil
 }
 
 // overrides lists the job overrides in the cache that checkOverride
 // accepts (check, when set, checks their cluster), sorted by job.
-func (b *Backend) overrides(ctx context.Context, check func(table.Assignment) error) ([]table.Override, error) {
+func (f *follower) overrides(ctx context.Context, check func(table.Assignment) error) ([]table.Override, error) {
 	var l v1alpha1.JobOverrideList
-	if err := b.list(ctx, &l); err != nil {
+	if err := f.k.list(ctx, &l); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(l.Items, func(x, y v1alpha1.JobOverride) int {
@@ -489,7 +598,7 @@ func (b *Backend) overrides(ctx context.Context, check func(table.Assignment) er
 	})
 	out := make([]table.Override, 0, len(l.Items))
 	refused := map[string]string{}
-	now := b.opts.Clock.Now()
+	now := f.k.opts.Clock.Now()
 	for i := range l.Items {
 		if err := checkOverride(&l.Items[i], now, check); err != nil {
 			refused[l.Items[i].Name] = err.Error()
@@ -497,15 +606,15 @@ func (b *Backend) overrides(ctx context.Context, check func(table.Assignment) er
 		}
 		out = append(out, overrideOf(&l.Items[i]))
 	}
-	b.setRefusedObjects(kindJobOverride, refused)
+	f.setRefusedObjects(kindJobOverride, refused)
 	return out, nil
 }
 
 // clusterOverrides lists the drains and caps in the cache that checkDrain
 // accepts (check, when set, checks their cluster), sorted by cluster.
-func (b *Backend) clusterOverrides(ctx context.Context, check func(table.Assignment) error) ([]table.ClusterOverride, error) {
+func (f *follower) clusterOverrides(ctx context.Context, check func(table.Assignment) error) ([]table.ClusterOverride, error) {
 	var l v1alpha1.ClusterDrainList
-	if err := b.list(ctx, &l); err != nil {
+	if err := f.k.list(ctx, &l); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(l.Items, func(x, y v1alpha1.ClusterDrain) int {
@@ -513,7 +622,7 @@ func (b *Backend) clusterOverrides(ctx context.Context, check func(table.Assignm
 	})
 	out := make([]table.ClusterOverride, 0, len(l.Items))
 	refused := map[string]string{}
-	now := b.opts.Clock.Now()
+	now := f.k.opts.Clock.Now()
 	for i := range l.Items {
 		if err := checkDrain(&l.Items[i], now, check); err != nil {
 			refused[l.Items[i].Name] = err.Error()
@@ -521,6 +630,6 @@ func (b *Backend) clusterOverrides(ctx context.Context, check func(table.Assignm
 		}
 		out = append(out, clusterOverrideOf(&l.Items[i]))
 	}
-	b.setRefusedObjects(kindClusterDrain, refused)
+	f.setRefusedObjects(kindClusterDrain, refused)
 	return out, nil
 }

@@ -10,16 +10,24 @@ import (
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 )
 
-// gcLoop collects, every GCInterval while ctx (the term) lasts, the
+// collector is the leader's room that deletes what expired; fold folds
+// the placements (the publisher's).
+type collector struct {
+	k      *kube
+	leader *leadership
+	fold   func(ctx context.Context)
+}
+
+// run collects, every GCInterval while ctx (the term) lasts, the
 // overrides and drains that expired and the records of replicas whose
 // heartbeat is older than the demand window (their counts left it), and
 // folds the placements that no table change brought to a publication.
-func (b *Backend) gcLoop(ctx context.Context) {
-	ticker := b.opts.Clock.NewTicker(b.opts.GCInterval)
+func (c *collector) run(ctx context.Context) {
+	ticker := c.k.opts.Clock.NewTicker(c.k.opts.GCInterval)
 	defer ticker.Stop()
 	for {
-		b.collect(ctx)
-		b.foldPlacements(ctx)
+		c.collect(ctx)
+		c.fold(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -28,19 +36,19 @@ func (b *Backend) gcLoop(ctx context.Context) {
 	}
 }
 
-func (b *Backend) collect(ctx context.Context) {
-	now := b.opts.Clock.Now()
+func (c *collector) collect(ctx context.Context) {
+	now := c.k.opts.Clock.Now()
 	del := func(kind string, obj client.Object, what string, keys ...any) {
 		uid, rv := obj.GetUID(), obj.GetResourceVersion()
 		pre := &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}
-		if err := b.leaderDelete(ctx, kind, obj, pre); err != nil {
-			b.log.Error(err, "Collecting "+what, keys...)
+		if err := c.leader.leaderDelete(ctx, kind, obj, pre); err != nil {
+			c.k.log.Error(err, "Collecting "+what, keys...)
 			return
 		}
-		b.log.Info("Collected "+what, keys...)
+		c.k.log.Info("Collected "+what, keys...)
 	}
 	var overrides v1alpha1.JobOverrideList
-	if err := b.list(ctx, &overrides); err == nil {
+	if err := c.k.list(ctx, &overrides); err == nil {
 		for i := range overrides.Items {
 			jo := &overrides.Items[i]
 			if jo.Spec.Expires != nil && !now.Before(jo.Spec.Expires.Time) {
@@ -49,7 +57,7 @@ func (b *Backend) collect(ctx context.Context) {
 		}
 	}
 	var drains v1alpha1.ClusterDrainList
-	if err := b.list(ctx, &drains); err == nil {
+	if err := c.k.list(ctx, &drains); err == nil {
 		for i := range drains.Items {
 			cd := &drains.Items[i]
 			if !now.Before(cd.Spec.Expires.Time) {
@@ -58,14 +66,14 @@ func (b *Backend) collect(ctx context.Context) {
 		}
 	}
 	var replicas v1alpha1.DispatcherReplicaList
-	if err := b.list(ctx, &replicas); err == nil {
+	if err := c.k.list(ctx, &replicas); err == nil {
 		for i := range replicas.Items {
 			dr := &replicas.Items[i]
 			last := dr.CreationTimestamp.Time
 			if dr.Status.Heartbeat != nil {
 				last = dr.Status.Heartbeat.Time
 			}
-			if dr.Name != b.opts.Replica && now.Sub(last) > b.opts.DemandWindow {
+			if dr.Name != c.k.opts.Replica && now.Sub(last) > c.k.opts.DemandWindow {
 				del(kindDispatcherReplica, dr, "the record of a replica gone", "replica", dr.Name, "heartbeat", last.UTC().Format(time.RFC3339))
 			}
 		}

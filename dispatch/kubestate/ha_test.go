@@ -124,10 +124,10 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	aOpts := testOptions(ns, "replica-a")
 	aOpts.LeaseDuration, aOpts.RenewDeadline = 10*time.Second, 7*time.Second // the defaults: its writes have time
 	a := startBackend(t, apiConfig, aOpts)
-	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
+	a.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
 	lead(a)
 	var enc shardEncoder
-	if err := a.publish(ctx, &enc, &state.State{Table: oldTab}, fullSpeed()); err != nil {
+	if err := a.pub.publish(ctx, &enc, &state.State{Table: oldTab}, fullSpeed()); err != nil {
 		t.Fatal(err)
 	}
 	// A follower adopts it.
@@ -165,8 +165,8 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	before := shardVersions(t, ns)
 
 	// replica-a resumes, its renewal older than the renew deadline: it writes nothing.
-	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now().Add(-aOpts.RenewDeadline), nil)
-	err := a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	a.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now().Add(-aOpts.RenewDeadline), nil)
+	err := a.pub.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "renew deadline") {
 		t.Errorf("the resumed leader's publication: %v, want fenced by the renew deadline", err)
 	}
@@ -174,12 +174,12 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 		t.Errorf("the resumed leader's role %q, want %q", s.Role, RoleFenced)
 	}
 	// Had it renewed just before it stopped, the newer term deposes it.
-	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
-	err = a.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	a.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 0}, time.Now(), nil)
+	err = a.pub.publish(ctx, &enc, &state.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) || !strings.Contains(err.Error(), "term 1") {
 		t.Errorf("the resumed leader's publication: %v, want deposed by term 1", err)
 	}
-	if err := a.writeShard(ctx, "table-00", v1alpha1.TableShardSpec{Shards: 16, Publication: 1 << 40, Checksum: "sha256:x"}); !errors.Is(err, errFenced) {
+	if err := a.pub.writeShard(ctx, "table-00", v1alpha1.TableShardSpec{Shards: 16, Publication: 1 << 40, Checksum: "sha256:x"}); !errors.Is(err, errFenced) {
 		t.Errorf("a deposed leader's shard write: %v, want fenced", err)
 	}
 	if s := a.Status(); s.Role != RoleFenced || !strings.Contains(s.Fenced, "term 1") {

@@ -46,11 +46,11 @@ prowjob_dispatcher_pending_claims 0
 	}{
 		{kindJobPlacement, resultOK, 1}, {kindJobPlacement, resultExists, 1}, {kindTableShard, resultOK, DefaultShards}, {kindDispatcherReplica, resultOK, 1},
 	} {
-		if got := testutil.ToFloat64(b.metrics.writes.WithLabelValues(c.kind, c.result)); got < c.atLeast {
+		if got := testutil.ToFloat64(b.k.metrics.writes.WithLabelValues(c.kind, c.result)); got < c.atLeast {
 			t.Errorf("kube_writes_total{kind=%q,result=%q} = %v, want at least %v", c.kind, c.result, got, c.atLeast)
 		}
 	}
-	if got := testutil.ToFloat64(b.metrics.publications.WithLabelValues(resultOK)); got != 1 {
+	if got := testutil.ToFloat64(b.k.metrics.publications.WithLabelValues(resultOK)); got != 1 {
 		t.Errorf("table_publications_total{result=ok} = %v, want 1", got)
 	}
 	if _, err := New(apiConfig, opts); err == nil {

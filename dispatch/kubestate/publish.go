@@ -7,11 +7,10 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/state"
@@ -75,8 +74,26 @@ func (p pacing) run(ctx context.Context, n int, f func(i int)) {
 // force, and the placement only waited to be adopted.
 const placementGrace = time.Minute
 
-// publishLoop publishes the dispatcher's table while ctx (the term) lasts.
-func (b *Backend) publishLoop(ctx context.Context) {
+// publisher is the leader's room that writes its table as TableShards,
+// with what it last published.
+type publisher struct {
+	k       *kube
+	leader  *leadership
+	served  *servedTable
+	watcher *watcherRef
+
+	mu               sync.Mutex
+	lastPublished    int64
+	lastPublishTime  time.Time
+	lastPublishErr   error
+	unpublishedSince time.Time         // the table has changes not published since then (publication failing); zero when none
+	repair           bool              // a shard in the API may not be this term's: compare them all at the next publication
+	wrote            map[string]string // shard name -> checksum this term wrote
+	unpublishedRows  int               // rows the last publication left out (shards full)
+}
+
+// run publishes the dispatcher's table while ctx (the term) lasts.
+func (p *publisher) run(ctx context.Context) {
 	var (
 		enc           shardEncoder
 		published     bool
@@ -84,13 +101,13 @@ func (b *Backend) publishLoop(ctx context.Context) {
 		backoff       time.Duration
 		lastPublished time.Time
 	)
-	ticker := b.opts.Clock.NewTicker(b.opts.PublishInterval)
+	ticker := p.k.opts.Clock.NewTicker(p.k.opts.PublishInterval)
 	defer ticker.Stop()
 	for {
-		repair := b.takeRepair() // a publication compares every shard: it repairs them all
-		if r := b.attached(); r != nil && (!published || r.TableVersion() != version || repair) {
-			placedOnly := published && !repair && onlyPlaced(r, version, b.placed)
-			if placedOnly && b.opts.Clock.Since(lastPublished) < b.opts.PlacedRowsDelay {
+		repair := p.takeRepair() // a publication compares every shard: it repairs them all
+		if r := p.watcher.get(); r != nil && (!published || r.TableVersion() != version || repair) {
+			placedOnly := published && !repair && onlyPlaced(r, version, p.placed)
+			if placedOnly && p.k.opts.Clock.Since(lastPublished) < p.k.opts.PlacedRowsDelay {
 				select { // the placements carry the change; it is published with the next one
 				case <-ctx.Done():
 					return
@@ -101,19 +118,19 @@ func (b *Backend) publishLoop(ctx context.Context) {
 			st, v := r.Published()
 			pace := fullSpeed()
 			if placedOnly { // nobody waits for it: spread its cost, unless a change someone waits for comes
-				pace = gentle(func() bool { return !onlyPlaced(r, v, b.placed) })
+				pace = gentle(func() bool { return !onlyPlaced(r, v, p.placed) })
 			}
-			err := b.publish(ctx, &enc, st, pace)
+			err := p.publish(ctx, &enc, st, pace)
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
-				published, version, backoff, lastPublished = true, v, 0, b.opts.Clock.Now()
-				b.setUnpublished(false)
+				published, version, backoff, lastPublished = true, v, 0, p.k.opts.Clock.Now()
+				p.setUnpublished(false)
 			} else {
-				b.setUnpublished(true)
+				p.setUnpublished(true)
 				if errors.Is(err, errFenced) {
-					b.log.Info("Not publishing: this replica may no longer lead", "why", err.Error())
+					p.k.log.Info("Not publishing: this replica may no longer lead", "why", err.Error())
 					select { // the term ends soon; a renewal lifts the fence
 					case <-ctx.Done():
 						return
@@ -121,12 +138,12 @@ func (b *Backend) publishLoop(ctx context.Context) {
 					}
 					continue
 				}
-				backoff = min(max(2*backoff, b.opts.PublishInterval), publishBackoffMax)
-				b.log.Error(err, "Publishing the table failed: retrying", "in", backoff)
+				backoff = min(max(2*backoff, p.k.opts.PublishInterval), publishBackoffMax)
+				p.k.log.Error(err, "Publishing the table failed: retrying", "in", backoff)
 				select {
 				case <-ctx.Done():
 					return
-				case <-b.opts.Clock.After(backoff):
+				case <-p.k.opts.Clock.After(backoff):
 				}
 				continue
 			}
@@ -141,23 +158,60 @@ func (b *Backend) publishLoop(ctx context.Context) {
 
 // takeRepair reports, and clears, that a shard in the API may not be this
 // term's own (another writer's event, or a new term).
-func (b *Backend) takeRepair() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := b.repair
-	b.repair = false
+func (p *publisher) takeRepair() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.repair
+	p.repair = false
 	return r
 }
 
+// markRepair makes the next publication compare every shard.
+func (p *publisher) markRepair() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.repair = true
+}
+
+// observeShard marks, on the leader, a shard that is not this term's own
+// as written (another writer's, or deleted) for repair.
+func (p *publisher) observeShard(obj any, deleted bool) {
+	term, leading := p.leader.termWriting()
+	if !leading {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts, ok := obj.(*v1alpha1.TableShard)
+	if deleted || !ok || ts.Spec.Term != term || ts.Spec.PublishedBy != p.k.opts.Replica || ts.Spec.Checksum != p.wrote[ts.Name] {
+		p.repair = true
+	}
+}
+
+// publishView is what Status shows of the publisher.
+type publishView struct {
+	lastPublished    int64
+	lastPublishTime  time.Time
+	lastPublishErr   error
+	unpublishedSince time.Time
+	unpublishedRows  int
+}
+
+func (p *publisher) view() publishView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return publishView{p.lastPublished, p.lastPublishTime, p.lastPublishErr, p.unpublishedSince, p.unpublishedRows}
+}
+
 // setUnpublished records whether the table has changes a publication failed to write.
-func (b *Backend) setUnpublished(failing bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+func (p *publisher) setUnpublished(failing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch {
 	case !failing:
-		b.unpublishedSince = time.Time{}
-	case b.unpublishedSince.IsZero():
-		b.unpublishedSince = b.opts.Clock.Now()
+		p.unpublishedSince = time.Time{}
+	case p.unpublishedSince.IsZero():
+		p.unpublishedSince = p.k.opts.Clock.Now()
 	}
 }
 
@@ -165,30 +219,30 @@ func (b *Backend) setUnpublished(failing bool) {
 // write), deletes the shards of another shard count, and folds the
 // placements st holds. pace says how many shards are encoded and written
 // at once, and the pause between two. Every write is fenced (fence.go).
-func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.State, pace pacing) (err error) {
+func (p *publisher) publish(ctx context.Context, enc *shardEncoder, st *state.State, pace pacing) (err error) {
 	defer func() {
-		b.mu.Lock()
-		b.lastPublishErr = err
-		b.mu.Unlock()
+		p.mu.Lock()
+		p.lastPublishErr = err
+		p.mu.Unlock()
 		if err != nil {
-			b.metrics.publications.WithLabelValues(resultError).Inc()
+			p.k.metrics.publications.WithLabelValues(resultError).Inc()
 		}
 	}()
 	if st == nil || st.Table == nil || len(st.Table.Assignments) == 0 { // no table yet: the shards in the API stay
 		return nil
 	}
-	term, _, err := b.fence()
+	term, _, err := p.leader.fence()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	n := b.opts.Shards
+	n := p.k.opts.Shards
 	shards, err := enc.encode(ctx, st.Table, st.Provisional, n, pace)
 	if err != nil {
 		return err
 	}
 	var l v1alpha1.TableShardList
-	if err := b.list(ctx, &l); err != nil {
+	if err := p.k.list(ctx, &l); err != nil {
 		return fmt.Errorf("listing the table shards: %w", err)
 	}
 	current := map[string]writtenShard{}
@@ -201,11 +255,11 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 		}
 	}
 	if newest > term {
-		if err := b.checkNewerTerm(ctx, term, newest); err != nil {
+		if err := p.leader.checkNewerTerm(ctx, term, newest); err != nil {
 			return err
 		}
 	}
-	changed := changedShards(shards, current, term, b.opts.Replica)
+	changed := changedShards(shards, current, term, p.k.opts.Replica)
 	data := make([][]byte, len(changed))
 	compressErrs := make([]error, len(changed))
 	pace.run(ctx, len(changed), func(i int) { data[i], compressErrs[i] = changed[i].compress() })
@@ -218,20 +272,20 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 	}
 	if len(left) > 0 {
 		slices.Sort(left)
-		b.log.Error(fmt.Errorf("%d rows do not fit in their shards (at most %d rows and %d bytes compressed each)", len(left), maxShardRows, maxShardBytes),
+		p.k.log.Error(fmt.Errorf("%d rows do not fit in their shards (at most %d rows and %d bytes compressed each)", len(left), maxShardRows, maxShardBytes),
 			"Rows left out of the publication: followers place their jobs anew; raise the number of shards", "rows", len(left), "first", shortName(left[0]))
 	}
-	b.mu.Lock()
-	pub := max(b.lastPublished, highest) + 1
-	b.mu.Unlock()
+	p.mu.Lock()
+	pub := max(p.lastPublished, highest) + 1
+	p.mu.Unlock()
 	var generatedAt *metav1.Time
 	if st.Table != nil {
 		generatedAt = apiTime(st.Table.GeneratedAt)
 	}
 	if len(changed) > 0 {
-		b.mu.Lock()
-		b.lastPublished = pub // consumed even if a write fails: publications only grow
-		b.mu.Unlock()
+		p.mu.Lock()
+		p.lastPublished = pub // consumed even if a write fails: publications only grow
+		p.mu.Unlock()
 		errs := make([]error, len(changed))
 		writers := pacing{workers: shardWriters}
 		if pace.pause > 0 {
@@ -240,10 +294,10 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 		writers.run(ctx, len(changed), func(k int) {
 			e := changed[k]
 			spec := v1alpha1.TableShardSpec{
-				Shard: int32(e.index), Shards: int32(n), Publication: pub, Term: term, PublishedBy: b.opts.Replica,
+				Shard: int32(e.index), Shards: int32(n), Publication: pub, Term: term, PublishedBy: p.k.opts.Replica,
 				GeneratedAt: generatedAt, Rows: int32(e.rows), Checksum: e.checksum, Data: data[k],
 			}
-			errs[k] = b.writeShard(ctx, shardName(e.index), spec)
+			errs[k] = p.writeShard(ctx, shardName(e.index), spec)
 		})
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("publication %d: %w", pub, err)
@@ -252,7 +306,7 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 	for _, o := range l.Items { // shards of another shard count, or any other name
 		if idx := slices.IndexFunc(shards, func(e encodedShard) bool { return shardName(e.index) == o.Name }); idx < 0 {
 			pre := &metav1.Preconditions{UID: &o.UID, ResourceVersion: &o.ResourceVersion}
-			if err := b.leaderDelete(ctx, kindTableShard, &v1alpha1.TableShard{ObjectMeta: b.meta(o.Name)}, pre); err != nil {
+			if err := p.leader.leaderDelete(ctx, kindTableShard, &v1alpha1.TableShard{ObjectMeta: p.k.meta(o.Name)}, pre); err != nil {
 				return fmt.Errorf("deleting the stale table shard: %w", err)
 			}
 		}
@@ -264,22 +318,23 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 	if len(left) > 0 { // served is what the shards hold
 		rows = slices.DeleteFunc(slices.Clone(rows), func(a table.Assignment) bool { _, gone := slices.BinarySearch(left, a.Job); return gone })
 	}
-	now := b.opts.Clock.Now()
+	now := p.k.opts.Clock.Now()
 	served := highest // the shards in the API hold this table already
 	if len(changed) > 0 {
 		served = pub
 	}
-	b.mu.Lock()
-	b.tableRows, b.lastPublishTime, b.publication, b.unpublishedRows = rows, now, served, len(left)
-	b.mu.Unlock()
-	b.metrics.rowsUnpublished.Set(float64(len(left)))
+	p.served.set(rows, served)
+	p.mu.Lock()
+	p.lastPublishTime, p.unpublishedRows = now, len(left)
+	p.mu.Unlock()
+	p.k.metrics.rowsUnpublished.Set(float64(len(left)))
 	if len(changed) > 0 {
-		b.metrics.publications.WithLabelValues(resultOK).Inc()
-		b.log.V(1).Info("Published the table", "publication", served, "shards", len(changed), "rows", len(rows), "took", time.Since(start))
+		p.k.metrics.publications.WithLabelValues(resultOK).Inc()
+		p.k.log.V(1).Info("Published the table", "publication", served, "shards", len(changed), "rows", len(rows), "took", time.Since(start))
 	} else {
-		b.metrics.publications.WithLabelValues(resultUnchanged).Inc()
+		p.k.metrics.publications.WithLabelValues(resultUnchanged).Inc()
 	}
-	b.foldPlacements(ctx)
+	p.foldPlacements(ctx)
 	return nil
 }
 
@@ -288,21 +343,21 @@ func (b *Backend) publish(ctx context.Context, enc *shardEncoder, st *state.Stat
 // and, unless it holds this content already, writes it once more; a shard
 // of a newer term than the Lease had is repaired, one of a newer term the
 // Lease had deposes this replica and is left alone.
-func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.TableShardSpec) error {
-	b.mu.Lock()
-	if b.wrote == nil {
-		b.wrote = map[string]string{}
+func (p *publisher) writeShard(ctx context.Context, name string, spec v1alpha1.TableShardSpec) error {
+	p.mu.Lock()
+	if p.wrote == nil {
+		p.wrote = map[string]string{}
 	}
-	prev, had := b.wrote[name]
-	b.wrote[name] = spec.Checksum // before the write: its watch event must not look foreign
-	b.mu.Unlock()
-	err := b.leaderWrite(ctx, func(ctx context.Context, term int64) error {
+	prev, had := p.wrote[name]
+	p.wrote[name] = spec.Checksum // before the write: its watch event must not look foreign
+	p.mu.Unlock()
+	err := p.leader.leaderWrite(ctx, func(ctx context.Context, term int64) error {
 		spec.Term = term
-		_, err := upsert(ctx, b, kindTableShard, name,
+		_, err := upsert(ctx, p.k, kindTableShard, name,
 			func() *v1alpha1.TableShard { return &v1alpha1.TableShard{} },
 			func(ts *v1alpha1.TableShard) error {
 				if ts.ResourceVersion != "" && ts.Spec.Term > term {
-					if err := b.checkNewerTerm(ctx, term, ts.Spec.Term); err != nil {
+					if err := p.leader.checkNewerTerm(ctx, term, ts.Spec.Term); err != nil {
 						return err
 					}
 				}
@@ -319,46 +374,15 @@ func (b *Backend) writeShard(ctx context.Context, name string, spec v1alpha1.Tab
 		err = nil
 	}
 	if err != nil {
-		b.mu.Lock()
+		p.mu.Lock()
 		if had {
-			b.wrote[name] = prev
+			p.wrote[name] = prev
 		} else {
-			delete(b.wrote, name)
+			delete(p.wrote, name)
 		}
-		b.mu.Unlock()
+		p.mu.Unlock()
 	}
 	return err
-}
-
-// checkNewerTerm reads the Lease when a shard carries term seen, newer than
-// this replica's term: when the Lease had that term, a newer leader wrote,
-// and this replica is deposed (errFenced); otherwise the shard is forged
-// and is to be repaired (nil).
-func (b *Backend) checkNewerTerm(ctx context.Context, term, seen int64) error {
-	lease := &coordinationv1.Lease{}
-	if err := b.read(ctx, "Lease", b.opts.LeaseName, lease); err != nil {
-		return fmt.Errorf("a table shard is of term %d, newer than this leader's %d, and the Lease cannot tell: %w", seen, term, err)
-	}
-	transitions := int64(0)
-	if lease.Spec.LeaseTransitions != nil {
-		transitions = int64(*lease.Spec.LeaseTransitions)
-	}
-	holder := ""
-	if lease.Spec.HolderIdentity != nil {
-		holder = *lease.Spec.HolderIdentity
-	}
-	if transitions >= seen || holder != b.opts.Replica {
-		why := fmt.Sprintf("a table shard is of term %d, and the Lease is at term %d held by %q", seen, transitions, holder)
-		b.deposed(why)
-		return fmt.Errorf("term %d: %s: %w", term, why, errFenced)
-	}
-	b.log.Error(fmt.Errorf("a table shard is of term %d, later than the Lease's %d", seen, transitions), "Repairing a table shard no leader wrote")
-	return nil
-}
-
-// leaderDelete deletes obj, as deleteObject does, under the leader's fence.
-func (b *Backend) leaderDelete(ctx context.Context, kind string, obj client.Object, pre *metav1.Preconditions) error {
-	return b.leaderWrite(ctx, func(ctx context.Context, _ int64) error { return b.deleteObject(ctx, kind, obj, pre) })
 }
 
 // errShardCurrent says a shard holds the content to write already.
@@ -367,29 +391,29 @@ var errShardCurrent = errors.New("the shard is current")
 // foldPlacements deletes the placements whose row the table served holds
 // (the table carries them now), and those whose job it places elsewhere
 // after placementGrace.
-func (b *Backend) foldPlacements(ctx context.Context) {
-	placements, err := b.placements(ctx)
+func (p *publisher) foldPlacements(ctx context.Context) {
+	placements, err := p.k.placements(ctx)
 	if err != nil {
-		b.log.Error(err, "Listing the job placements to fold")
+		p.k.log.Error(err, "Listing the job placements to fold")
 		return
 	}
-	now := b.opts.Clock.Now()
+	now := p.k.opts.Clock.Now()
 	for i := range placements {
 		jp := &placements[i]
-		cluster, ok := b.tableLookup(jp.Spec.Job)
+		cluster, ok := p.served.lookup(jp.Spec.Job)
 		if !ok || cluster != jp.Spec.Cluster && now.Sub(jp.CreationTimestamp.Time) < placementGrace {
 			continue
 		}
 		pre := &metav1.Preconditions{UID: &jp.UID, ResourceVersion: &jp.ResourceVersion}
-		if err := b.leaderDelete(ctx, kindJobPlacement, &v1alpha1.JobPlacement{ObjectMeta: b.meta(jp.Name)}, pre); err != nil {
+		if err := p.leader.leaderDelete(ctx, kindJobPlacement, &v1alpha1.JobPlacement{ObjectMeta: p.k.meta(jp.Name)}, pre); err != nil {
 			if errors.Is(err, errFenced) {
 				return
 			}
-			b.log.Error(err, "Folding a job placement", "job", jp.Spec.Job)
+			p.k.log.Error(err, "Folding a job placement", "job", jp.Spec.Job)
 			continue
 		}
 		if cluster != jp.Spec.Cluster {
-			b.log.Info("Dropped a job placement the table overrides", "job", jp.Spec.Job, "placed", jp.Spec.Cluster, "table", cluster)
+			p.k.log.Info("Dropped a job placement the table overrides", "job", jp.Spec.Job, "placed", jp.Spec.Cluster, "table", cluster)
 		}
 	}
 }
@@ -426,9 +450,9 @@ func (e *shardEncoder) encode(ctx context.Context, t *table.Table, provisional [
 }
 
 // placed reports whether a JobPlacement in the cache carries row's cluster for its job.
-func (b *Backend) placed(job, cluster string) bool {
+func (p *publisher) placed(job, cluster string) bool {
 	jp := &v1alpha1.JobPlacement{}
-	if err := b.cache.Get(context.Background(), client.ObjectKey{Namespace: b.opts.Namespace, Name: ObjectName(job)}, jp); err != nil {
+	if err := p.k.cached(context.Background(), ObjectName(job), jp); err != nil {
 		return false
 	}
 	return jp.Spec.Job == job && jp.Spec.Cluster == cluster

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/demand"
@@ -16,28 +17,81 @@ import (
 // API listens, what it serves and the ProwJobs it admitted. The sum of
 // every record's admissions is the demand counted from admissions.
 
-// heartbeatLoop writes the record every HeartbeatInterval (and when the
-// leadership changes) until ctx is done.
-func (b *Backend) heartbeatLoop(ctx context.Context) {
-	ticker := b.opts.Clock.NewTicker(b.opts.HeartbeatInterval)
+// heartbeat is the room that writes this replica's record: what it
+// serves, the drains it has in force and its admission counts.
+type heartbeat struct {
+	k       *kube
+	leader  *leadership
+	served  *servedTable
+	pub     *publisher
+	watcher *watcherRef
+	now     chan struct{} // write the record now
+
+	mu     sync.Mutex
+	drains []string                // drainTokens of the drains the dispatcher was given last
+	own    *demand.AdmissionCounts // the counts the record held at Start
+}
+
+func newHeartbeat(k *kube, leader *leadership, served *servedTable, pub *publisher, w *watcherRef) *heartbeat {
+	return &heartbeat{k: k, leader: leader, served: served, pub: pub, watcher: w, now: make(chan struct{}, 1)}
+}
+
+// poke makes the loop write the record now.
+func (h *heartbeat) poke() {
+	select {
+	case h.now <- struct{}{}:
+	default:
+	}
+}
+
+// setDrains records the drains the dispatcher has in force and, when they
+// changed, writes the record at once: the leader waits for it to list its
+// drain (ConfirmDrain).
+func (h *heartbeat) setDrains(tokens []string) {
+	h.mu.Lock()
+	changed := !slices.Equal(tokens, h.drains)
+	h.drains = tokens
+	h.mu.Unlock()
+	if changed {
+		h.poke()
+	}
+}
+
+func (h *heartbeat) setOwn(counts *demand.AdmissionCounts) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.own = counts
+}
+
+// ownCounts are the admission counts this replica's record held at Start.
+func (h *heartbeat) ownCounts() *demand.AdmissionCounts {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.own
+}
+
+// run writes the record every HeartbeatInterval (and when poked) until
+// ctx is done.
+func (h *heartbeat) run(ctx context.Context) {
+	ticker := h.k.opts.Clock.NewTicker(h.k.opts.HeartbeatInterval)
 	defer ticker.Stop()
 	for {
-		if err := b.heartbeat(ctx); err != nil && ctx.Err() == nil {
-			b.log.Error(err, "Writing this replica's record")
+		if err := h.beat(ctx); err != nil && ctx.Err() == nil {
+			h.k.log.Error(err, "Writing this replica's record")
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C():
-		case <-b.beatNow:
+		case <-h.now:
 		}
 	}
 }
 
-// heartbeat writes this replica's record, once a dispatcher is attached
+// beat writes this replica's record, once a dispatcher is attached
 // (before, its admission counts are unknown and the record keeps its own).
-func (b *Backend) heartbeat(ctx context.Context) error {
-	r := b.attached()
+func (h *heartbeat) beat(ctx context.Context) error {
+	r := h.watcher.get()
 	if r == nil {
 		return nil
 	}
@@ -45,22 +99,24 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	_, _, fenced := b.fenceLocked()
+	lv := h.leader.view()
+	publication, rows := h.served.size()
+	h.mu.Lock()
+	drains := h.drains
+	h.mu.Unlock()
 	status := v1alpha1.DispatcherReplicaStatus{
-		Heartbeat:   apiTime(b.opts.Clock.Now()),
-		Leader:      b.leading && fenced == nil,
-		Publication: b.publication,
-		Rows:        int32(len(b.tableRows)),
+		Heartbeat:   apiTime(h.k.opts.Clock.Now()),
+		Leader:      lv.leading && lv.fenced == nil,
+		Publication: publication,
+		Rows:        int32(rows),
 		Admissions:  admissions,
-		Drains:      b.drainsInForce,
+		Drains:      drains,
 	}
-	if b.leading {
-		status.UnpublishedSince = apiTime(b.unpublishedSince)
+	if lv.leading {
+		status.UnpublishedSince = apiTime(h.pub.view().unpublishedSince)
 	}
-	b.mu.Unlock()
-	spec := v1alpha1.DispatcherReplicaSpec{Address: b.opts.Address}
-	written, err := upsert(ctx, b, kindDispatcherReplica, b.opts.Replica,
+	spec := v1alpha1.DispatcherReplicaSpec{Address: h.k.opts.Address}
+	written, err := upsert(ctx, h.k, kindDispatcherReplica, h.k.opts.Replica,
 		func() *v1alpha1.DispatcherReplica { return &v1alpha1.DispatcherReplica{} },
 		func(dr *v1alpha1.DispatcherReplica) error {
 			dr.Spec, dr.Status = spec, status
@@ -71,8 +127,8 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 	}
 	if written.Status.Heartbeat == nil { // a CRD with a status subresource dropped it
 		written.Status = status
-		return b.write(ctx, "update status", kindDispatcherReplica, b.opts.Replica, func(ctx context.Context) error {
-			return b.client.Status().Update(ctx, written)
+		return h.k.write(ctx, "update status", kindDispatcherReplica, h.k.opts.Replica, func(ctx context.Context) error {
+			return h.k.client.Status().Update(ctx, written)
 		})
 	}
 	return nil
@@ -81,35 +137,45 @@ func (b *Backend) heartbeat(ctx context.Context) error {
 // OwnAdmissions are the admission counts this replica's record held at
 // Start (nil when it had none): a pod restarted under its name restores
 // them, so its counts survive the restart.
-func (b *Backend) OwnAdmissions() *demand.AdmissionCounts {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.own
-}
+func (b *Backend) OwnAdmissions() *demand.AdmissionCounts { return b.beat.ownCounts() }
 
 // Demand is the demand counted from admissions by every replica: the sum
 // of the admission counts in every DispatcherReplica within the demand
 // window, this replica's taken live from the dispatcher instead of its
 // record. No replica writes another's record, so nothing is lost to
 // concurrent writes.
-func (b *Backend) Demand() demand.Source { return replicasDemand{b} }
+func (b *Backend) Demand() demand.Source { return b.demand }
 
-type replicasDemand struct{ b *Backend }
+// replicasDemand is the room of the demand counted from admissions, with
+// the replicas' counts decoded once per resource version.
+type replicasDemand struct {
+	k       *kube
+	watcher *watcherRef
+	own     func() *demand.AdmissionCounts
 
-func (d replicasDemand) Demand(ctx context.Context) (map[string]float64, error) {
-	return d.b.demand(ctx)
+	mu      sync.Mutex
+	counts  map[string]decodedAdmissions // replica name -> its counts at a resource version
+	ignored map[string]string            // replica name -> why the last demand left its counts out
 }
 
-func (b *Backend) demand(ctx context.Context) (map[string]float64, error) {
+// decodedAdmissions are a replica's admission counts at a resource version.
+type decodedAdmissions struct {
+	resourceVersion string
+	counts          *demand.AdmissionCounts
+	err             error
+}
+
+// Demand sums the counts of every replica's record (see Backend.Demand).
+func (d *replicasDemand) Demand(ctx context.Context) (map[string]float64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var l v1alpha1.DispatcherReplicaList
-	if err := b.list(ctx, &l); err != nil {
+	if err := d.k.list(ctx, &l); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: demand: listing the replicas: %w", err)
 	}
-	r := b.attached()
-	first := dayNumber(b.opts.Clock.Now()) - int64((b.opts.DemandWindow+24*time.Hour-1)/(24*time.Hour)) + 1
+	r := d.watcher.get()
+	first := dayNumber(d.k.opts.Clock.Now()) - int64((d.k.opts.DemandWindow+24*time.Hour-1)/(24*time.Hour)) + 1
 	out := map[string]float64{}
 	add := func(ac *demand.AdmissionCounts) {
 		if ac == nil {
@@ -132,14 +198,14 @@ func (b *Backend) demand(ctx context.Context) (map[string]float64, error) {
 	for i := range l.Items {
 		dr := &l.Items[i]
 		present[dr.Name] = true
-		if dr.Name == b.opts.Replica && r != nil {
+		if dr.Name == d.k.opts.Replica && r != nil {
 			selfSeen = true
 			add(r.AdmissionCounts())
 			continue
 		}
-		counts, err := b.admissionsOf(dr)
+		counts, err := d.admissionsOf(dr)
 		if err == nil {
-			err = plausibleRecord(dr, counts, b.opts.Clock.Now())
+			err = plausibleRecord(dr, counts, d.k.opts.Clock.Now())
 		}
 		if err != nil {
 			ignored[dr.Name] = err.Error()
@@ -147,39 +213,39 @@ func (b *Backend) demand(ctx context.Context) (map[string]float64, error) {
 		}
 		add(counts)
 	}
-	b.setIgnored(ignored)
+	d.setIgnored(ignored)
 	if !selfSeen {
 		if r != nil {
 			add(r.AdmissionCounts())
 		} else {
-			add(b.OwnAdmissions())
+			add(d.own())
 		}
 	}
-	b.admMu.Lock()
-	for name := range b.admCounts {
+	d.mu.Lock()
+	for name := range d.counts {
 		if !present[name] {
-			delete(b.admCounts, name)
+			delete(d.counts, name)
 		}
 	}
-	b.admMu.Unlock()
+	d.mu.Unlock()
 	return out, nil
 }
 
 // admissionsOf decodes a record's counts once per resource version.
-func (b *Backend) admissionsOf(dr *v1alpha1.DispatcherReplica) (*demand.AdmissionCounts, error) {
-	b.admMu.Lock()
-	d, ok := b.admCounts[dr.Name]
-	b.admMu.Unlock()
-	if ok && d.resourceVersion == dr.ResourceVersion {
-		return d.counts, d.err
+func (d *replicasDemand) admissionsOf(dr *v1alpha1.DispatcherReplica) (*demand.AdmissionCounts, error) {
+	d.mu.Lock()
+	c, ok := d.counts[dr.Name]
+	d.mu.Unlock()
+	if ok && c.resourceVersion == dr.ResourceVersion {
+		return c.counts, c.err
 	}
 	counts, err := decodeAdmissions(dr.Status.Admissions)
 	if err != nil {
 		err = fmt.Errorf("DispatcherReplica %s: %w", dr.Name, err)
 	}
-	b.admMu.Lock()
-	b.admCounts[dr.Name] = decodedAdmissions{resourceVersion: dr.ResourceVersion, counts: counts, err: err}
-	b.admMu.Unlock()
+	d.mu.Lock()
+	d.counts[dr.Name] = decodedAdmissions{resourceVersion: dr.ResourceVersion, counts: counts, err: err}
+	d.mu.Unlock()
 	return counts, err
 }
 
@@ -237,24 +303,24 @@ func plausibleRecord(dr *v1alpha1.DispatcherReplica, ac *demand.AdmissionCounts,
 
 // setIgnored records the replicas whose counts the demand left out, and
 // logs each once it is first left out.
-func (b *Backend) setIgnored(ignored map[string]string) {
-	b.admMu.Lock()
+func (d *replicasDemand) setIgnored(ignored map[string]string) {
+	d.mu.Lock()
 	for name, why := range ignored {
-		if b.ignored[name] != why {
-			b.log.Error(errors.New(why), "A replica's admission counts are left out of the demand", "replica", name)
+		if d.ignored[name] != why {
+			d.k.log.Error(errors.New(why), "A replica's admission counts are left out of the demand", "replica", name)
 		}
 	}
-	b.ignored = ignored
-	b.admMu.Unlock()
-	b.metrics.replicasIgnored.Set(float64(len(ignored)))
+	d.ignored = ignored
+	d.mu.Unlock()
+	d.k.metrics.replicasIgnored.Set(float64(len(ignored)))
 }
 
 // ignoredReplicas are the replicas the last demand left out, with why, sorted.
-func (b *Backend) ignoredReplicas() []string {
-	b.admMu.Lock()
-	defer b.admMu.Unlock()
+func (d *replicasDemand) ignoredReplicas() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var out []string
-	for name, why := range b.ignored {
+	for name, why := range d.ignored {
 		out = append(out, name+": "+why)
 	}
 	slices.Sort(out)

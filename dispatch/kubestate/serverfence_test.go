@@ -107,14 +107,14 @@ func TestServerFencesAnOlderTerm(t *testing.T) {
 	aOpts := testOptions(ns, "replica-a")
 	aOpts.LeaseDuration, aOpts.RenewDeadline = 10*time.Second, 7*time.Second
 	a := startBackend(t, apiConfig, aOpts)
-	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 3}, time.Now(), nil)
+	a.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 3}, time.Now(), nil)
 	lead(a)
-	a.probeServerFence(ctx)
+	a.leader.probeServerFence(ctx)
 	if got := a.Status().ServerFence; got != ServerFenceOn {
 		t.Errorf("Status.ServerFence %q, want %q", got, ServerFenceOn)
 	}
 	var enc shardEncoder
-	if err := a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build01")}, fullSpeed()); err != nil {
+	if err := a.pub.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build01")}, fullSpeed()); err != nil {
 		t.Fatalf("the leader's publication in its own term: %v", err)
 	}
 	before := shardVersions(t, ns)
@@ -133,8 +133,8 @@ func TestServerFencesAnOlderTerm(t *testing.T) {
 	waitForFence(t, ns, "replica-b", 4)
 
 	// replica-a's own fence still lets it write: the API server refuses.
-	a.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 3}, time.Now(), nil)
-	err := a.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
+	a.leader.renewed(resourcelock.LeaderElectionRecord{HolderIdentity: "replica-a", LeaderTransitions: 3}, time.Now(), nil)
+	err := a.pub.publish(ctx, &enc, &store.State{Table: onCluster(tab, "build03")}, fullSpeed())
 	if !errors.Is(err, errFenced) {
 		t.Errorf("the old leader's publication after the Lease passed: %v, want fenced by the API server", err)
 	}
@@ -191,11 +191,11 @@ func TestServerFenceMissing(t *testing.T) {
 	needAPI(t)
 	ns := newNamespace(t)
 	b := startBackend(t, apiConfig, testOptions(ns, "replica-a"))
-	b.probeServerFence(context.Background())
+	b.leader.probeServerFence(context.Background())
 	if got := b.Status().ServerFence; got != ServerFenceMissing {
 		t.Errorf("Status.ServerFence %q, want %q", got, ServerFenceMissing)
 	}
-	if got := testutil.ToFloat64(b.metrics.serverFence.WithLabelValues(ServerFenceMissing)); got != 1 {
+	if got := testutil.ToFloat64(b.k.metrics.serverFence.WithLabelValues(ServerFenceMissing)); got != 1 {
 		t.Errorf("prowjob_dispatcher_server_fence{state=missing} %v, want 1", got)
 	}
 }

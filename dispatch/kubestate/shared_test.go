@@ -280,7 +280,7 @@ func TestWriteConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the cache", func() bool {
-		return b.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "j"}, &v1alpha1.JobOverride{}) == nil
+		return b.k.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "j"}, &v1alpha1.JobOverride{}) == nil
 	})
 	// Someone else updates it; the backend's cache may lag.
 	jo := &v1alpha1.JobOverride{}

@@ -3,11 +3,9 @@ package kubestate
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prowjob-dispatcher/prowjob-dispatcher/dispatch/kubestate/v1alpha1"
 )
@@ -93,37 +91,37 @@ type Status struct {
 func (b *Backend) Status() Status {
 	leader, address, _ := b.Leader()
 	lag := b.publicationLag()
-	ignored := b.ignoredReplicas()
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	lv, pv, fv := b.leader.view(), b.pub.view(), b.follow.view()
+	publication, rows := b.served.size()
 	s := Status{
-		Replica:           b.opts.Replica,
+		Replica:           b.k.opts.Replica,
 		Role:              RoleFollower,
 		Leader:            leader,
 		LeaderAddress:     address,
-		PublicationServed: b.publication,
-		Rows:              len(b.tableRows),
-		LastPublished:     b.lastPublished,
-		LastPublishTime:   timePtr(b.lastPublishTime),
-		PendingClaims:     len(b.pending),
-		ShardsSkipped:     slices.Clone(b.skipped),
+		PublicationServed: publication,
+		Rows:              rows,
+		LastPublished:     pv.lastPublished,
+		LastPublishTime:   timePtr(pv.lastPublishTime),
+		PendingClaims:     b.writes.pendingClaims(),
+		ShardsSkipped:     fv.skipped,
+		Term:              fv.adoptedTerm,
+		ServerFence:       lv.serverFence,
+		ShardSetRefused:   fv.refusedSet,
+		RowsRefused:       len(fv.rowsRefused),
+		RefusedRows:       fv.rowsRefused[:min(len(fv.rowsRefused), maxRefusedShown)],
+		RowsUnpublished:   pv.unpublishedRows,
+		ReplicasIgnored:   b.demand.ignoredReplicas(),
+		ObjectsRefused:    fv.objectsRefused,
 	}
-	s.Term = b.adoptedTerm
-	if b.leading {
-		s.Role = RoleLeader
-		if b.term != nil {
-			s.Term = b.term.lease
-		}
-		if _, _, err := b.fenceLocked(); err != nil {
-			s.Role, s.Fenced = RoleFenced, err.Error()
+	if lv.leading {
+		s.Role, s.Term = RoleLeader, lv.term
+		if lv.fenced != nil {
+			s.Role, s.Fenced = RoleFenced, lv.fenced.Error()
 		}
 	}
-	s.ShardSetRefused, s.ServerFence = b.refusedSet, b.serverFence
-	s.RowsRefused, s.RefusedRows = len(b.rowsRefused), slices.Clone(b.rowsRefused[:min(len(b.rowsRefused), maxRefusedShown)])
-	s.RowsUnpublished, s.ReplicasIgnored, s.ObjectsRefused = b.unpublishedRows, ignored, b.refusedObjectsLocked()
 	s.PublicationLagSeconds = lag.Seconds()
-	if lag > b.opts.StaleAfter {
-		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.opts.StaleAfter))
+	if lag > b.k.opts.StaleAfter {
+		s.Degraded = append(s.Degraded, fmt.Sprintf("the table served is %s behind (more than %s)", lag.Round(time.Second), b.k.opts.StaleAfter))
 	}
 	if s.RowsRefused > 0 {
 		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows of the leader's table refused", s.RowsRefused))
@@ -131,12 +129,12 @@ func (b *Backend) Status() Status {
 	if s.RowsUnpublished > 0 {
 		s.Degraded = append(s.Degraded, fmt.Sprintf("%d rows left out of the publication: their shards are full", s.RowsUnpublished))
 	}
-	s.CatchingUp = b.opts.Clock.Now().Before(b.catchUpUntil)
-	if b.lastPublishErr != nil {
-		s.LastPublishError = b.lastPublishErr.Error()
+	s.CatchingUp = b.k.catchingUp()
+	if pv.lastPublishErr != nil {
+		s.LastPublishError = pv.lastPublishErr.Error()
 	}
-	if b.lastAPIErr != nil {
-		s.LastAPIError, s.LastAPIErrorTime = b.lastAPIErr.Error(), timePtr(b.lastAPIErrAt)
+	if err, at := b.k.apiError(); err != nil {
+		s.LastAPIError, s.LastAPIErrorTime = err.Error(), timePtr(at)
 	}
 	return s
 }
@@ -154,13 +152,11 @@ func timePtr(t time.Time) *time.Time {
 // record says, on a follower), or since this replica refused the shard set
 // in the API; 0 when neither.
 func (b *Backend) publicationLag() time.Duration {
-	b.mu.Lock()
-	now, leading := b.opts.Clock.Now(), b.leading
-	since := b.unpublishedSince
-	if !b.refusedSince.IsZero() && (since.IsZero() || b.refusedSince.Before(since)) {
-		since = b.refusedSince
+	now, leading := b.k.opts.Clock.Now(), b.leader.isLeading()
+	since := b.pub.view().unpublishedSince
+	if refused := b.follow.view().refusedSince; !refused.IsZero() && (since.IsZero() || refused.Before(since)) {
+		since = refused
 	}
-	b.mu.Unlock()
 	if !leading {
 		if t := b.leaderUnpublishedSince(); !t.IsZero() && (since.IsZero() || t.Before(since)) {
 			since = t
@@ -177,12 +173,12 @@ func (b *Backend) publicationLag() time.Duration {
 func (b *Backend) leaderUnpublishedSince() time.Time {
 	ctx := context.Background()
 	lease := &coordinationv1.Lease{}
-	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: b.opts.LeaseName}, lease); err != nil ||
-		lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" || *lease.Spec.HolderIdentity == b.opts.Replica {
+	if err := b.k.cached(ctx, b.k.opts.LeaseName, lease); err != nil ||
+		lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" || *lease.Spec.HolderIdentity == b.k.opts.Replica {
 		return time.Time{}
 	}
 	dr := &v1alpha1.DispatcherReplica{}
-	if err := b.cache.Get(ctx, client.ObjectKey{Namespace: b.opts.Namespace, Name: *lease.Spec.HolderIdentity}, dr); err != nil {
+	if err := b.k.cached(ctx, *lease.Spec.HolderIdentity, dr); err != nil {
 		return time.Time{}
 	}
 	return goTime(dr.Status.UnpublishedSince)

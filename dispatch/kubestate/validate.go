@@ -80,25 +80,25 @@ func checkFields(job, cluster, reason, by string) error {
 
 // setRefusedObjects records the objects of kind refused (name -> why), and
 // logs each once it is first refused.
-func (b *Backend) setRefusedObjects(kind string, refused map[string]string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.objectsRefused == nil {
-		b.objectsRefused = map[string]map[string]string{}
+func (f *follower) setRefusedObjects(kind string, refused map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.objectsRefused == nil {
+		f.objectsRefused = map[string]map[string]string{}
 	}
 	for name, why := range refused {
-		if b.objectsRefused[kind][name] != why {
-			b.log.Error(fmt.Errorf("%s %s: %s", kind, name, why), "An object of the shared state refused: it is left out", "kind", kind, "name", name)
+		if f.objectsRefused[kind][name] != why {
+			f.k.log.Error(fmt.Errorf("%s %s: %s", kind, name, why), "An object of the shared state refused: it is left out", "kind", kind, "name", name)
 		}
 	}
-	b.objectsRefused[kind] = refused
-	b.metrics.objectsRefused.WithLabelValues(kind).Set(float64(len(refused)))
+	f.objectsRefused[kind] = refused
+	f.k.metrics.objectsRefused.WithLabelValues(kind).Set(float64(len(refused)))
 }
 
 // refusedObjects lists the objects refused, as "Kind name: why", sorted. Callers hold mu.
-func (b *Backend) refusedObjectsLocked() []string {
+func (f *follower) refusedObjectsLocked() []string {
 	var out []string
-	for kind, m := range b.objectsRefused {
+	for kind, m := range f.objectsRefused {
 		for name, why := range m {
 			out = append(out, kind+" "+name+": "+shortName(why))
 		}
