@@ -56,20 +56,20 @@ type Dispatcher struct {
 	mu        sync.Mutex // guards the fields below; Lookup never takes it
 	eng       *engine.Engine
 	overrides map[string]table.Override
-	// clusterOverrides are the drains and capacity caps, by cluster.
-	clusterOverrides map[string]table.ClusterOverride
-	provisional      map[string]*provisionalJob  // jobs first seen at admission that the job config lacks
-	unsaved          map[string]table.Assignment // rows set since the state file was written: the journal's
-	lastDemand       map[string]float64          // the last good demand; nil before the first
-	lastDispatch     time.Time
-	lastMoves        *int          // moves of the last dispatch of this process
-	lastMoveList     []engine.Move // its first moves, at most maxStatusMoves
-	lastError        string
-	demandError      string
-	saveError        string               // the last failed save's error, empty once a save works
-	recovery         []string             // what the start did about bad state files
-	unplaceable      []engine.Unplaceable // the last dispatch's
-	refused          map[string]string    // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
+	// drains are the drains and capacity caps, by cluster.
+	drains       map[string]table.Drain
+	provisional  map[string]*provisionalJob  // jobs first seen at admission that the job config lacks
+	unsaved      map[string]table.Assignment // rows set since the state file was written: the journal's
+	lastDemand   map[string]float64          // the last good demand; nil before the first
+	lastDispatch time.Time
+	lastMoves    *int          // moves of the last dispatch of this process
+	lastMoveList []engine.Move // its first moves, at most maxStatusMoves
+	lastError    string
+	demandError  string
+	saveError    string               // the last failed save's error, empty once a save works
+	recovery     []string             // what the start did about bad state files
+	unplaceable  []engine.Unplaceable // the last dispatch's
+	refused      map[string]string    // the state's overrides refused (expiry out of bounds): why, by "override/JOB" or "drain/CLUSTER"
 
 	saveMu     sync.Mutex // serializes snapshot + write, so an older snapshot never overwrites a newer one
 	timerMu    sync.Mutex
@@ -132,7 +132,7 @@ func New(ctx context.Context, opts Options, st state.Backend) (*Dispatcher, erro
 	d := &Dispatcher{
 		opts: opts, log: opts.Logger, clock: opts.Clock, cache: table.NewCache(), metrics: m,
 		source: opts.Demand, schedule: sched, trigger: make(chan struct{}, 1), previews: make(chan struct{}, maxPreviews),
-		overrides: map[string]table.Override{}, clusterOverrides: map[string]table.ClusterOverride{}, provisional: map[string]*provisionalJob{},
+		overrides: map[string]table.Override{}, drains: map[string]table.Drain{}, provisional: map[string]*provisionalJob{},
 		refused: map[string]string{},
 		unsaved: map[string]table.Assignment{}, unknownMetrics: um, state: st,
 	}
@@ -360,14 +360,14 @@ func (d *Dispatcher) restoreFrom(st *state.State, from string) {
 	}
 	d.noteRefused("override/", refused)
 	refused = map[string]error{}
-	for _, o := range st.ClusterOverrides {
+	for _, o := range st.Drains {
 		if o.Cluster == "" {
 			continue
 		}
-		if err := d.checkClusterOverride(o, now); err != nil {
+		if err := d.checkDrain(o, now); err != nil {
 			refused["drain/"+o.Cluster] = fmt.Errorf("%s: %w", from, err)
 		} else if o.Active(now) {
-			d.clusterOverrides[o.Cluster] = o
+			d.drains[o.Cluster] = o
 		}
 	}
 	d.noteRefused("drain/", refused)
@@ -404,12 +404,12 @@ func (d *Dispatcher) noteServiceClusters(eng *engine.Engine) {
 // newEngine builds an engine on the inputs, the last good demand, prev as
 // the table in force and the active overrides. Callers hold mu or own d.
 func (d *Dispatcher) newEngine(in *inputs, prev *table.Table) (*engine.Engine, error) {
-	return d.newEngineWith(in, prev, d.clusterOverrides)
+	return d.newEngineWith(in, prev, d.drains)
 }
 
 // newEngineWith is newEngine with the given cluster overrides. Callers hold mu.
-func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, clusterOverrides map[string]table.ClusterOverride) (*engine.Engine, error) {
-	return d.newEngineOn(in, d.stateLocked(clusterOverrides), prev)
+func (d *Dispatcher) newEngineWith(in *inputs, prev *table.Table, drains map[string]table.Drain) (*engine.Engine, error) {
+	return d.newEngineOn(in, d.stateLocked(drains), prev)
 }
 
 // Status reports readiness and the last errors.

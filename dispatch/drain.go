@@ -39,7 +39,7 @@ type DrainRequest struct {
 // DrainPlan is what a drain or cap does to the table in force.
 type DrainPlan struct {
 	// Override is the cluster override the plan applies.
-	Override table.ClusterOverride `json:"override"`
+	Override table.Drain `json:"override"`
 	// Moves are the jobs whose cluster changes, sorted by job.
 	Moves []engine.Move `json:"moves,omitempty"`
 	// To sums the moves by the cluster they go to.
@@ -116,12 +116,12 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 			req.Cluster, ErrStranded, len(plan.Stranded), strandedNames(plan.Stranded, 10))
 	}
 	// Shared first: a drain is in force only once every replica can see it.
-	if err := d.state.PutClusterOverride(ctx, plan.Override); err != nil {
+	if err := d.state.PutDrain(ctx, plan.Override); err != nil {
 		return nil, fmt.Errorf("drain %s: not done: %w: %w", req.Cluster, ErrNotSaved, err)
 	}
 	// The plan's engine run, committed.
 	d.mu.Lock()
-	d.clusterOverrides[req.Cluster] = plan.Override
+	d.drains[req.Cluster] = plan.Override
 	d.commitLocked(d.in.Load(), run, st)
 	d.mu.Unlock()
 	if _, _, err := d.committed(run); err != nil && !errors.Is(err, ErrNotSaved) {
@@ -138,7 +138,7 @@ func (d *Dispatcher) Drain(ctx context.Context, req DrainRequest) (*DrainPlan, e
 	}
 	d.log.Info("Cluster override", "cluster", req.Cluster, "drain", plan.Override.Drain(), "capacity", plan.Override.Capacity,
 		"expires", plan.Override.Expires, "by", req.By, "reason", req.Reason, "moved", len(plan.Moves), "stranded", len(plan.Stranded))
-	if err := d.saveClusterOverrides(); err != nil {
+	if err := d.saveDrains(); err != nil {
 		return plan, fmt.Errorf("drain %s: in force, but %w", req.Cluster, err)
 	}
 	return plan, nil
@@ -162,7 +162,7 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
-	o, ok := d.clusterOverrides[cluster]
+	o, ok := d.drains[cluster]
 	d.mu.Unlock()
 	switch {
 	case !ok:
@@ -170,56 +170,56 @@ func (d *Dispatcher) Undrain(ctx context.Context, cluster, by string) (*engine.R
 	case by == HealthDrainBy && o.By != HealthDrainBy:
 		return nil, fmt.Errorf("undrain: cluster %q has no automatic drain (%s's is left alone): %w", cluster, o.By, ErrNotFound)
 	}
-	if err := d.deleteSharedClusterOverride(ctx, cluster); err != nil {
+	if err := d.deleteSharedDrain(ctx, cluster); err != nil {
 		return nil, fmt.Errorf("undrain %s: not done: %w", cluster, err)
 	}
 	d.mu.Lock()
-	delete(d.clusterOverrides, cluster)
+	delete(d.drains, cluster)
 	d.mu.Unlock()
 	d.log.Info("Cluster override cancelled", "cluster", cluster, "by", by, "was", o.Reason)
 	operation := "undrain"
 	if by == HealthDrainBy {
 		operation = "health-undrain"
 	}
-	return d.afterClusterOverrideChange(operation, "undrain "+cluster)
+	return d.afterDrainChange(operation, "undrain "+cluster)
 }
 
-// deleteSharedClusterOverride removes the cluster's drain or cap from the
+// deleteSharedDrain removes the cluster's drain or cap from the
 // shared state; the error wraps ErrNotSaved.
-func (d *Dispatcher) deleteSharedClusterOverride(ctx context.Context, cluster string) error {
-	if err := d.state.DeleteClusterOverride(ctx, cluster); err != nil {
+func (d *Dispatcher) deleteSharedDrain(ctx context.Context, cluster string) error {
+	if err := d.state.DeleteDrain(ctx, cluster); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
 	return nil
 }
 
-// ClusterOverrides returns the drains and caps in force, sorted by cluster.
-func (d *Dispatcher) ClusterOverrides() []table.ClusterOverride {
+// Drains returns the drains and caps in force, sorted by cluster.
+func (d *Dispatcher) Drains() []table.Drain {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.clusterOverridesLocked()
+	return d.drainsLocked()
 }
 
-func (d *Dispatcher) clusterOverridesLocked() []table.ClusterOverride {
-	out := make([]table.ClusterOverride, 0, len(d.clusterOverrides))
-	for _, c := range slices.Sorted(maps.Keys(d.clusterOverrides)) {
-		out = append(out, d.clusterOverrides[c])
+func (d *Dispatcher) drainsLocked() []table.Drain {
+	out := make([]table.Drain, 0, len(d.drains))
+	for _, c := range slices.Sorted(maps.Keys(d.drains)) {
+		out = append(out, d.drains[c])
 	}
 	return out
 }
 
-// expireClusterOverrides drops the drains and caps past their expiry and,
+// expireDrains drops the drains and caps past their expiry and,
 // if any, redispatches so that jobs flow back. Callers hold no lock.
-func (d *Dispatcher) expireClusterOverrides() (int, error) {
+func (d *Dispatcher) expireDrains() (int, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	now := d.clock.Now()
 	var expired []string
-	for c, o := range d.clusterOverrides {
+	for c, o := range d.drains {
 		if !o.Active(now) {
 			expired = append(expired, c)
-			delete(d.clusterOverrides, c)
+			delete(d.drains, c)
 		}
 	}
 	d.mu.Unlock()
@@ -228,19 +228,19 @@ func (d *Dispatcher) expireClusterOverrides() (int, error) {
 	}
 	slices.Sort(expired)
 	d.log.Info("Cluster overrides expired", "clusters", expired)
-	_, err := d.afterClusterOverrideChange("expiry", "expiry of "+strings.Join(expired, ", "))
+	_, err := d.afterDrainChange("expiry", "expiry of "+strings.Join(expired, ", "))
 	return len(expired), err
 }
 
-// afterClusterOverrideChange redispatches on the inputs in force and saves
+// afterDrainChange redispatches on the inputs in force and saves
 // the cluster overrides. Callers hold opMu.
-func (d *Dispatcher) afterClusterOverrideChange(operation, what string) (*engine.Report, error) {
+func (d *Dispatcher) afterDrainChange(operation, what string) (*engine.Report, error) {
 	report, _, err := d.redispatch(operation, d.in.Load())
 	if err != nil && !errors.Is(err, ErrNotSaved) {
 		d.log.Error(err, "Dispatch after "+what+" failed: the next one applies it")
 		err = fmt.Errorf("%s is in force, but the dispatch that applies it failed (the next one will): %w", what, err)
 	}
-	if serr := d.saveClusterOverrides(); serr != nil {
+	if serr := d.saveDrains(); serr != nil {
 		return report, fmt.Errorf("%s: in force, but %w", what, serr)
 	}
 	return report, err
@@ -258,7 +258,7 @@ func (d *Dispatcher) planDrain(ctx context.Context, operation string, req DrainR
 		return nil, nil, nil, fmt.Errorf("drain %s: no assignment table yet: %w", req.Cluster, ErrNotReady)
 	}
 	now := d.state.Stamp(d.clock.Now()) // what the state keeps, so every replica holds the same override
-	o := table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
+	o := table.Drain{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}
 	plan, run, err := s.planDrain(ctx, operation, o)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("drain %s: %w", req.Cluster, err)

@@ -36,7 +36,7 @@ func TestDrainRefusesWhatItCannotMean(t *testing.T) {
 					t.Errorf("error %v, want %v with %q", err, tc.want, tc.msg)
 				}
 			}
-			if len(d.ClusterOverrides()) != 0 || !reflect.DeepEqual(d.cache.Snapshot(), before) {
+			if len(d.Drains()) != 0 || !reflect.DeepEqual(d.cache.Snapshot(), before) {
 				t.Error("a refused drain changed something")
 			}
 		})
@@ -114,7 +114,7 @@ func TestDrainPreviewApplyExpire(t *testing.T) {
 	// A restart keeps the drain.
 	d.flush()
 	d2 := e.newDispatcher(e.options())
-	if got := d2.ClusterOverrides(); len(got) != 1 || got[0].Cluster != "build03" || got[0].By != "alice" {
+	if got := d2.Drains(); len(got) != 1 || got[0].Cluster != "build03" || got[0].By != "alice" {
 		t.Fatalf("after a restart, cluster overrides %+v", got)
 	}
 	if got := onBuild03(d2); len(got) != 0 {
@@ -123,13 +123,13 @@ func TestDrainPreviewApplyExpire(t *testing.T) {
 
 	// Expiry: jobs flow back.
 	e.clock.SetTime(e.clock.Now().Add(3 * time.Hour))
-	if n, err := d2.expireClusterOverrides(); n != 1 || err != nil {
-		t.Fatalf("expireClusterOverrides = %d, %v", n, err)
+	if n, err := d2.expireDrains(); n != 1 || err != nil {
+		t.Fatalf("expireDrains = %d, %v", n, err)
 	}
 	if got := onBuild03(d2); len(got) == 0 {
 		t.Error("no job came back to build03 after the drain expired")
 	}
-	if len(d2.ClusterOverrides()) != 0 {
+	if len(d2.Drains()) != 0 {
 		t.Error("the expired drain is still listed")
 	}
 }
@@ -147,7 +147,7 @@ func TestDrainingTheLastCapableClusterNeedsForce(t *testing.T) {
 	if !errors.Is(err, ErrStranded) || !strings.Contains(err.Error(), arm) {
 		t.Fatalf("Drain: %v, want ErrStranded naming %s", err, arm)
 	}
-	if len(d.ClusterOverrides()) != 0 {
+	if len(d.Drains()) != 0 {
 		t.Fatal("the refused drain is in force")
 	}
 	req.Force = true

@@ -70,12 +70,12 @@ func TestOneEngineRunPerOperation(t *testing.T) {
 			d.opts.Health.Source.(*fakeHealth).set(with(allHealthy, "build03", 0.6))
 			// Two evaluations reach the dwell; the third drains.
 			evaluate(t, e, d, 2)
-			if len(d.ClusterOverrides()) != 0 {
+			if len(d.Drains()) != 0 {
 				t.Fatal("drained before the dwell")
 			}
 			before := engineRuns(e, "")
 			evaluate(t, e, d, 1)
-			if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != HealthDrainBy {
+			if os := d.Drains(); len(os) != 1 || os[0].By != HealthDrainBy {
 				t.Fatalf("overrides %+v, want the automatic drain", os)
 			}
 			if n := engineRuns(e, "") - before; n != 1 {

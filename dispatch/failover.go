@@ -90,7 +90,7 @@ type failoverCore interface {
 	Drain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
 	PreviewDrain(ctx context.Context, req DrainRequest) (*DrainPlan, error)
 	Undrain(ctx context.Context, cluster, by string) (*engine.Report, error)
-	ClusterOverrides() []table.ClusterOverride
+	Drains() []table.Drain
 }
 
 // healthFailover is health-driven failover, a client of the core: it
@@ -165,8 +165,8 @@ func (f *healthFailover) evaluate(ctx context.Context, clusters []config.Cluster
 		prev[c], prevActions[c] = st.ClusterState, st.Action
 	}
 	next, transitions := health.Evaluate(names, samples, prev, now, ho.Thresholds)
-	overrides := map[string]table.ClusterOverride{}
-	for _, o := range f.core.ClusterOverrides() {
+	overrides := map[string]table.Drain{}
+	for _, o := range f.core.Drains() {
 		overrides[o.Cluster] = o
 	}
 	f.setError("")

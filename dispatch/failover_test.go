@@ -106,7 +106,7 @@ func TestHealthReportModeMovesNothing(t *testing.T) {
 	if !slicesContainTransition(ts, "build03", health.Unknown, health.Unhealthy) {
 		t.Fatalf("transitions %+v, want build03 unknown>unhealthy", ts)
 	}
-	if len(d.ClusterOverrides()) != 0 || !reflect.DeepEqual(d.cache.Snapshot(), before) {
+	if len(d.Drains()) != 0 || !reflect.DeepEqual(d.cache.Snapshot(), before) {
 		t.Fatal("report mode drained or moved something")
 	}
 	states, _ := d.healthMonitor.get()
@@ -139,7 +139,7 @@ func TestHealthActDrainsBoundedAndUndrainsOnRecovery(t *testing.T) {
 		t.Fatal("build03 runs no job before the drain: the test proves nothing")
 	}
 	evaluate(t, e, d, 3)
-	os := d.ClusterOverrides()
+	os := d.Drains()
 	if len(os) != 1 || os[0].Cluster != "build03" || os[0].By != HealthDrainBy || !strings.Contains(os[0].Reason, "60.0%") {
 		t.Fatalf("overrides %+v, want one automatic drain (build03, the first by name) with the numbers", os)
 	}
@@ -156,11 +156,11 @@ func TestHealthActDrainsBoundedAndUndrainsOnRecovery(t *testing.T) {
 	// build03 recovers; build05 is still unhealthy and now may be drained.
 	src.set(with(allHealthy, "build05", 0.6))
 	evaluate(t, e, d, 1)
-	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+	if os := d.Drains(); len(os) != 1 || os[0].Cluster != "build03" {
 		t.Fatalf("overrides %+v after one healthy minute: want build03 still drained (dwell)", os)
 	}
 	evaluate(t, e, d, 2)
-	os = d.ClusterOverrides()
+	os = d.Drains()
 	if len(os) != 1 || os[0].Cluster != "build05" || os[0].By != HealthDrainBy {
 		t.Fatalf("overrides %+v, want build03 undrained after the dwell and build05 drained in its place", os)
 	}
@@ -169,7 +169,7 @@ func TestHealthActDrainsBoundedAndUndrainsOnRecovery(t *testing.T) {
 	}
 	src.set(allHealthy)
 	evaluate(t, e, d, 3)
-	if os := d.ClusterOverrides(); len(os) != 0 {
+	if os := d.Drains(); len(os) != 0 {
 		t.Fatalf("overrides %+v after recovery, want none", os)
 	}
 	if v := e.metricValue("prowjob_dispatcher_health_actions_total", "mode", "act", "action", "undrain"); v != 2 {
@@ -183,7 +183,7 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 	e, d := healthEnv(t, health.ModeAct, src)
 	evaluate(t, e, d, 3)
 	states, _ := d.healthMonitor.get()
-	if os := d.ClusterOverrides(); len(os) != 0 {
+	if os := d.Drains(); len(os) != 0 {
 		t.Fatalf("overrides %+v: the last arm64 cluster was drained", os)
 	}
 	if a := states["build01"].Action; !strings.Contains(a, "need what no other usable cluster has") {
@@ -196,7 +196,7 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 	}
 	src.set(with(allHealthy, "build03", 0.6))
 	evaluate(t, e, d, 3)
-	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "bob" || os[0].Capacity != 40 {
+	if os := d.Drains(); len(os) != 1 || os[0].By != "bob" || os[0].Capacity != 40 {
 		t.Fatalf("overrides %+v, want bob's cap untouched", os)
 	}
 	if states, _ := d.healthMonitor.get(); !strings.Contains(states["build03"].Action, "left alone: capped to 40 by bob") {
@@ -214,7 +214,7 @@ func TestHealthActNeverStrandsNorTouchesAnOperatorDrain(t *testing.T) {
 	evaluate(t, e, d, 3)
 	src.set(allHealthy)
 	evaluate(t, e, d, 3)
-	os := d.ClusterOverrides()
+	os := d.Drains()
 	if len(os) != 1 || os[0].By != "alice" || os[0].Reason != "upgrade" {
 		t.Errorf("overrides %+v, want alice's drain untouched", os)
 	}
@@ -249,7 +249,7 @@ func TestHealthFailingSourceKeepsStates(t *testing.T) {
 	if st := d.Status(); st.HealthError != "" {
 		t.Errorf("health error %q after a good evaluation, want none", st.HealthError)
 	}
-	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+	if os := d.Drains(); len(os) != 1 || os[0].Cluster != "build03" {
 		t.Errorf("overrides %+v, want build03's drain kept", os)
 	}
 	if v := e.metricValue("prowjob_dispatcher_health_query_errors_total"); v != 5 {
@@ -299,8 +299,8 @@ func TestHealthOffEvaluatesNothing(t *testing.T) {
 	src.set(with(allHealthy, "build03", 0.6))
 	e, d := healthEnv(t, health.ModeOff, src)
 	evaluate(t, e, d, 3)
-	if states, _ := d.healthMonitor.get(); states != nil || len(d.ClusterOverrides()) != 0 {
-		t.Errorf("health off: states %+v, overrides %+v; want none", states, d.ClusterOverrides())
+	if states, _ := d.healthMonitor.get(); states != nil || len(d.Drains()) != 0 {
+		t.Errorf("health off: states %+v, overrides %+v; want none", states, d.Drains())
 	}
 }
 
@@ -326,7 +326,7 @@ func TestHealthActBoundedByCapacityShare(t *testing.T) {
 	d := e.newDispatcher(opts)
 	e.dispatch(d)
 	evaluate(t, e, d, 1)
-	os := d.ClusterOverrides()
+	os := d.Drains()
 	if len(os) != 1 || os[0].Cluster != "build03" {
 		t.Fatalf("overrides %+v, want build03 only", os)
 	}
@@ -353,8 +353,8 @@ func TestRunEvaluatesHealthEveryInterval(t *testing.T) {
 		states, _ := d.healthMonitor.get()
 		return states["build03"].State == health.Unhealthy
 	})
-	if len(d.ClusterOverrides()) != 0 {
-		t.Errorf("report mode (the default) drained: %+v", d.ClusterOverrides())
+	if len(d.Drains()) != 0 {
+		t.Errorf("report mode (the default) drained: %+v", d.Drains())
 	}
 }
 
@@ -391,7 +391,7 @@ func TestUndrainByHealthCancelsOnlyAnAutomaticDrain(t *testing.T) {
 	if _, err := d.Undrain(ctx, "build03", HealthDrainBy); !errors.Is(err, ErrNotFound) {
 		t.Errorf("health undraining alice's drain: %v, want ErrNotFound", err)
 	}
-	if os := d.ClusterOverrides(); len(os) != 1 || os[0].By != "alice" {
+	if os := d.Drains(); len(os) != 1 || os[0].By != "alice" {
 		t.Fatalf("overrides %+v, want alice's drain kept", os)
 	}
 	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build05", TTL: time.Hour, Reason: "unhealthy: test", By: HealthDrainBy}); err != nil {
@@ -401,7 +401,7 @@ func TestUndrainByHealthCancelsOnlyAnAutomaticDrain(t *testing.T) {
 	if _, err := d.Undrain(ctx, "build05", HealthDrainBy); err != nil {
 		t.Fatalf("health undraining its own drain: %v", err)
 	}
-	if os := d.ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+	if os := d.Drains(); len(os) != 1 || os[0].Cluster != "build03" {
 		t.Errorf("overrides %+v, want only alice's drain of build03", os)
 	}
 	if n := engineRuns(e, "health-undrain") - before; n != 1 {

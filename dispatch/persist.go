@@ -207,15 +207,15 @@ func (d *Dispatcher) overridesLocked() []table.Override {
 	return out
 }
 
-// saveClusterOverrides writes the cluster overrides' file now: what makes a
+// saveDrains writes the cluster overrides' file now: what makes a
 // drain survive a restart.
-func (d *Dispatcher) saveClusterOverrides() error {
+func (d *Dispatcher) saveDrains() error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	d.mu.Lock()
-	overrides := d.clusterOverridesLocked()
+	overrides := d.drainsLocked()
 	d.mu.Unlock()
-	if err := d.state.SaveClusterOverrides(overrides); err != nil {
+	if err := d.state.SaveDrains(overrides); err != nil {
 		return d.saveFailedWith(err)
 	}
 	d.savedOK()

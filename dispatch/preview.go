@@ -49,8 +49,8 @@ func (d *Dispatcher) previewError(ctx context.Context, what string, err error) e
 // move, those that stay on a drained cluster, and those that would need
 // what no usable cluster has once o applies and did not before. It changes
 // nothing and takes no lock.
-func (s *Snapshot) planDrain(ctx context.Context, operation string, o table.ClusterOverride) (*DrainPlan, *engineRun, error) {
-	st := s.withClusterOverride(o).st
+func (s *Snapshot) planDrain(ctx context.Context, operation string, o table.Drain) (*DrainPlan, *engineRun, error) {
+	st := s.withDrain(o).st
 	run, err := s.compute(ctx, operation, s.in, st)
 	if err != nil {
 		return nil, nil, err

@@ -88,7 +88,7 @@ func (d *Dispatcher) redispatch(operation string, in *inputs) (*engine.Report, s
 			delete(d.overrides, job)
 		}
 	}
-	st := d.stateLocked(d.clusterOverrides)
+	st := d.stateLocked(d.drains)
 	d.mu.Unlock()
 	st.prev = d.cache.Snapshot() // no Replace meanwhile: every Replace holds opMu
 	run, err := d.compute(context.Background(), operation, in, st)
@@ -205,23 +205,23 @@ type runState struct {
 	// version is the table's version (table.Cache.Version) when taken.
 	version uint64
 	// prev is the table in force, taken after version without mu.
-	prev             *table.Table
-	overrides        map[string]table.Override // the active ones
-	clusterOverrides map[string]table.ClusterOverride
-	provisional      map[string]provisionalJob
-	demand           map[string]float64 // the last good demand; never modified in place
-	unplaceable      []engine.Unplaceable
-	now              time.Time
+	prev        *table.Table
+	overrides   map[string]table.Override // the active ones
+	drains      map[string]table.Drain
+	provisional map[string]provisionalJob
+	demand      map[string]float64 // the last good demand; never modified in place
+	unplaceable []engine.Unplaceable
+	now         time.Time
 }
 
 // stateLocked copies what an engine run reads, with the given cluster
 // overrides. Callers hold mu.
-func (d *Dispatcher) stateLocked(clusterOverrides map[string]table.ClusterOverride) *runState {
+func (d *Dispatcher) stateLocked(drains map[string]table.Drain) *runState {
 	st := &runState{
 		version: d.cache.Version(), now: d.clock.Now(), demand: d.lastDemand, unplaceable: d.unplaceable,
-		overrides:        make(map[string]table.Override, len(d.overrides)),
-		clusterOverrides: maps.Clone(clusterOverrides),
-		provisional:      make(map[string]provisionalJob, len(d.provisional)),
+		overrides:   make(map[string]table.Override, len(d.overrides)),
+		drains:      maps.Clone(drains),
+		provisional: make(map[string]provisionalJob, len(d.provisional)),
 	}
 	for job, o := range d.overrides {
 		if o.Active(st.now) {
@@ -237,10 +237,10 @@ func (d *Dispatcher) stateLocked(clusterOverrides map[string]table.ClusterOverri
 // snapshot is stateLocked with the table in force, taken without holding
 // mu through the copy of the table: when a dispatch replaced the table
 // meanwhile, it takes both again, so that they belong together.
-func (d *Dispatcher) snapshot(clusterOverrides func() map[string]table.ClusterOverride) *runState {
+func (d *Dispatcher) snapshot(drains func() map[string]table.Drain) *runState {
 	for tries := 0; ; tries++ {
 		d.mu.Lock()
-		st := d.stateLocked(clusterOverrides())
+		st := d.stateLocked(drains())
 		if tries == 2 { // the table keeps being replaced: copy it under mu
 			st.prev = d.cache.Snapshot()
 			d.mu.Unlock()
@@ -266,7 +266,7 @@ func (d *Dispatcher) newEngineOn(in *inputs, st *runState, prev *table.Table) (*
 	}
 	return engine.New(engine.Input{
 		Jobs: in.jobs, Config: in.config, Clusters: in.clusters, Demand: st.demand, Provisional: provisional,
-		Previous: prev, Overrides: st.overrides, ClusterOverrides: st.clusterOverrides, Now: st.now, Options: d.opts.Engine,
+		Previous: prev, Overrides: st.overrides, Drains: st.drains, Now: st.now, Options: d.opts.Engine,
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 // state.Backend). One leads: it runs Run (dispatches, expiries, health) and
 // its table is the one published. Every replica serves admissions and reads
 // from its own table, which follows the leader's publications (adoptTable)
-// and the shared overrides (setOverrides, setClusterOverrides) and rows
+// and the shared overrides (setOverrides, setDrains) and rows
 // (adoptRows). The state calls these through the watcher New registers.
 
 // stateWatcher is the dispatcher as its state watches it (state.Watcher).
@@ -30,8 +30,8 @@ func (w stateWatcher) AdoptTable(st *state.State)        { w.d.adoptTable(st) }
 func (w stateWatcher) SetOverrides(os []table.Override)  { w.d.setOverrides(os) }
 func (w stateWatcher) Published() (*state.State, uint64) { return w.d.published() }
 func (w stateWatcher) TableVersion() uint64              { return w.d.tableVersion() }
-func (w stateWatcher) SetClusterOverrides(cs []table.ClusterOverride) {
-	w.d.setClusterOverrides(cs)
+func (w stateWatcher) SetDrains(cs []table.Drain) {
+	w.d.setDrains(cs)
 }
 func (w stateWatcher) AdoptRows(rows []table.Assignment, provisional []state.Provisional) {
 	w.d.adoptRows(rows, provisional)
@@ -269,33 +269,33 @@ func (d *Dispatcher) setOverrides(os []table.Override) {
 	d.log.Info("Shared overrides applied", "changed", len(changed), "deleted", len(dropped))
 }
 
-// setClusterOverrides puts in force the drains and caps as the shared state
+// setDrains puts in force the drains and caps as the shared state
 // holds them. The leader dispatches on them at once (the jobs leave or come
 // back, and it publishes the table); a follower records them and takes the
 // leader's table, so that every replica ends with one table.
-func (d *Dispatcher) setClusterOverrides(cs []table.ClusterOverride) {
+func (d *Dispatcher) setDrains(cs []table.Drain) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	now := d.clock.Now()
-	want := map[string]table.ClusterOverride{}
+	want := map[string]table.Drain{}
 	refused := map[string]error{}
 	for _, o := range cs {
 		if o.Cluster == "" {
 			continue
 		}
-		if err := d.checkClusterOverride(o, now); err != nil {
+		if err := d.checkDrain(o, now); err != nil {
 			refused["drain/"+o.Cluster] = fmt.Errorf("shared state: %w", err)
 		} else if o.Active(now) {
 			want[o.Cluster] = o
 		}
 	}
 	d.noteRefused("drain/", refused)
-	if maps.EqualFunc(want, d.clusterOverrides, sameClusterOverride) {
+	if maps.EqualFunc(want, d.drains, sameDrain) {
 		d.mu.Unlock()
 		return
 	}
-	d.clusterOverrides = want
+	d.drains = want
 	leading := d.Leading()
 	if !leading && d.cache.Len() > 0 && d.inputsLoaded.Load() {
 		if eng, err := d.newEngine(d.in.Load(), d.cache.Snapshot()); err != nil {
@@ -308,7 +308,7 @@ func (d *Dispatcher) setClusterOverrides(cs []table.ClusterOverride) {
 	d.mu.Unlock()
 	d.log.Info("Shared drains and caps applied", "clusters", slices.Sorted(maps.Keys(want)), "leading", leading)
 	if leading && d.cache.Len() > 0 && d.inputsLoaded.Load() {
-		_, _ = d.afterClusterOverrideChange("shared-drain", "a drain or cap changed in the shared state")
+		_, _ = d.afterDrainChange("shared-drain", "a drain or cap changed in the shared state")
 	}
 }
 
@@ -321,7 +321,7 @@ func (d *Dispatcher) setClusterOverrides(cs []table.ClusterOverride) {
 func (d *Dispatcher) followDrainsLocked() {
 	now := d.clock.Now()
 	drained := map[string]bool{}
-	for c, o := range d.clusterOverrides {
+	for c, o := range d.drains {
 		if o.Drain() && o.Active(now) {
 			drained[c] = true
 		}
@@ -456,8 +456,8 @@ func sameOverride(a, b table.Override) bool {
 		a.CreatedAt.Equal(b.CreatedAt) && a.Expires.Equal(b.Expires)
 }
 
-// sameClusterOverride is sameOverride for drains and caps.
-func sameClusterOverride(a, b table.ClusterOverride) bool {
+// sameDrain is sameOverride for drains and caps.
+func sameDrain(a, b table.Drain) bool {
 	return a.Cluster == b.Cluster && a.Capacity == b.Capacity && a.Reason == b.Reason && a.By == b.By &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.Expires.Equal(b.Expires)
 }

@@ -24,7 +24,7 @@ type memShared struct {
 	mu           sync.Mutex
 	down         bool // every write fails, as with an unreachable API server
 	overrides    map[string]table.Override
-	drains       map[string]table.ClusterOverride
+	drains       map[string]table.Drain
 	claims       map[string]table.Assignment
 	leader       string // the replica the Lease names, as followers see it
 	// unconfirmed is what ConfirmDrain answers; confirms counts its calls.
@@ -33,7 +33,7 @@ type memShared struct {
 }
 
 func newMemShared() *memShared {
-	return &memShared{overrides: map[string]table.Override{}, drains: map[string]table.ClusterOverride{}, claims: map[string]table.Assignment{}}
+	return &memShared{overrides: map[string]table.Override{}, drains: map[string]table.Drain{}, claims: map[string]table.Assignment{}}
 }
 
 var errAPIDown = errors.New("kubernetes API: connection refused: the write was not made")
@@ -54,10 +54,10 @@ func (m *memShared) PutOverride(_ context.Context, o table.Override) error {
 func (m *memShared) DeleteOverride(_ context.Context, job string) error {
 	return m.write(func() { delete(m.overrides, job) })
 }
-func (m *memShared) PutClusterOverride(_ context.Context, o table.ClusterOverride) error {
+func (m *memShared) PutDrain(_ context.Context, o table.Drain) error {
 	return m.write(func() { m.drains[o.Cluster] = o })
 }
-func (m *memShared) DeleteClusterOverride(_ context.Context, c string) error {
+func (m *memShared) DeleteDrain(_ context.Context, c string) error {
 	return m.write(func() { delete(m.drains, c) })
 }
 func (m *memShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (table.Assignment, error) {
@@ -73,7 +73,7 @@ func (m *memShared) Claim(_ context.Context, a table.Assignment, _ *jobs.Job) (t
 }
 
 // ConfirmDrain answers m.unconfirmed at once: replicas learn of writes only through sync.
-func (m *memShared) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) {
+func (m *memShared) ConfirmDrain(context.Context, table.Drain) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.confirms++
@@ -106,7 +106,7 @@ func (m *memShared) sync(rs ...*Dispatcher) {
 	for _, o := range m.overrides {
 		os = append(os, o)
 	}
-	var cs []table.ClusterOverride
+	var cs []table.Drain
 	for _, o := range m.drains {
 		cs = append(cs, o)
 	}
@@ -117,7 +117,7 @@ func (m *memShared) sync(rs ...*Dispatcher) {
 	m.mu.Unlock()
 	for _, r := range rs {
 		r.setOverrides(os)
-		r.setClusterOverrides(cs)
+		r.setDrains(cs)
 		r.adoptRows(rows, nil)
 	}
 }
@@ -201,8 +201,8 @@ func TestSharedWritesComeBeforeTheAnswer(t *testing.T) {
 	if _, err := leader.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "api down"}); !errors.Is(err, ErrNotSaved) {
 		t.Fatalf("drain with the shared state down: %v, want ErrNotSaved", err)
 	}
-	if len(leader.ClusterOverrides()) != 0 {
-		t.Fatalf("a refused drain is in force: %v", leader.ClusterOverrides())
+	if len(leader.Drains()) != 0 {
+		t.Fatalf("a refused drain is in force: %v", leader.Drains())
 	}
 
 	// Up: the override is in the shared state when the answer comes, and
@@ -254,7 +254,7 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	before, _ := leader.published()
 	// A drain made elsewhere reaches the leader through the shared state:
 	// it moves the jobs off and its next publication carries the move.
-	sh.drains["build03"] = table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: leader.clock.Now(), Expires: leader.clock.Now().Add(time.Hour)}
+	sh.drains["build03"] = table.Drain{Cluster: "build03", Reason: "kubectl", CreatedAt: leader.clock.Now(), Expires: leader.clock.Now().Add(time.Hour)}
 	sh.sync(f, leader)
 	if n := on(leader, "build03"); n != 0 {
 		t.Errorf("the leader keeps %d jobs on build03 after the shared drain", n)
@@ -262,8 +262,8 @@ func TestDrainOnTheLeaderAndItsFollowers(t *testing.T) {
 	// The follower records it and, before the leader's publication
 	// arrives, answers no job from the drained cluster: it moves the rows
 	// the drain forbids, and only those.
-	if len(f.ClusterOverrides()) != 1 {
-		t.Errorf("follower drains %v, want build03", f.ClusterOverrides())
+	if len(f.Drains()) != 1 {
+		t.Errorf("follower drains %v, want build03", f.Drains())
 	}
 	if n := on(f, "build03"); n != 0 {
 		t.Errorf("the follower keeps %d jobs on build03 after the shared drain, until the leader's publication", n)
@@ -293,8 +293,8 @@ func TestANewJobSeenByTwoReplicasEndsWithOneCluster(t *testing.T) {
 	a, b := fs[0], fs[1]
 	// Make the two replicas disagree about where a new job would go, as
 	// replicas with different loads might: b's table has a build03 drain.
-	b.setClusterOverrides([]table.ClusterOverride{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
-	if _, err := b.afterClusterOverrideChange("shared-drain", "test"); err != nil { // b's engine on its drain, as if it had led
+	b.setDrains([]table.Drain{{Cluster: "build03", Reason: "x", Expires: b.clock.Now().Add(time.Hour)}})
+	if _, err := b.afterDrainChange("shared-drain", "test"); err != nil { // b's engine on its drain, as if it had led
 		t.Fatal(err)
 	}
 

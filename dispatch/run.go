@@ -82,7 +82,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if _, err := d.expireOverrides(); err != nil {
 				d.log.Error(err, "Dropping expired overrides")
 			}
-			if _, err := d.expireClusterOverrides(); err != nil {
+			if _, err := d.expireDrains(); err != nil {
 				d.log.Error(err, "Dropping expired cluster overrides")
 			}
 			if _, err := d.expireProvisional(); err != nil {

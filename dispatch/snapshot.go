@@ -31,7 +31,7 @@ type Snapshot struct {
 func (d *Dispatcher) Snapshot() *Snapshot {
 	loaded := d.inputsLoaded.Load()
 	s := &Snapshot{in: d.in.Load(), loaded: loaded, opts: &d.opts, compute: d.compute}
-	s.st = d.snapshot(func() map[string]table.ClusterOverride { return d.clusterOverrides })
+	s.st = d.snapshot(func() map[string]table.Drain { return d.drains })
 	d.mu.Lock()
 	eng := d.eng
 	d.mu.Unlock()
@@ -53,11 +53,11 @@ func (s *Snapshot) Overrides() []table.Override {
 	return out
 }
 
-// ClusterOverrides returns the drains and caps, sorted by cluster.
-func (s *Snapshot) ClusterOverrides() []table.ClusterOverride {
-	out := make([]table.ClusterOverride, 0, len(s.st.clusterOverrides))
-	for _, c := range slices.Sorted(maps.Keys(s.st.clusterOverrides)) {
-		out = append(out, s.st.clusterOverrides[c])
+// Drains returns the drains and caps, sorted by cluster.
+func (s *Snapshot) Drains() []table.Drain {
+	out := make([]table.Drain, 0, len(s.st.drains))
+	for _, c := range slices.Sorted(maps.Keys(s.st.drains)) {
+		out = append(out, s.st.drains[c])
 	}
 	return out
 }
@@ -65,16 +65,16 @@ func (s *Snapshot) ClusterOverrides() []table.ClusterOverride {
 // Taken is when the snapshot was taken.
 func (s *Snapshot) Taken() time.Time { return s.st.now }
 
-// withClusterOverride is s with o among its drains and caps, in place of
+// withDrain is s with o among its drains and caps, in place of
 // the cluster's own: the state a drain's engine run reads.
-func (s *Snapshot) withClusterOverride(o table.ClusterOverride) *Snapshot {
+func (s *Snapshot) withDrain(o table.Drain) *Snapshot {
 	out := *s
 	st := *s.st
-	st.clusterOverrides = maps.Clone(s.st.clusterOverrides)
-	if st.clusterOverrides == nil {
-		st.clusterOverrides = map[string]table.ClusterOverride{}
+	st.drains = maps.Clone(s.st.drains)
+	if st.drains == nil {
+		st.drains = map[string]table.Drain{}
 	}
-	st.clusterOverrides[o.Cluster] = o
+	st.drains[o.Cluster] = o
 	out.st = &st
 	return &out
 }

@@ -23,8 +23,8 @@ func TestSnapshotIsImmutable(t *testing.T) {
 			onBuild03++
 		}
 	}
-	if onBuild03 == 0 || len(s.ClusterOverrides()) != 0 {
-		t.Fatalf("build03 runs %d jobs, drains %+v: want jobs and no drain before the drain", onBuild03, s.ClusterOverrides())
+	if onBuild03 == 0 || len(s.Drains()) != 0 {
+		t.Fatalf("build03 runs %d jobs, drains %+v: want jobs and no drain before the drain", onBuild03, s.Drains())
 	}
 
 	if _, err := d.Drain(ctx, DrainRequest{Cluster: "build03", TTL: time.Hour, Reason: "upgrade", By: "alice", Force: true}); err != nil {
@@ -32,8 +32,8 @@ func TestSnapshotIsImmutable(t *testing.T) {
 	}
 	admit(t, d, "rehearse-a-new-job")
 
-	if got := s.Table(); got != before || len(got.Assignments) != rows || len(s.ClusterOverrides()) != 0 {
-		t.Errorf("the snapshot changed with the core: %d rows (want %d), drains %+v (want none)", len(got.Assignments), rows, s.ClusterOverrides())
+	if got := s.Table(); got != before || len(got.Assignments) != rows || len(s.Drains()) != 0 {
+		t.Errorf("the snapshot changed with the core: %d rows (want %d), drains %+v (want none)", len(got.Assignments), rows, s.Drains())
 	}
 	jobsOf := func(w *WhatIf, cluster string) int {
 		for _, l := range w.Clusters {
@@ -57,7 +57,7 @@ func TestSnapshotIsImmutable(t *testing.T) {
 	if n := jobsOf(now, "build03"); n != 0 {
 		t.Errorf("a what-if on a snapshot after the drain has %d jobs on build03, want none", n)
 	}
-	if os := d.Snapshot().ClusterOverrides(); len(os) != 1 || os[0].Cluster != "build03" {
+	if os := d.Snapshot().Drains(); len(os) != 1 || os[0].Cluster != "build03" {
 		t.Errorf("a new snapshot's drains %+v, want build03's", os)
 	}
 }

@@ -101,7 +101,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.imbalance, imbalance)
 	}
 
-	for _, o := range c.d.ClusterOverrides() {
+	for _, o := range c.d.Drains() {
 		if !o.Drain() {
 			gauge(c.capacityCap, float64(o.Capacity), o.Cluster)
 			continue

@@ -11,7 +11,7 @@ import (
 
 func TestClusterStatuses(t *testing.T) {
 	sick := health.Status{ClusterState: health.ClusterState{State: health.Unhealthy}, Action: "drained"}
-	loads := []engine.ClusterLoad{{Name: "a", Jobs: 3}, {Name: "b", Jobs: 1, Override: &table.ClusterOverride{Cluster: "b"}}}
+	loads := []engine.ClusterLoad{{Name: "a", Jobs: 3}, {Name: "b", Jobs: 1, Override: &table.Drain{Cluster: "b"}}}
 	for _, tc := range []struct {
 		name   string
 		states map[string]health.Status

@@ -67,9 +67,9 @@ func (d *Dispatcher) boundedOverride(o table.Override, now time.Time) (table.Ove
 	return o, checkExpiry(what, o.CreatedAt, o.Expires, now, max)
 }
 
-// checkClusterOverride refuses a drain or cap read from the state whose
+// checkDrain refuses a drain or cap read from the state whose
 // expiry is out of bounds.
-func (d *Dispatcher) checkClusterOverride(o table.ClusterOverride, now time.Time) error {
+func (d *Dispatcher) checkDrain(o table.Drain, now time.Time) error {
 	return checkExpiry(fmt.Sprintf("drain or cap of %s", o.Cluster), o.CreatedAt, o.Expires, now, d.opts.MaxDrainTTL)
 }
 

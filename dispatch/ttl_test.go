@@ -66,7 +66,7 @@ func TestTTLBounds(t *testing.T) {
 			}
 		})
 	}
-	if got := d.ClusterOverrides(); len(got) != 0 {
+	if got := d.Drains(); len(got) != 0 {
 		t.Errorf("refused drains left %+v", got)
 	}
 
@@ -120,20 +120,20 @@ func TestSharedOverridesOutOfBounds(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		o     table.ClusterOverride
+		o     table.Drain
 		apply bool
 	}{
-		{name: "a hundred years", o: table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(100 * year)}},
-		{name: "no creation time, a hundred years", o: table.ClusterOverride{Cluster: "build03", Reason: "kubectl", Expires: now.Add(100 * year)}},
-		{name: "1ns", o: table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(time.Nanosecond)}},
-		{name: "a day", o: table.ClusterOverride{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(24 * time.Hour)}, apply: true},
+		{name: "a hundred years", o: table.Drain{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(100 * year)}},
+		{name: "no creation time, a hundred years", o: table.Drain{Cluster: "build03", Reason: "kubectl", Expires: now.Add(100 * year)}},
+		{name: "1ns", o: table.Drain{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(time.Nanosecond)}},
+		{name: "a day", o: table.Drain{Cluster: "build03", Reason: "kubectl", CreatedAt: now, Expires: now.Add(24 * time.Hour)}, apply: true},
 	} {
 		t.Run("cluster drain "+tc.name, func(t *testing.T) {
-			f.setClusterOverrides([]table.ClusterOverride{tc.o})
-			if applied := len(f.ClusterOverrides()) == 1; applied != tc.apply {
+			f.setDrains([]table.Drain{tc.o})
+			if applied := len(f.Drains()) == 1; applied != tc.apply {
 				t.Errorf("drain %+v: applied %v, want %v", tc.o, applied, tc.apply)
 			}
-			f.setClusterOverrides(nil)
+			f.setDrains(nil)
 		})
 	}
 }
@@ -165,8 +165,8 @@ func TestAnExpiredDrainGivesItsJobsBack(t *testing.T) {
 			t.Fatalf("capacity %d: the drain moved %d job(s), build03 runs %d of %d", capacity, len(plan.Moves), count(), before)
 		}
 		e.clock.SetTime(e.clock.Now().Add(time.Hour))
-		if n, err := d.expireClusterOverrides(); n != 1 || err != nil {
-			t.Fatalf("expireClusterOverrides = %d, %v", n, err)
+		if n, err := d.expireDrains(); n != 1 || err != nil {
+			t.Fatalf("expireDrains = %d, %v", n, err)
 		}
 		if got := count(); got != before {
 			t.Errorf("capacity %d: build03 runs %d job(s) after its drain expired, %d before it", capacity, got, before)

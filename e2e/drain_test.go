@@ -111,11 +111,11 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	if got := sc.admit(job); got != to || got == from {
 		t.Errorf("while %s is drained, a ProwJob of %s landed on %q, want %s", from, job, got, to)
 	}
-	if o := sc.clusterOverride(from); o == nil || o.Capacity != 0 || o.Reason != drain.Reason || o.By != "api for e2e" {
+	if o := sc.drain(from); o == nil || o.Capacity != 0 || o.Reason != drain.Reason || o.By != "api for e2e" {
 		t.Errorf("GET %s: %s's override %+v, want the drain by \"api for e2e\"", api.ClustersPath, from, o)
 	}
-	if list, err := sc.d.API.ClusterOverrides(ctx); err != nil || len(list) != 1 || list[0].Cluster != from {
-		t.Errorf("GET %s: %+v, %v; want %s's drain", api.ClusterOverridesPath, list, err, from)
+	if list, err := sc.d.API.Drains(ctx); err != nil || len(list) != 1 || list[0].Cluster != from {
+		t.Errorf("GET %s: %+v, %v; want %s's drain", api.DrainsPath, list, err, from)
 	}
 	if a := sc.assignment(job); a.Cluster != to {
 		t.Errorf("while %s is drained, %s is assigned to %s, want %s", from, job, a.Cluster, to)
@@ -123,7 +123,7 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 
 	// Expiry: housekeeping drops the drain and the job flows back.
 	eventually(t, 90*time.Second, "the drain of "+from+" to expire and "+job+" to come back", func() error {
-		if o := sc.clusterOverride(from); o != nil {
+		if o := sc.drain(from); o != nil {
 			return fmt.Errorf("%s still drained until %s", from, o.Expires)
 		}
 		if a := sc.assignment(job); a.Cluster != from {
@@ -153,8 +153,8 @@ func TestDrainMovesNextProwJobAndExpiryBringsItBack(t *testing.T) {
 	}
 }
 
-// clusterOverride is cluster's drain or cap as GET /api/v1/clusters shows it.
-func (sc *scenario) clusterOverride(cluster string) *api.ClusterOverride {
+// drain is cluster's drain or cap as GET /api/v1/clusters shows it.
+func (sc *scenario) drain(cluster string) *api.Drain {
 	sc.t.Helper()
 	clusters, err := sc.d.API.Clusters(testContext(sc.t))
 	if err != nil {
@@ -181,8 +181,8 @@ func (sc *scenario) wantNoDrain(when string) {
 			sc.t.Errorf("%s: %s has an override %+v", when, c.Name, c.Override)
 		}
 	}
-	if list, err := sc.d.API.ClusterOverrides(testContext(sc.t)); err != nil || len(list) != 0 {
-		sc.t.Errorf("%s: GET %s = %+v, %v; want none", when, api.ClusterOverridesPath, list, err)
+	if list, err := sc.d.API.Drains(testContext(sc.t)); err != nil || len(list) != 0 {
+		sc.t.Errorf("%s: GET %s = %+v, %v; want none", when, api.DrainsPath, list, err)
 	}
 }
 

@@ -882,7 +882,7 @@ func checkVisibility(ctx context.Context, h *haCluster, hist *faultHistory, quie
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		list, err := d.API.ClusterOverrides(cctx)
+		list, err := d.API.Drains(cctx)
 		if err != nil {
 			return "error: " + err.Error()
 		}

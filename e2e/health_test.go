@@ -68,7 +68,7 @@ func (e *prowExporter) setFailing(cluster string, failing bool) {
 }
 
 // clusterHealth is cluster's health and override as GET /api/v1/clusters shows them.
-func (sc *scenario) clusterHealth(cluster string) (*api.ClusterHealth, *api.ClusterOverride) {
+func (sc *scenario) clusterHealth(cluster string) (*api.ClusterHealth, *api.Drain) {
 	sc.t.Helper()
 	clusters, err := sc.d.API.Clusters(testContext(sc.t))
 	if err != nil {
@@ -125,7 +125,7 @@ func TestHealthFailover(t *testing.T) {
 
 	exporter.setFailing(from, true)
 	failedAt := time.Now()
-	var o *api.ClusterOverride
+	var o *api.Drain
 	waitFor(t, 60*time.Second, from+" drained by health", func() bool {
 		_, o = act.clusterHealth(from)
 		return o != nil

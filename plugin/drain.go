@@ -184,11 +184,11 @@ func (p *Plugin) undrain(ctx context.Context, ic github.IssueCommentEvent, c com
 	return b.String(), nil
 }
 
-// clusterOverridesSection lists the drains and caps in force and the
+// drainsSection lists the drains and caps in force and the
 // unhealthy clusters, for the /dispatch and /dispatch refresh replies;
 // empty when there is none. A
 // failing look-up is noted, not fatal: the reply's main answer stands.
-func (p *Plugin) clusterOverridesSection(ctx context.Context, log *logrus.Entry) string {
+func (p *Plugin) drainsSection(ctx context.Context, log *logrus.Entry) string {
 	clusters, err := p.opts.Dispatcher.Clusters(ctx)
 	if err != nil {
 		log.WithError(err).Info("Listing the clusters for their drains and caps failed.")

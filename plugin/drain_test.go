@@ -23,9 +23,9 @@ func TestDrainCommands(t *testing.T) {
 	arm := api.DrainRequest{TTL: "2h", Reason: reason("arm maintenance", orgMember), By: orgMember}
 	with := func(r api.DrainRequest, f func(*api.DrainRequest)) api.DrainRequest { f(&r); return r }
 	drained := func(d *fakeDispatcher) {
-		d.overrides["build03"] = api.ClusterOverride{Cluster: "build03", Reason: "node upgrade", By: "plugin for alice",
+		d.overrides["build03"] = api.Drain{Cluster: "build03", Reason: "node upgrade", By: "plugin for alice",
 			CreatedAt: fakeCreated(), Expires: fakeCreated().Add(4 * time.Hour)}
-		d.overrides["build02"] = api.ClusterOverride{Cluster: "build02", Capacity: 40, Reason: "half | down", By: "api",
+		d.overrides["build02"] = api.Drain{Cluster: "build02", Capacity: 40, Reason: "half | down", By: "api",
 			CreatedAt: fakeCreated(), Expires: fakeCreated().Add(time.Hour)}
 	}
 	drainsShown := []string{

@@ -39,7 +39,7 @@ type fakeDispatcher struct {
 	delay time.Duration
 
 	// overrides are the drains and caps in force, by cluster, shown by Clusters.
-	overrides map[string]api.ClusterOverride
+	overrides map[string]api.Drain
 	// stranding are the jobs a drain of build01 (the only arm64 cluster) strands.
 	stranding []api.UnplaceableJob
 	// health is each cluster's health, shown by Clusters.
@@ -70,7 +70,7 @@ func newFakeDispatcher() *fakeDispatcher {
 	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	return &fakeDispatcher{
 		clusters:  sets.New("build01", "build02", "build03"),
-		overrides: map[string]api.ClusterOverride{},
+		overrides: map[string]api.Drain{},
 		stranding: []api.UnplaceableJob{
 			{Job: "pull-ci-openshift-origin-main-e2e-aws-arm64", Problem: "no usable cluster meets capabilities [arm64]", Cluster: "build01"},
 			{Job: "periodic-arm64-nightly", Problem: "no usable cluster meets capabilities [arm64]", Cluster: "build01"},
@@ -234,7 +234,7 @@ func (d *fakeDispatcher) Drain(ctx context.Context, cluster string, req api.Drai
 		return nil, &api.StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("drain %s: ttl %s is over the maximum 168h0m0s: invalid", cluster, ttl)}
 	}
 	plan := &api.DrainPlan{DryRun: req.DryRun,
-		Override: api.ClusterOverride{Cluster: cluster, Capacity: req.Capacity, Reason: req.Reason, By: "plugin for " + req.By, CreatedAt: fakeCreated(), Expires: fakeCreated().Add(ttl)},
+		Override: api.Drain{Cluster: cluster, Capacity: req.Capacity, Reason: req.Reason, By: "plugin for " + req.By, CreatedAt: fakeCreated(), Expires: fakeCreated().Add(ttl)},
 		Moved:    1, Moves: []api.Move{{Job: "pull-ci-openshift-origin-main-unit", From: cluster, To: "build02", Reason: "balanced"}},
 		Flows: map[string]api.Flow{"build02": {Jobs: 1, Demand: 900}},
 	}

@@ -160,7 +160,7 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 	case cmdDispatch:
 		message, err := p.dispatchTable(ctx, ic)
 		if err == nil {
-			message += p.clusterOverridesSection(ctx, log)
+			message += p.drainsSection(ctx, log)
 		}
 		return withOutcome(message, err)
 	case cmdPlan:
@@ -185,7 +185,7 @@ func (p *Plugin) run(ctx context.Context, log *logrus.Entry, ic github.IssueComm
 	case cmdRefresh:
 		message, err := p.refresh(ctx)
 		if err == nil && !p.opts.DryRun {
-			message += p.clusterOverridesSection(ctx, log)
+			message += p.drainsSection(ctx, log)
 		}
 		return withOutcome(message, err)
 	case cmdDrain, cmdCap:

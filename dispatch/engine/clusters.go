@@ -26,7 +26,7 @@ type clusterInfo struct {
 	caps      []string
 	blocked   bool // takes no new job: blocked in the cluster config, or drained
 	cfgBlock  bool // blocked in the cluster config
-	override  *table.ClusterOverride
+	override  *table.Drain
 	manual    bool
 	service   bool // config.RoleService: named by the dispatcher config or a job's pin only
 	inventory bool
@@ -173,9 +173,9 @@ func (e *Engine) ServiceClusters() []string {
 	return out
 }
 
-// applyClusterOverrides applies the drains and capacity caps active at now
+// applyDrains applies the drains and capacity caps active at now
 // to the clusters of the cluster config.
-func applyClusterOverrides(clusters []clusterInfo, overrides map[string]table.ClusterOverride, now time.Time) {
+func applyDrains(clusters []clusterInfo, overrides map[string]table.Drain, now time.Time) {
 	for i := range clusters {
 		c := &clusters[i]
 		o, ok := overrides[c.name]

@@ -107,7 +107,7 @@ func New(in Input) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine input: %w", err)
 	}
-	applyClusterOverrides(clusters, in.ClusterOverrides, in.Now)
+	applyDrains(clusters, in.Drains, in.Now)
 	e.clusters = clusters
 	e.loads = make([]load, len(clusters))
 	for i := range e.clusters {

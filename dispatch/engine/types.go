@@ -52,10 +52,10 @@ type Input struct {
 	Previous *table.Table
 	// Overrides are operators' reschedules, by job.
 	Overrides map[string]table.Override
-	// ClusterOverrides are operators' drains and capacity caps, by cluster;
+	// Drains are operators' drains and capacity caps, by cluster;
 	// those active at Now apply to clusters of the cluster config. A drained
 	// cluster is treated as blocked.
-	ClusterOverrides map[string]table.ClusterOverride
+	Drains map[string]table.Drain
 	// Now stamps new assignments and decides which overrides are active.
 	Now time.Time
 	// Options tune balancing.
@@ -80,7 +80,7 @@ type ClusterLoad struct {
 	Manual       bool     `json:"manual,omitempty"`
 	// Override is the active drain or capacity cap of the cluster, if any;
 	// Capacity is then the capped capacity (0 while drained).
-	Override *table.ClusterOverride `json:"override,omitempty"`
+	Override *table.Drain `json:"override,omitempty"`
 	// Role is config.RoleBuild, RoleManual or RoleService; empty for a
 	// cluster only an override or the previous table names.
 	Role string `json:"role,omitempty"`

@@ -70,7 +70,7 @@ type Input struct {
 	// States are the clusters' health states, by cluster.
 	States map[string]health.ClusterState
 	// Overrides are the drains and caps in force, by cluster.
-	Overrides map[string]table.ClusterOverride
+	Overrides map[string]table.Drain
 	// By is the By of automatic drains; others' drains and caps are left alone.
 	By     string
 	Bounds Bounds
@@ -101,7 +101,7 @@ func Plan(in Input) []Action {
 			drained[c] = true
 		}
 	}
-	until := func(o table.ClusterOverride) string {
+	until := func(o table.Drain) string {
 		return "drained automatically until " + o.Expires.UTC().Format("2006-01-02T15:04:05Z")
 	}
 	would := func(s string) string {

@@ -20,8 +20,8 @@ func TestPlan(t *testing.T) {
 	sick := health.ClusterState{State: health.Unhealthy, Evidence: health.Unhealthy, Reason: "error share 60.0%"}
 	fine := health.ClusterState{State: health.Healthy, Evidence: health.Healthy}
 	recovering := health.ClusterState{State: health.Unhealthy, Evidence: health.Healthy}
-	auto := func(c string, expires time.Duration) table.ClusterOverride {
-		return table.ClusterOverride{Cluster: c, By: "health", Reason: "unhealthy", CreatedAt: now.Add(-time.Hour), Expires: now.Add(expires)}
+	auto := func(c string, expires time.Duration) table.Drain {
+		return table.Drain{Cluster: c, By: "health", Reason: "unhealthy", CreatedAt: now.Add(-time.Hour), Expires: now.Add(expires)}
 	}
 	bounds := Bounds{MaxDrained: 1, DrainTTL: ttl}
 	cases := []struct {
@@ -29,7 +29,7 @@ func TestPlan(t *testing.T) {
 		act       bool
 		bounds    Bounds
 		states    map[string]health.ClusterState
-		overrides map[string]table.ClusterOverride
+		overrides map[string]table.Drain
 		failed    map[string]bool
 		want      []Action
 	}{{
@@ -80,30 +80,30 @@ func TestPlan(t *testing.T) {
 		name:      "an operator's cap is left alone",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": sick},
-		overrides: map[string]table.ClusterOverride{"a": {Cluster: "a", Capacity: 40, By: "bob", Reason: "half the nodes", Expires: now.Add(time.Hour)}},
+		overrides: map[string]table.Drain{"a": {Cluster: "a", Capacity: 40, By: "bob", Reason: "half the nodes", Expires: now.Add(time.Hour)}},
 		want:      []Action{{Cluster: "a", Note: "left alone: capped to 40 by bob: half the nodes"}},
 	}, {
 		name:      "a recent automatic drain is kept",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 5*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 5*time.Hour)},
 		want:      []Action{{Cluster: "a", Note: "drained automatically until 2026-12-07T17:00:00Z"}},
 	}, {
 		name:      "an automatic drain past half its TTL is renewed",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 2*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 2*time.Hour)},
 		want:      []Action{{Cluster: "a", Kind: Renew, Reason: "unhealthy: error share 60.0%", Note: "automatic drain renewed for 6h0m0s"}},
 	}, {
 		name:      "report mode renews nothing",
 		states:    map[string]health.ClusterState{"a": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 2*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 2*time.Hour)},
 		want:      []Action{{Cluster: "a", Note: "drained automatically; renewing is left to act mode"}},
 	}, {
 		name:      "a recovered cluster is undrained, and another may be drained in its place",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": fine, "b": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 5*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 5*time.Hour)},
 		want: []Action{
 			{Cluster: "a", Kind: Undrain, Note: "healthy again: automatic drain cancelled; jobs return within the move budget"},
 			{Cluster: "b", Kind: Drain, Reason: "unhealthy: error share 60.0%"},
@@ -112,7 +112,7 @@ func TestPlan(t *testing.T) {
 		name:      "a failed undrain still counts toward the bound",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": fine, "b": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 5*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 5*time.Hour)},
 		failed:    map[string]bool{"a": true},
 		want: []Action{
 			{Cluster: "a", Kind: Undrain, Note: "healthy again: automatic drain cancelled; jobs return within the move budget"},
@@ -121,7 +121,7 @@ func TestPlan(t *testing.T) {
 	}, {
 		name:      "report mode says it would undrain, and keeps counting the drain",
 		states:    map[string]health.ClusterState{"a": fine, "b": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 5*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 5*time.Hour)},
 		want: []Action{
 			{Cluster: "a", Kind: Undrain, Note: "would cancel the automatic drain (report mode)"},
 			{Cluster: "b", Kind: RefusedBound, Note: "not drained: 1 cluster(s) already drained automatically, the most allowed at once is 1"},
@@ -130,18 +130,18 @@ func TestPlan(t *testing.T) {
 		name:      "an operator's drain of a recovered cluster is not cancelled",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": fine},
-		overrides: map[string]table.ClusterOverride{"a": {Cluster: "a", By: "alice", Reason: "upgrade", Expires: now.Add(time.Hour)}},
+		overrides: map[string]table.Drain{"a": {Cluster: "a", By: "alice", Reason: "upgrade", Expires: now.Add(time.Hour)}},
 	}, {
 		name:      "an expired automatic drain is not counted",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": fine, "b": sick},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", -time.Minute)},
+		overrides: map[string]table.Drain{"a": auto("a", -time.Minute)},
 		want:      []Action{{Cluster: "b", Kind: Drain, Reason: "unhealthy: error share 60.0%"}},
 	}, {
 		name:      "a drained cluster without evidence of recovery stays drained",
 		act:       true,
 		states:    map[string]health.ClusterState{"a": recovering},
-		overrides: map[string]table.ClusterOverride{"a": auto("a", 5*time.Hour)},
+		overrides: map[string]table.Drain{"a": auto("a", 5*time.Hour)},
 		want:      []Action{{Cluster: "a", Note: "drained automatically until 2026-12-07T17:00:00Z (no evidence of recovery yet)"}},
 	}}
 	for _, tc := range cases {

@@ -17,12 +17,12 @@ import (
 const drainConfirmPoll = 20 * time.Millisecond
 
 // drainToken names a drain in DispatcherReplicaStatus.Drains.
-func drainToken(o table.ClusterOverride) string {
+func drainToken(o table.Drain) string {
 	return o.Cluster + "@" + o.CreatedAt.UTC().Format(time.RFC3339)
 }
 
 // drainTokens are the tokens of the drains in cs active at now, sorted.
-func drainTokens(cs []table.ClusterOverride, now time.Time) []string {
+func drainTokens(cs []table.Drain, now time.Time) []string {
 	var out []string
 	for _, o := range cs {
 		if o.Drain() && o.Active(now) {
@@ -38,12 +38,12 @@ func drainTokens(cs []table.ClusterOverride, now time.Time) []string {
 // the drain o as in force, and returns the replicas that did not. A replica
 // stopped or cut off stays unconfirmed until the timeout; its answers may
 // name the drained cluster until it catches up.
-func (b *Backend) ConfirmDrain(ctx context.Context, o table.ClusterOverride) ([]string, error) {
+func (b *Backend) ConfirmDrain(ctx context.Context, o table.Drain) ([]string, error) {
 	return b.writes.ConfirmDrain(ctx, o)
 }
 
 // ConfirmDrain is Backend.ConfirmDrain.
-func (w *writer) ConfirmDrain(ctx context.Context, o table.ClusterOverride) ([]string, error) {
+func (w *writer) ConfirmDrain(ctx context.Context, o table.Drain) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.k.opts.DrainConfirmTimeout)
 	defer cancel()
 	want := drainToken(o)

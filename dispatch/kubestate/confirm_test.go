@@ -33,7 +33,7 @@ func TestDrainConfirmed(t *testing.T) {
 	ctx := context.Background()
 	inForce := func(f *fakeReplica, cluster string) (yes bool) {
 		f.with(func(f *fakeReplica) {
-			yes = slices.ContainsFunc(f.clusterOverrides, func(o table.ClusterOverride) bool { return o.Cluster == cluster })
+			yes = slices.ContainsFunc(f.drains, func(o table.Drain) bool { return o.Cluster == cluster })
 		})
 		return yes
 	}
@@ -45,8 +45,8 @@ func TestDrainConfirmed(t *testing.T) {
 	})
 
 	now := time.Now().Truncate(time.Second).UTC()
-	drain := table.ClusterOverride{Cluster: "build01", Reason: "upgrade", By: "alice", CreatedAt: now, Expires: now.Add(time.Hour)}
-	if err := a.PutClusterOverride(ctx, drain); err != nil {
+	drain := table.Drain{Cluster: "build01", Reason: "upgrade", By: "alice", CreatedAt: now, Expires: now.Add(time.Hour)}
+	if err := a.PutDrain(ctx, drain); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

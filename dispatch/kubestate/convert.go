@@ -62,7 +62,7 @@ func overrideOf(jo *v1alpha1.JobOverride) table.Override {
 
 // clusterDrainSpec is o as a ClusterDrain's spec. Drains always expire, and
 // the API holds capacities of 0..100 only.
-func clusterDrainSpec(o table.ClusterOverride) (v1alpha1.ClusterDrainSpec, error) {
+func clusterDrainSpec(o table.Drain) (v1alpha1.ClusterDrainSpec, error) {
 	switch {
 	case o.Cluster == "":
 		return v1alpha1.ClusterDrainSpec{}, fmt.Errorf("cluster override: no cluster")
@@ -77,13 +77,13 @@ func clusterDrainSpec(o table.ClusterOverride) (v1alpha1.ClusterDrainSpec, error
 	}, nil
 }
 
-// clusterOverrideOf is a ClusterDrain as the dispatcher's cluster override.
-func clusterOverrideOf(cd *v1alpha1.ClusterDrain) table.ClusterOverride {
+// drainOf is a ClusterDrain as the dispatcher's cluster override.
+func drainOf(cd *v1alpha1.ClusterDrain) table.Drain {
 	created := goTime(cd.Spec.CreatedAt)
 	if created.IsZero() {
 		created = goTime(&cd.CreationTimestamp)
 	}
-	return table.ClusterOverride{
+	return table.Drain{
 		Cluster: cd.Spec.Cluster, Capacity: int(cd.Spec.Capacity), Reason: cd.Spec.Reason, By: cd.Spec.By,
 		CreatedAt: created, Expires: goTime(&cd.Spec.Expires),
 	}

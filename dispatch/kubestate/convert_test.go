@@ -81,9 +81,9 @@ func TestOverrideConversion(t *testing.T) {
 	}
 }
 
-func TestClusterOverrideConversion(t *testing.T) {
+func TestDrainConversion(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 5, 5, time.UTC)
-	for _, o := range []table.ClusterOverride{
+	for _, o := range []table.Drain{
 		{Cluster: "build01", Reason: "maintenance", By: "bob", CreatedAt: now, Expires: now.Add(6 * time.Hour)},
 		{Cluster: "build02", Capacity: 40, Reason: "slow", By: "health", CreatedAt: now, Expires: now.Add(time.Hour)},
 	} {
@@ -94,11 +94,11 @@ func TestClusterOverrideConversion(t *testing.T) {
 		cd := throughJSON(t, v1alpha1.ClusterDrain{Spec: spec})
 		want := o
 		want.CreatedAt, want.Expires = o.CreatedAt.Truncate(time.Second), o.Expires.Truncate(time.Second)
-		if diff := cmp.Diff(want, clusterOverrideOf(&cd)); diff != "" {
+		if diff := cmp.Diff(want, drainOf(&cd)); diff != "" {
 			t.Errorf("cluster override round trip (-want +got):\n%s", diff)
 		}
 	}
-	for _, bad := range []table.ClusterOverride{
+	for _, bad := range []table.Drain{
 		{Cluster: "build01", Reason: "no expiry"},
 		{Cluster: "build01", Reason: "r", Capacity: 101, Expires: now},
 		{Reason: "no cluster", Expires: now},

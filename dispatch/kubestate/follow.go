@@ -282,10 +282,10 @@ func (f *follower) reconcile(ctx context.Context, kind followKind) {
 			r.SetOverrides(os)
 		}
 	case followDrains:
-		if cs, err := f.clusterOverrides(ctx, check); err != nil {
+		if cs, err := f.drains(ctx, check); err != nil {
 			f.k.log.Error(err, "Listing the cluster drains")
 		} else {
-			r.SetClusterOverrides(cs)
+			r.SetDrains(cs)
 			f.beat.setDrains(drainTokens(cs, f.k.opts.Clock.Now()))
 		}
 	case followTable:
@@ -576,7 +576,7 @@ func (f *follower) load(ctx context.Context) (*state.State, error) {
 	if st.Overrides, err = f.overrides(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: job overrides: %w", err)
 	}
-	if st.ClusterOverrides, err = f.clusterOverrides(ctx, nil); err != nil {
+	if st.Drains, err = f.drains(ctx, nil); err != nil {
 		return nil, fmt.Errorf("kubernetes state backend: cluster drains: %w", err)
 	}
 	if rows == nil {
@@ -610,9 +610,9 @@ func (f *follower) overrides(ctx context.Context, check func(table.Assignment) e
 	return out, nil
 }
 
-// clusterOverrides lists the drains and caps in the cache that checkDrain
+// drains lists the drains and caps in the cache that checkDrain
 // accepts (check, when set, checks their cluster), sorted by cluster.
-func (f *follower) clusterOverrides(ctx context.Context, check func(table.Assignment) error) ([]table.ClusterOverride, error) {
+func (f *follower) drains(ctx context.Context, check func(table.Assignment) error) ([]table.Drain, error) {
 	var l v1alpha1.ClusterDrainList
 	if err := f.k.list(ctx, &l); err != nil {
 		return nil, err
@@ -620,7 +620,7 @@ func (f *follower) clusterOverrides(ctx context.Context, check func(table.Assign
 	slices.SortFunc(l.Items, func(x, y v1alpha1.ClusterDrain) int {
 		return cmp.Or(cmp.Compare(x.Spec.Cluster, y.Spec.Cluster), cmp.Compare(x.Name, y.Name))
 	})
-	out := make([]table.ClusterOverride, 0, len(l.Items))
+	out := make([]table.Drain, 0, len(l.Items))
 	refused := map[string]string{}
 	now := f.k.opts.Clock.Now()
 	for i := range l.Items {
@@ -628,7 +628,7 @@ func (f *follower) clusterOverrides(ctx context.Context, check func(table.Assign
 			refused[l.Items[i].Name] = err.Error()
 			continue
 		}
-		out = append(out, clusterOverrideOf(&l.Items[i]))
+		out = append(out, drainOf(&l.Items[i]))
 	}
 	f.setRefusedObjects(kindClusterDrain, refused)
 	return out, nil

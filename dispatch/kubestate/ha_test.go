@@ -436,12 +436,12 @@ func TestHostileObjects(t *testing.T) {
 	runBackend(t, a, false, nil)
 	eventually(t, 5*time.Second, "the overrides and drains followed", func() bool {
 		var n, m int
-		fa.with(func(f *fakeReplica) { n, m = len(f.overrides), len(f.clusterOverrides) })
+		fa.with(func(f *fakeReplica) { n, m = len(f.overrides), len(f.drains) })
 		return n == 1 && m == 1
 	})
 	fa.with(func(f *fakeReplica) {
-		if f.overrides[0].Job != "good" || f.clusterOverrides[0].Cluster != "build02" {
-			t.Errorf("in force: %+v, %+v; want the good override and the build02 drain", f.overrides, f.clusterOverrides)
+		if f.overrides[0].Job != "good" || f.drains[0].Cluster != "build02" {
+			t.Errorf("in force: %+v, %+v; want the good override and the build02 drain", f.overrides, f.drains)
 		}
 	})
 	got, err := a.Demand().Demand(ctx)

@@ -97,22 +97,22 @@ func someProvisional(n int) []state.Provisional {
 // backend tells it. Its table follows AdoptTable (unless it leads) and
 // AdoptRows, as the dispatcher's does.
 type fakeReplica struct {
-	mu               sync.Mutex
-	state            state.State
-	version          uint64
-	replacedAt       uint64            // the version of the last AdoptTable (or the start)
-	rowVersions      map[string]uint64 // the version each row was last set at since
-	leading          bool
-	refuseTables     bool // AdoptTable changes nothing, as for a publication the dispatcher cannot use
-	counts           *demand.AdmissionCounts
-	adopted          int
-	rowsAdopted      []table.Assignment
-	provAdopted      []state.Provisional
-	overrides        []table.Override
-	overridesSet     int
-	clusterOverrides []table.ClusterOverride
-	leadingCalls     []bool
-	checkRow         func(a table.Assignment) error // nil accepts every row
+	mu           sync.Mutex
+	state        state.State
+	version      uint64
+	replacedAt   uint64            // the version of the last AdoptTable (or the start)
+	rowVersions  map[string]uint64 // the version each row was last set at since
+	leading      bool
+	refuseTables bool // AdoptTable changes nothing, as for a publication the dispatcher cannot use
+	counts       *demand.AdmissionCounts
+	adopted      int
+	rowsAdopted  []table.Assignment
+	provAdopted  []state.Provisional
+	overrides    []table.Override
+	overridesSet int
+	drains       []table.Drain
+	leadingCalls []bool
+	checkRow     func(a table.Assignment) error // nil accepts every row
 }
 
 func (f *fakeReplica) CheckRow(a table.Assignment, _ *state.Provisional) error {
@@ -202,10 +202,10 @@ func (f *fakeReplica) SetOverrides(os []table.Override) {
 	f.overridesSet++
 }
 
-func (f *fakeReplica) SetClusterOverrides(cs []table.ClusterOverride) {
+func (f *fakeReplica) SetDrains(cs []table.Drain) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.clusterOverrides = cs
+	f.drains = cs
 }
 
 func (f *fakeReplica) SetLeading(leading bool) {

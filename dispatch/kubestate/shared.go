@@ -55,8 +55,8 @@ func (b *Backend) SaveJournal(func() ([]table.Assignment, []state.Provisional)) 
 // SaveOverrides does nothing: PutOverride and DeleteOverride wrote them.
 func (b *Backend) SaveOverrides([]table.Override) error { return nil }
 
-// SaveClusterOverrides does nothing: PutClusterOverride and DeleteClusterOverride wrote them.
-func (b *Backend) SaveClusterOverrides([]table.ClusterOverride) error { return nil }
+// SaveDrains does nothing: PutDrain and DeleteDrain wrote them.
+func (b *Backend) SaveDrains([]table.Drain) error { return nil }
 
 // SaveAdmissions does nothing: this replica's record carries them at every heartbeat.
 func (b *Backend) SaveAdmissions(func() *demand.AdmissionCounts) error { return nil }
@@ -108,14 +108,14 @@ func (w *writer) DeleteOverride(ctx context.Context, job string) error {
 	return nil
 }
 
-// PutClusterOverride creates or replaces the cluster's ClusterDrain (named
+// PutDrain creates or replaces the cluster's ClusterDrain (named
 // ObjectName(cluster)). A drain must expire; its capacity is 0..100.
-func (b *Backend) PutClusterOverride(ctx context.Context, o table.ClusterOverride) error {
-	return b.writes.PutClusterOverride(ctx, o)
+func (b *Backend) PutDrain(ctx context.Context, o table.Drain) error {
+	return b.writes.PutDrain(ctx, o)
 }
 
-// PutClusterOverride is Backend.PutClusterOverride.
-func (w *writer) PutClusterOverride(ctx context.Context, o table.ClusterOverride) error {
+// PutDrain is Backend.PutDrain.
+func (w *writer) PutDrain(ctx context.Context, o table.Drain) error {
 	spec, err := clusterDrainSpec(o)
 	if err != nil {
 		return err
@@ -133,13 +133,13 @@ func (w *writer) PutClusterOverride(ctx context.Context, o table.ClusterOverride
 	return err
 }
 
-// DeleteClusterOverride deletes every ClusterDrain of the cluster.
-func (b *Backend) DeleteClusterOverride(ctx context.Context, cluster string) error {
-	return b.writes.DeleteClusterOverride(ctx, cluster)
+// DeleteDrain deletes every ClusterDrain of the cluster.
+func (b *Backend) DeleteDrain(ctx context.Context, cluster string) error {
+	return b.writes.DeleteDrain(ctx, cluster)
 }
 
-// DeleteClusterOverride is Backend.DeleteClusterOverride.
-func (w *writer) DeleteClusterOverride(ctx context.Context, cluster string) error {
+// DeleteDrain is Backend.DeleteDrain.
+func (w *writer) DeleteDrain(ctx context.Context, cluster string) error {
 	var l v1alpha1.ClusterDrainList
 	if err := w.k.list(ctx, &l); err != nil {
 		return fmt.Errorf("kubernetes API: delete ClusterDrain of cluster %q: %w: the write was not made", cluster, err)

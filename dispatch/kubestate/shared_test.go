@@ -84,34 +84,34 @@ func TestOverridesFollowed(t *testing.T) {
 	}
 }
 
-func TestClusterOverridesFollowed(t *testing.T) {
+func TestDrainsFollowed(t *testing.T) {
 	needAPI(t)
 	_, a, _, _, fb := twoReplicas(t)
 	ctx := context.Background()
 	now := time.Now()
-	got := func() []table.ClusterOverride {
-		var out []table.ClusterOverride
-		fb.with(func(f *fakeReplica) { out = f.clusterOverrides })
+	got := func() []table.Drain {
+		var out []table.Drain
+		fb.with(func(f *fakeReplica) { out = f.drains })
 		return out
 	}
-	drain := table.ClusterOverride{Cluster: "build01", Reason: "maintenance", By: "bob", CreatedAt: now, Expires: now.Add(6 * time.Hour)}
-	cap := table.ClusterOverride{Cluster: "Build_02", Capacity: 30, Reason: "slow", By: "health", CreatedAt: now, Expires: now.Add(time.Hour)}
-	for _, o := range []table.ClusterOverride{drain, cap} {
-		if err := a.PutClusterOverride(ctx, o); err != nil {
+	drain := table.Drain{Cluster: "build01", Reason: "maintenance", By: "bob", CreatedAt: now, Expires: now.Add(6 * time.Hour)}
+	cap := table.Drain{Cluster: "Build_02", Capacity: 30, Reason: "slow", By: "health", CreatedAt: now, Expires: now.Add(time.Hour)}
+	for _, o := range []table.Drain{drain, cap} {
+		if err := a.PutDrain(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	second := func(o table.ClusterOverride) table.ClusterOverride {
+	second := func(o table.Drain) table.Drain {
 		o.CreatedAt, o.Expires = goTime(apiTime(o.CreatedAt)), goTime(apiTime(o.Expires))
 		return o
 	}
-	want := []table.ClusterOverride{second(cap), second(drain)}
-	eventually(t, 5*time.Second, "the other replica's SetClusterOverrides", func() bool { return cmp.Equal(got(), want) })
-	if err := a.DeleteClusterOverride(ctx, "Build_02"); err != nil {
+	want := []table.Drain{second(cap), second(drain)}
+	eventually(t, 5*time.Second, "the other replica's SetDrains", func() bool { return cmp.Equal(got(), want) })
+	if err := a.DeleteDrain(ctx, "Build_02"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the deletion", func() bool { return cmp.Equal(got(), []table.ClusterOverride{second(drain)}) })
-	if err := a.PutClusterOverride(ctx, table.ClusterOverride{Cluster: "build03", Reason: "forever"}); err == nil {
+	eventually(t, 5*time.Second, "the deletion", func() bool { return cmp.Equal(got(), []table.Drain{second(drain)}) })
+	if err := a.PutDrain(ctx, table.Drain{Cluster: "build03", Reason: "forever"}); err == nil {
 		t.Error("a drain without expiry was written")
 	}
 }

@@ -32,8 +32,8 @@ var ErrNoBase = errors.New("no saved state to extend: save the state first")
 // which package dispatch reads and writes it.
 //
 // A change reaches a backend twice. Before it is in force, the shared
-// writes (PutOverride, DeleteOverride, PutClusterOverride,
-// DeleteClusterOverride, Claim) make it visible to every replica: an error
+// writes (PutOverride, DeleteOverride, PutDrain,
+// DeleteDrain, Claim) make it visible to every replica: an error
 // means it was not made and the change is refused. Once it is in force, the
 // saves (Save, SaveJournal, SaveOverrides, ...) make it durable: an error
 // leaves it in force, not saved, and the next save retries. A backend of
@@ -61,11 +61,11 @@ type Backend interface {
 	PutOverride(ctx context.Context, o table.Override) error
 	// DeleteOverride removes the job's override; a missing one is no error.
 	DeleteOverride(ctx context.Context, job string) error
-	// PutClusterOverride creates or replaces the cluster's drain or cap.
-	PutClusterOverride(ctx context.Context, o table.ClusterOverride) error
-	// DeleteClusterOverride removes the cluster's drain or cap; a missing
+	// PutDrain creates or replaces the cluster's drain or cap.
+	PutDrain(ctx context.Context, o table.Drain) error
+	// DeleteDrain removes the cluster's drain or cap; a missing
 	// one is no error.
-	DeleteClusterOverride(ctx context.Context, cluster string) error
+	DeleteDrain(ctx context.Context, cluster string) error
 	// Claim records the row of a job the table lacked unless a row is
 	// recorded for it already, and returns the row in force (the first
 	// recorded). provisional is the job's record when the job config lacks
@@ -74,7 +74,7 @@ type Backend interface {
 	Claim(ctx context.Context, row table.Assignment, provisional *jobs.Job) (table.Assignment, error)
 	// ConfirmDrain waits, within a bound, until every other live replica
 	// has the drain o in force, and returns those that did not.
-	ConfirmDrain(ctx context.Context, o table.ClusterOverride) (unconfirmed []string, err error)
+	ConfirmDrain(ctx context.Context, o table.Drain) (unconfirmed []string, err error)
 	// OtherLeader names the replica other than this one known to lead;
 	// empty while this replica leads or no other one is known.
 	OtherLeader() string
@@ -91,10 +91,10 @@ type Backend interface {
 	// since and the provisional jobs as they are now, as changes gives
 	// them. Without a Save to extend it fails with ErrNoBase.
 	SaveJournal(changes func() (rows []table.Assignment, provisional []Provisional)) error
-	// SaveOverrides saves the job overrides, SaveClusterOverrides the
+	// SaveOverrides saves the job overrides, SaveDrains the
 	// drains and caps, each whole.
 	SaveOverrides(os []table.Override) error
-	SaveClusterOverrides(cs []table.ClusterOverride) error
+	SaveDrains(cs []table.Drain) error
 	// SaveAdmissions saves this replica's admission counts; SaveDemand the
 	// last good demand.
 	SaveAdmissions(counts func() *demand.AdmissionCounts) error
@@ -113,10 +113,10 @@ type Watcher interface {
 	// AdoptRows sets rows that replicas placed for jobs the table lacked,
 	// with the provisional records of those the job config lacks.
 	AdoptRows(rows []table.Assignment, provisional []Provisional)
-	// SetOverrides gives the full set of job overrides; SetClusterOverrides
+	// SetOverrides gives the full set of job overrides; SetDrains
 	// the drains and caps.
 	SetOverrides(os []table.Override)
-	SetClusterOverrides(cs []table.ClusterOverride)
+	SetDrains(cs []table.Drain)
 	// CheckRow returns why a row read from the state (a published table, a
 	// placement) may not be put in force: an unknown cluster, or a blocked
 	// or incapable one for a job the rules may move. Nil while the configs

@@ -31,11 +31,11 @@ func (Memory) PutOverride(context.Context, table.Override) error { return nil }
 // DeleteOverride does nothing.
 func (Memory) DeleteOverride(context.Context, string) error { return nil }
 
-// PutClusterOverride does nothing.
-func (Memory) PutClusterOverride(context.Context, table.ClusterOverride) error { return nil }
+// PutDrain does nothing.
+func (Memory) PutDrain(context.Context, table.Drain) error { return nil }
 
-// DeleteClusterOverride does nothing.
-func (Memory) DeleteClusterOverride(context.Context, string) error { return nil }
+// DeleteDrain does nothing.
+func (Memory) DeleteDrain(context.Context, string) error { return nil }
 
 // Claim returns row: this replica's row is the one in force.
 func (Memory) Claim(_ context.Context, row table.Assignment, _ *jobs.Job) (table.Assignment, error) {
@@ -43,7 +43,7 @@ func (Memory) Claim(_ context.Context, row table.Assignment, _ *jobs.Job) (table
 }
 
 // ConfirmDrain has no other replica to wait for.
-func (Memory) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) { return nil, nil }
+func (Memory) ConfirmDrain(context.Context, table.Drain) ([]string, error) { return nil, nil }
 
 // OtherLeader is empty: this replica leads.
 func (Memory) OtherLeader() string { return "" }
@@ -60,8 +60,8 @@ func (Memory) SaveJournal(func() ([]table.Assignment, []Provisional)) error { re
 // SaveOverrides does nothing.
 func (Memory) SaveOverrides([]table.Override) error { return nil }
 
-// SaveClusterOverrides does nothing.
-func (Memory) SaveClusterOverrides([]table.ClusterOverride) error { return nil }
+// SaveDrains does nothing.
+func (Memory) SaveDrains([]table.Drain) error { return nil }
 
 // SaveAdmissions does nothing.
 func (Memory) SaveAdmissions(func() *demand.AdmissionCounts) error { return nil }

@@ -16,10 +16,10 @@ type State struct {
 	// store also keeps them apart, in overrides.json, so a bad state file
 	// never costs an override.
 	Overrides []table.Override `json:"overrides,omitempty"`
-	// ClusterOverrides are the operators' cluster drains and capacity caps,
+	// Drains are the operators' cluster drains and capacity caps,
 	// sorted by cluster, kept in cluster-overrides.json alone (written on
 	// every change).
-	ClusterOverrides []table.ClusterOverride `json:"-"`
+	Drains []table.Drain `json:"-"`
 	// Provisional are the jobs first seen at admission that the job config
 	// lacks, sorted by name: a restart keeps their rows, their demand and
 	// when they were last admitted.

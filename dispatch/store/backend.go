@@ -51,11 +51,11 @@ func (b *Backend) PutOverride(context.Context, table.Override) error { return ni
 // DeleteOverride does nothing: SaveOverrides saves it.
 func (b *Backend) DeleteOverride(context.Context, string) error { return nil }
 
-// PutClusterOverride does nothing: SaveClusterOverrides saves it.
-func (b *Backend) PutClusterOverride(context.Context, table.ClusterOverride) error { return nil }
+// PutDrain does nothing: SaveDrains saves it.
+func (b *Backend) PutDrain(context.Context, table.Drain) error { return nil }
 
-// DeleteClusterOverride does nothing: SaveClusterOverrides saves it.
-func (b *Backend) DeleteClusterOverride(context.Context, string) error { return nil }
+// DeleteDrain does nothing: SaveDrains saves it.
+func (b *Backend) DeleteDrain(context.Context, string) error { return nil }
 
 // Claim returns row: no other replica places jobs. SaveJournal saves it.
 func (b *Backend) Claim(_ context.Context, row table.Assignment, _ *jobs.Job) (table.Assignment, error) {
@@ -63,7 +63,7 @@ func (b *Backend) Claim(_ context.Context, row table.Assignment, _ *jobs.Job) (t
 }
 
 // ConfirmDrain has no other replica to wait for.
-func (b *Backend) ConfirmDrain(context.Context, table.ClusterOverride) ([]string, error) {
+func (b *Backend) ConfirmDrain(context.Context, table.Drain) ([]string, error) {
 	return nil, nil
 }
 
@@ -90,9 +90,9 @@ func (b *Backend) SaveJournal(changes func() ([]table.Assignment, []state.Provis
 // SaveOverrides writes the overrides' file.
 func (b *Backend) SaveOverrides(os []table.Override) error { return b.s.SaveOverrides(os) }
 
-// SaveClusterOverrides writes the cluster overrides' file.
-func (b *Backend) SaveClusterOverrides(cs []table.ClusterOverride) error {
-	return b.s.SaveClusterOverrides(cs)
+// SaveDrains writes the cluster overrides' file.
+func (b *Backend) SaveDrains(cs []table.Drain) error {
+	return b.s.SaveDrains(cs)
 }
 
 // SaveAdmissions writes the admission counts' file.

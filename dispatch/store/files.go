@@ -16,16 +16,16 @@ import (
 // OverridesPath is the overrides' file.
 func (s *Store) OverridesPath() string { return filepath.Join(s.dir, OverridesFileName) }
 
-// ClusterOverridesPath is the cluster overrides' file.
-func (s *Store) ClusterOverridesPath() string { return filepath.Join(s.dir, ClusterOverridesFileName) }
+// DrainsPath is the cluster overrides' file.
+func (s *Store) DrainsPath() string { return filepath.Join(s.dir, DrainsFileName) }
 
-// SaveClusterOverrides replaces the cluster overrides' file; it is written
+// SaveDrains replaces the cluster overrides' file; it is written
 // on every drain, cap and cancel.
-func (s *Store) SaveClusterOverrides(overrides []table.ClusterOverride) error {
+func (s *Store) SaveDrains(overrides []table.Drain) error {
 	if overrides == nil {
-		overrides = []table.ClusterOverride{}
+		overrides = []table.Drain{}
 	}
-	return s.saveApart(s.ClusterOverridesPath(), overrides)
+	return s.saveApart(s.DrainsPath(), overrides)
 }
 
 // AdmissionsPath is the admission counts' file.

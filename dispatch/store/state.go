@@ -19,8 +19,8 @@ const (
 	JournalFileName = "journal.json"
 	// OverridesFileName holds the overrides.
 	OverridesFileName = "overrides.json"
-	// ClusterOverridesFileName holds the cluster drains and capacity caps.
-	ClusterOverridesFileName = "cluster-overrides.json"
+	// DrainsFileName holds the cluster drains and capacity caps.
+	DrainsFileName = "cluster-overrides.json"
 	// AdmissionsFileName holds the admission counts.
 	AdmissionsFileName = "admissions.json"
 	// DemandFileName holds the last good demand.

@@ -155,10 +155,10 @@ func (s *Store) readApart(st *State, sum string) []error {
 	case !errors.Is(err, fs.ErrNotExist):
 		errs = append(errs, err)
 	}
-	var clusterOverrides []table.ClusterOverride
-	switch err := readEnvelope("cluster overrides", s.ClusterOverridesPath(), &clusterOverrides); {
+	var drains []table.Drain
+	switch err := readEnvelope("cluster overrides", s.DrainsPath(), &drains); {
 	case err == nil:
-		st.ClusterOverrides = clusterOverrides
+		st.Drains = drains
 	case !errors.Is(err, fs.ErrNotExist):
 		errs = append(errs, err)
 	}

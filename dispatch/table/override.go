@@ -25,12 +25,12 @@ func (o Override) Active(now time.Time) bool {
 	return o.Expires.IsZero() || now.Before(o.Expires)
 }
 
-// ClusterOverride is an operator's temporary change to one cluster of the
+// Drain is an operator's temporary change to one cluster of the
 // cluster config: a drain (no job is balanced onto it, and every job that
 // can move leaves it) or a capacity cap, until Expires. Jobs that only that
 // cluster can run stay (its cluster jobs, jobs overridden there, jobs whose
 // capability no other usable cluster has).
-type ClusterOverride struct {
+type Drain struct {
 	// Cluster is the cluster's name.
 	Cluster string `json:"cluster"`
 	// Capacity, when above 0, caps the cluster's capacity instead of draining it.
@@ -46,7 +46,7 @@ type ClusterOverride struct {
 }
 
 // Drain reports whether the override drains the cluster (rather than capping it).
-func (o ClusterOverride) Drain() bool { return o.Capacity <= 0 }
+func (o Drain) Drain() bool { return o.Capacity <= 0 }
 
 // Active reports whether the override is in force at now.
-func (o ClusterOverride) Active(now time.Time) bool { return now.Before(o.Expires) }
+func (o Drain) Active(now time.Time) bool { return now.Before(o.Expires) }

@@ -85,10 +85,10 @@ func (c *Client) DeleteOverride(ctx context.Context, job string) error {
 	return c.do(ctx, http.MethodDelete, ReschedulePath+"/"+url.PathEscape(job), nil, nil)
 }
 
-// ClusterOverrides lists the drains and capacity caps in force, sorted by cluster.
-func (c *Client) ClusterOverrides(ctx context.Context) ([]ClusterOverride, error) {
-	var out []ClusterOverride
-	return out, c.do(ctx, http.MethodGet, ClusterOverridesPath, nil, &out)
+// Drains lists the drains and capacity caps in force, sorted by cluster.
+func (c *Client) Drains(ctx context.Context) ([]Drain, error) {
+	var out []Drain
+	return out, c.do(ctx, http.MethodGet, DrainsPath, nil, &out)
 }
 
 // Drain drains or caps cluster, or with req.DryRun previews that. A drain

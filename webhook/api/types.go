@@ -16,8 +16,8 @@ const (
 	// ClustersPath lists the clusters and their loads; DrainPath(cluster)
 	// drains or caps one of them.
 	ClustersPath = "/api/v1/clusters"
-	// ClusterOverridesPath lists the drains and capacity caps in force.
-	ClusterOverridesPath = "/api/v1/cluster-overrides"
+	// DrainsPath lists the drains and capacity caps in force.
+	DrainsPath = "/api/v1/cluster-overrides"
 	// DispatchPath runs a full dispatch now.
 	DispatchPath = "/api/v1/dispatch"
 	// ReschedulePath creates an override (POST); + "{job}" deletes one (DELETE).
@@ -129,7 +129,7 @@ type ClusterStatus struct {
 	Manual       bool     `json:"manual,omitempty"`
 	// Override is the cluster's active drain or capacity cap, if any;
 	// Capacity is then the capped capacity (0 while drained).
-	Override *ClusterOverride `json:"override,omitempty"`
+	Override *Drain `json:"override,omitempty"`
 	// Role is "build" (in the cluster config: balancing may choose it),
 	// "manual" (manualClusters) or "service" (named only by groups,
 	// sshBastion, kvm, noBuilds or a job's cluster label, such as app.ci:
@@ -268,9 +268,9 @@ type Error struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// ClusterOverride is an operator's drain (Capacity 0) or capacity cap of a
+// Drain is an operator's drain (Capacity 0) or capacity cap of a
 // cluster, until Expires.
-type ClusterOverride struct {
+type Drain struct {
 	Cluster string `json:"cluster"`
 	// Capacity, when above 0, is the capped capacity; 0 is a drain.
 	Capacity  int       `json:"capacity,omitempty"`
@@ -307,7 +307,7 @@ type DrainPlan struct {
 	// DryRun is set when the plan is a preview and nothing was changed.
 	DryRun bool `json:"dryRun,omitempty"`
 	// Override is the drain or cap applied (or previewed).
-	Override ClusterOverride `json:"override"`
+	Override Drain `json:"override"`
 	// Moved is the number of jobs whose cluster changes.
 	Moved int `json:"moved"`
 	// Moves lists the moves, sorted by job (at most 100; Moved has the full count).
@@ -350,7 +350,7 @@ type UndrainResponse struct {
 	// Cluster is the cluster whose drain or cap was cancelled.
 	Cluster string `json:"cluster"`
 	// Cancelled is the drain or cap in force when the request arrived.
-	Cancelled *ClusterOverride `json:"cancelled,omitempty"`
+	Cancelled *Drain `json:"cancelled,omitempty"`
 	// Dispatch is the dispatch that followed: jobs flow back as balance
 	// moves them, within the move budget.
 	Dispatch DispatchResponse `json:"dispatch"`

@@ -38,8 +38,8 @@ type (
 		Reschedule(ctx context.Context, req dispatch.RescheduleRequest) (*dispatch.RescheduleResult, error)
 		// DeleteOverride removes a job's override.
 		DeleteOverride(ctx context.Context, job string) error
-		// ClusterOverrides lists the drains and capacity caps in force, sorted by cluster.
-		ClusterOverrides() []table.ClusterOverride
+		// Drains lists the drains and capacity caps in force, sorted by cluster.
+		Drains() []table.Drain
 		// PreviewDrain says what Drain would do, changing nothing.
 		PreviewDrain(ctx context.Context, req dispatch.DrainRequest) (*dispatch.DrainPlan, error)
 		// Drain drains or caps a cluster.

@@ -77,7 +77,7 @@ func apiClusterStatuses(cs []dispatch.ClusterStatus) []api.ClusterStatus {
 func apiCluster(l *engine.ClusterLoad) api.ClusterStatus {
 	return api.ClusterStatus{
 		Name: l.Name, Provider: l.Provider, Capacity: l.Capacity, Capabilities: l.Capabilities,
-		Blocked: l.Blocked, Manual: l.Manual, Override: apiClusterOverride(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
+		Blocked: l.Blocked, Manual: l.Manual, Override: apiDrain(l.Override), Role: l.Role, Jobs: l.Jobs, Demand: l.Demand,
 		BalancedJobs: l.BalancedJobs, BalancedDemand: l.BalancedDemand, ForcedJobs: l.ForcedJobs, ForcedDemand: l.ForcedDemand,
 		Target: l.Target, Ratio: l.Ratio, ConfiguredCapacity: l.ConfiguredCapacity,
 	}
@@ -142,7 +142,7 @@ func apiUnplaceable(us []engine.Unplaceable, n int) []api.UnplaceableJob {
 // and stranded jobs (the counts are complete).
 func apiDrainPlan(p *dispatch.DrainPlan, dryRun bool, max int) api.DrainPlan {
 	out := api.DrainPlan{
-		DryRun: dryRun, Override: *apiClusterOverride(&p.Override),
+		DryRun: dryRun, Override: *apiDrain(&p.Override),
 		Moved: len(p.Moves), Moves: apiMoves(p.Moves, max),
 		Staying: len(p.Staying), Stranded: len(p.Stranded), StrandedJobs: apiUnplaceable(p.Stranded, max),
 		Unconfirmed: p.Unconfirmed,
@@ -159,21 +159,21 @@ func apiDrainPlan(p *dispatch.DrainPlan, dryRun bool, max int) api.DrainPlan {
 	return out
 }
 
-// apiClusterOverrides converts the drains and caps in force; none is an empty list.
-func apiClusterOverrides(list []table.ClusterOverride) []api.ClusterOverride {
-	out := make([]api.ClusterOverride, len(list))
+// apiDrains converts the drains and caps in force; none is an empty list.
+func apiDrains(list []table.Drain) []api.Drain {
+	out := make([]api.Drain, len(list))
 	for i := range list {
-		out[i] = *apiClusterOverride(&list[i])
+		out[i] = *apiDrain(&list[i])
 	}
 	return out
 }
 
-// apiClusterOverride converts a drain or cap; nil stays nil.
-func apiClusterOverride(o *table.ClusterOverride) *api.ClusterOverride {
+// apiDrain converts a drain or cap; nil stays nil.
+func apiDrain(o *table.Drain) *api.Drain {
 	if o == nil {
 		return nil
 	}
-	return &api.ClusterOverride{Cluster: o.Cluster, Capacity: o.Capacity, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
+	return &api.Drain{Cluster: o.Cluster, Capacity: o.Capacity, Reason: o.Reason, By: o.By, CreatedAt: o.CreatedAt, Expires: o.Expires}
 }
 
 // whatIfRequest converts a plan request, to list at most max moves,

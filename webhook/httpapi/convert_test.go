@@ -25,7 +25,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
 	row := table.Assignment{Job: "j", Cluster: "build01", Reason: table.ReasonCapability, Detail: "d", File: "f.yaml", Demand: 3.5, AssignedAt: at}
 	override := table.Override{Job: "j", Cluster: "build02", Reason: "r", By: "alice", CreatedAt: at, Expires: at.Add(time.Hour)}
-	capped := table.ClusterOverride{Cluster: "build01", Capacity: 50, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)}
+	capped := table.Drain{Cluster: "build01", Capacity: 50, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)}
 	hs := &health.Status{
 		ClusterState: health.ClusterState{State: health.Unhealthy, Since: at, Evidence: health.Healthy, Candidate: health.Healthy, CandidateSince: at.Add(time.Minute),
 			Reason: "error share 5.0%", Sample: &health.Sample{ErrorShare: 0.05, PendingSeconds: 90, Samples: 40}},
@@ -51,7 +51,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"cluster load", load, apiClusters([]engine.ClusterLoad{load})[0]},
 		{"cluster status", status, apiClusterStatuses([]dispatch.ClusterStatus{status})[0]},
 		{"explanation", explanation, apiExplanation(explanation)},
-		{"cluster override", capped, *apiClusterOverride(&capped)},
+		{"cluster override", capped, *apiDrain(&capped)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assertAllSet(t, reflect.ValueOf(tc.internal), tc.name)
@@ -73,8 +73,8 @@ func TestConversionsKeepEveryField(t *testing.T) {
 	if got := apiClusterHealth(hs); got.PendingSeconds != nil || *got.ErrorShare != 0.05 {
 		t.Errorf("an infinite pending time converts to %v, want none (JSON cannot carry it)", got.PendingSeconds)
 	}
-	if got := apiClusterOverrides([]table.ClusterOverride{capped, capped}); len(got) != 2 || got[1] != *apiClusterOverride(&capped) {
-		t.Errorf("apiClusterOverrides: %+v", got)
+	if got := apiDrains([]table.Drain{capped, capped}); len(got) != 2 || got[1] != *apiDrain(&capped) {
+		t.Errorf("apiDrains: %+v", got)
 	}
 	withOverride := jsonMap(t, apiAssignment(row, &override))
 	if o, ok := withOverride["override"].(map[string]any); !ok || !reflect.DeepEqual(o, jsonMap(t, override)) {
@@ -88,7 +88,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 func TestDrainPlanConversionKeepsEveryField(t *testing.T) {
 	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
 	plan := &dispatch.DrainPlan{
-		Override:    table.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
+		Override:    table.Drain{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
 		Moves:       []engine.Move{{Job: "j", From: "build03", To: "build01", Reason: table.ReasonBalanced}},
 		To:          map[string]dispatch.Flow{"build01": {Jobs: 1, Demand: 2.5}},
 		Staying:     []dispatch.StayingJob{{Job: "k", Reason: table.ReasonClusterJob, Detail: "d"}},
@@ -100,7 +100,7 @@ func TestDrainPlanConversionKeepsEveryField(t *testing.T) {
 	assertAllSet(t, reflect.ValueOf(got), "api.DrainPlan")
 	want := api.DrainPlan{
 		DryRun:   true,
-		Override: api.ClusterOverride{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
+		Override: api.Drain{Cluster: "build03", Capacity: 20, Reason: "r", By: "bob", CreatedAt: at, Expires: at.Add(time.Hour)},
 		Moved:    1, Moves: []api.Move{{Job: "j", From: "build03", To: "build01", Reason: "balanced"}},
 		Flows:   map[string]api.Flow{"build01": {Jobs: 1, Demand: 2.5}},
 		Staying: 1, StayingJobs: []api.StayingJob{{Job: "k", Reason: "cluster-job", Detail: "d"}},

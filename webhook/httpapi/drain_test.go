@@ -52,7 +52,7 @@ func TestDrainAPI(t *testing.T) {
 	strandedErr := fmt.Errorf("drain build03: %w: 110 job(s) need what no other usable cluster has: gpu-000 (no usable cluster meets capabilities [gpu]); force to drain anyway", dispatch.ErrStranded)
 	noneReached := func(t *testing.T, f *fakeBackend, _ string) {
 		t.Helper()
-		if len(f.drains)+len(f.previews)+len(f.undrains) != 0 || len(f.clusterOverrides) != 0 {
+		if len(f.drains)+len(f.previews)+len(f.undrains) != 0 || len(f.inForce) != 0 {
 			t.Errorf("a refused request reached the backend: drains %+v previews %+v undrains %v", f.drains, f.previews, f.undrains)
 		}
 	}
@@ -76,7 +76,7 @@ func TestDrainAPI(t *testing.T) {
 				if diff := cmp.Diff(map[string]api.Flow{"build01": {Jobs: 75, Demand: 150}, "build02": {Jobs: 75, Demand: 150}}, got.Flows); diff != "" {
 					t.Errorf("flows (-want +got):\n%s", diff)
 				}
-				wantOverride := api.ClusterOverride{Cluster: "build03", Reason: "node upgrade", By: "api", CreatedAt: fakeNow(), Expires: fakeNow().Add(4 * time.Hour)}
+				wantOverride := api.Drain{Cluster: "build03", Reason: "node upgrade", By: "api", CreatedAt: fakeNow(), Expires: fakeNow().Add(4 * time.Hour)}
 				if got.Override != wantOverride {
 					t.Errorf("override %+v, want %+v", got.Override, wantOverride)
 				}
@@ -100,8 +100,8 @@ func TestDrainAPI(t *testing.T) {
 		{name: "preview changes nothing", method: "POST", path: drainPath, token: testToken, body: `{"ttl":"4h","reason":"r","dryRun":true,"force":true}`, wantCode: 200,
 			fake: func(f *fakeBackend) { f.drainPlan = bigDrainPlan() }, want: `"dryRun":true`,
 			check: func(t *testing.T, f *fakeBackend, body string) {
-				if len(f.previews) != 1 || len(f.drains) != 0 || len(f.clusterOverrides) != 0 {
-					t.Errorf("previews %+v, drains %+v, overrides %+v: want one preview and nothing else", f.previews, f.drains, f.clusterOverrides)
+				if len(f.previews) != 1 || len(f.drains) != 0 || len(f.inForce) != 0 {
+					t.Errorf("previews %+v, drains %+v, overrides %+v: want one preview and nothing else", f.previews, f.drains, f.inForce)
 				}
 				if !strings.Contains(body, `"stranded":110`) {
 					t.Errorf("the preview does not list the stranded jobs: %.300s", body)
@@ -138,8 +138,8 @@ func TestDrainAPI(t *testing.T) {
 				if len(e.StrandedJobs) != maxMoves || !strings.Contains(e.Error, "would strand jobs") || !strings.Contains(e.Error, "force to drain anyway") {
 					t.Errorf("error %q with %d stranded jobs listed", e.Error, len(e.StrandedJobs))
 				}
-				if len(f.clusterOverrides) != 0 {
-					t.Errorf("the refused drain is in force: %+v", f.clusterOverrides)
+				if len(f.inForce) != 0 {
+					t.Errorf("the refused drain is in force: %+v", f.inForce)
 				}
 			}},
 		{name: "stranding without force, the preview failing too", method: "POST", path: drainPath, token: testToken, body: `{"ttl":"1h","reason":"r"}`,
@@ -178,7 +178,7 @@ func TestDrainAPI(t *testing.T) {
 
 		{name: "undrain", method: "DELETE", path: drainPath, token: testToken, wantCode: 200,
 			fake: func(f *fakeBackend) {
-				f.clusterOverrides = []table.ClusterOverride{{Cluster: "build03", Reason: "node upgrade", By: "alice", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)}}
+				f.inForce = []table.Drain{{Cluster: "build03", Reason: "node upgrade", By: "alice", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)}}
 				f.report = &engine.Report{Jobs: 40, Moves: []engine.Move{{Job: "j", From: "build01", To: "build03", Reason: table.ReasonBalanced}}}
 			},
 			check: func(t *testing.T, f *fakeBackend, body string) {
@@ -187,18 +187,18 @@ func TestDrainAPI(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := api.UndrainResponse{Cluster: "build03",
-					Cancelled: &api.ClusterOverride{Cluster: "build03", Reason: "node upgrade", By: "alice", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)},
+					Cancelled: &api.Drain{Cluster: "build03", Reason: "node upgrade", By: "alice", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)},
 					Dispatch: api.DispatchResponse{Jobs: 40, Moved: 1, MovedTo: map[string]int{"build03": 1},
 						Moves: []api.Move{{Job: "j", From: "build01", To: "build03", Reason: "balanced"}}}}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("undrain (-want +got):\n%s", diff)
 				}
-				if diff := cmp.Diff([]string{"build03 api"}, f.undrains); diff != "" || len(f.clusterOverrides) != 0 {
-					t.Errorf("undrains (-want +got):\n%s; overrides left %+v", diff, f.clusterOverrides)
+				if diff := cmp.Diff([]string{"build03 api"}, f.undrains); diff != "" || len(f.inForce) != 0 {
+					t.Errorf("undrains (-want +got):\n%s; overrides left %+v", diff, f.inForce)
 				}
 			}},
 		{name: "undrain by the plugin for a commenter", method: "DELETE", path: drainPath + "?by=octocat", token: pluginToken, wantCode: 200,
-			fake: func(f *fakeBackend) { f.clusterOverrides = []table.ClusterOverride{{Cluster: "build03"}} },
+			fake: func(f *fakeBackend) { f.inForce = []table.Drain{{Cluster: "build03"}} },
 			check: func(t *testing.T, f *fakeBackend, _ string) {
 				if diff := cmp.Diff([]string{"build03 plugin for octocat"}, f.undrains); diff != "" {
 					t.Errorf("undrains (-want +got):\n%s", diff)
@@ -207,21 +207,21 @@ func TestDrainAPI(t *testing.T) {
 		{name: "undrain of a cluster without a drain", method: "DELETE", path: drainPath, token: testToken, wantCode: 404, want: "has no drain or capacity cap"},
 		{name: "undrain not saved", method: "DELETE", path: drainPath, token: testToken, wantCode: 507, want: "read-only",
 			fake: func(f *fakeBackend) {
-				f.clusterOverrides = []table.ClusterOverride{{Cluster: "build03"}}
+				f.inForce = []table.Drain{{Cluster: "build03"}}
 				f.undrainErr = fmt.Errorf("undrain build03: in force, but %w: read-only", dispatch.ErrNotSaved)
 			}},
 		{name: "undrain without token", method: "DELETE", path: drainPath, wantCode: 401,
-			fake: func(f *fakeBackend) { f.clusterOverrides = []table.ClusterOverride{{Cluster: "build03"}} },
+			fake: func(f *fakeBackend) { f.inForce = []table.Drain{{Cluster: "build03"}} },
 			check: func(t *testing.T, f *fakeBackend, _ string) {
-				if len(f.undrains) != 0 || len(f.clusterOverrides) != 1 {
+				if len(f.undrains) != 0 || len(f.inForce) != 1 {
 					t.Errorf("undrained without a token: %v", f.undrains)
 				}
 			}},
 
-		{name: "cluster overrides none", method: "GET", path: api.ClusterOverridesPath, wantCode: 200, want: "[]"},
-		{name: "cluster overrides", method: "GET", path: api.ClusterOverridesPath, wantCode: 200,
+		{name: "cluster overrides none", method: "GET", path: api.DrainsPath, wantCode: 200, want: "[]"},
+		{name: "cluster overrides", method: "GET", path: api.DrainsPath, wantCode: 200,
 			fake: func(f *fakeBackend) {
-				f.clusterOverrides = []table.ClusterOverride{{Cluster: "build02", Capacity: 40, Reason: "r", By: "api", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)}}
+				f.inForce = []table.Drain{{Cluster: "build02", Capacity: 40, Reason: "r", By: "api", CreatedAt: fakeNow(), Expires: fakeNow().Add(time.Hour)}}
 			},
 			want: `[{"cluster":"build02","capacity":40,"reason":"r","by":"api","createdAt":"2026-11-22T10:00:00Z","expires":"2026-11-22T11:00:00Z"}]`},
 	}
@@ -232,7 +232,7 @@ func TestDrainAPI(t *testing.T) {
 // refused (403), as every other write.
 func TestDrainWithoutTokenFile(t *testing.T) {
 	f := newFakeBackend()
-	f.clusterOverrides = []table.ClusterOverride{{Cluster: "build03"}}
+	f.inForce = []table.Drain{{Cluster: "build03"}}
 	srv := httptest.NewServer((&API{Backend: f, Log: logr.Discard()}).Handler())
 	defer srv.Close()
 	for _, method := range []string{"POST", "DELETE"} {
@@ -268,9 +268,9 @@ func TestDrainAPIClient(t *testing.T) {
 	if plan, err = c.Drain(ctx, "build03", api.DrainRequest{TTL: "1h", Reason: "r", Force: true}); err != nil || plan.DryRun || plan.Override.Cluster != "build03" {
 		t.Fatalf("forced drain: %+v, %v", plan, err)
 	}
-	list, err := c.ClusterOverrides(ctx)
+	list, err := c.Drains(ctx)
 	if err != nil || len(list) != 1 || list[0].Cluster != "build03" {
-		t.Errorf("ClusterOverrides: %+v, %v", list, err)
+		t.Errorf("Drains: %+v, %v", list, err)
 	}
 	res, err := c.Undrain(ctx, "build03", "octocat")
 	if err != nil || res.Cluster != "build03" || res.Cancelled == nil || res.Cancelled.Cluster != "build03" {
@@ -330,7 +330,7 @@ func TestRealDispatcherDrain(t *testing.T) {
 	const rceJob = "periodic-ci-openshift-ci-tools-master-e2e-rce"
 	unchanged := func(what string) {
 		t.Helper()
-		if got, err := c.ClusterOverrides(ctx); err != nil || len(got) != 0 {
+		if got, err := c.Drains(ctx); err != nil || len(got) != 0 {
 			t.Errorf("%s: cluster overrides %+v, %v; want none", what, got, err)
 		}
 		if a, _ := d.Lookup(rceJob); a.Cluster != "build03" {
@@ -406,7 +406,7 @@ func TestRealDispatcherDrain(t *testing.T) {
 			t.Errorf("cluster %s: override %+v", cl.Name, cl.Override)
 		}
 	}
-	if list, err := c.ClusterOverrides(ctx); err != nil || len(list) != 1 || list[0].Reason != "upgrade" || list[0].By != "api" {
+	if list, err := c.Drains(ctx); err != nil || len(list) != 1 || list[0].Reason != "upgrade" || list[0].By != "api" {
 		t.Errorf("cluster overrides %+v, %v", list, err)
 	}
 
@@ -420,7 +420,7 @@ func TestRealDispatcherDrain(t *testing.T) {
 	if err != nil || res.Cancelled == nil || res.Cancelled.Reason != "upgrade" || res.Dispatch.Jobs == 0 {
 		t.Fatalf("undrain: %+v, %v", res, err)
 	}
-	if list, _ := c.ClusterOverrides(ctx); len(list) != 1 || list[0].Cluster != "build02" {
+	if list, _ := c.Drains(ctx); len(list) != 1 || list[0].Cluster != "build02" {
 		t.Errorf("after undrain, cluster overrides %+v; want build02's cap only", list)
 	}
 	if _, err := c.Undrain(ctx, "build03", ""); !isStatus(err, 404) {

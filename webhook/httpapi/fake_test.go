@@ -44,16 +44,16 @@ type fakeBackend struct {
 	deleted     []string
 	dispatches  int
 
-	// clusterOverrides are the drains and caps in force; drainPlan answers
+	// inForce are the drains and caps in force; drainPlan answers
 	// PreviewDrain and Drain (with the request's override), drainErr fails
 	// Drain (a plan with it when drainErr wraps ErrNotSaved), previewErr
 	// fails PreviewDrain, undrainErr fails Undrain (with report when it
 	// wraps ErrNotSaved).
-	clusterOverrides []table.ClusterOverride
-	drainPlan        dispatch.DrainPlan
-	drainErr         error
-	previewErr       error
-	undrainErr       error
+	inForce    []table.Drain
+	drainPlan  dispatch.DrainPlan
+	drainErr   error
+	previewErr error
+	undrainErr error
 
 	previews, drains []dispatch.DrainRequest
 	undrains         []string // "cluster by"
@@ -152,16 +152,16 @@ func (f *fakeBackend) Status() dispatch.Status { return f.status }
 
 func (f *fakeBackend) BuildFarmConfig() ([]byte, error) { return f.buildFarm, f.buildFarmErr }
 
-func (f *fakeBackend) ClusterOverrides() []table.ClusterOverride {
+func (f *fakeBackend) Drains() []table.Drain {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]table.ClusterOverride(nil), f.clusterOverrides...)
+	return append([]table.Drain(nil), f.inForce...)
 }
 
 // planFor is drainPlan with req's override. Callers hold mu.
 func (f *fakeBackend) planFor(req dispatch.DrainRequest) *dispatch.DrainPlan {
 	p := f.drainPlan
-	p.Override = table.ClusterOverride{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: fakeNow(), Expires: fakeNow().Add(req.TTL)}
+	p.Override = table.Drain{Cluster: req.Cluster, Capacity: req.Capacity, Reason: req.Reason, By: req.By, CreatedAt: fakeNow(), Expires: fakeNow().Add(req.TTL)}
 	return &p
 }
 
@@ -186,7 +186,7 @@ func (f *fakeBackend) Drain(_ context.Context, req dispatch.DrainRequest) (*disp
 		return nil, f.drainErr
 	}
 	p := f.planFor(req)
-	f.clusterOverrides = append(f.clusterOverrides, p.Override)
+	f.inForce = append(f.inForce, p.Override)
 	return p, f.drainErr
 }
 
@@ -197,9 +197,9 @@ func (f *fakeBackend) Undrain(_ context.Context, cluster, by string) (*engine.Re
 	if f.undrainErr != nil && !errors.Is(f.undrainErr, dispatch.ErrNotSaved) {
 		return nil, f.undrainErr
 	}
-	for i, o := range f.clusterOverrides {
+	for i, o := range f.inForce {
 		if o.Cluster == cluster {
-			f.clusterOverrides = append(f.clusterOverrides[:i], f.clusterOverrides[i+1:]...)
+			f.inForce = append(f.inForce[:i], f.inForce[i+1:]...)
 			rep := f.report
 			if rep == nil {
 				rep = &engine.Report{}

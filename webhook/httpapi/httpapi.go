@@ -53,7 +53,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+api.DispatchPath, a.Auth.wrap(a.toLeader(a.dispatch, false)))
 	mux.HandleFunc("POST "+api.ReschedulePath, a.Auth.wrap(a.toLeader(a.reschedule, true)))
 	mux.HandleFunc("DELETE "+api.ReschedulePath+"/{job}", a.Auth.wrap(a.toLeader(a.deleteOverride, true)))
-	mux.HandleFunc("GET "+api.ClusterOverridesPath, a.clusterOverrides)
+	mux.HandleFunc("GET "+api.DrainsPath, a.drains)
 	mux.HandleFunc("POST "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.toLeader(a.drain, true)))
 	mux.HandleFunc("DELETE "+api.ClustersPath+"/{cluster}/drain", a.Auth.wrap(a.toLeader(a.undrain, true)))
 	mux.HandleFunc("POST "+api.PlanPath, a.Auth.wrap(a.plan))
@@ -204,8 +204,8 @@ func requester(r *http.Request, forWhom string) string {
 	return by
 }
 
-func (a *API) clusterOverrides(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, apiClusterOverrides(a.Backend.ClusterOverrides()))
+func (a *API) drains(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, apiDrains(a.Backend.Drains()))
 }
 
 // drain drains or caps the cluster of the path, or previews that (dryRun).
@@ -273,10 +273,10 @@ func writeStranded(w http.ResponseWriter, plan *dispatch.DrainPlan, err error) {
 func (a *API) undrain(w http.ResponseWriter, r *http.Request) {
 	cluster := r.PathValue("cluster")
 	by := requester(r, r.URL.Query().Get("by"))
-	var cancelled *api.ClusterOverride
-	for _, o := range a.Backend.ClusterOverrides() {
+	var cancelled *api.Drain
+	for _, o := range a.Backend.Drains() {
 		if o.Cluster == cluster {
-			cancelled = apiClusterOverride(&o)
+			cancelled = apiDrain(&o)
 		}
 	}
 	rep, err := a.Backend.Undrain(r.Context(), cluster, by)

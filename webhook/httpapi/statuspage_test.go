@@ -29,9 +29,9 @@ func statusFake() *fakeBackend {
 		{ClusterLoad: engine.ClusterLoad{Name: "build01", Role: "build", Provider: "aws", Capacity: 100, ConfiguredCapacity: 100, Jobs: 40, Demand: 50,
 			BalancedJobs: 30, BalancedDemand: 35, ForcedJobs: 10, ForcedDemand: 15, Target: 40, Ratio: 1.25}},
 		{ClusterLoad: engine.ClusterLoad{Name: "build02", Role: "build", Provider: "gcp", Capacity: 0, ConfiguredCapacity: 60, Jobs: 3, Target: 0,
-			Override: &table.ClusterOverride{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}}},
+			Override: &table.Drain{Cluster: "build02", Reason: "etcd defrag", By: "alice", Expires: expires}}},
 		{ClusterLoad: engine.ClusterLoad{Name: "build05", Role: "build", Provider: "aws", Capacity: 30, ConfiguredCapacity: 80, Jobs: 10, Demand: 12, BalancedDemand: 12, Target: 24, Ratio: 0.5, Blocked: true,
-			Override: &table.ClusterOverride{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}}},
+			Override: &table.Drain{Cluster: "build05", Capacity: 30, Reason: "half the nodes", By: "bob", Expires: expires}}},
 		{ClusterLoad: engine.ClusterLoad{Name: "app.ci", Role: "service", Jobs: 2}},
 	}
 	f.overrides = []table.Override{{Job: unitJob, Cluster: "build05", Reason: "flaky on build01", By: "carol", Expires: expires}}
