@@ -13,7 +13,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.1
 API_PKG    := dispatch/kubestate/v1alpha1
 CRD_DIR    := manifests/crds
 
-.PHONY: help build image-binary image image-push image-check run demo test unit test-rules e2e e2e-assets verify verify-generated generate bench fuzz load load-ha clean
+.PHONY: help build image-binary image image-push image-check run demo test unit test-rules e2e e2e-assets verify verify-generated generate bench fuzz load load-drains load-ha clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
@@ -153,12 +153,15 @@ fuzz: ## fuzz both config parsers, the job config parser (against prow's) and ad
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./dispatch/jobs/internal/fastyaml
 	$(GO) test -run '^$$' -fuzz FuzzDecodeProwJob -fuzztime 30s ./webhook/admission
 
-load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table, then against a null webhook; reports the ratio of the p99s
-	$(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000
+load: ## admission load test over TLS: 1,000 req/s for 60 s against a 50,000-job table and 60 s against a null webhook, alternating in 10 s windows; reports the ratio of the p99s
+	$(GO) test -count=1 -v -run 'TestLoad$$' -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -window 10s
+
+load-drains: ## make load, and the same load while a drain loop drains and undrains a cluster every 500 ms; reports new jobs' admission latency apart
+	$(GO) test -count=1 -v -run 'TestLoad$$' -timeout 10m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -window 10s -drain-every 500ms
 
 load-ha: ## make load with the dispatcher's state in a real kube-apiserver, as one replica of --state-backend=kubernetes (installs the e2e assets)
 	assets="$$(INSTALL_PROW=0 e2e/hack/install-assets.sh | tail -n 1)"; \
-	KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -run TestLoad -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -kube
+	KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -run 'TestLoad$$' -timeout 5m ./webhook/loadtest -args -rate 1000 -duration 60s -jobs 50000 -kube
 
 clean: ## remove build and run output
 	rm -rf bin $(OUT)

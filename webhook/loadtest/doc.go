@@ -35,11 +35,24 @@
 // no work. It reports the ratio of the two p99s, ours over the null's: the
 // cost of the dispatcher over the floor of TLS, HTTP and the review's JSON.
 //
+// With -window, the modes alternate in windows that long (ours, the null
+// webhook, ours, ...) until each had -duration, so that the machine's load
+// drifting hits both alike; the ratio is reported per round, with the
+// median. With -drain-every, a third mode measures ours while a drain loop
+// drains a cluster through Dispatcher.Drain, then undrains it, one operation
+// that often, alternating the clusters whose drain strands no job; it
+// reports the drains applied, the engine runs they cost
+// (prowjob_dispatcher_engine_runs_total) and, apart from jobs of the table,
+// the latency of new jobs' admissions, which the drains' commits can delay.
+// Answers are checked against the table just before and just after each
+// request; one that matches neither while a drain operation ran is counted
+// as raced, not wrong. `make load-drains` runs both.
+//
 // The default run, 5,000 jobs at 200 reviews/s for one second, is a short
 // smoke test that `go test ./...` runs, under -race too. The long run is
 // `make load`, or:
 //
-//	go test ./webhook/loadtest -run TestLoad -v -args -rate 1000 -duration 60s -jobs 50000
+//	go test ./webhook/loadtest -run 'TestLoad$' -v -args -rate 1000 -duration 60s -jobs 50000
 //
 // Any error, wrong answer or request dropped after the warm-up fails the
 // test, for the null webhook too; latency is reported, never asserted.

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -55,9 +56,63 @@ var (
 	newFraction = flag.Float64("new-fraction", 0.01, "share of the AdmissionReviews for jobs the table lacks, delta-assigned (0..1)")
 	warmup      = flag.Duration("warmup", 2*time.Second, "ramp the rate up from zero this long first, answers checked but latencies and dropped requests reported apart: the client opens its connections (TLS handshakes) then, as kube-apiserver does once")
 	nullHook    = flag.Bool("null", true, "then send the same load to a null webhook (controller-runtime's, with the same TLS and server options, answering allowed and doing no work) and report the ratio of the two p99s")
-	cpuProfile  = flag.String("cpu-profile", "", "write a CPU profile (pprof) of the measured window, after the warm-up, here")
+	windowLen   = flag.Duration("window", 0, "alternate the modes in windows this long (ours, ours while draining, the null webhook, then again) until each had -duration, so that a drift of the machine's load hits them alike; 0: one window of -duration each")
+	drainEvery  = flag.Duration("drain-every", 0, "also measure ours while a drain loop drains a cluster, then undrains it, one operation this often (Dispatcher.Drain, Undrain), alternating the clusters whose drain strands no job; 0: no drain loop")
+	cpuProfile  = flag.String("cpu-profile", "", "write a CPU profile (pprof) of the measured windows, from the end of the warm-up, here")
 	heapProfile = flag.String("heap-profile", "", "write the live heap (pprof) here after the run, the dispatcher and webhook still up")
 )
+
+// runConfig is one run's knobs: the flags' values, or a test's.
+type runConfig struct {
+	rate, jobs, maxInFlight              int
+	duration, window, warmup, drainEvery time.Duration
+	newFraction                          float64
+	null, kube                           bool
+	cpuProfile, heapProfile              string
+}
+
+func flagConfig() runConfig {
+	return runConfig{
+		rate: *rate, jobs: *jobCount, maxInFlight: *maxInFlight,
+		duration: *duration, window: *windowLen, warmup: *warmup, drainEvery: *drainEvery,
+		newFraction: *newFraction, null: *nullHook, kube: *kube,
+		cpuProfile: *cpuProfile, heapProfile: *heapProfile,
+	}
+}
+
+func (c runConfig) validate() error {
+	if c.rate < 1 || c.rate > 20000 || c.duration <= 0 || c.duration > 10*time.Minute || c.jobs < 100 || c.jobs > 200000 ||
+		c.maxInFlight < 1 || !(c.newFraction >= 0 && c.newFraction <= 1) || c.warmup < 0 || c.warmup > time.Minute ||
+		c.window < 0 || (c.window > 0 && c.window < 100*time.Millisecond) || c.drainEvery < 0 || (c.drainEvery > 0 && c.drainEvery < 10*time.Millisecond) {
+		return fmt.Errorf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d (100..200000) -max-in-flight %d -new-fraction %v (0..1) -warmup %v (..1m) -window %v (0 or 100ms..) -drain-every %v (0 or 10ms..)",
+			c.rate, c.duration, c.jobs, c.maxInFlight, c.newFraction, c.warmup, c.window, c.drainEvery)
+	}
+	return nil
+}
+
+// rounds returns how many rounds of windows a run has and each window's
+// length: one window of the duration without -window, else windows of
+// about -window that add up to the duration.
+func (c runConfig) rounds() (n int, length time.Duration) {
+	if c.window <= 0 || c.window >= c.duration {
+		return 1, c.duration
+	}
+	n = int((c.duration + c.window - 1) / c.window)
+	return n, c.duration / time.Duration(n)
+}
+
+// mode is what a window measures.
+type mode int
+
+const (
+	modeOurs     mode = iota // the dispatcher's webhook
+	modeDraining             // the dispatcher's webhook while the drain loop runs
+	modeNull                 // the null webhook
+)
+
+func (m mode) String() string {
+	return [...]string{"ours", "ours while draining", "null webhook"}[m]
+}
 
 // oldCluster is the spec.cluster of every ProwJob sent: the answer patches
 // it unless the job's cluster is already this one.
@@ -173,22 +228,63 @@ type result struct {
 	hitLatencies                     []time.Duration // answered reviews after the warm-up for jobs of the table
 	warmupLatencies                  []time.Duration // answered reviews of the warm-up
 	dials, measuredDials             int64           // connections the client opened in the warm-up, and after it
+	raced                            int             // of ok, answers that matched neither lookup while a drain operation ran
 	newJobs                          map[string]string
 	elapsed                          time.Duration
 	firstErr                         error
 }
 
-func TestLoad(t *testing.T) {
-	if *rate < 1 || *rate > 20000 || *duration <= 0 || *duration > 10*time.Minute || *jobCount < 100 || *jobCount > 200000 ||
-		*maxInFlight < 1 || !(*newFraction >= 0 && *newFraction <= 1) || *warmup < 0 || *warmup > time.Minute {
-		t.Fatalf("flags out of bounds: -rate %d (1..20000) -duration %v (..10m) -jobs %d (100..200000) -max-in-flight %d -new-fraction %v (0..1) -warmup %v (..1m)",
-			*rate, *duration, *jobCount, *maxInFlight, *newFraction, *warmup)
+// add merges o, a later window's result, into r.
+func (r *result) add(o result) {
+	r.sent += o.sent
+	r.ok += o.ok
+	r.wrong += o.wrong
+	r.failed += o.failed
+	r.dropped += o.dropped
+	r.warmupDropped += o.warmupDropped
+	r.newSent += o.newSent
+	r.warmupSent += o.warmupSent
+	r.raced += o.raced
+	r.latencies = append(r.latencies, o.latencies...)
+	r.newLatencies = append(r.newLatencies, o.newLatencies...)
+	r.hitLatencies = append(r.hitLatencies, o.hitLatencies...)
+	r.warmupLatencies = append(r.warmupLatencies, o.warmupLatencies...)
+	r.dials += o.dials
+	r.measuredDials += o.measuredDials
+	if r.newJobs == nil {
+		r.newJobs = map[string]string{}
 	}
+	maps.Copy(r.newJobs, o.newJobs)
+	r.elapsed += o.elapsed
+	if r.firstErr == nil {
+		r.firstErr = o.firstErr
+	}
+}
+
+func TestLoad(t *testing.T) {
+	cfg := flagConfig()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	loadTest(t, cfg)
+}
+
+// summary is what loadTest measured, for a test to check.
+type summary struct {
+	modes  map[mode]*result         // every window of each mode, merged
+	rounds []map[mode]time.Duration // each round's p99 by mode
+	drains drainStats               // the drain loop's operations, over every draining window
+	runs   map[string]float64       // engine_runs_total by operation over the draining windows (nil without the metric)
+}
+
+// loadTest runs the harness with cfg, logs what it measured and fails t on
+// an error, a wrong answer or a request dropped after the warm-up.
+func loadTest(t *testing.T, cfg runConfig) summary {
 	setupStart := time.Now()
 
 	// The inputs on disk, as serve reads them.
 	dir := t.TempDir()
-	w, err := writeWorkload(dir, *jobCount)
+	w, err := writeWorkload(dir, cfg.jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +303,7 @@ func TestLoad(t *testing.T) {
 	var api *kubeAPI
 	var shared *kubestate.Backend
 	var st state.Backend
-	if *kube {
+	if cfg.kube {
 		api = startKubeAPI(t)
 		shared = api.backend(t, "load-0")
 		st = shared
@@ -254,22 +350,11 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	srv, err := admission.NewServer(admission.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	var srvErr error
-	srvDone := make(chan struct{})
-	go func() { defer close(srvDone); srvErr = srv.Start(srvCtx) }()
-	stopServer := sync.OnceValue(func() error { stopSrv(); <-srvDone; return srvErr }) // drains in-flight requests
-	t.Cleanup(func() { _ = stopServer() })                                             // runs before stopDispatcher's, as in serve
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(bundle.CA)
 	tlsConfig := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	waitListening(t, addr, tlsConfig, srvDone, &srvErr)
+	addr, stopServer := startServer(t, certDir, tlsConfig, adm)
+	t.Cleanup(func() { _ = stopServer() }) // runs before stopDispatcher's, as in serve
 	waitReady(t, d)
 	if shared != nil {
 		waitPublished(t, shared) // the first publication (a burst of CPU) is not part of the steady state measured
@@ -297,88 +382,163 @@ func TestLoad(t *testing.T) {
 	if st := d.Status(); st.TableSize != len(targets) {
 		t.Fatalf("table of %d rows, want %d (the job config's kubernetes jobs)", st.TableSize, len(targets))
 	}
+	var drainable []string
+	if cfg.drainEvery > 0 {
+		drainable = drainableClusters(t, d, slices.Sorted(maps.Keys(perCluster)))
+	}
 	setup := time.Since(setupStart)
 
-	var dials atomic.Int64
-	client := newClient(tlsConfig, &dials)
-	url := "https://" + addr + admission.MutatePath
 	tmpl := newReviewTemplate(t)
+	var moving atomic.Int64 // drain operations started plus finished: odd while one runs
+	var ourDials, nullDials atomic.Int64
+	ours := window{client: newClient(tlsConfig, &ourDials, cfg.maxInFlight), dials: &ourDials, url: "https://" + addr + admission.MutatePath,
+		tmpl: tmpl, d: d, targets: targets, newFraction: cfg.newFraction, rate: cfg.rate, maxInFlight: cfg.maxInFlight, moving: &moving}
+	modes := []mode{modeOurs}
+	if cfg.drainEvery > 0 {
+		modes = append(modes, modeDraining)
+	}
+	var null window
+	if cfg.null {
+		modes = append(modes, modeNull)
+		// The same reviews of the table's jobs (no new jobs), each answer checked to allow without a patch.
+		unpatched := make([]target, len(targets))
+		for i, tg := range targets {
+			tg.want = oldCluster
+			unpatched[i] = tg
+		}
+		nullAddr, stopNull := startServer(t, certDir, tlsConfig, nullHandler{})
+		defer func() {
+			if err := stopNull(); err != nil {
+				t.Errorf("null webhook server: %v", err)
+			}
+		}()
+		null = window{client: newClient(tlsConfig, &nullDials, cfg.maxInFlight), dials: &nullDials, url: "https://" + nullAddr + admission.MutatePath,
+			tmpl: tmpl, targets: unpatched, rate: cfg.rate, maxInFlight: cfg.maxInFlight}
+	}
 
-	runtime.GC()
+	// The windows: each mode in turn, round after round; each client's
+	// first window starts with its warm-up.
+	sum := summary{modes: map[mode]*result{}}
+	for _, m := range modes {
+		sum.modes[m] = &result{newJobs: map[string]string{}}
+	}
 	var handledBefore []*dto.Bucket // the webhook's own latency histogram when the warm-up ended
-	res := run(client, &dials, url, tmpl, d, targets, *newFraction, func() { handledBefore = handleBuckets(t, reg) })
+	stopProfile := func() error { return nil }
+	n, length := cfg.rounds()
+	for r := range n {
+		p99s := map[mode]time.Duration{}
+		for _, m := range modes {
+			win := ours
+			if m == modeNull {
+				win = null
+			}
+			win.length, win.tag = length, fmt.Sprintf("%03d%d", r, m)
+			if r == 0 && (m == modeOurs || m == modeNull) {
+				win.warmup = cfg.warmup
+			}
+			if r == 0 && m == modeOurs {
+				win.measuring = func() { handledBefore = handleBuckets(t, reg); stopProfile = startCPUProfile(cfg.cpuProfile) }
+			}
+			var loop *drainLoop
+			var runsBefore map[string]float64
+			if m == modeDraining {
+				runsBefore = counterBy(t, reg, "prowjob_dispatcher_engine_runs_total", "operation")
+				loop = startDrainLoop(d, drainable, cfg.drainEvery, &moving)
+			}
+			runtime.GC()
+			res := win.run()
+			if loop != nil {
+				sum.drains.add(loop.stop())
+				if after := counterBy(t, reg, "prowjob_dispatcher_engine_runs_total", "operation"); after != nil {
+					if sum.runs == nil {
+						sum.runs = map[string]float64{}
+					}
+					for op, v := range after {
+						if dv := v - runsBefore[op]; dv > 0 {
+							sum.runs[op] += dv
+						}
+					}
+				}
+			}
+			slices.Sort(res.latencies)
+			p99s[m] = pct(res.latencies, 0.99)
+			sum.modes[m].add(res)
+		}
+		sum.rounds = append(sum.rounds, p99s)
+	}
+	if err := stopProfile(); err != nil {
+		t.Errorf("CPU profile: %v", err)
+	}
 	handled := subtractBuckets(handleBuckets(t, reg), handledBefore)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	if *heapProfile != "" {
-		writeHeapProfile(t, *heapProfile)
+	if cfg.heapProfile != "" {
+		writeHeapProfile(t, cfg.heapProfile)
 	}
 	if err := stopServer(); err != nil {
 		t.Errorf("server: %v", err)
 	}
-	var null result
-	if *nullHook {
-		null = runNull(t, certDir, tlsConfig, tmpl, targets)
+	for _, res := range sum.modes {
+		slices.Sort(res.latencies)
+		slices.Sort(res.newLatencies)
+		slices.Sort(res.warmupLatencies)
+		slices.Sort(res.hitLatencies)
 	}
 
-	pct := func(l []time.Duration, p float64) time.Duration {
-		if len(l) == 0 {
-			return 0
-		}
-		return l[min(len(l)-1, int(p*float64(len(l))))]
-	}
-	slices.Sort(res.latencies)
-	slices.Sort(res.newLatencies)
-	slices.Sort(res.warmupLatencies)
-	slices.Sort(res.hitLatencies)
-	slices.Sort(null.latencies)
-	slices.Sort(null.warmupLatencies)
-	hits := res.hitLatencies
-	mode := "state dir"
+	stateMode := "state dir"
 	if api != nil {
-		mode = "state in a real kube-apiserver (--state-backend=kubernetes, one replica leading)"
+		stateMode = "state in a real kube-apiserver (--state-backend=kubernetes, one replica leading)"
 	}
 	t.Logf("load: real *dispatch.Dispatcher, %s, %d jobs in %d files (%d presubmits, %d periodics), %d table rows over %d clusters %s",
-		mode, len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
+		stateMode, len(w.jobs), w.files, w.presubmits, w.periods, len(targets), w.clusters, clusterCounts(perCluster))
 	t.Logf("setup %v: workload generated and written %v, dispatch.New (configs and job config loaded) %v, first dispatch until ready %v",
 		setup.Round(time.Millisecond), wrote.Round(time.Millisecond), loaded.Round(time.Millisecond), dispatched.Round(time.Millisecond))
-	t.Logf("sending %d req/s for %v after a %v warm-up ramping up to that rate, over TLS to 127.0.0.1, %.2f%% for jobs the table lacks", *rate, *duration, *warmup, *newFraction*100)
-	t.Logf("sent %d (%d of the warm-up, %d for new jobs), answered correctly %d, wrong answers %d, errors %d, dropped (max in flight) %d (%d of them in the warm-up)",
-		res.sent, res.warmupSent, res.newSent, res.ok, res.wrong, res.failed, res.dropped, res.warmupDropped)
-	if len(res.warmupLatencies) > 0 {
-		t.Logf("warm-up latency (the client opening %d connections): p50 %v, p99 %v, max %v",
-			res.dials, pct(res.warmupLatencies, 0.50), pct(res.warmupLatencies, 0.99), pct(res.warmupLatencies, 1))
+	t.Logf("sending %d req/s for %v to each of %v, in %d round(s) of windows of %v, after a %v warm-up ramping up to that rate, over TLS to 127.0.0.1, %.2f%% of ours for jobs the table lacks",
+		cfg.rate, cfg.duration, modes, n, length.Round(time.Millisecond), cfg.warmup, cfg.newFraction*100)
+	for _, m := range modes {
+		res := sum.modes[m]
+		t.Logf("%s: sent %d (%d of the warm-up, %d for new jobs), answered correctly %d (%d of them raced a drain), wrong answers %d, errors %d, dropped (max in flight) %d (%d of them in the warm-up)",
+			m, res.sent, res.warmupSent, res.newSent, res.ok, res.raced, res.wrong, res.failed, res.dropped, res.warmupDropped)
+		if len(res.warmupLatencies) > 0 {
+			t.Logf("%s: warm-up latency (the client opening %d connections): p50 %v, p99 %v, max %v",
+				m, res.dials, pct(res.warmupLatencies, 0.50), pct(res.warmupLatencies, 0.99), pct(res.warmupLatencies, 1))
+		}
+		t.Logf("%s: throughput %.1f req/s over %v after the warm-up; latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v; connections opened after the warm-up %d",
+			m, float64(len(res.latencies))/res.elapsed.Seconds(), res.elapsed.Round(time.Millisecond),
+			pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 0.999), pct(res.latencies, 1), res.measuredDials)
+		if m == modeNull {
+			continue
+		}
+		t.Logf("%s: latency of jobs of the table: p50 %v, p99 %v, max %v over %d", m,
+			pct(res.hitLatencies, 0.50), pct(res.hitLatencies, 0.99), pct(res.hitLatencies, 1), len(res.hitLatencies))
+		t.Logf("%s: latency of new jobs (delta-assigned): p50 %v, p99 %v, p99.9 %v, max %v over %d", m,
+			pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 0.999), pct(res.newLatencies, 1), len(res.newLatencies))
 	}
-	t.Logf("throughput %.1f req/s over %v after the warm-up", float64(len(res.latencies))/res.elapsed.Seconds(), res.elapsed.Round(time.Millisecond))
-	t.Logf("latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v; connections opened after the warm-up %d",
-		pct(res.latencies, 0.50), pct(res.latencies, 0.90), pct(res.latencies, 0.99), pct(res.latencies, 0.999), pct(res.latencies, 1), res.measuredDials)
-	t.Logf("latency of jobs of the table: p50 %v, p99 %v, max %v", pct(hits, 0.50), pct(hits, 0.99), pct(hits, 1))
 	t.Logf("inside the server, the admission handler (prowjob_dispatcher_admission_duration_seconds: decoding the ProwJob, deciding, patching) took %s",
 		bucketShares(handled, 0.00025, 0.001))
-	t.Logf("latency of new jobs (delta-assigned): p50 %v, p99 %v, max %v over %d", pct(res.newLatencies, 0.50), pct(res.newLatencies, 0.99), pct(res.newLatencies, 1), len(res.newLatencies))
+	if cfg.drainEvery > 0 {
+		t.Logf("drain loop, one operation every %v over %v: %s", cfg.drainEvery, drainable, sum.drains)
+		if sum.runs == nil {
+			t.Logf("drain loop: engine runs not counted (no prowjob_dispatcher_engine_runs_total)")
+		} else {
+			t.Logf("drain loop: engine runs by operation over the draining windows %v", sum.runs)
+		}
+	}
 	t.Logf("memory (client, server and dispatcher in one process): RSS %s, peak RSS %s, heap in use %d MiB, heap objects %d, GC cycles %d",
 		procStatus("VmRSS"), procStatus("VmHWM"), ms.HeapInuse>>20, ms.HeapObjects, ms.NumGC)
-	if *nullHook {
-		t.Logf("null webhook, same load: sent %d, answered %d, errors %d, dropped %d (%d of them in the warm-up, opening %d connections); latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v",
-			null.sent, null.ok, null.failed+null.wrong, null.dropped, null.warmupDropped, null.dials,
-			pct(null.latencies, 0.50), pct(null.latencies, 0.90), pct(null.latencies, 0.99), pct(null.latencies, 0.999), pct(null.latencies, 1))
-		if p99 := pct(null.latencies, 0.99); p99 > 0 {
-			t.Logf("p99 ratio, ours / null webhook: %.2f (%v / %v; the aim is 1.3 at most)", float64(pct(res.latencies, 0.99))/float64(p99), pct(res.latencies, 0.99), p99)
-		}
-		if null.firstErr != nil {
-			t.Logf("null webhook, first error: %v", null.firstErr)
-		}
-		if n := null.dropped - null.warmupDropped; null.failed > 0 || null.wrong > 0 || n > 0 {
-			t.Errorf("null webhook: %d errors, %d wrong answers, %d dropped after the warm-up: the machine cannot carry the load", null.failed, null.wrong, n)
-		}
+	if cfg.null {
+		logRatios(t, sum, modes)
 	}
-	if res.firstErr != nil {
-		t.Logf("first error: %v", res.firstErr)
-	}
-	// Requests dropped while the client opens its connections in the
-	// warm-up are reported, not failures; any after it are.
-	if n := res.dropped - res.warmupDropped; res.failed > 0 || res.wrong > 0 || n > 0 {
-		t.Errorf("%d errors, %d wrong answers, %d dropped after the warm-up", res.failed, res.wrong, n)
+	for _, m := range modes {
+		res := sum.modes[m]
+		if res.firstErr != nil {
+			t.Logf("%s: first error: %v", m, res.firstErr)
+		}
+		// Requests dropped while the client opens its connections in the
+		// warm-up are reported, not failures; any after it are.
+		if n := res.dropped - res.warmupDropped; res.failed > 0 || res.wrong > 0 || n > 0 {
+			t.Errorf("%s: %d errors, %d wrong answers, %d dropped after the warm-up", m, res.failed, res.wrong, n)
+		}
 	}
 
 	// Every review that reached the server was decided, and placed the ProwJob.
@@ -393,11 +553,22 @@ func TestLoad(t *testing.T) {
 			placed += n
 		}
 	}
-	if want := float64(res.sent - res.dropped); admissions != want || placed != want {
+	ourSent, newJobs := 0, map[string]string{}
+	for _, m := range []mode{modeOurs, modeDraining} {
+		if res := sum.modes[m]; res != nil {
+			ourSent += res.sent - res.dropped
+			maps.Copy(newJobs, res.newJobs)
+		}
+	}
+	if want := float64(ourSent); admissions != want || placed != want {
 		t.Errorf("the webhook counted %v admissions, %v of them patched or unchanged, want %v: %v", admissions, placed, want, counts["prowjob_dispatcher_admissions_total"])
 	}
-	if got, want := counts["prowjob_dispatcher_delta_assignments_total"][""], float64(len(res.newJobs)); got != want {
+	if got, want := counts["prowjob_dispatcher_delta_assignments_total"][""], float64(len(newJobs)); got != want {
 		t.Errorf("the dispatcher counted %v delta assignments, want %v", got, want)
+	}
+	for job := range newJobs { // where they are now: a drain may have moved them since
+		a, _ := d.Lookup(job)
+		newJobs[job] = a.Cluster
 	}
 
 	// The delta assignments persist: a dispatcher started on the same
@@ -421,35 +592,121 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := 0
-	for job, cluster := range res.newJobs {
+	for job, cluster := range newJobs {
 		if a, ok := restarted.Lookup(job); !ok || a.Cluster != cluster {
 			lost++
 		}
 	}
 	t.Logf("restart on the same state: %d of %d delta assignments kept, table of %d rows, in %v",
-		len(res.newJobs)-lost, len(res.newJobs), restarted.Status().TableSize, time.Since(t0).Round(time.Millisecond))
+		len(newJobs)-lost, len(newJobs), restarted.Status().TableSize, time.Since(t0).Round(time.Millisecond))
 	if lost > 0 {
-		t.Errorf("%d of %d delta assignments lost or moved across a restart", lost, len(res.newJobs))
+		t.Errorf("%d of %d delta assignments lost or moved across a restart", lost, len(newJobs))
 	}
+	return sum
+}
+
+// logRatios logs the ratio of each mode's p99 to the null webhook's, per
+// round and their median, and over all windows merged.
+func logRatios(t *testing.T, sum summary, modes []mode) {
+	t.Helper()
+	null := sum.modes[modeNull]
+	for _, m := range modes {
+		if m == modeNull {
+			continue
+		}
+		var per []float64
+		var parts []string
+		for _, p99s := range sum.rounds {
+			if p99s[modeNull] > 0 {
+				r := float64(p99s[m]) / float64(p99s[modeNull])
+				per = append(per, r)
+				parts = append(parts, fmt.Sprintf("%.2f (%v / %v)", r, p99s[m], p99s[modeNull]))
+			}
+		}
+		if len(per) == 0 {
+			continue
+		}
+		all := sum.modes[m]
+		t.Logf("p99 ratio, %s / null webhook: median %.2f over %d round(s): %s; all windows merged %.2f (%v / %v); the aim is 1.3 at most",
+			m, median(per), len(per), strings.Join(parts, ", "),
+			float64(pct(all.latencies, 0.99))/float64(pct(null.latencies, 0.99)), pct(all.latencies, 0.99), pct(null.latencies, 0.99))
+	}
+}
+
+// pct returns the p quantile of sorted latencies l (0 for none).
+func pct(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(p*float64(len(l))))]
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// startServer starts the webhook server admission.NewServer builds, with
+// handler, on a free loopback port, and waits until it completes a TLS
+// handshake. stop stops it, draining requests in flight.
+func startServer(t *testing.T, certDir string, tlsConfig *tls.Config, handler ctrladmission.Handler) (addr string, stop func() error) {
+	t.Helper()
+	port := freePort(t)
+	srv, err := admission.NewServer(admission.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var srvErr error
+	done := make(chan struct{})
+	go func() { defer close(done); srvErr = srv.Start(ctx) }()
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitListening(t, addr, tlsConfig, done, &srvErr)
+	return addr, sync.OnceValue(func() error { cancel(); <-done; return srvErr })
+}
+
+// window is one measured window: a client and the webhook it sends to.
+type window struct {
+	client *http.Client
+	dials  *atomic.Int64 // connections the client opened
+	url    string
+	tmpl   *reviewTemplate
+	// d, for our webhook, says where a job's answer should leave it;
+	// without it (the null webhook) the target's want does.
+	d           *dispatch.Dispatcher
+	targets     []target
+	newFraction float64
+	rate        int
+	maxInFlight int
+	// warmup, when above 0, ramps the rate up first (see schedule).
+	warmup, length time.Duration
+	tag            string        // makes the names of new jobs unique across windows
+	moving         *atomic.Int64 // drain operations started plus finished (see drainLoop)
+	measuring      func()        // called when the warm-up ends; may be nil
 }
 
 // run sends open loop, each request when it is due whether or not earlier
 // ones have been answered: in the warm-up at a rate ramping up linearly
-// from zero to -rate, so that the client opens its connections as it needs
-// them rather than all at once, then at -rate for -duration. A share frac
-// of the requests after the warm-up are for jobs the table lacks, each a new
-// name, checked against what d reports for it afterwards. dials counts the
-// connections the client opens.
-func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTemplate, d *dispatch.Dispatcher, targets []target, frac float64, measuring func()) result {
-	warm, total, due := schedule(*rate, *warmup, *duration)
+// from zero to the rate, so that the client opens its connections as it
+// needs them rather than all at once, then at the rate for the window's
+// length. A share newFraction of the requests after the warm-up are for
+// jobs the table lacks, each a new name. An answer must leave the job where
+// d's table has it just before or just after the request; one that matches
+// neither while a drain operation ran is counted as raced, not wrong.
+func (w window) run() result {
+	warm, total, due := schedule(w.rate, w.warmup, w.length)
 	var (
 		mu  sync.Mutex
 		res = result{latencies: make([]time.Duration, 0, total), newJobs: map[string]string{}}
 		wg  sync.WaitGroup
 	)
-	slots := make(chan struct{}, *maxInFlight)
+	slots := make(chan struct{}, w.maxInFlight)
 	start := time.Now()
-	measuredFrom, stopProfile := start, func() error { return nil }
+	measuredFrom := start
+	dialsBefore := w.dials.Load()
 	for i := range total {
 		if wait := time.Until(start.Add(due(i))); wait > 0 {
 			time.Sleep(wait)
@@ -457,17 +714,18 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 		if i == warm {
 			measuredFrom = time.Now()
 			mu.Lock()
-			res.dials = dials.Load()
+			res.dials = w.dials.Load() - dialsBefore
 			mu.Unlock()
-			stopProfile = startCPUProfile(*cpuProfile)
-			measuring()
+			if w.measuring != nil {
+				w.measuring()
+			}
 		}
-		tg := targets[i%len(targets)]
+		tg := w.targets[i%len(w.targets)]
 		j := i - warm
 		isWarmup := j < 0
-		isNew := !isWarmup && int(float64(j+1)*frac) > int(float64(j)*frac)
+		isNew := !isWarmup && int(float64(j+1)*w.newFraction) > int(float64(j)*w.newFraction)
 		if isNew { // a job of the same shape, unknown to the table
-			tg.name, tg.typ, tg.want = fmt.Sprintf("pull-ci-openshift-loadtest-new%07d-e2e", j), string(jobs.Presubmit), ""
+			tg.name, tg.typ, tg.want = fmt.Sprintf("pull-ci-openshift-loadtest-new%s%07d-e2e", w.tag, j), string(jobs.Presubmit), ""
 		}
 		res.sent++
 		if isNew {
@@ -490,14 +748,27 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			body := tmpl.body(&tg, "uid-"+strconv.Itoa(i))
+			body := w.tmpl.body(&tg, "uid-"+w.tag+"-"+strconv.Itoa(i))
+			var before string
+			var movingBefore int64
+			if w.d != nil {
+				movingBefore = w.moving.Load()
+				a, _ := w.d.Lookup(tg.name)
+				before = a.Cluster
+			}
 			t0 := time.Now()
-			got, err := post(client, url, body)
+			got, err := post(w.client, w.url, body)
 			took := time.Since(t0)
-			want := tg.want
-			if isNew {
-				a, _ := d.Lookup(tg.name) // the cluster the dispatcher now reports
+			want, raced := tg.want, false
+			if w.d != nil {
+				a, _ := w.d.Lookup(tg.name) // the cluster the dispatcher now reports
 				want = a.Cluster
+				if err == nil && got != want && !isNew && got == before {
+					want = got // moved by a drain after the answer
+				}
+				if m := w.moving.Load(); err == nil && got != want && (m != movingBefore || m%2 == 1) {
+					want, raced = got, true // moved by a drain during the request
+				}
 			}
 			if err == nil && got != want {
 				err = &wrongAnswer{fmt.Sprintf("job %s: the answer leaves it on %q, the table says %q", tg.name, got, want)}
@@ -508,6 +779,9 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 			switch {
 			case err == nil:
 				res.ok++
+				if raced {
+					res.raced++
+				}
 			case errors.As(err, &wrong):
 				res.wrong++
 			default:
@@ -532,10 +806,7 @@ func run(client *http.Client, dials *atomic.Int64, url string, tmpl *reviewTempl
 	}
 	wg.Wait()
 	res.elapsed = time.Since(measuredFrom)
-	if err := stopProfile(); err != nil && res.firstErr == nil {
-		res.firstErr = err
-	}
-	res.measuredDials = dials.Load() - res.dials
+	res.measuredDials = w.dials.Load() - dialsBefore - res.dials
 	return res
 }
 
@@ -556,9 +827,9 @@ func schedule(rate int, warmup, duration time.Duration) (warm, total int, due fu
 	}
 }
 
-// newClient returns the harness's HTTPS client, counting the connections it
-// opens in dials.
-func newClient(tlsConfig *tls.Config, dials *atomic.Int64) *http.Client {
+// newClient returns the harness's HTTPS client, keeping up to maxIdle
+// connections, counting those it opens in dials.
+func newClient(tlsConfig *tls.Config, dials *atomic.Int64, maxIdle int) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -566,8 +837,8 @@ func newClient(tlsConfig *tls.Config, dials *atomic.Int64) *http.Client {
 			return dialer.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig:     tlsConfig,
-		MaxIdleConns:        *maxInFlight,
-		MaxIdleConnsPerHost: *maxInFlight,
+		MaxIdleConns:        maxIdle,
+		MaxIdleConnsPerHost: maxIdle,
 		IdleConnTimeout:     time.Minute,
 	}}
 }
@@ -578,41 +849,6 @@ type nullHandler struct{}
 
 func (nullHandler) Handle(context.Context, ctrladmission.Request) ctrladmission.Response {
 	return ctrladmission.Allowed("")
-}
-
-// runNull sends the load run sends to a null webhook: controller-runtime's
-// webhook server built by admission.NewServer with the same options and
-// certificates as the dispatcher's, over a new client, the same reviews of
-// the table's jobs (all of them, no new jobs), each answer checked to allow
-// without a patch. Its latency is the floor the dispatcher's is compared to.
-func runNull(t *testing.T, certDir string, tlsConfig *tls.Config, tmpl *reviewTemplate, targets []target) result {
-	t.Helper()
-	port := freePort(t)
-	srv, err := admission.NewServer(admission.ServerOptions{Host: "127.0.0.1", Port: port, CertDir: certDir, Logger: logr.Discard()}, nullHandler{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	var srvErr error
-	done := make(chan struct{})
-	go func() { defer close(done); srvErr = srv.Start(ctx) }()
-	defer func() {
-		stop()
-		<-done
-		if srvErr != nil {
-			t.Errorf("null webhook server: %v", srvErr)
-		}
-	}()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, addr, tlsConfig, done, &srvErr)
-	unpatched := make([]target, len(targets))
-	for i, tg := range targets {
-		tg.want = oldCluster
-		unpatched[i] = tg
-	}
-	var dials atomic.Int64
-	runtime.GC()
-	return run(newClient(tlsConfig, &dials), &dials, "https://"+addr+admission.MutatePath, tmpl, nil, unpatched, 0, func() {})
 }
 
 type wrongAnswer struct{ msg string }
