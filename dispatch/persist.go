@@ -35,11 +35,15 @@ func (d *Dispatcher) saveLocked() error {
 	d.mu.Unlock()
 	var folded map[string]table.Assignment
 	if err := d.state.Save(func() *state.State {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		st := &state.State{Table: d.cache.Snapshot(), Overrides: overrides, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
-		folded = d.unsaved
-		d.unsaved = map[string]table.Assignment{}
+		// The copy of 50k rows is made outside mu (a drain's save held up new
+		// jobs' admissions for it); unsaved rows are folded with the copy
+		// that holds them.
+		var st *state.State
+		d.copyTable(func(t *table.Table) {
+			st = &state.State{Table: t, Overrides: overrides, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+			folded = d.unsaved
+			d.unsaved = map[string]table.Assignment{}
+		})
 		return st
 	}); err != nil {
 		d.mu.Lock()

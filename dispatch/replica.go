@@ -78,26 +78,40 @@ func (d *Dispatcher) leaderOnly(what string) error {
 // (rows and provisional records change together under mu); after
 // publishTries copies overtaken by changes, it is copied under mu.
 func (d *Dispatcher) published() (*state.State, uint64) {
+	var st *state.State
+	var v uint64
+	d.copyTable(func(t *table.Table) {
+		st, v = &state.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
+	})
+	return st, v
+}
+
+// copyTable copies the table in force and runs locked under mu with the
+// copy, which is the table in force while locked runs. It copies without
+// holding mu, which new jobs' admissions take, and keeps the copy when no
+// row changed meanwhile; after publishTries copies that a change spoiled,
+// it copies under mu.
+func (d *Dispatcher) copyTable(locked func(t *table.Table)) {
 	for range publishTries {
 		v := d.cache.Version()
 		t := d.cache.Snapshot()
 		d.mu.Lock()
 		if d.cache.Version() == v {
-			st := &state.State{Table: t, Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}
+			locked(t)
 			d.mu.Unlock()
-			return st, v
+			return
 		}
 		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &state.State{Table: d.cache.Snapshot(), Provisional: d.provisionalLocked(), LastDispatch: d.lastDispatch}, d.cache.Version()
+	locked(d.cache.Snapshot())
 }
 
 // tableVersion changes with every change of the table in force.
 func (d *Dispatcher) tableVersion() uint64 { return d.cache.Version() }
 
-// publishTries is how many times Published copies the table without mu.
+// publishTries is how many times copyTable copies the table without mu.
 const publishTries = 3
 
 // rowsChangedSince returns the rows set since the table's version v (as
