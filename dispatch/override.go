@@ -61,7 +61,7 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	defer d.opMu.Unlock()
 	// Shared first: a reschedule is in force only once every replica can see it.
 	d.mu.Lock()
-	o, _, err := d.planRescheduleLocked(req)
+	o, err := d.planRescheduleLocked(req)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -69,9 +69,8 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	if err := d.state.PutOverride(ctx, o); err != nil {
 		return nil, fmt.Errorf("reschedule job %q: not done: %w: %w", req.Job, ErrNotSaved, err)
 	}
-	req.Cluster = o.Cluster
 	d.mu.Lock()
-	res, err := d.rescheduleLocked(req)
+	res, err := d.rescheduleLocked(o)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -84,43 +83,45 @@ func (d *Dispatcher) Reschedule(ctx context.Context, req RescheduleRequest) (*Re
 	return res, nil
 }
 
-// planRescheduleLocked validates req and returns the override it makes and
-// the job's row before it. Callers hold mu.
-func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override, table.Assignment, error) {
+// planRescheduleLocked validates req and returns the override it makes.
+// Callers hold mu.
+func (d *Dispatcher) planRescheduleLocked(req RescheduleRequest) (table.Override, error) {
 	cur, ok := d.cache.Lookup(req.Job)
 	if !ok {
-		return table.Override{}, cur, fmt.Errorf("reschedule: job %q is not in the table: %w", req.Job, ErrNotFound)
+		return table.Override{}, fmt.Errorf("reschedule: job %q is not in the table: %w", req.Job, ErrNotFound)
 	}
 	j, _ := d.job(req.Job)
 	to := req.Cluster
 	if to != "" {
 		if err := d.eng.CanRun(j, to); err != nil {
-			return table.Override{}, cur, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+			return table.Override{}, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
 		}
 	} else {
 		best, err := d.eng.Best(j, cur.Cluster)
 		if err != nil {
-			return table.Override{}, cur, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
+			return table.Override{}, fmt.Errorf("reschedule: %w: %w", ErrInvalid, err)
 		}
 		to = best
 	}
 	now := d.state.Stamp(d.clock.Now()) // what the state keeps, so every replica holds the same override
-	return table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}, cur, nil
+	return table.Override{Job: req.Job, Cluster: to, Reason: req.Reason, By: req.By, CreatedAt: now, Expires: now.Add(req.TTL)}, nil
 }
 
-func (d *Dispatcher) rescheduleLocked(req RescheduleRequest) (*RescheduleResult, error) {
-	o, cur, err := d.planRescheduleLocked(req)
-	if err != nil {
-		return nil, err
+// rescheduleLocked puts the planned override o in force: the one the
+// state holds, not a second plan. Callers hold mu.
+func (d *Dispatcher) rescheduleLocked(o table.Override) (*RescheduleResult, error) {
+	cur, ok := d.cache.Lookup(o.Job)
+	if !ok {
+		return nil, fmt.Errorf("reschedule: job %q is not in the table: %w", o.Job, ErrNotFound)
 	}
-	prev, had := d.overrides[req.Job]
-	d.overrides[req.Job] = o
-	a, err := d.replace("reschedule", map[string]bool{}, req.Job)
+	prev, had := d.overrides[o.Job]
+	d.overrides[o.Job] = o
+	a, err := d.replace("reschedule", map[string]bool{}, o.Job)
 	if err != nil {
 		if had {
-			d.overrides[req.Job] = prev
+			d.overrides[o.Job] = prev
 		} else {
-			delete(d.overrides, req.Job)
+			delete(d.overrides, o.Job)
 		}
 		return nil, fmt.Errorf("reschedule: %w", err)
 	}
